@@ -1,0 +1,561 @@
+//! Evaluation: values, implicit casts, operators and built-in functions.
+
+use std::fmt;
+
+use super::like;
+use super::parser::{Expr, Op, ParseError};
+
+/// A CESQL value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Boolean.
+    Bool(bool),
+    /// 32-bit integer.
+    Int(i32),
+    /// String.
+    Str(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Type {
+    Bool,
+    Int,
+    Str,
+}
+
+impl Value {
+    fn ty(&self) -> Type {
+        match self {
+            Value::Bool(_) => Type::Bool,
+            Value::Int(_) => Type::Int,
+            Value::Str(_) => Type::Str,
+        }
+    }
+}
+
+fn zero(t: Type) -> Value {
+    match t {
+        Type::Bool => Value::Bool(false),
+        Type::Int => Value::Int(0),
+        Type::Str => Value::Str(String::new()),
+    }
+}
+
+/// Kinds of evaluation errors, as the TCK names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Syntax error.
+    Parse,
+    /// Division by zero, overflow.
+    Math,
+    /// A value could not be cast.
+    Cast,
+    /// No function of that name and arity.
+    MissingFunction,
+    /// A function got arguments it cannot handle.
+    FunctionEvaluation,
+    /// The event lacks an attribute the expression reads.
+    MissingAttribute,
+    /// Anything else.
+    Generic,
+}
+
+/// An evaluation error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError {
+    /// Its kind.
+    pub kind: ErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+fn error(kind: ErrorKind, message: impl Into<String>) -> EvalError {
+    EvalError {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// Read access to an event's attributes.
+pub trait Attributes {
+    /// The attribute's value (context attributes as strings, extensions typed), or `None`.
+    fn attribute(&self, name: &str) -> Option<Value>;
+}
+
+impl Attributes for knit_channels::Event {
+    fn attribute(&self, name: &str) -> Option<Value> {
+        use knit_channels::ExtValue;
+        match name {
+            "specversion" | "id" | "source" | "type" | "datacontenttype" | "dataschema"
+            | "subject" | "time" => {
+                knit_channels::Event::attribute(self, name).map(|v| Value::Str(v.into_owned()))
+            }
+            _ => self.extension(name).map(|v| match v {
+                ExtValue::String(s) => Value::Str(s.clone()),
+                ExtValue::Integer(i) => i32::try_from(*i)
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::Str(i.to_string())),
+                ExtValue::Boolean(b) => Value::Bool(*b),
+            }),
+        }
+    }
+}
+
+/// Cast for implicit conversions: failures give the target's zero value and a cast error.
+fn cast(v: Value, to: Type, errs: &mut Option<EvalError>) -> Value {
+    match (v, to) {
+        (v, t) if v.ty() == t => v,
+        (Value::Str(s), Type::Int) => match s.trim().parse::<i32>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => {
+                note(
+                    errs,
+                    error(ErrorKind::Cast, format!("cannot cast '{s}' to an integer")),
+                );
+                Value::Int(0)
+            }
+        },
+        (Value::Str(s), Type::Bool) => {
+            if s.eq_ignore_ascii_case("true") {
+                Value::Bool(true)
+            } else if s.eq_ignore_ascii_case("false") {
+                Value::Bool(false)
+            } else {
+                note(
+                    errs,
+                    error(ErrorKind::Cast, format!("cannot cast '{s}' to a boolean")),
+                );
+                Value::Bool(false)
+            }
+        }
+        (Value::Bool(b), Type::Int) => Value::Int(i32::from(b)),
+        (Value::Int(n), Type::Bool) => {
+            note(
+                errs,
+                error(ErrorKind::Cast, format!("cannot cast {n} to a boolean")),
+            );
+            Value::Bool(false)
+        }
+        (Value::Int(n), Type::Str) => Value::Str(n.to_string()),
+        (Value::Bool(b), Type::Str) => Value::Str(b.to_string()),
+        (v, _) => v,
+    }
+}
+
+fn note(errs: &mut Option<EvalError>, e: EvalError) {
+    if errs.is_none() {
+        *errs = Some(e);
+    }
+}
+
+struct Fn {
+    name: &'static str,
+    min: usize,
+    max: Option<usize>,
+    ret: Type,
+}
+
+const FUNCTIONS: &[Fn] = &[
+    Fn {
+        name: "LENGTH",
+        min: 1,
+        max: Some(1),
+        ret: Type::Int,
+    },
+    Fn {
+        name: "CONCAT",
+        min: 0,
+        max: None,
+        ret: Type::Str,
+    },
+    Fn {
+        name: "CONCAT_WS",
+        min: 1,
+        max: None,
+        ret: Type::Str,
+    },
+    Fn {
+        name: "LOWER",
+        min: 1,
+        max: Some(1),
+        ret: Type::Str,
+    },
+    Fn {
+        name: "UPPER",
+        min: 1,
+        max: Some(1),
+        ret: Type::Str,
+    },
+    Fn {
+        name: "TRIM",
+        min: 1,
+        max: Some(1),
+        ret: Type::Str,
+    },
+    Fn {
+        name: "LEFT",
+        min: 2,
+        max: Some(2),
+        ret: Type::Str,
+    },
+    Fn {
+        name: "RIGHT",
+        min: 2,
+        max: Some(2),
+        ret: Type::Str,
+    },
+    Fn {
+        name: "SUBSTRING",
+        min: 2,
+        max: Some(3),
+        ret: Type::Str,
+    },
+    Fn {
+        name: "ABS",
+        min: 1,
+        max: Some(1),
+        ret: Type::Int,
+    },
+    Fn {
+        name: "INT",
+        min: 1,
+        max: Some(1),
+        ret: Type::Int,
+    },
+    Fn {
+        name: "BOOL",
+        min: 1,
+        max: Some(1),
+        ret: Type::Bool,
+    },
+    Fn {
+        name: "STRING",
+        min: 1,
+        max: Some(1),
+        ret: Type::Str,
+    },
+];
+
+fn function(name: &str, arity: usize) -> Option<&'static Fn> {
+    FUNCTIONS
+        .iter()
+        .find(|f| f.name == name && arity >= f.min && f.max.is_none_or(|m| arity <= m))
+}
+
+/// Every function call must name a built-in with a matching arity (missingFunction otherwise).
+pub(crate) fn check_functions(e: &Expr) -> Result<(), ParseError> {
+    match e {
+        Expr::Call(name, args, pos) => {
+            if function(name, args.len()).is_none() {
+                return Err(ParseError::new(
+                    *pos,
+                    format!(
+                        "missing function: no function {name} taking {} arguments",
+                        args.len()
+                    ),
+                ));
+            }
+            args.iter().try_for_each(check_functions)
+        }
+        Expr::Not(x) | Expr::Neg(x) | Expr::Like(x, _, _) => check_functions(x),
+        Expr::Binary(_, a, b) => {
+            check_functions(a)?;
+            check_functions(b)
+        }
+        Expr::In(x, set, _) => {
+            check_functions(x)?;
+            set.iter().try_for_each(check_functions)
+        }
+        Expr::Bool(_) | Expr::Int(_) | Expr::Str(_) | Expr::Ident(_) | Expr::Exists(_) => Ok(()),
+    }
+}
+
+/// Evaluate `e`: the value and the first error.
+pub(crate) fn evaluate(e: &Expr, ev: &dyn Attributes) -> (Value, Option<EvalError>) {
+    match eval(e, ev) {
+        Ok((v, err)) => (v, err),
+        Err((v, err)) => (v, Some(err)),
+    }
+}
+
+/// `Ok((value, cast error))` when the operands evaluated; `Err((zero, error))` when an operand
+/// failed or the operator itself did.
+type Eval = Result<(Value, Option<EvalError>), (Value, EvalError)>;
+
+/// Evaluate an operand; an operand error makes the enclosing operator return its zero value.
+fn operand(
+    e: &Expr,
+    ev: &dyn Attributes,
+    ret: Type,
+    errs: &mut Option<EvalError>,
+) -> Result<Value, (Value, EvalError)> {
+    match eval(e, ev) {
+        Ok((v, err)) => {
+            if let Some(err) = err {
+                note(errs, err);
+            }
+            Ok(v)
+        }
+        Err((_, err)) => Err((zero(ret), err)),
+    }
+}
+
+fn eval(e: &Expr, ev: &dyn Attributes) -> Eval {
+    let mut errs = None;
+    let v = match e {
+        Expr::Bool(b) => Value::Bool(*b),
+        Expr::Int(n) => Value::Int(*n),
+        Expr::Str(s) => Value::Str(s.clone()),
+        Expr::Ident(name) => match ev.attribute(name) {
+            Some(v) => v,
+            None => {
+                return Err((
+                    Value::Bool(false),
+                    error(
+                        ErrorKind::MissingAttribute,
+                        format!("missing attribute {name}"),
+                    ),
+                ));
+            }
+        },
+        Expr::Exists(name) => Value::Bool(ev.attribute(name).is_some()),
+        Expr::Not(x) => {
+            let v = operand(x, ev, Type::Bool, &mut errs)?;
+            Value::Bool(!as_bool(v, &mut errs))
+        }
+        Expr::Neg(x) => {
+            let v = operand(x, ev, Type::Int, &mut errs)?;
+            match as_int(v, &mut errs).checked_neg() {
+                Some(m) => Value::Int(m),
+                None => {
+                    return Err((
+                        Value::Int(i32::MAX),
+                        error(ErrorKind::Math, "integer overflow"),
+                    ));
+                }
+            }
+        }
+        Expr::Like(x, pattern, negated) => {
+            let v = operand(x, ev, Type::Bool, &mut errs)?;
+            Value::Bool(like::matches(pattern, &as_str(v, &mut errs)) != *negated)
+        }
+        Expr::In(x, set, negated) => {
+            let v = operand(x, ev, Type::Bool, &mut errs)?;
+            let target = v.ty();
+            let mut found = false;
+            for item in set {
+                let iv = operand(item, ev, Type::Bool, &mut errs)?;
+                if cast(iv, target, &mut errs) == v {
+                    found = true;
+                    break;
+                }
+            }
+            Value::Bool(found != *negated)
+        }
+        Expr::Binary(op, a, b) => return binary(*op, a, b, ev),
+        Expr::Call(name, args, _) => return call(name, args, ev),
+    };
+    Ok((v, errs))
+}
+
+fn as_int(v: Value, errs: &mut Option<EvalError>) -> i32 {
+    match cast(v, Type::Int, errs) {
+        Value::Int(n) => n,
+        _ => 0,
+    }
+}
+
+fn as_bool(v: Value, errs: &mut Option<EvalError>) -> bool {
+    matches!(cast(v, Type::Bool, errs), Value::Bool(true))
+}
+
+fn as_str(v: Value, errs: &mut Option<EvalError>) -> String {
+    match cast(v, Type::Str, errs) {
+        Value::Str(s) => s,
+        _ => String::new(),
+    }
+}
+
+fn binary(op: Op, a: &Expr, b: &Expr, ev: &dyn Attributes) -> Eval {
+    let mut errs = None;
+    let v = match op {
+        Op::And | Op::Or => {
+            let l = as_bool(operand(a, ev, Type::Bool, &mut errs)?, &mut errs);
+            // Short-circuit: AND stops at false, OR at true.
+            if (op == Op::And && !l) || (op == Op::Or && l) {
+                return Ok((Value::Bool(l), errs));
+            }
+            let r = as_bool(operand(b, ev, Type::Bool, &mut errs)?, &mut errs);
+            Value::Bool(r)
+        }
+        Op::Xor => {
+            let l = as_bool(operand(a, ev, Type::Bool, &mut errs)?, &mut errs);
+            let r = as_bool(operand(b, ev, Type::Bool, &mut errs)?, &mut errs);
+            Value::Bool(l != r)
+        }
+        Op::Eq | Op::NotEq => {
+            let l = operand(a, ev, Type::Bool, &mut errs)?;
+            let r = operand(b, ev, Type::Bool, &mut errs)?;
+            let l = cast(l, r.ty(), &mut errs);
+            Value::Bool((l == r) == (op == Op::Eq))
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            let l = as_int(operand(a, ev, Type::Bool, &mut errs)?, &mut errs);
+            let r = as_int(operand(b, ev, Type::Bool, &mut errs)?, &mut errs);
+            Value::Bool(match op {
+                Op::Lt => l < r,
+                Op::Le => l <= r,
+                Op::Gt => l > r,
+                _ => l >= r,
+            })
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod => {
+            let l = as_int(operand(a, ev, Type::Int, &mut errs)?, &mut errs);
+            let r = as_int(operand(b, ev, Type::Int, &mut errs)?, &mut errs);
+            let res = match op {
+                Op::Add => l.checked_add(r),
+                Op::Sub => l.checked_sub(r),
+                Op::Mul => l.checked_mul(r),
+                Op::Div if r == 0 => {
+                    return Err((Value::Int(0), error(ErrorKind::Math, "division by zero")));
+                }
+                Op::Mod if r == 0 => {
+                    return Err((Value::Int(0), error(ErrorKind::Math, "modulo by zero")));
+                }
+                Op::Div => l.checked_div(r),
+                _ => l.checked_rem(r),
+            };
+            match res {
+                Some(n) => Value::Int(n),
+                None => return Err((Value::Int(0), error(ErrorKind::Math, "integer overflow"))),
+            }
+        }
+    };
+    Ok((v, errs))
+}
+
+fn chars_len(s: &str) -> i64 {
+    s.chars().count() as i64
+}
+
+fn call(name: &str, args: &[Expr], ev: &dyn Attributes) -> Eval {
+    let Some(f) = function(name, args.len()) else {
+        return Err((
+            Value::Bool(false),
+            error(ErrorKind::MissingFunction, format!("no function {name}")),
+        ));
+    };
+    let mut errs = None;
+    let mut vals = Vec::with_capacity(args.len());
+    for a in args {
+        vals.push(operand(a, ev, f.ret, &mut errs)?);
+    }
+    let mut it = vals.into_iter();
+    let mut next = || it.next().unwrap_or(Value::Bool(false));
+    let fe = |msg: String| error(ErrorKind::FunctionEvaluation, msg);
+    let v = match f.name {
+        "LENGTH" => {
+            Value::Int(i32::try_from(as_str(next(), &mut errs).chars().count()).unwrap_or(i32::MAX))
+        }
+        "CONCAT" => Value::Str((0..args.len()).map(|_| as_str(next(), &mut errs)).collect()),
+        "CONCAT_WS" => {
+            let sep = as_str(next(), &mut errs);
+            let parts: Vec<String> = (1..args.len()).map(|_| as_str(next(), &mut errs)).collect();
+            Value::Str(parts.join(&sep))
+        }
+        "LOWER" => Value::Str(as_str(next(), &mut errs).to_lowercase()),
+        "UPPER" => Value::Str(as_str(next(), &mut errs).to_uppercase()),
+        "TRIM" => Value::Str(as_str(next(), &mut errs).trim().to_string()),
+        "LEFT" | "RIGHT" => {
+            let s = as_str(next(), &mut errs);
+            let n = as_int(next(), &mut errs);
+            if n < 0 {
+                return Err((
+                    Value::Str(s),
+                    fe(format!("{name} with a negative length {n}")),
+                ));
+            }
+            let len = s.chars().count();
+            let n = (n as usize).min(len);
+            Value::Str(if f.name == "LEFT" {
+                s.chars().take(n).collect()
+            } else {
+                s.chars().skip(len - n).collect()
+            })
+        }
+        "SUBSTRING" => {
+            let s = as_str(next(), &mut errs);
+            let pos = i64::from(as_int(next(), &mut errs));
+            let len = if args.len() == 3 {
+                Some(i64::from(as_int(next(), &mut errs)))
+            } else {
+                None
+            };
+            let total = chars_len(&s);
+            if pos > total || pos < -total || len.is_some_and(|l| l < 0) {
+                return Err((
+                    Value::Str(String::new()),
+                    fe(format!("SUBSTRING position {pos} out of range")),
+                ));
+            }
+            if pos == 0 {
+                Value::Str(String::new())
+            } else {
+                let start = if pos > 0 { pos - 1 } else { total + pos };
+                let take = len.unwrap_or(total).min(total - start);
+                Value::Str(
+                    s.chars()
+                        .skip(start as usize)
+                        .take(take.max(0) as usize)
+                        .collect(),
+                )
+            }
+        }
+        "ABS" => {
+            let n = as_int(next(), &mut errs);
+            match n.checked_abs() {
+                Some(a) => Value::Int(a),
+                None => return Err((Value::Int(i32::MAX), error(ErrorKind::Math, "ABS overflow"))),
+            }
+        }
+        "INT" => {
+            let v = next();
+            match v {
+                Value::Bool(b) => Value::Int(i32::from(b)),
+                other => {
+                    let mut cast_err = None;
+                    let r = cast(other, Type::Int, &mut cast_err);
+                    if let Some(e) = cast_err {
+                        return Err((Value::Int(0), e));
+                    }
+                    r
+                }
+            }
+        }
+        "BOOL" => match next() {
+            Value::Int(n) => Value::Bool(n != 0),
+            other => {
+                let mut cast_err = None;
+                let r = cast(other, Type::Bool, &mut cast_err);
+                if let Some(e) = cast_err {
+                    return Err((Value::Bool(false), e));
+                }
+                r
+            }
+        },
+        "STRING" => Value::Str(as_str(next(), &mut errs)),
+        _ => {
+            return Err((
+                zero(f.ret),
+                error(ErrorKind::MissingFunction, format!("no function {name}")),
+            ));
+        }
+    };
+    Ok((v, errs))
+}

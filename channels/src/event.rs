@@ -1,0 +1,614 @@
+//! The CloudEvent as Knit stores and forwards it.
+//!
+//! Knit keeps `data` as the bytes it received (a JSON text, a UTF-8 text, or opaque bytes), so
+//! an event passes through brokers and channels byte-for-byte (eventing-spec E18) without being
+//! parsed and re-serialized; cloudevents-sdk's `Event` re-encodes JSON data, which is why it is
+//! not used on the data path. Attribute values are kept as text as received.
+
+use std::fmt;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+/// CloudEvents spec versions Knit accepts (and forwards unchanged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpecVersion {
+    /// 0.3
+    V03,
+    /// 1.0
+    V10,
+}
+
+impl SpecVersion {
+    /// Parse `specversion`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "1.0" => Some(SpecVersion::V10),
+            "0.3" => Some(SpecVersion::V03),
+            _ => None,
+        }
+    }
+
+    /// As written in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpecVersion::V03 => "0.3",
+            SpecVersion::V10 => "1.0",
+        }
+    }
+}
+
+/// The value of an extension attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtValue {
+    /// String (and URI, timestamp, binary as text).
+    String(String),
+    /// Integer.
+    Integer(i64),
+    /// Boolean.
+    Boolean(bool),
+}
+
+impl fmt::Display for ExtValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExtValue::String(s) => f.write_str(s),
+            ExtValue::Integer(i) => write!(f, "{i}"),
+            ExtValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// How an event's data bytes are to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// A JSON text (written as the `data` member in structured mode).
+    Json,
+    /// UTF-8 text of a non-JSON media type (written as a JSON string).
+    Text,
+    /// Opaque bytes (written as `data_base64`).
+    Binary,
+}
+
+/// An event's data: the bytes as received and how to read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Data {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// How to read them.
+    pub kind: DataKind,
+}
+
+/// A CloudEvent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `specversion`.
+    pub spec_version: SpecVersion,
+    /// `id`.
+    pub id: String,
+    /// `source`.
+    pub source: String,
+    /// `type`.
+    pub ty: String,
+    /// `datacontenttype`.
+    pub datacontenttype: Option<String>,
+    /// `dataschema` (`schemaurl` in 0.3).
+    pub dataschema: Option<String>,
+    /// `subject`.
+    pub subject: Option<String>,
+    /// `time`, as received (RFC 3339).
+    pub time: Option<String>,
+    /// Extension attributes in the order received.
+    pub extensions: Vec<(String, ExtValue)>,
+    /// `data`.
+    pub data: Option<Data>,
+    /// Transport headers that travel with the event (`x-request-id`, `knative-*`, `x-b3-*`,
+    /// `traceparent`, `tracestate`), lower-case names.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why an event is invalid; the message names the attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EventError(pub String);
+
+fn err(msg: impl Into<String>) -> EventError {
+    EventError(msg.into())
+}
+
+/// Whether a media type carries JSON (`application/json`, `text/json`, `*/*+json`).
+pub fn is_json_media_type(ct: &str) -> bool {
+    let mt = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mt == "application/json" || mt == "text/json" || mt.ends_with("+json")
+}
+
+fn is_text_media_type(ct: &str) -> bool {
+    let mt = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mt.starts_with("text/") || mt == "application/xml" || mt.ends_with("+xml")
+}
+
+/// The names of context attributes (not extensions), per spec version.
+pub fn is_context_attribute(name: &str) -> bool {
+    matches!(
+        name,
+        "specversion"
+            | "id"
+            | "source"
+            | "type"
+            | "datacontenttype"
+            | "dataschema"
+            | "subject"
+            | "time"
+            | "schemaurl"
+            | "datacontentencoding"
+    )
+}
+
+/// A valid attribute name: lower-case ASCII letters and digits.
+pub fn valid_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+impl Event {
+    /// A new 1.0 event with the required attributes.
+    pub fn new(id: impl Into<String>, source: impl Into<String>, ty: impl Into<String>) -> Self {
+        Event {
+            spec_version: SpecVersion::V10,
+            id: id.into(),
+            source: source.into(),
+            ty: ty.into(),
+            datacontenttype: None,
+            dataschema: None,
+            subject: None,
+            time: None,
+            extensions: Vec::new(),
+            data: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// An extension's value.
+    pub fn extension(&self, name: &str) -> Option<&ExtValue> {
+        self.extensions
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Set (replace or add) an extension.
+    pub fn set_extension(&mut self, name: &str, value: ExtValue) {
+        match self.extensions.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = value,
+            None => self.extensions.push((name.to_string(), value)),
+        }
+    }
+
+    /// Remove an extension, returning it.
+    pub fn remove_extension(&mut self, name: &str) -> Option<ExtValue> {
+        let i = self.extensions.iter().position(|(k, _)| k == name)?;
+        Some(self.extensions.remove(i).1)
+    }
+
+    /// Any attribute (context or extension) as text, as filters see it.
+    pub fn attribute(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        match name {
+            "specversion" => Some(Cow::Borrowed(self.spec_version.as_str())),
+            "id" => Some(Cow::Borrowed(&self.id)),
+            "source" => Some(Cow::Borrowed(&self.source)),
+            "type" => Some(Cow::Borrowed(&self.ty)),
+            "datacontenttype" => self.datacontenttype.as_deref().map(Cow::Borrowed),
+            "dataschema" | "schemaurl" => self.dataschema.as_deref().map(Cow::Borrowed),
+            "subject" => self.subject.as_deref().map(Cow::Borrowed),
+            "time" => self.time.as_deref().map(Cow::Borrowed),
+            _ => self.extension(name).map(|v| match v {
+                ExtValue::String(s) => Cow::Borrowed(s.as_str()),
+                other => Cow::Owned(other.to_string()),
+            }),
+        }
+    }
+
+    /// Set data from a body received with media type `content_type`.
+    pub fn set_data_from_body(&mut self, body: Bytes) {
+        if body.is_empty() {
+            self.data = None;
+            return;
+        }
+        let ct = self.datacontenttype.as_deref().unwrap_or("");
+        let kind = if is_json_media_type(ct) && serde_json::from_slice::<&RawValue>(&body).is_ok() {
+            DataKind::Json
+        } else if (ct.is_empty() || is_text_media_type(ct)) && std::str::from_utf8(&body).is_ok() {
+            DataKind::Text
+        } else {
+            DataKind::Binary
+        };
+        self.data = Some(Data { bytes: body, kind });
+    }
+
+    /// Check the attributes every event must have, naming the first problem.
+    pub fn validate(&self) -> Result<(), EventError> {
+        if self.id.is_empty() {
+            return Err(err("missing required attribute: id"));
+        }
+        if self.source.is_empty() {
+            return Err(err("missing required attribute: source"));
+        }
+        if self.ty.is_empty() {
+            return Err(err("missing required attribute: type"));
+        }
+        if let Some(t) = &self.time {
+            if t.parse::<jiff::Timestamp>().is_err() {
+                return Err(err(format!(
+                    "invalid attribute time: {t:?} is not an RFC 3339 timestamp"
+                )));
+            }
+        }
+        if self.datacontenttype.as_deref() == Some("") {
+            return Err(err("invalid attribute datacontenttype: must not be empty"));
+        }
+        if self.subject.as_deref() == Some("") {
+            return Err(err("invalid attribute subject: must not be empty"));
+        }
+        for (name, _) in &self.extensions {
+            if !valid_attribute_name(name) {
+                return Err(err(format!(
+                    "invalid attribute name {name:?}: must be lower-case letters and digits"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decode the JSON event format (structured mode).
+    pub fn from_json(bytes: &[u8]) -> Result<Event, EventError> {
+        match serde_json::from_slice::<RawMap>(bytes) {
+            Ok(RawMap(entries)) => Self::from_raw(entries),
+            Err(e) => Err(err(format!("invalid JSON event: {e}"))),
+        }
+    }
+
+    fn from_raw(entries: Vec<(String, Box<RawValue>)>) -> Result<Event, EventError> {
+        let mut ev = Event::new("", "", "");
+        let mut specversion = None;
+        let mut data: Option<Box<RawValue>> = None;
+        let mut data_base64: Option<String> = None;
+        let mut encoding_base64 = false;
+        let string = |name: &str, raw: &RawValue| -> Result<Option<String>, EventError> {
+            if raw.get() == "null" {
+                return Ok(None);
+            }
+            serde_json::from_str::<String>(raw.get())
+                .map(Some)
+                .map_err(|_| err(format!("invalid attribute {name}: must be a string")))
+        };
+        for (name, raw) in entries {
+            match name.as_str() {
+                "specversion" => specversion = string(&name, &raw)?,
+                "id" => ev.id = string(&name, &raw)?.unwrap_or_default(),
+                "source" => ev.source = string(&name, &raw)?.unwrap_or_default(),
+                "type" => ev.ty = string(&name, &raw)?.unwrap_or_default(),
+                "datacontenttype" => ev.datacontenttype = string(&name, &raw)?,
+                "dataschema" | "schemaurl" => ev.dataschema = string(&name, &raw)?,
+                "subject" => ev.subject = string(&name, &raw)?,
+                "time" => ev.time = string(&name, &raw)?,
+                "data" => data = Some(raw),
+                "data_base64" => data_base64 = string(&name, &raw)?,
+                "datacontentencoding" => {
+                    encoding_base64 =
+                        string(&name, &raw)?.is_some_and(|e| e.eq_ignore_ascii_case("base64"))
+                }
+                _ => {
+                    let v: serde_json::Value = serde_json::from_str(raw.get())
+                        .map_err(|e| err(format!("invalid attribute {name}: {e}")))?;
+                    let value = match v {
+                        serde_json::Value::Null => continue,
+                        serde_json::Value::String(s) => ExtValue::String(s),
+                        serde_json::Value::Bool(b) => ExtValue::Boolean(b),
+                        serde_json::Value::Number(n) => match n.as_i64() {
+                            Some(i) => ExtValue::Integer(i),
+                            None => ExtValue::String(n.to_string()),
+                        },
+                        _ => {
+                            return Err(err(format!(
+                                "invalid attribute {name}: extension values must be strings, integers or booleans"
+                            )));
+                        }
+                    };
+                    ev.extensions.push((name, value));
+                }
+            }
+        }
+        let Some(sv) = specversion else {
+            return Err(err("missing required attribute: specversion"));
+        };
+        ev.spec_version = SpecVersion::parse(&sv)
+            .ok_or_else(|| err(format!("unsupported specversion {sv:?} (use 1.0 or 0.3)")))?;
+        match (data, data_base64) {
+            (Some(_), Some(_)) => return Err(err("data and data_base64 are both set")),
+            (None, Some(b64)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|e| err(format!("invalid data_base64: {e}")))?;
+                ev.data = Some(Data {
+                    bytes: bytes.into(),
+                    kind: DataKind::Binary,
+                });
+            }
+            (Some(raw), None) if raw.get() == "null" => {}
+            (Some(raw), None) => {
+                let ct = ev.datacontenttype.as_deref().unwrap_or("application/json");
+                let text = raw.get();
+                if encoding_base64 {
+                    // CloudEvents 0.3: `datacontentencoding: base64` with `data` a base64 string.
+                    let s: String = serde_json::from_str(text)
+                        .map_err(|_| err("invalid data: expected a base64 string"))?;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(s.as_bytes())
+                        .map_err(|e| err(format!("invalid data: {e}")))?;
+                    ev.data = Some(Data {
+                        bytes: bytes.into(),
+                        kind: DataKind::Binary,
+                    });
+                } else if !is_json_media_type(ct) && text.starts_with('"') {
+                    let s: String = serde_json::from_str(text)
+                        .map_err(|e| err(format!("invalid data: {e}")))?;
+                    ev.data = Some(Data {
+                        bytes: s.into_bytes().into(),
+                        kind: DataKind::Text,
+                    });
+                } else {
+                    ev.data = Some(Data {
+                        bytes: Bytes::copy_from_slice(text.as_bytes()),
+                        kind: DataKind::Json,
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+        ev.validate()?;
+        Ok(ev)
+    }
+
+    /// Encode in the JSON event format (structured mode).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(256 + self.data.as_ref().map_or(0, |d| d.bytes.len() * 4 / 3));
+        out.push(b'{');
+        let field = |out: &mut Vec<u8>, name: &str, value: &str| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            json_string(out, name);
+            out.push(b':');
+            json_string(out, value);
+        };
+        field(&mut out, "specversion", self.spec_version.as_str());
+        field(&mut out, "id", &self.id);
+        field(&mut out, "source", &self.source);
+        field(&mut out, "type", &self.ty);
+        if let Some(v) = &self.datacontenttype {
+            field(&mut out, "datacontenttype", v);
+        }
+        if let Some(v) = &self.dataschema {
+            let name = if self.spec_version == SpecVersion::V03 {
+                "schemaurl"
+            } else {
+                "dataschema"
+            };
+            field(&mut out, name, v);
+        }
+        if let Some(v) = &self.subject {
+            field(&mut out, "subject", v);
+        }
+        if let Some(v) = &self.time {
+            field(&mut out, "time", v);
+        }
+        for (name, value) in &self.extensions {
+            match value {
+                ExtValue::String(s) => field(&mut out, name, s),
+                other => {
+                    out.push(b',');
+                    json_string(&mut out, name);
+                    out.push(b':');
+                    out.extend_from_slice(other.to_string().as_bytes());
+                }
+            }
+        }
+        if let Some(d) = &self.data {
+            out.push(b',');
+            match d.kind {
+                DataKind::Json => {
+                    json_string(&mut out, "data");
+                    out.push(b':');
+                    out.extend_from_slice(&d.bytes);
+                }
+                DataKind::Text => {
+                    json_string(&mut out, "data");
+                    out.push(b':');
+                    json_string(&mut out, &String::from_utf8_lossy(&d.bytes));
+                }
+                DataKind::Binary => {
+                    if self.spec_version == SpecVersion::V03 {
+                        json_string(&mut out, "datacontentencoding");
+                        out.extend_from_slice(b":\"base64\",");
+                        json_string(&mut out, "data");
+                    } else {
+                        json_string(&mut out, "data_base64");
+                    }
+                    out.push(b':');
+                    json_string(
+                        &mut out,
+                        &base64::engine::general_purpose::STANDARD.encode(&d.bytes),
+                    );
+                }
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// Approximate size in memory, for bounding logs by bytes.
+    pub fn size(&self) -> usize {
+        self.id.len()
+            + self.source.len()
+            + self.ty.len()
+            + self
+                .extensions
+                .iter()
+                .map(|(k, _)| k.len() + 16)
+                .sum::<usize>()
+            + self.data.as_ref().map_or(0, |d| d.bytes.len())
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + 128
+    }
+}
+
+/// Keeps the members of a JSON object in order, values unparsed.
+struct RawMap(Vec<(String, Box<RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for RawMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                    if out
+                        .iter()
+                        .any(|(name, _): &(String, Box<RawValue>)| *name == k)
+                    {
+                        return Err(serde::de::Error::custom(format!("duplicate member {k:?}")));
+                    }
+                    out.push((k, v));
+                }
+                Ok(RawMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Append `s` as a JSON string literal.
+pub fn json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_round_trip_keeps_data_bytes() {
+        let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","myext":"v","num":5,"flag":true,"data":{"b": 1,  "a":[1,2]}}"#;
+        let ev = Event::from_json(input).expect("valid");
+        assert_eq!(
+            ev.data.as_ref().map(|d| &d.bytes[..]),
+            Some(&br#"{"b": 1,  "a":[1,2]}"#[..])
+        );
+        assert_eq!(ev.extension("num"), Some(&ExtValue::Integer(5)));
+        let again = Event::from_json(&ev.to_json()).expect("valid");
+        assert_eq!(again, ev);
+    }
+
+    #[test]
+    fn text_and_base64_data() {
+        let ev = Event::from_json(br#"{"specversion":"1.0","id":"1","source":"s","type":"t","datacontenttype":"text/plain","data":"hi \"there\""}"#).expect("valid");
+        assert_eq!(ev.data.as_ref().map(|d| d.kind), Some(DataKind::Text));
+        assert_eq!(
+            ev.data.as_ref().map(|d| &d.bytes[..]),
+            Some(&b"hi \"there\""[..])
+        );
+        let ev = Event::from_json(
+            br#"{"specversion":"1.0","id":"1","source":"s","type":"t","data_base64":"AAEC"}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            ev.data.as_ref().map(|d| &d.bytes[..]),
+            Some(&[0u8, 1, 2][..])
+        );
+        assert_eq!(Event::from_json(&ev.to_json()).expect("valid"), ev);
+    }
+
+    #[test]
+    fn missing_attributes_are_named() {
+        let e = Event::from_json(br#"{"specversion":"1.0","source":"s","type":"t"}"#).unwrap_err();
+        assert!(e.0.contains("id"), "{e}");
+        let e = Event::from_json(br#"{"specversion":"9.9","id":"1","source":"s","type":"t"}"#)
+            .unwrap_err();
+        assert!(e.0.contains("specversion"), "{e}");
+        let e = Event::from_json(br#"{"id":"1","source":"s","type":"t"}"#).unwrap_err();
+        assert!(e.0.contains("specversion"), "{e}");
+    }
+
+    #[test]
+    fn v03_base64_encoding() {
+        let ev = Event::from_json(br#"{"specversion":"0.3","id":"1","source":"s","type":"t","datacontentencoding":"base64","data":"AAEC"}"#).expect("valid");
+        assert_eq!(ev.spec_version, SpecVersion::V03);
+        assert_eq!(
+            ev.data.as_ref().map(|d| &d.bytes[..]),
+            Some(&[0u8, 1, 2][..])
+        );
+        assert_eq!(Event::from_json(&ev.to_json()).expect("valid"), ev);
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for input in [
+            &b""[..],
+            b"[]",
+            b"null",
+            b"{",
+            b"{\"data\":}",
+            b"\xff\xfe",
+            b"{\"specversion\":1}",
+        ] {
+            assert!(Event::from_json(input).is_err());
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Knative's defaults, applied at admission as its defaulting webhooks do (visible in `get`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Container;
+
+use crate::api::duck::{BackoffPolicy, DeliverySpec, Destination, KReference};
+use crate::api::eventing::TriggerFilter;
+use crate::api::messaging::ChannelTemplateSpec;
+use crate::api::serving::{RevisionSpec, RevisionTemplateSpec, TrafficTarget};
+use crate::names;
+use crate::object::{Kind, Object};
+use serde_json::Value;
+
+/// Defaults that must be in place before the document is parsed into its type: Kubernetes
+/// types require fields (container names, probe ports) that Knative fills in.
+pub(crate) fn apply_raw(kind: Kind, doc: &mut Value) {
+    let Some(map) = doc.as_object_mut() else {
+        return;
+    };
+    if kind.group().ends_with("knative.dev") || kind.group().ends_with("google.com") {
+        // A missing or null spec is an empty one (Brokers and Channels need nothing else).
+        if map.get("spec").is_none_or(Value::is_null) {
+            map.insert("spec".into(), Value::Object(Default::default()));
+        }
+    }
+    let pointer = match kind {
+        Kind::Service | Kind::Configuration | Kind::ContainerSource => {
+            "/spec/template/spec/containers"
+        }
+        Kind::Revision => "/spec/containers",
+        _ => return,
+    };
+    let Some(containers) = doc.pointer_mut(pointer).and_then(Value::as_array_mut) else {
+        return;
+    };
+    let many = containers.len() > 1;
+    for (i, c) in containers.iter_mut().enumerate() {
+        let Some(c) = c.as_object_mut() else { continue };
+        if c.get("name")
+            .is_none_or(|n| n.as_str().is_none_or(str::is_empty))
+        {
+            let name = if many {
+                format!("user-container-{i}")
+            } else {
+                "user-container".into()
+            };
+            c.insert("name".into(), Value::String(name));
+        }
+        let port = c
+            .get("ports")
+            .and_then(|p| p.get(0))
+            .and_then(|p| p.get("containerPort"))
+            .cloned()
+            .unwrap_or(Value::from(8080));
+        for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+            for handler in ["httpGet", "tcpSocket", "grpc"] {
+                if let Some(h) = c
+                    .get_mut(probe)
+                    .and_then(|p| p.get_mut(handler))
+                    .and_then(Value::as_object_mut)
+                {
+                    h.entry("port").or_insert_with(|| port.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Apply every default to `object`.
+pub(crate) fn apply(object: &mut Object) {
+    let ns = object.namespace().to_string();
+    object.meta_mut().namespace = Some(ns.clone());
+    match object {
+        Object::Broker(b) => {
+            let annotations = b.metadata.annotations.get_or_insert_with(BTreeMap::new);
+            annotations
+                .entry(names::BROKER_CLASS_ANNOTATION.into())
+                .or_insert_with(|| names::DEFAULT_BROKER_CLASS.into());
+            b.spec.config.get_or_insert_with(|| KReference {
+                api_version: Some("v1".into()),
+                kind: Some("ConfigMap".into()),
+                name: Some(names::DEFAULT_BROKER_CONFIG.into()),
+                namespace: Some(names::SYSTEM_NAMESPACE.into()),
+            });
+            let delivery = b.spec.delivery.get_or_insert_with(|| DeliverySpec {
+                retry: Some(10),
+                backoff_policy: Some(BackoffPolicy::Exponential),
+                backoff_delay: Some("PT0.2S".into()),
+                ..Default::default()
+            });
+            delivery_ns(delivery, &ns);
+        }
+        Object::Trigger(t) => {
+            if let Some(broker) = &t.spec.broker {
+                t.metadata
+                    .labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(names::BROKER_LABEL.into(), broker.clone());
+            }
+            if t.spec.filters.is_empty() && t.spec.filter.is_none() {
+                t.spec.filter = Some(TriggerFilter::default());
+            }
+            if let Some(r) = &mut t.spec.broker_ref {
+                r.namespace.get_or_insert_with(|| ns.clone());
+            }
+            dest_ns(t.spec.subscriber.as_mut(), &ns);
+            if let Some(d) = &mut t.spec.delivery {
+                delivery_ns(d, &ns);
+            }
+        }
+        Object::Channel(c) => {
+            c.spec
+                .channel_template
+                .get_or_insert_with(default_channel_template);
+            if let Some(d) = &mut c.spec.channelable.delivery {
+                delivery_ns(d, &ns);
+            }
+        }
+        Object::InMemoryChannel(c) => {
+            if let Some(d) = &mut c.spec.channelable.delivery {
+                delivery_ns(d, &ns);
+            }
+        }
+        Object::KafkaChannel(c) => {
+            c.spec.num_partitions.get_or_insert(1);
+            c.spec.replication_factor.get_or_insert(1);
+            c.spec
+                .retention_duration
+                .get_or_insert_with(|| "PT168H".into());
+            if let Some(d) = &mut c.spec.channelable.delivery {
+                delivery_ns(d, &ns);
+            }
+        }
+        Object::NatsJetStreamChannel(c) => {
+            if let Some(d) = &mut c.spec.channelable.delivery {
+                delivery_ns(d, &ns);
+            }
+        }
+        Object::Subscription(s) => {
+            if let Some(c) = &mut s.spec.channel {
+                c.namespace.get_or_insert_with(|| ns.clone());
+            }
+            dest_ns(s.spec.subscriber.as_mut(), &ns);
+            dest_ns(s.spec.reply.as_mut(), &ns);
+            if let Some(d) = &mut s.spec.delivery {
+                delivery_ns(d, &ns);
+            }
+        }
+        Object::Sequence(s) => {
+            s.spec
+                .channel_template
+                .get_or_insert_with(default_channel_template);
+            for step in &mut s.spec.steps {
+                dest_ns(Some(&mut step.destination), &ns);
+                if let Some(d) = &mut step.delivery {
+                    delivery_ns(d, &ns);
+                }
+            }
+            dest_ns(s.spec.reply.as_mut(), &ns);
+        }
+        Object::Parallel(p) => {
+            p.spec
+                .channel_template
+                .get_or_insert_with(default_channel_template);
+            for b in &mut p.spec.branches {
+                dest_ns(b.filter.as_mut(), &ns);
+                dest_ns(b.subscriber.as_mut(), &ns);
+                dest_ns(b.reply.as_mut(), &ns);
+                if let Some(d) = &mut b.delivery {
+                    delivery_ns(d, &ns);
+                }
+            }
+            dest_ns(p.spec.reply.as_mut(), &ns);
+        }
+        Object::PingSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
+        Object::ApiServerSource(s) => {
+            s.spec.mode.get_or_insert_with(|| "Reference".into());
+            dest_ns(s.spec.sink.as_mut(), &ns);
+        }
+        Object::SinkBinding(s) => dest_ns(s.spec.sink.as_mut(), &ns),
+        Object::ContainerSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
+        Object::GitHubSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
+        Object::CloudPubSubSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
+        Object::Service(s) => {
+            if let Some(t) = &mut s.spec.template {
+                revision_template(t);
+            }
+            if s.spec.traffic.is_empty() {
+                s.spec.traffic.push(TrafficTarget {
+                    latest_revision: Some(true),
+                    percent: Some(100),
+                    ..Default::default()
+                });
+            }
+            s.spec.traffic.iter_mut().for_each(traffic_target);
+        }
+        Object::Configuration(c) => {
+            if let Some(t) = &mut c.spec.template {
+                revision_template(t);
+            }
+        }
+        Object::Revision(r) => revision_spec(&mut r.spec.revision),
+        Object::Route(r) => r.spec.traffic.iter_mut().for_each(traffic_target),
+        Object::EventType(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
+    }
+}
+
+/// The channel implementation used when none is given (`default-ch-webhook`).
+pub fn default_channel_template() -> ChannelTemplateSpec {
+    ChannelTemplateSpec {
+        api_version: Some("messaging.knative.dev/v1".into()),
+        kind: Some("InMemoryChannel".into()),
+        spec: None,
+    }
+}
+
+fn dest_ns(d: Option<&mut Destination>, ns: &str) {
+    if let Some(r) = d.and_then(|d| d.reference.as_mut()) {
+        r.namespace.get_or_insert_with(|| ns.to_string());
+    }
+}
+
+fn delivery_ns(d: &mut DeliverySpec, ns: &str) {
+    dest_ns(d.dead_letter_sink.as_mut(), ns);
+}
+
+fn traffic_target(t: &mut TrafficTarget) {
+    // `latestRevision` defaults to true exactly when no revision is pinned.
+    t.latest_revision.get_or_insert(t.revision_name.is_none());
+    t.percent.get_or_insert(0);
+}
+
+fn revision_template(t: &mut RevisionTemplateSpec) {
+    if let Some(spec) = &mut t.spec {
+        revision_spec(spec);
+    }
+}
+
+fn revision_spec(spec: &mut RevisionSpec) {
+    spec.timeout_seconds.get_or_insert(300);
+    spec.container_concurrency.get_or_insert(0);
+    let many = spec.pod.containers.len() > 1;
+    for (i, c) in spec.pod.containers.iter_mut().enumerate() {
+        container(c, many.then_some(i));
+    }
+}
+
+fn container(c: &mut Container, index: Option<usize>) {
+    if c.name.is_empty() {
+        c.name = match index {
+            None => "user-container".into(),
+            Some(i) => format!("user-container-{i}"),
+        };
+    }
+}

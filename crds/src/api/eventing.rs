@@ -1,0 +1,230 @@
+//! `eventing.knative.dev`: Broker, Trigger, EventType.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duck::{Addressable, DeliverySpec, Destination, KReference, Status};
+use super::schema_helpers::{preserve_object, preserve_object_list};
+
+/// A Broker: an addressable event mesh that Triggers subscribe to.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "eventing.knative.dev",
+    version = "v1",
+    kind = "Broker",
+    namespaced,
+    derive = "PartialEq",
+    status = "BrokerStatus",
+    doc = "Broker collects a pool of events that are consumable using Triggers.",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    label("duck.knative.dev/addressable", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerSpec {
+    /// Implementation-specific configuration (immutable), usually a ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<KReference>,
+    /// Delivery defaults for every Trigger of this Broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliverySpec>,
+}
+
+/// Broker status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub status: Status,
+    /// Where to send events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Addressable>,
+    /// Every address the Broker answers on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Addressable>,
+    /// The resolved dead-letter sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_sink_uri: Option<String>,
+}
+
+/// A Trigger: a filter on a Broker's events and where matching events go.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "eventing.knative.dev",
+    version = "v1",
+    kind = "Trigger",
+    namespaced,
+    derive = "PartialEq",
+    status = "TriggerStatus",
+    doc = "Trigger represents a request to have events delivered to a subscriber from a Broker's event pool.",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    label("knative.dev/crd-install", "true"),
+    printcolumn(name = "Broker", type_ = "string", json_path = ".spec.broker"),
+    printcolumn(
+        name = "Subscriber_URI",
+        type_ = "string",
+        json_path = ".status.subscriberUri"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerSpec {
+    /// Name of the Broker in the Trigger's namespace (immutable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
+    /// Reference to a Broker, possibly in another namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_ref: Option<KReference>,
+    /// Legacy attribute filter: every listed attribute must equal its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<TriggerFilter>,
+    /// Subscriptions API filters (ANDed); when set they replace `filter`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<SubscriptionsApiFilter>,
+    /// Where matching events are delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber: Option<Destination>,
+    /// Delivery options; when set they replace the Broker's as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliverySpec>,
+}
+
+/// Legacy Trigger filter.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct TriggerFilter {
+    /// Attribute name to exact value; `""` matches any non-empty value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One CloudEvents Subscriptions API filter expression. Exactly one dialect must be set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionsApiFilter {
+    /// True when every sub-filter is true.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "preserve_object_list")]
+    pub all: Vec<SubscriptionsApiFilter>,
+    /// True when at least one sub-filter is true.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "preserve_object_list")]
+    pub any: Vec<SubscriptionsApiFilter>,
+    /// Negation of a filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_object")]
+    pub not: Option<Box<SubscriptionsApiFilter>>,
+    /// Attributes that must equal these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exact: BTreeMap<String, String>,
+    /// Attributes that must start with these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prefix: BTreeMap<String, String>,
+    /// Attributes that must end with these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub suffix: BTreeMap<String, String>,
+    /// A CloudEvents SQL expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cesql: Option<String>,
+}
+
+/// Trigger status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub status: Status,
+    /// The resolved subscriber URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_uri: Option<String>,
+    /// The resolved dead-letter sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_sink_uri: Option<String>,
+}
+
+/// An EventType: a registry entry describing events a Broker, Channel or source carries.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "eventing.knative.dev",
+    version = "v1beta3",
+    kind = "EventType",
+    namespaced,
+    derive = "PartialEq",
+    status = "EventTypeStatus",
+    doc = "EventType represents a type of event that can be consumed from a Broker or Channel.",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    label("knative.dev/crd-install", "true"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeSpec {
+    /// The Broker, Channel or source this type is available from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<KReference>,
+    /// Human-readable description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The CloudEvent attributes of this type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<EventAttributeDefinition>,
+}
+
+/// One attribute of an EventType.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct EventAttributeDefinition {
+    /// Attribute name.
+    pub name: String,
+    /// Whether events must carry it.
+    #[serde(default)]
+    pub required: bool,
+    /// The value, possibly a template with `{placeholders}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// EventType status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct EventTypeStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub status: Status,
+}

@@ -1,0 +1,406 @@
+//! Sources: `sources.knative.dev` PingSource, ApiServerSource, SinkBinding, ContainerSource,
+//! GitHubSource, and `events.cloud.google.com` CloudPubSubSource.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duck::{
+    CloudEventOverrides, Destination, SecretKeySelector, SecretValueFromSource, SourceStatus,
+};
+use super::eventing::SubscriptionsApiFilter;
+
+/// A source that sends an event on a cron schedule.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "sources.knative.dev",
+    version = "v1",
+    kind = "PingSource",
+    namespaced,
+    derive = "PartialEq",
+    status = "SourceStatus",
+    doc = "PingSource sends a fixed event to a sink on a cron schedule.",
+    category = "all",
+    category = "knative",
+    category = "sources",
+    label("duck.knative.dev/source", "true"),
+    label("knative.dev/crd-install", "true"),
+    annotation(
+        "registry.knative.dev/eventTypes",
+        r#"[{ "type": "dev.knative.sources.ping" }]"#
+    ),
+    printcolumn(name = "Sink", type_ = "string", json_path = ".status.sinkUri"),
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PingSourceSpec {
+    /// Cron schedule (5 fields, optionally prefixed with `CRON_TZ=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// IANA time zone of the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Media type of `data` / `dataBase64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Event data as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Event data as base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_base64: Option<String>,
+    /// Where events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<Destination>,
+    /// Extensions added to every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_overrides: Option<CloudEventOverrides>,
+}
+
+/// A Kubernetes resource an ApiServerSource watches.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiVersionKindSelector {
+    /// API version of the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind of the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Label selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// An owner kind filter.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiVersionKind {
+    /// API version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A source of Kubernetes API events.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "sources.knative.dev",
+    version = "v1",
+    kind = "ApiServerSource",
+    namespaced,
+    derive = "PartialEq",
+    status = "ApiServerSourceStatus",
+    doc = "ApiServerSource is an event source that brings Kubernetes API server events into Knative.",
+    category = "all",
+    category = "knative",
+    category = "sources",
+    label("duck.knative.dev/source", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn(name = "Sink", type_ = "string", json_path = ".status.sinkUri"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiServerSourceSpec {
+    /// Resources to watch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ApiVersionKindSelector>,
+    /// Only objects owned by this kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ApiVersionKind>,
+    /// `Reference` (default) or `Resource`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Service account used to watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Namespaces to watch; defaults to the source's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Subscriptions API filters on outgoing events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<SubscriptionsApiFilter>,
+    /// Skip the permission check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_permissions: Option<bool>,
+    /// Where events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<Destination>,
+    /// Extensions added to every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_overrides: Option<CloudEventOverrides>,
+}
+
+/// ApiServerSource status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiServerSourceStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceStatus,
+    /// Namespaces being watched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+}
+
+/// The object a SinkBinding injects `K_SINK` into.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingSubject {
+    /// API version of the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind of the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Namespace of the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name of the subject (or use `selector`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Label selector of the subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// A binding that injects a sink URL into workloads.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "sources.knative.dev",
+    version = "v1",
+    kind = "SinkBinding",
+    namespaced,
+    derive = "PartialEq",
+    status = "SourceStatus",
+    doc = "SinkBinding describes a Binding that is also a Source: it injects K_SINK into its subject.",
+    category = "all",
+    category = "knative",
+    category = "sources",
+    category = "bindings",
+    label("duck.knative.dev/source", "true"),
+    label("duck.knative.dev/binding", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn(name = "Sink", type_ = "string", json_path = ".status.sinkUri"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkBindingSpec {
+    /// The workloads to bind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<BindingSubject>,
+    /// Where events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<Destination>,
+    /// Extensions added to every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_overrides: Option<CloudEventOverrides>,
+}
+
+/// A source that runs a container which sends events to `K_SINK`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "sources.knative.dev",
+    version = "v1",
+    kind = "ContainerSource",
+    namespaced,
+    derive = "PartialEq",
+    status = "SourceStatus",
+    doc = "ContainerSource runs a container that sends events to the sink given in K_SINK.",
+    category = "all",
+    category = "knative",
+    category = "sources",
+    label("duck.knative.dev/source", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn(name = "Sink", type_ = "string", json_path = ".status.sinkUri"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSourceSpec {
+    /// The pod template to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplateSpec>,
+    /// Where events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<Destination>,
+    /// Extensions added to every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_overrides: Option<CloudEventOverrides>,
+}
+
+/// A source of GitHub webhook events.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "sources.knative.dev",
+    version = "v1alpha1",
+    kind = "GitHubSource",
+    namespaced,
+    derive = "PartialEq",
+    status = "GitHubSourceStatus",
+    doc = "GitHubSource receives GitHub webhook deliveries and sends them on as CloudEvents.",
+    category = "all",
+    category = "knative",
+    category = "sources",
+    label("duck.knative.dev/source", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn(name = "Sink", type_ = "string", json_path = ".status.sinkUri"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GitHubSourceSpec {
+    /// `owner/repository`, or just `owner` for an organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_and_repository: Option<String>,
+    /// Webhook event names to receive, e.g. `pull_request`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_types: Vec<String>,
+    /// Secret holding the GitHub access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<SecretValueFromSource>,
+    /// Secret holding the webhook secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_token: Option<SecretValueFromSource>,
+    /// GitHub API URL (GitHub Enterprise).
+    #[serde(
+        rename = "githubAPIURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub github_api_url: Option<String>,
+    /// Whether the webhook URL uses https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure: Option<bool>,
+    /// Service account of the adapter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Where events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<Destination>,
+    /// Extensions added to every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_overrides: Option<CloudEventOverrides>,
+}
+
+/// GitHubSource status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitHubSourceStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceStatus,
+    /// ID of the webhook registered with GitHub.
+    #[serde(
+        rename = "webhookIDKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub webhook_id_key: Option<String>,
+}
+
+/// A source of Google Cloud Pub/Sub messages.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "events.cloud.google.com",
+    version = "v1",
+    kind = "CloudPubSubSource",
+    namespaced,
+    derive = "PartialEq",
+    status = "SourceStatus",
+    doc = "CloudPubSubSource pulls messages from a Pub/Sub topic and sends them as CloudEvents.",
+    category = "all",
+    category = "knative",
+    category = "sources",
+    label("duck.knative.dev/source", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn(name = "Sink", type_ = "string", json_path = ".status.sinkUri"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudPubSubSourceSpec {
+    /// Topic ID to subscribe to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Google Cloud project; discovered when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Secret holding credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretKeySelector>,
+    /// Kubernetes service account (workload identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// ISO-8601 or Go duration of the ack deadline (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_deadline: Option<String>,
+    /// Keep acknowledged messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_acked_messages: Option<bool>,
+    /// How long to keep messages (default 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_duration: Option<String>,
+    /// Where events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<Destination>,
+    /// Extensions added to every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_overrides: Option<CloudEventOverrides>,
+}

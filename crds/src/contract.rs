@@ -1,0 +1,158 @@
+//! The Contract: everything the data plane needs to know, as one plain serde value.
+//!
+//! The control plane computes it from resources (a pure function) and hands it to the data
+//! plane, which applies the difference. In one process it travels through a channel; in a
+//! cluster it is published as a ConfigMap. Nothing here refers to Knative kinds except by name.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::duck::DeliveryFormat;
+use crate::api::eventing::{SubscriptionsApiFilter, TriggerFilter};
+
+/// The whole data-plane configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Contract {
+    /// Increases with every change.
+    pub generation: u64,
+    /// Every ingress (a Broker or a channel) and what consumes its log.
+    pub ingresses: Vec<Ingress>,
+}
+
+/// What kind of object an ingress belongs to.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum IngressKind {
+    /// A Broker: events are matched against Trigger filters.
+    Broker,
+    /// A channel: every subscription gets every event.
+    Channel,
+}
+
+/// Where an ingress keeps its events.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Backend {
+    /// In memory: fast, lost on restart.
+    Memory,
+}
+
+/// One address events are posted to, its log, and the egresses reading that log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingress {
+    /// UID of the owning object; a recreated object gets a fresh log.
+    pub uid: String,
+    /// Broker or channel.
+    pub kind: IngressKind,
+    /// Namespace of the owning object.
+    pub namespace: String,
+    /// Name of the owning object.
+    pub name: String,
+    /// URL path the ingress answers on, e.g. `/default/my-broker`.
+    pub path: String,
+    /// Host names (without port) that also select this ingress when the path is `/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// The log behind it.
+    pub backend: Backend,
+    /// Triggers or subscriptions.
+    pub egresses: Vec<Egress>,
+}
+
+/// One consumer of an ingress's log: a Trigger or a Subscription.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    /// UID of the Trigger or Subscription.
+    pub uid: String,
+    /// `Kind/namespace/name`, for logs and metrics.
+    pub reference: String,
+    /// Namespace of the Trigger or Subscription (sent as `Kn-Namespace`).
+    pub namespace: String,
+    /// Which events this egress takes (brokers only; channels take every event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<EgressFilter>,
+    /// Where events go; `None` forwards each event straight to `reply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber: Option<String>,
+    /// Where replies go; `None` discards them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
+    /// Where undeliverable events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_sink: Option<String>,
+    /// Retries, backoff, timeouts.
+    pub delivery: DeliveryPolicy,
+    /// Most deliveries in flight at once.
+    pub max_in_flight: u32,
+    /// Most deliveries started per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+}
+
+/// A Trigger's filter, as written.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressFilter {
+    /// Legacy exact-match attributes (`""` = any non-empty value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<TriggerFilter>,
+    /// Subscriptions API filters; when non-empty they replace `attributes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<SubscriptionsApiFilter>,
+}
+
+/// Where an egress's replies go.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Reply {
+    /// The URL replies are posted to.
+    pub url: String,
+    /// Extension attributes of the original event copied onto the reply (a Broker carries its
+    /// hop counter `knativebrokerttl` so reply loops end).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carry: Vec<String>,
+}
+
+/// Backoff policy between retries.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Backoff {
+    /// Wait before retry k = delay × k.
+    Linear,
+    /// Wait before retry k = delay × 2^(k−1).
+    Exponential,
+}
+
+/// Resolved delivery options of one egress.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPolicy {
+    /// Retries after the first attempt.
+    pub retry: u32,
+    /// Backoff policy; `None` retries without waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// Base delay in milliseconds.
+    pub backoff_delay_ms: u64,
+    /// Cap of each wait in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_max_ms: Option<u64>,
+    /// Per-attempt timeout in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Longest `Retry-After` honoured in milliseconds; `None` ignores the header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_max_ms: Option<u64>,
+    /// Force the egress format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DeliveryFormat>,
+}
+
+impl Contract {
+    /// The ingress answering on `path`, if any.
+    pub fn ingress(&self, path: &str) -> Option<&Ingress> {
+        self.ingresses.iter().find(|i| i.path == path)
+    }
+}

@@ -1,0 +1,315 @@
+//! The CloudEvents HTTP binding: binary and structured mode, and batches, for requests and
+//! responses alike. Header values are written as received (as sdk-go, which Knative runs on,
+//! does) and read with lenient percent-decoding.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use knit_channels::event::{Event, ExtValue, SpecVersion, is_context_attribute};
+
+/// The structured-mode media type.
+pub const STRUCTURED: &str = "application/cloudevents+json";
+/// The batch media type.
+pub const BATCH: &str = "application/cloudevents-batch+json";
+
+/// Whether an HTTP header travels with the event from ingress to egress, and from a
+/// subscriber's response onto its reply (eventing-spec E19, E20): `x-request-id`,
+/// `retry-after`, `knative-*`, `x-b3-*`, and the W3C trace context.
+pub fn is_propagated_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "x-request-id" | "retry-after" | "traceparent" | "tracestate"
+    ) || n.starts_with("knative-")
+        || n.starts_with("x-b3-")
+}
+
+/// The propagated headers of a message, lower-case.
+pub fn propagated_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| is_propagated_header(n.as_str()))
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// Why a message is not a CloudEvent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    /// The message does not carry a CloudEvent in a format Knit reads (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The event is malformed or misses attributes (400); the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// No event at all: no `ce-specversion` header and no CloudEvents media type.
+    #[error("not a CloudEvent: no ce-specversion header and no application/cloudevents media type")]
+    NotAnEvent,
+}
+
+/// What a message carried.
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    /// One event (binary or structured mode).
+    One(Event),
+    /// A batch (`application/cloudevents-batch+json`).
+    Batch(Vec<Event>),
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// Decode a message (request or response) into events.
+pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Decoded, BindingError> {
+    let mt = media_type(headers);
+    if mt == BATCH {
+        return decode_batch(&body).map(Decoded::Batch);
+    }
+    if mt == STRUCTURED {
+        return Event::from_json(&body)
+            .map(Decoded::One)
+            .map_err(|e| BindingError::Invalid(e.0));
+    }
+    if mt.starts_with("application/cloudevents") {
+        return Err(BindingError::UnsupportedMediaType(format!(
+            "unsupported event format {mt:?}: use binary mode or {STRUCTURED}"
+        )));
+    }
+    if !headers.contains_key("ce-specversion") {
+        return Err(BindingError::NotAnEvent);
+    }
+    decode_binary(headers, body).map(Decoded::One)
+}
+
+/// Decode a batch: every entry must be a valid event; the error names the first bad one.
+pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, BindingError> {
+    let entries: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
+        .map_err(|e| BindingError::Invalid(format!("invalid batch: {e}")))?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            Event::from_json(raw.get().as_bytes())
+                .map_err(|e| BindingError::Invalid(format!("batch entry {i}: {e}")))
+        })
+        .collect()
+}
+
+/// Percent-decode a header value when it is validly encoded; otherwise keep it as is.
+fn lenient_decode(raw: &str) -> String {
+    if !raw.contains('%') {
+        return raw.to_string();
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => return raw.to_string(),
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| raw.to_string())
+}
+
+fn header_text(name: &str, v: &HeaderValue) -> Result<String, BindingError> {
+    let s = std::str::from_utf8(v.as_bytes())
+        .map_err(|_| BindingError::Invalid(format!("invalid attribute {name}: not UTF-8")))?;
+    Ok(lenient_decode(s.trim()))
+}
+
+/// Decode binary mode: attributes from `ce-` headers, data from the body.
+pub fn decode_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, BindingError> {
+    let mut ev = Event::new("", "", "");
+    let mut specversion = None;
+    for (name, value) in headers {
+        let Some(attr) = name.as_str().strip_prefix("ce-") else {
+            continue;
+        };
+        let text = header_text(attr, value)?;
+        match attr {
+            "specversion" => specversion = Some(text),
+            "id" => ev.id = text,
+            "source" => ev.source = text,
+            "type" => ev.ty = text,
+            "dataschema" | "schemaurl" => ev.dataschema = Some(text),
+            "subject" => ev.subject = Some(text),
+            "time" => ev.time = Some(text),
+            "datacontenttype" => ev.datacontenttype = Some(text),
+            _ => {
+                if ev.extension(attr).is_some() {
+                    return Err(BindingError::Invalid(format!(
+                        "attribute {attr} is given twice"
+                    )));
+                }
+                ev.extensions
+                    .push((attr.to_string(), ExtValue::String(text)));
+            }
+        }
+    }
+    let sv = specversion.unwrap_or_default();
+    ev.spec_version = SpecVersion::parse(&sv).ok_or_else(|| {
+        BindingError::Invalid(format!("unsupported specversion {sv:?} (use 1.0 or 0.3)"))
+    })?;
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        ev.datacontenttype = Some(header_text("datacontenttype", ct)?);
+    }
+    ev.set_data_from_body(body);
+    ev.validate().map_err(|e| BindingError::Invalid(e.0))?;
+    Ok(ev)
+}
+
+/// A header value that is valid HTTP: control characters are percent-encoded (with `%`
+/// itself, so a percent-decoding receiver reads the original); anything else goes as is.
+fn header_value(s: &str) -> HeaderValue {
+    if let Ok(v) = HeaderValue::from_str(s) {
+        return v;
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        if ch.is_control() || ch == '%' {
+            let mut buf = [0u8; 4];
+            for b in ch.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    HeaderValue::from_bytes(out.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn put(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+        headers.insert(n, header_value(value));
+    }
+}
+
+/// Encode in binary mode: `ce-` headers plus `Content-Type`, data as the body.
+pub fn encode_binary(ev: &Event, headers: &mut HeaderMap) -> Bytes {
+    put(headers, "ce-specversion", ev.spec_version.as_str());
+    put(headers, "ce-id", &ev.id);
+    put(headers, "ce-source", &ev.source);
+    put(headers, "ce-type", &ev.ty);
+    if let Some(v) = &ev.subject {
+        put(headers, "ce-subject", v);
+    }
+    if let Some(v) = &ev.time {
+        put(headers, "ce-time", v);
+    }
+    if let Some(v) = &ev.dataschema {
+        let name = if ev.spec_version == SpecVersion::V03 {
+            "ce-schemaurl"
+        } else {
+            "ce-dataschema"
+        };
+        put(headers, name, v);
+    }
+    for (name, value) in &ev.extensions {
+        if !is_context_attribute(name) {
+            put(headers, &format!("ce-{name}"), &value.to_string());
+        }
+    }
+    if let Some(ct) = &ev.datacontenttype {
+        headers.insert(CONTENT_TYPE, header_value(ct));
+    }
+    ev.data
+        .as_ref()
+        .map(|d| d.bytes.clone())
+        .unwrap_or_default()
+}
+
+/// Encode in structured mode.
+pub fn encode_structured(ev: &Event, headers: &mut HeaderMap) -> Bytes {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(STRUCTURED));
+    Bytes::from(ev.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn binary_round_trip() {
+        let headers = h(&[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "/s"),
+            ("ce-type", "t"),
+            ("ce-myext", "v%20x"),
+            ("content-type", "application/json"),
+        ]);
+        let Decoded::One(ev) = decode(&headers, Bytes::from_static(b"{\"a\": 1}")).expect("valid")
+        else {
+            panic!()
+        };
+        assert_eq!(ev.extension("myext"), Some(&ExtValue::String("v x".into())));
+        let mut out = HeaderMap::new();
+        let body = encode_binary(&ev, &mut out);
+        let Decoded::One(again) = decode(&out, body).expect("valid") else {
+            panic!()
+        };
+        assert_eq!(again, ev);
+    }
+
+    #[test]
+    fn missing_header_is_named() {
+        let headers = h(&[
+            ("ce-specversion", "1.0"),
+            ("ce-source", "/s"),
+            ("ce-type", "t"),
+        ]);
+        let e = decode(&headers, Bytes::new()).unwrap_err();
+        assert!(e.to_string().contains("id"), "{e}");
+    }
+
+    #[test]
+    fn batch_names_the_bad_entry() {
+        let body = br#"[{"specversion":"1.0","id":"1","source":"s","type":"t"},{"specversion":"1.0","source":"s","type":"t"}]"#;
+        let e = decode(&h(&[("content-type", BATCH)]), Bytes::from_static(body)).unwrap_err();
+        assert!(e.to_string().contains("entry 1"), "{e}");
+    }
+
+    #[test]
+    fn control_characters_survive() {
+        let mut ev = Event::new("1", "s", "t");
+        ev.subject = Some("a\nb 100%".into());
+        let mut out = HeaderMap::new();
+        let body = encode_binary(&ev, &mut out);
+        let again = decode_binary(&out, body).expect("valid");
+        assert_eq!(again.subject.as_deref(), Some("a\nb 100%"));
+    }
+}

@@ -1,0 +1,166 @@
+//! The consumer of one log: routes each record to the egresses that want it, runs their
+//! deliveries under flow control, and commits a position once every delivery of it and of all
+//! earlier positions is done (commit-after-done: an event leaves the log only when its fate is
+//! decided).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use knit_channels::event::Event;
+use knit_channels::memory::MemoryLog;
+use knit_crds::contract::Egress;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::deliver::deliver;
+use crate::flow::FlowControl;
+use crate::observe::Stats;
+use crate::sender::Sender;
+
+/// Decides which egresses take an event (a Broker's trigger filters; every subscription of a
+/// channel).
+pub trait Router: Send + Sync {
+    /// Push the indices (into [`Routing::egresses`]) of the egresses that take `event`.
+    fn route(&self, event: &Event, out: &mut Vec<usize>);
+}
+
+/// Every egress takes every event (channels).
+pub struct AllRouter(pub usize);
+
+impl Router for AllRouter {
+    fn route(&self, _: &Event, out: &mut Vec<usize>) {
+        out.extend(0..self.0);
+    }
+}
+
+/// One egress at run time: its configuration and its flow control.
+pub struct EgressRuntime {
+    /// The configuration from the Contract.
+    pub config: Egress,
+    /// Its limits (kept across Contract updates when they do not change).
+    pub flow: FlowControl,
+}
+
+/// The egresses of one log and how events are routed to them.
+pub struct Routing {
+    /// The egresses.
+    pub egresses: Vec<Arc<EgressRuntime>>,
+    /// The router.
+    pub router: Box<dyn Router>,
+}
+
+impl Routing {
+    /// No egresses: events are consumed and dropped (no matching trigger, E15).
+    pub fn empty() -> Self {
+        Self {
+            egresses: Vec::new(),
+            router: Box::new(AllRouter(0)),
+        }
+    }
+}
+
+/// Tracks unfinished deliveries per position; yields the commit watermark.
+struct Tracker {
+    base: u64,
+    pending: VecDeque<u32>,
+}
+
+impl Tracker {
+    fn start(&mut self, position: u64, deliveries: u32) {
+        if self.pending.is_empty() && position > self.base {
+            self.base = position;
+        }
+        while self.base + (self.pending.len() as u64) < position {
+            self.pending.push_back(0);
+        }
+        self.pending.push_back(deliveries);
+    }
+
+    /// Mark one delivery of `position` done; returns the new watermark if it moved.
+    fn finish(&mut self, position: u64) -> Option<u64> {
+        let i = usize::try_from(position.checked_sub(self.base)?).ok()?;
+        let slot = self.pending.get_mut(i)?;
+        *slot = slot.saturating_sub(1);
+        let before = self.base;
+        while self.pending.front() == Some(&0) {
+            self.pending.pop_front();
+            self.base += 1;
+        }
+        (self.base != before).then_some(self.base)
+    }
+}
+
+/// Run the consumer of `log` until the log is closed.
+pub async fn run(
+    log: Arc<MemoryLog>,
+    routing: watch::Receiver<Arc<Routing>>,
+    sender: Sender,
+    stats: Arc<Stats>,
+) {
+    let tracker = Arc::new(Mutex::new(Tracker {
+        base: 0,
+        pending: VecDeque::new(),
+    }));
+    let mut matched = Vec::new();
+    while let Some(record) = log.next().await {
+        let routing = routing.borrow().clone();
+        matched.clear();
+        routing.router.route(&record.event, &mut matched);
+        if matched.is_empty() {
+            stats
+                .unmatched
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut t = tracker.lock();
+            t.start(record.position, 1);
+            if let Some(w) = t.finish(record.position) {
+                log.commit(w);
+            }
+            continue;
+        }
+        tracker.lock().start(
+            record.position,
+            u32::try_from(matched.len()).unwrap_or(u32::MAX),
+        );
+        for &i in &matched {
+            let Some(egress) = routing.egresses.get(i).cloned() else {
+                continue;
+            };
+            let (event, sender, stats, tracker, log) = (
+                record.event.clone(),
+                sender.clone(),
+                stats.clone(),
+                tracker.clone(),
+                log.clone(),
+            );
+            let position = record.position;
+            tokio::spawn(async move {
+                let permit = egress.flow.admit().await;
+                let fate = deliver(&sender, &egress.config, &event).await;
+                drop(permit);
+                stats.record(&egress.config.reference, &event.id, &fate);
+                let watermark = tracker.lock().finish(position);
+                if let Some(w) = watermark {
+                    log.commit(w);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_waits_for_the_slowest_earlier_position() {
+        let mut t = Tracker {
+            base: 0,
+            pending: VecDeque::new(),
+        };
+        t.start(0, 2);
+        t.start(1, 1);
+        assert_eq!(t.finish(1), None);
+        assert_eq!(t.finish(0), None);
+        assert_eq!(t.finish(0), Some(2));
+    }
+}

@@ -1,0 +1,142 @@
+//! The admin API: read resources with their status, apply and delete manifests, read the
+//! Contract. `knit get|describe|apply|delete` are its clients.
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | GET | `/healthz` | liveness |
+//! | GET | `/api/v1/{kind}?namespace=NS` | `{"items": [...]}`, all namespaces without `namespace` |
+//! | GET | `/api/v1/{kind}/{namespace}/{name}` | one object with its status |
+//! | DELETE | `/api/v1/{kind}/{namespace}/{name}` | delete one object |
+//! | POST | `/api/v1/apply` | `{"file": NAME, "manifest": YAML}`: admit and store |
+//! | GET | `/api/v1/contract` | the data-plane Contract |
+//!
+//! `{kind}` accepts kubectl-style names: plural, singular, short name.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use knit_crds::{Kind, ObjectKey};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::control::Handle;
+
+#[derive(Clone)]
+struct AdminState {
+    control: Handle,
+    token: Option<Arc<str>>,
+}
+
+/// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
+pub fn router(control: Handle, token: Option<String>) -> Router {
+    let state = AdminState { control, token: token.map(Arc::from) };
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/contract", get(contract))
+        .route("/api/v1/apply", post(apply))
+        .route("/api/v1/{kind}", get(list))
+        .route("/api/v1/{kind}/{namespace}/{name}", get(get_one).delete(delete))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(state)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(
+    State(state): State<AdminState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        let given = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        }
+    }
+    next.run(req).await
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn kind(name: &str) -> Result<Kind, Response> {
+    Kind::lookup(name).ok_or_else(|| error(StatusCode::NOT_FOUND, format!("the server doesn't have a resource type {name:?}")))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    namespace: Option<String>,
+}
+
+async fn list(State(s): State<AdminState>, Path(k): Path<String>, Query(q): Query<ListQuery>) -> Response {
+    let kind = match kind(&k) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let snap = s.control.snapshot();
+    let items: Vec<&Value> = snap
+        .objects
+        .iter()
+        .filter(|(key, _)| key.kind == kind && q.namespace.as_ref().is_none_or(|ns| &key.namespace == ns))
+        .map(|(_, v)| v)
+        .collect();
+    Json(json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response()
+}
+
+async fn get_one(State(s): State<AdminState>, Path((k, ns, name)): Path<(String, String, String)>) -> Response {
+    let kind = match kind(&k) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let snap = s.control.snapshot();
+    match snap.objects.get(&ObjectKey::new(kind, &ns, &name)) {
+        Some(v) => Json(v).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("{}.{} {name:?} not found in namespace {ns:?}", kind.plural(), kind.group())),
+    }
+}
+
+async fn delete(State(s): State<AdminState>, Path((k, ns, name)): Path<(String, String, String)>) -> Response {
+    let kind = match kind(&k) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    if s.control.delete(ObjectKey::new(kind, &ns, &name)).await {
+        Json(json!({"deleted": format!("{}/{name}", kind.singular()), "namespace": ns})).into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("{}.{} {name:?} not found in namespace {ns:?}", kind.plural(), kind.group()))
+    }
+}
+
+#[derive(Deserialize)]
+struct ApplyBody {
+    file: String,
+    manifest: String,
+}
+
+async fn apply(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let body: ApplyBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"file\", \"manifest\"}}: {e}")),
+    };
+    match s.control.apply(body.file, body.manifest).await {
+        Ok(report) => Json(report).into_response(),
+        Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"errors": errors}))).into_response(),
+    }
+}
+
+async fn contract(State(s): State<AdminState>) -> Response {
+    Json(&s.control.snapshot().contract).into_response()
+}

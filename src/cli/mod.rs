@@ -1,0 +1,156 @@
+//! The command line: every subcommand and its flags. This is a contract users and tests script
+//! against; the README documents it.
+
+pub mod client;
+pub mod display;
+pub mod send;
+pub mod table;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Knit: Knative Eventing and Serving in one binary.
+#[derive(Parser, Debug)]
+#[command(name = "knit", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats of `get`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The full object(s) as YAML.
+    Yaml,
+    /// The full object(s) as JSON (`{"items": [...]}` for a list).
+    Json,
+    /// The table with extra columns.
+    Wide,
+}
+
+/// Content mode of `send`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Attributes in `ce-` headers, data as the body.
+    Binary,
+    /// The whole event as `application/cloudevents+json`.
+    Structured,
+}
+
+/// Where the admin API of a running `knit run` is.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Admin API URL of a running `knit run`.
+    #[arg(long, env = "KNIT_SERVER", default_value = "http://127.0.0.1:8090")]
+    pub server: String,
+    /// Bearer token for the admin API.
+    #[arg(long, env = "KNIT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run Knit standalone: load manifests, watch them, serve ingress, dispatch, admin API.
+    Run(RunArgs),
+    /// List resources of a kind, or show one.
+    Get {
+        /// Kind: plural, singular or short name (brokers, trigger, ksvc, ...).
+        kind: String,
+        /// Name of one resource.
+        name: Option<String>,
+        /// Namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Output format.
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one resource in detail: conditions, addresses, spec.
+    Describe {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+        /// Namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Create or update resources on a running server from manifest files or folders.
+    Apply {
+        /// Files or folders.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete a resource from a running server.
+    Delete {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+        /// Namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Check manifests offline, as admission would; exit 0 when valid, 2 otherwise.
+    Validate {
+        /// Files or folders.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Publish one CloudEvent and print the response.
+    Send(send::SendArgs),
+    /// Receive CloudEvents and print each one (like Knative's event_display).
+    EventDisplay {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9080")]
+        listen: SocketAddr,
+    },
+    /// Print the CustomResourceDefinitions of every Knit kind.
+    Crds {
+        /// Write one file per CRD into this folder instead of printing.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+/// Flags of `knit run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Manifest files or folders to load and watch (repeatable).
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Admin API address (`127.0.0.1:0` picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub admin: SocketAddr,
+    /// Broker and channel ingress address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub ingress: SocketAddr,
+    /// Serving gateway address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub gateway: SocketAddr,
+    /// Bearer token required by the admin API; mandatory when it listens beyond loopback.
+    #[arg(long, env = "KNIT_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest event accepted by an ingress, in bytes (larger ones get 413).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_event_size: usize,
+    /// Events each in-memory log holds before its ingress answers 429.
+    #[arg(long, default_value_t = 10_000)]
+    pub log_capacity: usize,
+}

@@ -1,0 +1,338 @@
+//! The standalone control plane: a store fed by watched manifest files and the admin API,
+//! reconciled after every change; statuses are published as a snapshot and the Contract is
+//! handed to the data plane before the statuses that depend on it become visible.
+
+pub mod files;
+pub mod reconcile;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use knit_crds::admission::{Hooks, Issue, admit_file};
+use knit_crds::contract::Contract;
+use knit_crds::{Object, ObjectKey};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use reconcile::{Env, PreviousConditions, reconcile};
+use store::{Action, Origin, Store};
+
+/// How often watched files are checked for changes.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Receives each new Contract; returns once the data plane runs it.
+pub trait Applier: Send + Sync + 'static {
+    /// Apply `contract`.
+    fn apply<'a>(&'a self, contract: &'a Contract) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+/// What the admin API reads: every object with its status, and the Contract.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Objects as JSON (with `status`), by key.
+    pub objects: BTreeMap<ObjectKey, Value>,
+    /// The Contract the data plane runs.
+    pub contract: Contract,
+}
+
+/// One object `knit apply` touched.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    /// `Kind/name`.
+    pub object: String,
+    /// Namespace.
+    pub namespace: String,
+    /// created, configured or unchanged.
+    pub action: &'static str,
+}
+
+/// The result of `knit apply`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApplyReport {
+    /// What was applied.
+    pub applied: Vec<Applied>,
+    /// Warnings (ignored kinds, converted versions).
+    pub warnings: Vec<String>,
+}
+
+enum Command {
+    Apply { file: String, text: String, respond: oneshot::Sender<Result<ApplyReport, Vec<String>>> },
+    Delete { key: ObjectKey, respond: oneshot::Sender<bool> },
+}
+
+/// A handle to the running control plane.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl Handle {
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Admit and store the manifests in `text` (named `file` in messages).
+    pub async fn apply(&self, file: String, text: String) -> Result<ApplyReport, Vec<String>> {
+        let (respond, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Apply { file, text, respond })
+            .await
+            .map_err(|_| vec!["the control plane has stopped".to_string()])?;
+        rx.await.map_err(|_| vec!["the control plane has stopped".to_string()])?
+    }
+
+    /// Delete one object; false when it did not exist.
+    pub async fn delete(&self, key: ObjectKey) -> bool {
+        let (respond, rx) = oneshot::channel();
+        if self.tx.send(Command::Delete { key, respond }).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+}
+
+struct ControlPlane {
+    store: Store,
+    prev: PreviousConditions,
+    env: Env,
+    hooks: Hooks,
+    applier: Arc<dyn Applier>,
+    contract: Contract,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+}
+
+fn now() -> jiff::Timestamp {
+    let t = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+fn display(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+impl ControlPlane {
+    /// Load one file's documents; on any error keep what the file had before.
+    fn load_file(&mut self, path: &std::path::Path, text: &str) -> Result<(), Vec<Issue>> {
+        let name = display(path);
+        let verdict = admit_file(&name, text, &self.hooks);
+        for w in &verdict.warnings {
+            tracing::warn!(file = %name, "{w}");
+        }
+        if !verdict.errors.is_empty() {
+            return Err(verdict.errors);
+        }
+        let mut errors = Vec::new();
+        let mut seen: BTreeMap<ObjectKey, Object> = BTreeMap::new();
+        for (doc, object) in &verdict.objects {
+            let key = object.key();
+            let subject = Some(format!("{}/{}", key.kind, key.name));
+            let issue = |e: knit_crds::admission::FieldError| Issue {
+                file: name.clone(),
+                doc: *doc,
+                subject: subject.clone(),
+                error: e,
+                severity: knit_crds::admission::Severity::Error,
+            };
+            if let Some(Origin::File { path: other, .. }) = self.store.get(&key).map(|e| e.origin.clone()) {
+                if other != name {
+                    errors.push(issue(knit_crds::admission::FieldError::new(
+                        "",
+                        format!("{key} is also defined in {other}"),
+                    )));
+                    continue;
+                }
+            }
+            // Later documents of one file update earlier ones, as `kubectl apply` does.
+            let update_errors = match seen.get(&key) {
+                Some(prev) => knit_crds::admission::validate_update(prev, object),
+                None => self.store.check(object),
+            };
+            errors.extend(update_errors.into_iter().map(issue));
+            seen.insert(key, object.clone());
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let stale: Vec<ObjectKey> = self.store.keys_from_file(&name).into_iter().filter(|k| !seen.contains_key(k)).collect();
+        for key in stale {
+            self.store.remove(&key);
+        }
+        for (doc, object) in verdict.objects {
+            self.store.put(object, Origin::File { path: name.clone(), doc }, now());
+        }
+        Ok(())
+    }
+
+    fn remove_file(&mut self, path: &std::path::Path) {
+        for key in self.store.keys_from_file(&display(path)) {
+            self.store.remove(&key);
+        }
+    }
+
+    fn apply(&mut self, file: &str, text: &str) -> Result<ApplyReport, Vec<String>> {
+        let verdict = admit_file(file, text, &self.hooks);
+        if !verdict.errors.is_empty() {
+            return Err(verdict.errors.iter().map(ToString::to_string).collect());
+        }
+        let mut errors = Vec::new();
+        for (doc, o) in &verdict.objects {
+            for e in self.store.check(o) {
+                errors.push(format!("{file}:{doc}: {}/{}: {e}", o.kind(), o.name()));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let applied = verdict
+            .objects
+            .into_iter()
+            .map(|(_, o)| {
+                let (object, namespace) = (format!("{}/{}", o.kind().singular(), o.name()), o.namespace().to_string());
+                let action: Action = self.store.put(o, Origin::Api, now());
+                Applied { object, namespace, action: action.as_str() }
+            })
+            .collect();
+        Ok(ApplyReport { applied, warnings: verdict.warnings.iter().map(ToString::to_string).collect() })
+    }
+
+    async fn publish(&mut self) {
+        let objects: Vec<Object> = self.store.objects().cloned().collect();
+        let stamp = now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let out = reconcile(&objects, &self.prev, &self.env, &stamp);
+        self.prev = out
+            .objects
+            .iter()
+            .map(|o| (o.key(), reconcile::conditions_of_owned(o)))
+            .collect();
+        let mut contract = out.contract;
+        contract.generation = self.contract.generation;
+        if contract != self.contract {
+            contract.generation += 1;
+            self.applier.apply(&contract).await;
+            tracing::info!(generation = contract.generation, ingresses = contract.ingresses.len(), "contract applied");
+            self.contract = contract;
+        }
+        let objects = out.objects.iter().map(|o| (o.key(), o.to_json())).collect();
+        self.snapshot.send_replace(Arc::new(Snapshot { objects, contract: self.contract.clone() }));
+    }
+}
+
+/// Load `files`, reconcile, and run the control plane. Fails with every admission error of the
+/// initial load.
+pub async fn start(
+    roots: Vec<PathBuf>,
+    env: Env,
+    hooks: Hooks,
+    applier: Arc<dyn Applier>,
+) -> Result<Handle, Vec<Issue>> {
+    let mut watcher = files::Watcher::new(roots);
+    let (watcher, changes) = tokio::task::spawn_blocking(move || {
+        let c = watcher.poll();
+        (watcher, c)
+    })
+    .await
+    .map_err(|e| vec![task_issue(e)])?;
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let mut cp = ControlPlane {
+        store: Store::default(),
+        prev: PreviousConditions::default(),
+        env,
+        hooks,
+        applier,
+        contract: Contract::default(),
+        snapshot: snap_tx,
+    };
+    let mut errors = Vec::new();
+    for change in changes {
+        if let files::Change::Changed(path, text) = change {
+            if let Err(e) = cp.load_file(&path, &text) {
+                errors.extend(e);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    cp.publish().await;
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(run(cp, watcher, rx));
+    Ok(Handle { tx, snapshot: snap_rx })
+}
+
+fn task_issue(e: tokio::task::JoinError) -> Issue {
+    Issue {
+        file: String::new(),
+        doc: 0,
+        subject: None,
+        error: knit_crds::admission::FieldError::new("", format!("loading manifests failed: {e}")),
+        severity: knit_crds::admission::Severity::Error,
+    }
+}
+
+async fn run(mut cp: ControlPlane, watcher: files::Watcher, mut rx: mpsc::Receiver<Command>) {
+    let mut watcher = Some(watcher);
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { break };
+                match cmd {
+                    Command::Apply { file, text, respond } => {
+                        let result = cp.apply(&file, &text);
+                        if result.is_ok() {
+                            cp.publish().await;
+                        }
+                        let _ = respond.send(result);
+                    }
+                    Command::Delete { key, respond } => {
+                        let found = cp.store.remove(&key).is_some();
+                        if found {
+                            cp.publish().await;
+                        }
+                        let _ = respond.send(found);
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let Some(mut w) = watcher.take() else { break };
+                let polled = tokio::task::spawn_blocking(move || {
+                    let c = w.poll();
+                    (w, c)
+                })
+                .await;
+                let Ok((w, changes)) = polled else { break };
+                watcher = Some(w);
+                if changes.is_empty() {
+                    continue;
+                }
+                for change in changes {
+                    match change {
+                        files::Change::Changed(path, text) => {
+                            match cp.load_file(&path, &text) {
+                                Ok(()) => tracing::info!(file = %path.display(), "manifest loaded"),
+                                Err(errors) => {
+                                    for e in errors {
+                                        tracing::error!(file = %path.display(), "rejected, keeping the last good version: {e}");
+                                    }
+                                }
+                            }
+                        }
+                        files::Change::Removed(path) => {
+                            tracing::info!(file = %path.display(), "manifest removed");
+                            cp.remove_file(&path);
+                        }
+                    }
+                }
+                cp.publish().await;
+            }
+        }
+    }
+}

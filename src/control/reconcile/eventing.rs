@@ -1,0 +1,247 @@
+//! Broker, Trigger and EventType statuses.
+
+use knit_crds::api::duck::{Addressable, Condition, DeliverySpec};
+use knit_crds::api::eventing::{BrokerStatus, EventTypeStatus, TriggerStatus};
+use knit_crds::{Kind, Object, ObjectKey, names};
+
+use super::World;
+use super::conditions::{Conditions, ready_of};
+use super::conditions_of;
+use super::resolve::{broker_class, referenced_kind};
+
+/// Resolve a delivery spec's dead-letter sink into `DeadLetterSinkResolved`.
+pub(crate) fn dead_letter_sink(
+    world: &World<'_>,
+    delivery: Option<&DeliverySpec>,
+    ns: &str,
+    c: &mut Conditions,
+) -> Option<String> {
+    match delivery.and_then(|d| d.dead_letter_sink.as_ref()) {
+        Some(dls) => match world.resolve(dls, ns) {
+            Ok(u) => {
+                c.ok("DeadLetterSinkResolved");
+                Some(u)
+            }
+            Err(e) => {
+                c.fail("DeadLetterSinkResolved", "Unable to get the DeadLetterSink's URI", e);
+                None
+            }
+        },
+        None => {
+            c.ok_because("DeadLetterSinkResolved", "DeadLetterSinkNotConfigured", "No dead letter sink is configured.");
+            None
+        }
+    }
+}
+
+pub(crate) fn brokers(world: &mut World<'_>) {
+    for key in world.keys_of(Kind::Broker) {
+        let Some(Object::Broker(mut b)) = world.objects.get(&key).cloned() else { continue };
+        let mut c = Conditions::new();
+        let mut status = BrokerStatus::default();
+        let class = broker_class(&Object::Broker(b.clone())).unwrap_or_default();
+        let deps: &[&str] = &["IngressReady", "TriggerChannelReady", "FilterReady", "Addressable", "DeadLetterSinkResolved"];
+        if class == names::DEFAULT_BROKER_CLASS {
+            c.ok("IngressReady").ok("FilterReady");
+            channel_config(world, b.spec.config.as_ref(), &mut c);
+            match world.addresses.get(&key) {
+                Some(url) => {
+                    c.ok("Addressable");
+                    let addr = Addressable { name: Some("http".into()), url: Some(url.clone()), ..Default::default() };
+                    status.address = Some(addr.clone());
+                    status.addresses = vec![addr];
+                }
+                None => {
+                    c.fail("Addressable", "NoAddress", "the broker has no address");
+                }
+            }
+            status.dead_letter_sink_uri = dead_letter_sink(world, b.spec.delivery.as_ref(), &key.namespace, &mut c);
+        } else if names::BROKER_CLASSES.contains(&class.as_str()) {
+            c.fail(
+                "IngressReady",
+                "BackendNotConfigured",
+                format!("broker class {class} needs a durable backend, which this Knit build does not run yet; use {}", names::DEFAULT_BROKER_CLASS),
+            );
+        } else {
+            c.fail(
+                "IngressReady",
+                "BrokerClassNotSupported",
+                format!("Knit does not run broker class {class:?}; use {}", names::DEFAULT_BROKER_CLASS),
+            );
+        }
+        status.status.conditions = c.roll_up(deps);
+        b.status = Some(status);
+        world.objects.insert(key, Object::Broker(b));
+    }
+}
+
+/// `spec.config` of an MTChannelBasedBroker names the ConfigMap holding its channel template.
+fn channel_config(world: &World<'_>, config: Option<&knit_crds::api::duck::KReference>, c: &mut Conditions) {
+    let Some(cfg) = config else {
+        c.ok("TriggerChannelReady");
+        return;
+    };
+    let name = cfg.name.clone().unwrap_or_default();
+    let ns = cfg.namespace.clone().unwrap_or_else(|| names::SYSTEM_NAMESPACE.into());
+    if name == names::DEFAULT_BROKER_CONFIG && ns == names::SYSTEM_NAMESPACE {
+        c.ok("TriggerChannelReady");
+        return;
+    }
+    let key = ObjectKey::new(Kind::ConfigMap, &ns, &name);
+    let Some(Object::ConfigMap(cm)) = world.objects.get(&key) else {
+        c.fail("TriggerChannelReady", "ConfigMapNotFound", format!("ConfigMap {ns}/{name} does not exist"));
+        return;
+    };
+    let template = cm.data.as_ref().and_then(|d| d.get("channel-template-spec")).cloned().unwrap_or_default();
+    let kind = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("kind:"))
+        .map(|k| k.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| "InMemoryChannel".into());
+    if kind == "InMemoryChannel" {
+        c.ok("TriggerChannelReady");
+    } else {
+        c.fail(
+            "TriggerChannelReady",
+            "ChannelTemplateNotSupported",
+            format!("ConfigMap {ns}/{name} asks for {kind} channels, which this Knit build does not run yet"),
+        );
+    }
+}
+
+fn propagate(c: &mut Conditions, type_: &str, from: Option<&Condition>, missing_reason: &str, missing_message: String) {
+    match from {
+        None => {
+            c.fail(type_, missing_reason, missing_message);
+        }
+        Some(r) if r.status == "True" => {
+            c.ok(type_);
+        }
+        Some(r) if r.status == "False" => {
+            c.fail(type_, r.reason.as_deref().unwrap_or_default(), r.message.clone().unwrap_or_default());
+        }
+        Some(r) => {
+            c.unknown(type_, r.reason.as_deref().unwrap_or_default(), r.message.clone().unwrap_or_default());
+        }
+    }
+}
+
+/// The Broker a Trigger points at.
+pub(crate) fn trigger_broker(t: &knit_crds::api::eventing::Trigger, ns: &str) -> ObjectKey {
+    match (&t.spec.broker, &t.spec.broker_ref) {
+        (Some(b), _) => ObjectKey::new(Kind::Broker, ns, b),
+        (None, Some(r)) => ObjectKey::new(
+            Kind::Broker,
+            r.namespace.as_deref().unwrap_or(ns),
+            r.name.as_deref().unwrap_or_default(),
+        ),
+        (None, None) => ObjectKey::new(Kind::Broker, ns, ""),
+    }
+}
+
+pub(crate) fn triggers(world: &mut World<'_>) {
+    for key in world.keys_of(Kind::Trigger) {
+        let Some(Object::Trigger(mut t)) = world.objects.get(&key).cloned() else { continue };
+        let ns = key.namespace.clone();
+        let mut c = Conditions::new();
+        let mut status = TriggerStatus::default();
+        let broker_key = trigger_broker(&t, &ns);
+        let broker = world.objects.get(&broker_key);
+        let broker_ready = broker.and_then(|b| ready_of(conditions_of(b)).cloned());
+        propagate(
+            &mut c,
+            "BrokerReady",
+            broker_ready.as_ref(),
+            "BrokerDoesNotExist",
+            format!("Broker {:?} does not exist", broker_key.name),
+        );
+        if c.is_true("BrokerReady") {
+            c.ok("SubscriptionReady");
+        } else {
+            c.unknown("SubscriptionReady", "BrokerNotReady", "waiting for the Broker");
+        }
+        dependency(world, &t, &ns, &mut c);
+        match t.spec.subscriber.as_ref().map(|s| world.resolve(s, &ns)) {
+            Some(Ok(u)) => {
+                c.ok("SubscriberResolved");
+                status.subscriber_uri = Some(u);
+            }
+            Some(Err(e)) => {
+                c.fail("SubscriberResolved", "Unable to get the Subscriber's URI", e);
+            }
+            None => {
+                c.fail("SubscriberResolved", "Unable to get the Subscriber's URI", "no subscriber");
+            }
+        }
+        // A Trigger's own delivery replaces the Broker's as a whole, dead-letter sink included.
+        if t.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
+            status.dead_letter_sink_uri = dead_letter_sink(world, t.spec.delivery.as_ref(), &ns, &mut c);
+        } else {
+            let broker_dls = match broker {
+                Some(Object::Broker(b)) => b.status.as_ref().and_then(|s| s.dead_letter_sink_uri.clone()),
+                _ => None,
+            };
+            match broker_dls {
+                Some(u) => {
+                    c.ok("DeadLetterSinkResolved");
+                    status.dead_letter_sink_uri = Some(u);
+                }
+                None => {
+                    c.ok_because("DeadLetterSinkResolved", "DeadLetterSinkNotConfigured", "No dead letter sink is configured.");
+                }
+            }
+        }
+        status.status.conditions = c.roll_up(&[
+            "BrokerReady",
+            "SubscriptionReady",
+            "DependencyReady",
+            "SubscriberResolved",
+            "DeadLetterSinkResolved",
+        ]);
+        t.status = Some(status);
+        world.objects.insert(key, Object::Trigger(t));
+    }
+}
+
+fn dependency(world: &World<'_>, t: &knit_crds::api::eventing::Trigger, ns: &str, c: &mut Conditions) {
+    let dep = t.metadata.annotations.as_ref().and_then(|a| a.get(names::DEPENDENCY_ANNOTATION));
+    let Some(dep) = dep else {
+        c.ok("DependencyReady");
+        return;
+    };
+    let r: knit_crds::api::duck::KReference = serde_json::from_str(dep).unwrap_or_default();
+    let name = r.name.clone().unwrap_or_default();
+    let found = referenced_kind(&r).and_then(|k| world.objects.get(&ObjectKey::new(k, ns, &name)));
+    let ready = found.and_then(|o| ready_of(conditions_of(o)).cloned());
+    propagate(
+        c,
+        "DependencyReady",
+        ready.as_ref(),
+        "DependencyDoesNotExist",
+        format!("Dependency does not exist: {} {ns}/{name}", r.kind.unwrap_or_default()),
+    );
+}
+
+pub(crate) fn event_types(world: &mut World<'_>) {
+    for key in world.keys_of(Kind::EventType) {
+        let Some(Object::EventType(mut e)) = world.objects.get(&key).cloned() else { continue };
+        let mut c = Conditions::new();
+        match &e.spec.reference {
+            None => {
+                c.ok("ReferenceExists");
+            }
+            Some(r) => {
+                let name = r.name.clone().unwrap_or_default();
+                let ns = r.namespace.clone().unwrap_or_else(|| key.namespace.clone());
+                let exists = referenced_kind(r).is_some_and(|k| world.objects.contains_key(&ObjectKey::new(k, &ns, &name)));
+                if exists {
+                    c.ok("ReferenceExists");
+                } else {
+                    c.fail("ReferenceExists", "ReferenceDoesNotExist", format!("{} {ns}/{name} does not exist", r.kind.clone().unwrap_or_default()));
+                }
+            }
+        }
+        e.status = Some(EventTypeStatus { status: knit_crds::api::duck::Status { conditions: c.roll_up(&["ReferenceExists"]), ..Default::default() } });
+        world.objects.insert(key, Object::EventType(e));
+    }
+}

@@ -1,0 +1,414 @@
+//! Channel implementations, generic Channels, Subscriptions, Sequence and Parallel statuses.
+
+use knit_crds::api::duck::{Addressable, Condition, KReference, ObjectReference, Status};
+use knit_crds::api::flows::{ParallelBranchStatus, ParallelStatus, SequenceChannelStatus, SequenceStatus, SequenceSubscriptionStatus};
+use knit_crds::api::messaging::{
+    ChannelStatus, ChannelableSpec, ChannelableStatus, PhysicalSubscription, SubscriberSpec, SubscriberStatus,
+    SubscriptionStatus,
+};
+use knit_crds::{Kind, Object, ObjectKey};
+
+use super::World;
+use super::conditions::{Conditions, ready_of};
+use super::conditions_of;
+use super::eventing::dead_letter_sink;
+use super::resolve::{channel_kind, channel_supported, parallel_ingress_channel, referenced_kind, sequence_channel};
+
+fn channelable_parts(o: &Object) -> Option<(&ChannelableSpec, Option<&ChannelableStatus>)> {
+    match o {
+        Object::InMemoryChannel(c) => Some((&c.spec.channelable, c.status.as_ref())),
+        Object::KafkaChannel(c) => Some((&c.spec.channelable, c.status.as_ref())),
+        Object::NatsJetStreamChannel(c) => Some((&c.spec.channelable, c.status.as_ref())),
+        _ => None,
+    }
+}
+
+fn set_channelable(o: &mut Object, spec_subs: Option<Vec<SubscriberSpec>>, status: ChannelableStatus) {
+    let (spec, slot) = match o {
+        Object::InMemoryChannel(c) => (&mut c.spec.channelable, &mut c.status),
+        Object::KafkaChannel(c) => (&mut c.spec.channelable, &mut c.status),
+        Object::NatsJetStreamChannel(c) => (&mut c.spec.channelable, &mut c.status),
+        _ => return,
+    };
+    if let Some(s) = spec_subs {
+        spec.subscribers = s;
+    }
+    *slot = Some(status);
+}
+
+/// InMemoryChannel, KafkaChannel, NatsJetStreamChannel.
+pub(crate) fn channel_impls(world: &mut World<'_>) {
+    let keys: Vec<ObjectKey> = world.objects.keys().filter(|k| k.kind.is_channel() && k.kind != Kind::Channel).cloned().collect();
+    for key in keys {
+        let Some(mut o) = world.objects.get(&key).cloned() else { continue };
+        let Some((spec, _)) = channelable_parts(&o) else { continue };
+        let delivery = spec.delivery.clone();
+        let mut c = Conditions::new();
+        let mut status = ChannelableStatus::default();
+        if channel_supported(key.kind) {
+            c.ok("DispatcherReady");
+        } else {
+            c.fail(
+                "DispatcherReady",
+                "BackendNotConfigured",
+                format!("{} needs a durable backend, which this Knit build does not run yet; use InMemoryChannel", key.kind),
+            );
+        }
+        match world.addresses.get(&key) {
+            Some(url) => {
+                c.ok("Addressable");
+                let addr = Addressable { name: Some("http".into()), url: Some(url.clone()), ..Default::default() };
+                status.address = Some(addr.clone());
+                status.addresses = vec![addr];
+            }
+            None => {
+                c.fail("Addressable", "NoAddress", "the channel has no address");
+            }
+        }
+        status.dead_letter_sink_uri = dead_letter_sink(world, delivery.as_ref(), &key.namespace, &mut c);
+        status.status.conditions = c.roll_up(&["DispatcherReady", "Addressable", "DeadLetterSinkResolved"]);
+        set_channelable(&mut o, None, status);
+        world.objects.insert(key, o);
+    }
+}
+
+/// The channel implementation a subscription's `spec.channel` ends up at (a generic Channel's
+/// backing channel has the same name), and the object the reference names.
+pub(crate) fn subscription_channel(world: &World<'_>, r: &KReference, ns: &str) -> Result<(ObjectKey, ObjectKey), String> {
+    let name = r.name.clone().unwrap_or_default();
+    let Some(kind) = referenced_kind(r) else {
+        return Err(format!("Knit does not know the channel kind {:?}", r.kind.clone().unwrap_or_default()));
+    };
+    let named = ObjectKey::new(kind, ns, &name);
+    let Some(o) = world.objects.get(&named) else {
+        return Err(format!("{}.{} {name:?} not found", kind.plural(), kind.group()));
+    };
+    match o {
+        Object::Channel(c) => {
+            let t = c.spec.channel_template.as_ref();
+            let impl_kind = channel_kind(t.and_then(|t| t.api_version.as_deref()), t.and_then(|t| t.kind.as_deref()))
+                .ok_or_else(|| format!("Channel {name:?} has no supported channelTemplate"))?;
+            Ok((named, ObjectKey::new(impl_kind, ns, &name)))
+        }
+        _ if kind.is_channel() => Ok((named.clone(), named)),
+        _ => Err(format!("{} {name:?} is not a channel", kind.name())),
+    }
+}
+
+pub(crate) fn subscriptions(world: &mut World<'_>) {
+    for key in world.keys_of(Kind::Subscription) {
+        let Some(Object::Subscription(mut s)) = world.objects.get(&key).cloned() else { continue };
+        let ns = key.namespace.clone();
+        let mut c = Conditions::new();
+        let mut phys = PhysicalSubscription::default();
+        let channel = s.spec.channel.as_ref().map(|r| subscription_channel(world, r, &ns));
+        let mut resolved = true;
+        let mut channel_dls = None;
+        match channel {
+            Some(Ok((_, impl_key))) => {
+                let impl_obj = world.objects.get(&impl_key);
+                let ready = impl_obj.and_then(|o| ready_of(conditions_of(o)).cloned());
+                match ready {
+                    Some(r) if r.status == "True" => {
+                        c.ok("ChannelReady");
+                    }
+                    Some(r) => {
+                        c.fail("ChannelReady", "ChannelNotReady", r.message.unwrap_or_else(|| "the channel is not ready".into()));
+                    }
+                    None => {
+                        c.fail("ChannelReady", "ChannelNotReady", "the backing channel does not exist");
+                    }
+                }
+                channel_dls = impl_obj
+                    .and_then(channelable_parts)
+                    .and_then(|(_, st)| st.and_then(|st| st.dead_letter_sink_uri.clone()));
+            }
+            Some(Err(e)) => {
+                c.fail("ChannelReady", "ChannelReferenceFailed", format!("Failed to get Spec.Channel or backing channel: {e}"));
+                c.fail("Resolved", "ChannelReferenceFailed", format!("Failed to get Spec.Channel or backing channel: {e}"));
+                resolved = false;
+            }
+            None => {
+                c.fail("ChannelReady", "ChannelReferenceFailed", "spec.channel is not set");
+                resolved = false;
+            }
+        }
+        if let Some(sub) = &s.spec.subscriber {
+            match world.resolve(sub, &ns) {
+                Ok(u) => phys.subscriber_uri = Some(u),
+                Err(e) => {
+                    if resolved {
+                        c.fail("Resolved", "SubscriberResolveFailed", format!("Failed to resolve spec.subscriber: {e}"));
+                    }
+                    resolved = false;
+                }
+            }
+        }
+        if let Some(reply) = &s.spec.reply {
+            match world.resolve(reply, &ns) {
+                Ok(u) => phys.reply_uri = Some(u),
+                Err(e) => {
+                    if resolved {
+                        c.fail("Resolved", "ReplyResolveFailed", format!("Failed to resolve spec.reply: {e}"));
+                    }
+                    resolved = false;
+                }
+            }
+        }
+        // A Subscription's own delivery replaces the channel's as a whole.
+        let mut dls_conds = Conditions::new();
+        if s.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
+            phys.dead_letter_sink_uri = dead_letter_sink(world, s.spec.delivery.as_ref(), &ns, &mut dls_conds);
+            if !dls_conds.is_true("DeadLetterSinkResolved") && resolved {
+                let msg = dls_conds.get("DeadLetterSinkResolved").and_then(|d| d.message.clone()).unwrap_or_default();
+                c.fail("Resolved", "DeadLetterSinkResolveFailed", format!("Failed to resolve spec.delivery.deadLetterSink: {msg}"));
+                resolved = false;
+            }
+        } else {
+            phys.dead_letter_sink_uri = channel_dls;
+        }
+        if resolved {
+            c.ok("Resolved");
+        }
+        if c.is_true("ChannelReady") && resolved {
+            c.ok("AddedToChannel");
+        } else {
+            c.unknown("AddedToChannel", "NotAddedToChannel", "waiting for the channel and the destinations");
+        }
+        let conditions = c.roll_up(&["ChannelReady", "Resolved", "AddedToChannel"]);
+        s.status = Some(SubscriptionStatus {
+            status: Status { conditions, ..Default::default() },
+            physical_subscription: Some(phys),
+        });
+        world.objects.insert(key, Object::Subscription(s));
+    }
+}
+
+/// Fill each channel implementation's `spec.subscribers` and `status.subscribers`.
+pub(crate) fn channel_subscribers(world: &mut World<'_>) {
+    let mut by_channel: std::collections::BTreeMap<ObjectKey, Vec<(SubscriberSpec, SubscriberStatus)>> = Default::default();
+    for key in world.keys_of(Kind::Subscription) {
+        let Some(Object::Subscription(s)) = world.objects.get(&key) else { continue };
+        let Some(r) = &s.spec.channel else { continue };
+        let Ok((_, impl_key)) = subscription_channel(world, r, &key.namespace) else { continue };
+        let st = s.status.clone().unwrap_or_default();
+        let phys = st.physical_subscription.clone().unwrap_or_default();
+        let ready = ready_of(&st.status.conditions).cloned().unwrap_or_default();
+        let spec = SubscriberSpec {
+            uid: s.metadata.uid.clone(),
+            generation: s.metadata.generation,
+            subscriber_uri: phys.subscriber_uri.clone(),
+            reply_uri: phys.reply_uri.clone(),
+            delivery: s.spec.delivery.clone(),
+        };
+        let status = SubscriberStatus {
+            uid: s.metadata.uid.clone(),
+            observed_generation: s.metadata.generation,
+            ready: ready.status.clone(),
+            message: ready.message.clone(),
+        };
+        by_channel.entry(impl_key).or_default().push((spec, status));
+    }
+    let keys: Vec<ObjectKey> = world.objects.keys().filter(|k| k.kind.is_channel() && k.kind != Kind::Channel).cloned().collect();
+    for key in keys {
+        let Some(mut o) = world.objects.get(&key).cloned() else { continue };
+        let Some((_, status)) = channelable_parts(&o) else { continue };
+        let mut status = status.cloned().unwrap_or_default();
+        let subs = by_channel.remove(&key).unwrap_or_default();
+        status.subscribers = subs.iter().map(|(_, st)| st.clone()).collect();
+        set_channelable(&mut o, Some(subs.into_iter().map(|(sp, _)| sp).collect()), status);
+        world.objects.insert(key, o);
+    }
+}
+
+/// Generic Channels mirror their backing channel.
+pub(crate) fn generic_channels(world: &mut World<'_>) {
+    for key in world.keys_of(Kind::Channel) {
+        let Some(Object::Channel(mut ch)) = world.objects.get(&key).cloned() else { continue };
+        let t = ch.spec.channel_template.clone().unwrap_or_default();
+        let mut c = Conditions::new();
+        let mut status = ChannelStatus::default();
+        match channel_kind(t.api_version.as_deref(), t.kind.as_deref()) {
+            Some(kind) => {
+                let backing_key = ObjectKey::new(kind, &key.namespace, &key.name);
+                status.channel = Some(KReference {
+                    api_version: Some(kind.api_version()),
+                    kind: Some(kind.name().into()),
+                    name: Some(key.name.clone()),
+                    namespace: Some(key.namespace.clone()),
+                });
+                let backing = world.objects.get(&backing_key);
+                let owned = backing.is_some_and(|b| {
+                    b.meta().owner_references.as_ref().is_some_and(|o| o.iter().any(|r| Some(&r.uid) == ch.metadata.uid.as_ref()))
+                });
+                match backing.and_then(channelable_parts) {
+                    Some((spec, st)) if owned => {
+                        let st = st.cloned().unwrap_or_default();
+                        let ready = ready_of(&st.status.conditions).cloned();
+                        match ready {
+                            Some(r) if r.status == "True" => {
+                                c.ok("BackingChannelReady");
+                            }
+                            Some(r) => {
+                                c.fail("BackingChannelReady", r.reason.as_deref().unwrap_or("BackingChannelNotReady"), r.message.unwrap_or_default());
+                            }
+                            None => {
+                                c.unknown("BackingChannelReady", "BackingChannelNotReady", "");
+                            }
+                        }
+                        ch.spec.channelable.subscribers = spec.subscribers.clone();
+                        status.channelable.subscribers = st.subscribers.clone();
+                        status.channelable.dead_letter_sink_uri = st.dead_letter_sink_uri.clone();
+                        status.channelable.address = st.address.clone();
+                        status.channelable.addresses = st.addresses.clone();
+                    }
+                    _ => {
+                        c.fail(
+                            "BackingChannelReady",
+                            "ChannelFailure",
+                            format!("{} {:?} exists and is not owned by this Channel", kind.name(), key.name),
+                        );
+                    }
+                }
+            }
+            None => {
+                c.fail("BackingChannelReady", "ChannelTemplateNotSupported", "the channelTemplate names no supported channel kind");
+            }
+        }
+        if status.channelable.address.is_some() {
+            c.ok("Addressable");
+        } else {
+            c.fail("Addressable", "NoAddress", "the backing channel has no address");
+        }
+        status.channelable.status.conditions = c.roll_up(&["BackingChannelReady", "Addressable"]);
+        ch.status = Some(status);
+        world.objects.insert(key, Object::Channel(ch));
+    }
+}
+
+fn object_ref(key: &ObjectKey) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(key.kind.api_version()),
+        kind: Some(key.kind.name().into()),
+        name: Some(key.name.clone()),
+        namespace: Some(key.namespace.clone()),
+    }
+}
+
+fn ready_condition(world: &World<'_>, key: &ObjectKey) -> Condition {
+    world
+        .objects
+        .get(key)
+        .and_then(|o| ready_of(conditions_of(o)).cloned())
+        .unwrap_or_else(|| Condition {
+            type_: "Ready".into(),
+            status: "Unknown".into(),
+            reason: Some("NotFound".into()),
+            message: Some(format!("{} {:?} does not exist", key.kind, key.name)),
+            ..Default::default()
+        })
+}
+
+fn all_ready(c: &mut Conditions, type_: &str, reason: &str, conds: &[(String, Condition)]) {
+    match conds.iter().find(|(_, r)| r.status != "True") {
+        None => {
+            c.ok(type_);
+        }
+        Some((name, r)) => {
+            let msg = format!("{name} is not ready: {}", r.message.clone().unwrap_or_default());
+            if r.status == "False" {
+                c.fail(type_, reason, msg);
+            } else {
+                c.unknown(type_, reason, msg);
+            }
+        }
+    }
+}
+
+/// Sequence and Parallel statuses, from their channels and subscriptions.
+pub(crate) fn flows(world: &mut World<'_>) {
+    for key in world.keys_of(Kind::Sequence) {
+        let Some(Object::Sequence(mut s)) = world.objects.get(&key).cloned() else { continue };
+        let mut st = SequenceStatus::default();
+        let mut chans = Vec::new();
+        let mut subs = Vec::new();
+        for i in 0..s.spec.steps.len() {
+            if let Some(ck) = sequence_channel(s.spec.channel_template.as_ref(), &key.namespace, &key.name, i) {
+                let r = ready_condition(world, &ck);
+                chans.push((ck.name.clone(), r.clone()));
+                st.channel_statuses.push(SequenceChannelStatus { channel: object_ref(&ck), ready: r });
+            }
+            let sk = ObjectKey::new(Kind::Subscription, &key.namespace, format!("{}-kn-sequence-{i}", key.name));
+            let r = ready_condition(world, &sk);
+            subs.push((sk.name.clone(), r.clone()));
+            st.subscription_statuses.push(SequenceSubscriptionStatus { subscription: object_ref(&sk), ready: r });
+        }
+        let mut c = Conditions::new();
+        if chans.len() < s.spec.steps.len() {
+            c.fail("ChannelsReady", "ChannelTemplateNotSupported", "the channelTemplate names no supported channel kind");
+        } else {
+            all_ready(&mut c, "ChannelsReady", "ChannelsNotReady", &chans);
+        }
+        all_ready(&mut c, "SubscriptionsReady", "SubscriptionsNotReady", &subs);
+        match world.addresses.get(&key) {
+            Some(u) => {
+                c.ok("Addressable");
+                st.address = Some(Addressable { name: Some("http".into()), url: Some(u.clone()), ..Default::default() });
+            }
+            None => {
+                c.fail("Addressable", "EmptyHostname", "the first channel has no address");
+            }
+        }
+        st.status.conditions = c.roll_up(&["ChannelsReady", "SubscriptionsReady", "Addressable"]);
+        s.status = Some(st);
+        world.objects.insert(key, Object::Sequence(s));
+    }
+
+    for key in world.keys_of(Kind::Parallel) {
+        let Some(Object::Parallel(mut p)) = world.objects.get(&key).cloned() else { continue };
+        let mut st = ParallelStatus::default();
+        let mut chans = Vec::new();
+        let mut subs = Vec::new();
+        let template = p.spec.channel_template.clone();
+        let ingress = parallel_ingress_channel(template.as_ref(), &key.namespace, &key.name);
+        if let Some(ik) = &ingress {
+            let r = ready_condition(world, ik);
+            chans.push((ik.name.clone(), r.clone()));
+            st.ingress_channel_status = Some(SequenceChannelStatus { channel: object_ref(ik), ready: r });
+        }
+        for i in 0..p.spec.branches.len() {
+            let Some(ik) = &ingress else { break };
+            let bk = ObjectKey::new(ik.kind, &key.namespace, format!("{}-kn-parallel-{i}", key.name));
+            let fk = ObjectKey::new(Kind::Subscription, &key.namespace, format!("{}-kn-parallel-filter-{i}", key.name));
+            let sk = ObjectKey::new(Kind::Subscription, &key.namespace, format!("{}-kn-parallel-{i}", key.name));
+            let (br, fr, sr) = (ready_condition(world, &bk), ready_condition(world, &fk), ready_condition(world, &sk));
+            chans.push((bk.name.clone(), br.clone()));
+            subs.push((fk.name.clone(), fr.clone()));
+            subs.push((sk.name.clone(), sr.clone()));
+            st.branch_statuses.push(ParallelBranchStatus {
+                filter_subscription_status: SequenceSubscriptionStatus { subscription: object_ref(&fk), ready: fr },
+                filter_channel_status: SequenceChannelStatus { channel: object_ref(&bk), ready: br },
+                subscription_status: SequenceSubscriptionStatus { subscription: object_ref(&sk), ready: sr },
+            });
+        }
+        let mut c = Conditions::new();
+        if ingress.is_none() {
+            c.fail("ChannelsReady", "ChannelTemplateNotSupported", "the channelTemplate names no supported channel kind");
+        } else {
+            all_ready(&mut c, "ChannelsReady", "ChannelsNotReady", &chans);
+        }
+        all_ready(&mut c, "SubscriptionsReady", "SubscriptionsNotReady", &subs);
+        match world.addresses.get(&key) {
+            Some(u) => {
+                c.ok("Addressable");
+                st.address = Some(Addressable { name: Some("http".into()), url: Some(u.clone()), ..Default::default() });
+            }
+            None => {
+                c.fail("Addressable", "EmptyHostname", "the ingress channel has no address");
+            }
+        }
+        st.status.conditions = c.roll_up(&["ChannelsReady", "SubscriptionsReady", "Addressable"]);
+        p.status = Some(st);
+        world.objects.insert(key, Object::Parallel(p));
+    }
+}

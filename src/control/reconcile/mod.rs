@@ -1,0 +1,175 @@
+//! Reconciling: a pure function from resources to statuses and the Contract.
+//!
+//! No I/O happens here, so the same code serves the standalone mode and a cluster, and every
+//! rule is unit-testable. The caller supplies the environment (listener addresses), the time,
+//! and the previous conditions (to keep `lastTransitionTime` stable).
+
+mod children;
+mod conditions;
+mod contract;
+mod eventing;
+mod messaging;
+mod resolve;
+mod serving;
+mod sources;
+
+use std::collections::{BTreeMap, HashMap};
+
+use knit_crds::api::duck::Condition;
+use knit_crds::contract::Contract;
+use knit_crds::{Object, ObjectKey};
+
+pub(crate) use conditions::is_ready;
+
+/// What the reconciler needs to know about the running process.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// Base URL of the broker/channel ingress, e.g. `http://127.0.0.1:8080`.
+    pub ingress_url: String,
+}
+
+/// Conditions from the previous reconcile, by object.
+pub type PreviousConditions = HashMap<ObjectKey, Vec<Condition>>;
+
+/// The result of reconciling.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Every object with its status: the user's plus the ones derived from them (a Channel's
+    /// backing channel, a Sequence's channels and subscriptions, ...), sorted by key.
+    pub objects: Vec<Object>,
+    /// The data-plane configuration (generation 0: the caller numbers it).
+    pub contract: Contract,
+}
+
+/// The objects being reconciled, by key.
+pub(crate) struct World<'a> {
+    pub(crate) env: &'a Env,
+    pub(crate) objects: BTreeMap<ObjectKey, Object>,
+    /// `status.address.url` of every addressable object that has one.
+    pub(crate) addresses: HashMap<ObjectKey, String>,
+}
+
+/// Reconcile `input` (objects as stored: spec and metadata, no status).
+pub fn reconcile(input: &[Object], prev: &PreviousConditions, env: &Env, now: &str) -> Output {
+    let mut objects: BTreeMap<ObjectKey, Object> = input.iter().map(|o| (o.key(), o.clone())).collect();
+    for child in children::derive(input) {
+        // A user's own object of the same name wins; the parent reports the conflict.
+        objects.entry(child.key()).or_insert(child);
+    }
+    let mut world = World { env, objects, addresses: HashMap::new() };
+    world.addresses = resolve::addresses(&world);
+
+    eventing::brokers(&mut world);
+    messaging::channel_impls(&mut world);
+    eventing::triggers(&mut world);
+    messaging::subscriptions(&mut world);
+    messaging::channel_subscribers(&mut world);
+    messaging::generic_channels(&mut world);
+    messaging::flows(&mut world);
+    sources::sources(&mut world);
+    eventing::event_types(&mut world);
+    serving::serving(&mut world);
+
+    let contract = contract::build(&world);
+    let mut objects: Vec<Object> = world.objects.into_values().collect();
+    for o in &mut objects {
+        stamp(o, prev, now);
+    }
+    Output { objects, contract }
+}
+
+/// The mutable common status block of any object that has one.
+fn status_mut(o: &mut Object) -> Option<&mut knit_crds::api::duck::Status> {
+    Some(match o {
+        Object::Broker(x) => &mut x.status.as_mut()?.status,
+        Object::Trigger(x) => &mut x.status.as_mut()?.status,
+        Object::EventType(x) => &mut x.status.as_mut()?.status,
+        Object::Channel(x) => &mut x.status.as_mut()?.channelable.status,
+        Object::InMemoryChannel(x) => &mut x.status.as_mut()?.status,
+        Object::KafkaChannel(x) => &mut x.status.as_mut()?.status,
+        Object::NatsJetStreamChannel(x) => &mut x.status.as_mut()?.status,
+        Object::Subscription(x) => &mut x.status.as_mut()?.status,
+        Object::Sequence(x) => &mut x.status.as_mut()?.status,
+        Object::Parallel(x) => &mut x.status.as_mut()?.status,
+        Object::PingSource(x) => &mut x.status.as_mut()?.status,
+        Object::ApiServerSource(x) => &mut x.status.as_mut()?.source.status,
+        Object::SinkBinding(x) => &mut x.status.as_mut()?.status,
+        Object::ContainerSource(x) => &mut x.status.as_mut()?.status,
+        Object::GitHubSource(x) => &mut x.status.as_mut()?.source.status,
+        Object::CloudPubSubSource(x) => &mut x.status.as_mut()?.status,
+        Object::Service(x) => &mut x.status.as_mut()?.status,
+        Object::Configuration(x) => &mut x.status.as_mut()?.status,
+        Object::Revision(x) => &mut x.status.as_mut()?.status,
+        Object::Route(x) => &mut x.status.as_mut()?.status,
+        Object::ConfigMap(_) | Object::Secret(_) => return None,
+    })
+}
+
+/// Set `observedGeneration` and keep `lastTransitionTime` where a condition did not change.
+fn stamp(o: &mut Object, prev: &PreviousConditions, now: &str) {
+    let key = o.key();
+    let generation = o.meta().generation;
+    let before = prev.get(&key);
+    if let Some(status) = status_mut(o) {
+        status.observed_generation = generation;
+        for c in &mut status.conditions {
+            let old = before.and_then(|b| b.iter().find(|p| p.type_ == c.type_));
+            c.last_transition_time = match old {
+                Some(p) if p.status == c.status => p.last_transition_time.clone(),
+                _ => Some(now.to_string()),
+            };
+        }
+    }
+}
+
+/// The common status block of any object that has one.
+pub(crate) fn status_ref(o: &Object) -> Option<&knit_crds::api::duck::Status> {
+    Some(match o {
+        Object::Broker(x) => &x.status.as_ref()?.status,
+        Object::Trigger(x) => &x.status.as_ref()?.status,
+        Object::EventType(x) => &x.status.as_ref()?.status,
+        Object::Channel(x) => &x.status.as_ref()?.channelable.status,
+        Object::InMemoryChannel(x) => &x.status.as_ref()?.status,
+        Object::KafkaChannel(x) => &x.status.as_ref()?.status,
+        Object::NatsJetStreamChannel(x) => &x.status.as_ref()?.status,
+        Object::Subscription(x) => &x.status.as_ref()?.status,
+        Object::Sequence(x) => &x.status.as_ref()?.status,
+        Object::Parallel(x) => &x.status.as_ref()?.status,
+        Object::PingSource(x) => &x.status.as_ref()?.status,
+        Object::ApiServerSource(x) => &x.status.as_ref()?.source.status,
+        Object::SinkBinding(x) => &x.status.as_ref()?.status,
+        Object::ContainerSource(x) => &x.status.as_ref()?.status,
+        Object::GitHubSource(x) => &x.status.as_ref()?.source.status,
+        Object::CloudPubSubSource(x) => &x.status.as_ref()?.status,
+        Object::Service(x) => &x.status.as_ref()?.status,
+        Object::Configuration(x) => &x.status.as_ref()?.status,
+        Object::Revision(x) => &x.status.as_ref()?.status,
+        Object::Route(x) => &x.status.as_ref()?.status,
+        Object::ConfigMap(_) | Object::Secret(_) => return None,
+    })
+}
+
+/// The conditions of any object (empty when it has no status).
+pub(crate) fn conditions_of(o: &Object) -> &[Condition] {
+    status_ref(o).map(|s| s.conditions.as_slice()).unwrap_or_default()
+}
+
+impl World<'_> {
+    /// Keys of every object of `kind`.
+    pub(crate) fn keys_of(&self, kind: knit_crds::Kind) -> Vec<ObjectKey> {
+        self.objects.keys().filter(|k| k.kind == kind).cloned().collect()
+    }
+
+    /// Whether the object at `key` exists and is Ready=True.
+    pub(crate) fn ready(&self, key: &ObjectKey) -> bool {
+        self.objects.get(key).is_some_and(|o| is_ready(conditions_of(o)))
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The conditions of any object, owned.
+pub fn conditions_of_owned(o: &Object) -> Vec<Condition> {
+    conditions_of(o).to_vec()
+}

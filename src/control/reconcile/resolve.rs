@@ -1,0 +1,162 @@
+//! Addresses of addressable objects and Destination resolution (eventing-spec §4).
+
+use std::collections::HashMap;
+
+use knit_crds::api::duck::{Destination, KReference};
+use knit_crds::{Kind, Object, ObjectKey, names};
+
+use super::World;
+
+/// Path of a Broker's ingress.
+pub(crate) fn broker_path(ns: &str, name: &str) -> String {
+    format!("/{ns}/{name}")
+}
+
+/// Path of a channel's ingress (channels share the ingress listener with brokers).
+pub(crate) fn channel_path(ns: &str, name: &str) -> String {
+    format!("/channels/{ns}/{name}")
+}
+
+/// The Knative-style host name of a channel, also accepted by the ingress with path `/`.
+pub(crate) fn channel_host(ns: &str, name: &str) -> String {
+    format!("{name}-kn-channel.{ns}.svc.cluster.local")
+}
+
+/// Whether Knit's data plane runs a Broker of this class.
+pub(crate) fn broker_class(o: &Object) -> Option<String> {
+    o.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::BROKER_CLASS_ANNOTATION))
+        .cloned()
+}
+
+/// The channel implementation kind a template or backing reference names.
+pub(crate) fn channel_kind(api_version: Option<&str>, kind: Option<&str>) -> Option<Kind> {
+    let kind = kind?;
+    Kind::ALL.iter().copied().find(|k| {
+        k.is_channel() && *k != Kind::Channel && k.name() == kind && api_version.is_none_or(|a| group_of(a) == k.group())
+    })
+}
+
+fn group_of(api_version: &str) -> &str {
+    api_version.split_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+/// Whether the in-process data plane can serve a channel of this kind.
+pub(crate) fn channel_supported(kind: Kind) -> bool {
+    kind == Kind::InMemoryChannel
+}
+
+/// Every address that can be computed from specs alone.
+pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
+    let base = world.env.ingress_url.trim_end_matches('/');
+    let mut out = HashMap::new();
+    for (key, o) in &world.objects {
+        let url = match o {
+            Object::Broker(_) if broker_class(o).as_deref() == Some(names::DEFAULT_BROKER_CLASS) => {
+                Some(format!("{base}{}", broker_path(&key.namespace, &key.name)))
+            }
+            Object::InMemoryChannel(_) => Some(format!("{base}{}", channel_path(&key.namespace, &key.name))),
+            _ => None,
+        };
+        if let Some(u) = url {
+            out.insert(key.clone(), u);
+        }
+    }
+    // Objects whose address is another object's: a Channel its backing channel's, a Sequence
+    // its first channel's, a Parallel its ingress channel's.
+    for (key, o) in &world.objects {
+        let via = match o {
+            Object::Channel(c) => {
+                let t = c.spec.channel_template.as_ref();
+                channel_kind(t.and_then(|t| t.api_version.as_deref()), t.and_then(|t| t.kind.as_deref()))
+                    .map(|k| ObjectKey::new(k, &key.namespace, &key.name))
+            }
+            Object::Sequence(s) => sequence_channel(s.spec.channel_template.as_ref(), &key.namespace, &key.name, 0),
+            Object::Parallel(p) => parallel_ingress_channel(p.spec.channel_template.as_ref(), &key.namespace, &key.name),
+            _ => None,
+        };
+        if let Some(u) = via.and_then(|v| out.get(&v).cloned()) {
+            out.insert(key.clone(), u);
+        }
+    }
+    out
+}
+
+/// The key of a Sequence's i-th channel.
+pub(crate) fn sequence_channel(
+    template: Option<&knit_crds::api::messaging::ChannelTemplateSpec>,
+    ns: &str,
+    name: &str,
+    i: usize,
+) -> Option<ObjectKey> {
+    let kind = channel_kind(template?.api_version.as_deref(), template?.kind.as_deref())?;
+    Some(ObjectKey::new(kind, ns, format!("{name}-kn-sequence-{i}")))
+}
+
+/// The key of a Parallel's ingress channel.
+pub(crate) fn parallel_ingress_channel(
+    template: Option<&knit_crds::api::messaging::ChannelTemplateSpec>,
+    ns: &str,
+    name: &str,
+) -> Option<ObjectKey> {
+    let kind = channel_kind(template?.api_version.as_deref(), template?.kind.as_deref())?;
+    Some(ObjectKey::new(kind, ns, format!("{name}-kn-parallel")))
+}
+
+/// The kind a reference names: matched by group and kind (any version), so references to
+/// older versions still resolve.
+pub(crate) fn referenced_kind(r: &KReference) -> Option<Kind> {
+    let kind = r.kind.as_deref()?;
+    let group = group_of(r.api_version.as_deref().unwrap_or(""));
+    Kind::ALL.iter().copied().find(|k| k.name() == kind && k.group() == group)
+}
+
+impl World<'_> {
+    /// Resolve a reference to an Addressable into its URL.
+    pub(crate) fn resolve_ref(&self, r: &KReference, ns: &str) -> Result<String, String> {
+        let name = r.name.clone().unwrap_or_default();
+        let ns = r.namespace.clone().unwrap_or_else(|| ns.to_string());
+        let api_version = r.api_version.clone().unwrap_or_default();
+        let kind_name = r.kind.clone().unwrap_or_default();
+        if group_of(&api_version).is_empty() && kind_name == "Service" {
+            // A core Kubernetes Service resolves to its cluster DNS name.
+            return Ok(format!("http://{name}.{ns}.svc.cluster.local"));
+        }
+        let Some(kind) = referenced_kind(r) else {
+            return Err(format!(
+                "failed to get object {ns}/{name}: Knit does not know the kind {kind_name} ({api_version})"
+            ));
+        };
+        let key = ObjectKey::new(kind, &ns, &name);
+        if !self.objects.contains_key(&key) {
+            return Err(format!(
+                "failed to get object {ns}/{name}: {}.{} {name:?} not found",
+                kind.plural(),
+                kind.group()
+            ));
+        }
+        if !kind.is_addressable() {
+            return Err(format!("{kind_name} {ns}/{name} is not addressable"));
+        }
+        self.addresses
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| format!("address not set for {kind_name} {ns}/{name}"))
+    }
+
+    /// Resolve a Destination (ref, uri, or ref plus relative uri) into a URL.
+    pub(crate) fn resolve(&self, d: &Destination, ns: &str) -> Result<String, String> {
+        match (&d.reference, &d.uri) {
+            (Some(r), None) => self.resolve_ref(r, ns),
+            (Some(r), Some(u)) => {
+                let base = self.resolve_ref(r, ns)?;
+                let base = url::Url::parse(&base).map_err(|e| format!("invalid address {base:?}: {e}"))?;
+                base.join(u).map(|u| u.to_string()).map_err(|e| format!("invalid uri {u:?}: {e}"))
+            }
+            (None, Some(u)) => Ok(u.clone()),
+            (None, None) => Err("the destination has neither ref nor uri".into()),
+        }
+    }
+}

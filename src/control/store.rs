@@ -1,0 +1,127 @@
+//! The object store: objects as the user wrote them (admitted and defaulted), with the
+//! metadata the system owns (uid, generation, resourceVersion, creationTimestamp) and where
+//! each came from.
+
+use std::collections::BTreeMap;
+
+use knit_crds::admission::{FieldError, validate_update};
+use knit_crds::{Object, ObjectKey};
+
+/// Where an object came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A manifest file watched by `knit run -f`.
+    File {
+        /// The file.
+        path: String,
+        /// Document index within it.
+        doc: usize,
+    },
+    /// `knit apply` (the admin API).
+    Api,
+}
+
+/// A stored object.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The object (no status).
+    pub object: Object,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// What applying did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A new object.
+    Created,
+    /// Content or metadata changed.
+    Configured,
+    /// Nothing changed.
+    Unchanged,
+}
+
+impl Action {
+    /// kubectl's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Configured => "configured",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// All stored objects.
+#[derive(Default)]
+pub struct Store {
+    entries: BTreeMap<ObjectKey, Entry>,
+    resource_version: u64,
+}
+
+impl Store {
+    /// Every stored object.
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.entries.values().map(|e| &e.object)
+    }
+
+    /// One entry.
+    pub fn get(&self, key: &ObjectKey) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Check that `object` may replace what is stored under its key (immutable fields).
+    pub fn check(&self, object: &Object) -> Vec<FieldError> {
+        match self.entries.get(&object.key()) {
+            Some(old) => validate_update(&old.object, object),
+            None => Vec::new(),
+        }
+    }
+
+    /// Store `object`, assigning system metadata. The caller has run [`Store::check`].
+    pub fn put(&mut self, mut object: Object, origin: Origin, now: jiff::Timestamp) -> Action {
+        let key = object.key();
+        let action = match self.entries.get(&key) {
+            Some(old) => {
+                let om = old.object.meta();
+                let content_changed = old.object.content() != object.content();
+                let meta_changed = om.labels != object.meta().labels || om.annotations != object.meta().annotations;
+                let (uid, created, generation) = (om.uid.clone(), om.creation_timestamp.clone(), om.generation.unwrap_or(1));
+                let m = object.meta_mut();
+                m.uid = uid;
+                m.creation_timestamp = created;
+                m.generation = Some(if content_changed { generation + 1 } else { generation });
+                if !content_changed && !meta_changed && old.origin == origin {
+                    m.resource_version = om.resource_version.clone();
+                    return Action::Unchanged;
+                }
+                if content_changed || meta_changed { Action::Configured } else { Action::Unchanged }
+            }
+            None => {
+                let m = object.meta_mut();
+                m.uid = Some(uuid::Uuid::new_v4().to_string());
+                m.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+                m.generation = Some(1);
+                Action::Created
+            }
+        };
+        self.resource_version += 1;
+        object.meta_mut().resource_version = Some(self.resource_version.to_string());
+        self.entries.insert(key, Entry { object, origin });
+        action
+    }
+
+    /// Remove one object.
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
+        self.entries.remove(key)
+    }
+
+    /// Keys of objects loaded from `path`.
+    pub fn keys_from_file(&self, path: &str) -> Vec<ObjectKey> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| matches!(&e.origin, Origin::File { path: p, .. } if p == path))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
