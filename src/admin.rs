@@ -9,6 +9,7 @@
 //! | DELETE | `/api/v1/{kind}/{namespace}/{name}` | delete one object |
 //! | POST | `/api/v1/apply` | `{"file": NAME, "manifest": YAML}`: admit and store |
 //! | GET | `/api/v1/contract` | the data-plane Contract |
+//! | GET | `/api/v1/stats` | delivery counters (delivered, dead-lettered, dropped, retries) |
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
 
@@ -29,17 +30,30 @@ use crate::control::Handle;
 struct AdminState {
     control: Handle,
     token: Option<Arc<str>>,
+    stats: Arc<knit_dispatcher::Stats>,
 }
 
 /// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
-pub fn router(control: Handle, token: Option<String>) -> Router {
-    let state = AdminState { control, token: token.map(Arc::from) };
+pub fn router(
+    control: Handle,
+    token: Option<String>,
+    stats: Arc<knit_dispatcher::Stats>,
+) -> Router {
+    let state = AdminState {
+        control,
+        token: token.map(Arc::from),
+        stats,
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/contract", get(contract))
+        .route("/api/v1/stats", get(stats_handler))
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/{kind}", get(list))
-        .route("/api/v1/{kind}/{namespace}/{name}", get(get_one).delete(delete))
+        .route(
+            "/api/v1/{kind}/{namespace}/{name}",
+            get(get_one).delete(delete),
+        )
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
@@ -72,8 +86,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-fn kind(name: &str) -> Result<Kind, Response> {
-    Kind::lookup(name).ok_or_else(|| error(StatusCode::NOT_FOUND, format!("the server doesn't have a resource type {name:?}")))
+fn unknown_kind(name: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("the server doesn't have a resource type {name:?}"),
+    )
 }
 
 #[derive(Deserialize)]
@@ -81,42 +98,66 @@ struct ListQuery {
     namespace: Option<String>,
 }
 
-async fn list(State(s): State<AdminState>, Path(k): Path<String>, Query(q): Query<ListQuery>) -> Response {
-    let kind = match kind(&k) {
-        Ok(k) => k,
-        Err(r) => return r,
+async fn list(
+    State(s): State<AdminState>,
+    Path(k): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let Some(kind) = Kind::lookup(&k) else {
+        return unknown_kind(&k);
     };
     let snap = s.control.snapshot();
     let items: Vec<&Value> = snap
         .objects
         .iter()
-        .filter(|(key, _)| key.kind == kind && q.namespace.as_ref().is_none_or(|ns| &key.namespace == ns))
+        .filter(|(key, _)| {
+            key.kind == kind && q.namespace.as_ref().is_none_or(|ns| &key.namespace == ns)
+        })
         .map(|(_, v)| v)
         .collect();
     Json(json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response()
 }
 
-async fn get_one(State(s): State<AdminState>, Path((k, ns, name)): Path<(String, String, String)>) -> Response {
-    let kind = match kind(&k) {
-        Ok(k) => k,
-        Err(r) => return r,
+async fn get_one(
+    State(s): State<AdminState>,
+    Path((k, ns, name)): Path<(String, String, String)>,
+) -> Response {
+    let Some(kind) = Kind::lookup(&k) else {
+        return unknown_kind(&k);
     };
     let snap = s.control.snapshot();
     match snap.objects.get(&ObjectKey::new(kind, &ns, &name)) {
         Some(v) => Json(v).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("{}.{} {name:?} not found in namespace {ns:?}", kind.plural(), kind.group())),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{}.{} {name:?} not found in namespace {ns:?}",
+                kind.plural(),
+                kind.group()
+            ),
+        ),
     }
 }
 
-async fn delete(State(s): State<AdminState>, Path((k, ns, name)): Path<(String, String, String)>) -> Response {
-    let kind = match kind(&k) {
-        Ok(k) => k,
-        Err(r) => return r,
+async fn delete(
+    State(s): State<AdminState>,
+    Path((k, ns, name)): Path<(String, String, String)>,
+) -> Response {
+    let Some(kind) = Kind::lookup(&k) else {
+        return unknown_kind(&k);
     };
     if s.control.delete(ObjectKey::new(kind, &ns, &name)).await {
-        Json(json!({"deleted": format!("{}/{name}", kind.singular()), "namespace": ns})).into_response()
+        Json(json!({"deleted": format!("{}/{name}", kind.singular()), "namespace": ns}))
+            .into_response()
     } else {
-        error(StatusCode::NOT_FOUND, format!("{}.{} {name:?} not found in namespace {ns:?}", kind.plural(), kind.group()))
+        error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{}.{} {name:?} not found in namespace {ns:?}",
+                kind.plural(),
+                kind.group()
+            ),
+        )
     }
 }
 
@@ -129,12 +170,31 @@ struct ApplyBody {
 async fn apply(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
     let body: ApplyBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"file\", \"manifest\"}}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"file\", \"manifest\"}}: {e}"),
+            );
+        }
     };
     match s.control.apply(body.file, body.manifest).await {
         Ok(report) => Json(report).into_response(),
-        Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"errors": errors}))).into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"errors": errors})),
+        )
+            .into_response(),
     }
+}
+
+async fn stats_handler(State(s): State<AdminState>) -> Response {
+    let map: serde_json::Map<String, Value> = s
+        .stats
+        .snapshot()
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    Json(Value::Object(map)).into_response()
 }
 
 async fn contract(State(s): State<AdminState>) -> Response {

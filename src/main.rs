@@ -1,1 +1,153 @@
-fn main() {}
+//! The `knit` binary: CLI, control plane, standalone wiring and admin API. Data-plane logic
+//! lives in the library crates; this crate only wires them.
+
+// A binary has no public API: `pub` here only marks what other modules of the binary use.
+#![allow(unreachable_pub)]
+
+mod admin;
+mod cli;
+mod control;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command};
+
+/// Admission checks that live in other crates.
+pub(crate) fn hooks() -> knit_crds::admission::Hooks {
+    knit_crds::admission::Hooks {
+        cesql: Some(knit_broker::cesql::check),
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    knit_dispatcher::sender::install_crypto_provider();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => {
+                init_tracing("info");
+                run::run(args).await
+            }
+            Command::Validate { files } => {
+                init_tracing("warn");
+                Ok(if cli::validate::run(&files) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                })
+            }
+            Command::Get {
+                kind,
+                name,
+                namespace,
+                all_namespaces,
+                output,
+                server,
+            } => {
+                init_tracing("warn");
+                cli::client::get(
+                    &server,
+                    &kind,
+                    name.as_deref(),
+                    &namespace,
+                    all_namespaces,
+                    output,
+                )
+                .await
+                .map(|_| ExitCode::SUCCESS)
+            }
+            Command::Describe {
+                kind,
+                name,
+                namespace,
+                server,
+            } => {
+                init_tracing("warn");
+                cli::client::describe(&server, &kind, &name, &namespace)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
+            Command::Apply { files, server } => {
+                init_tracing("warn");
+                cli::client::apply(&server, &files).await.map(|ok| {
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(2)
+                    }
+                })
+            }
+            Command::Delete {
+                kind,
+                name,
+                namespace,
+                server,
+            } => {
+                init_tracing("warn");
+                cli::client::delete(&server, &kind, &name, &namespace)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
+            Command::Send(args) => {
+                init_tracing("warn");
+                cli::send::run(args).await.map(|_| ExitCode::SUCCESS)
+            }
+            Command::EventDisplay { listen } => {
+                init_tracing("warn");
+                cli::display::run(listen).await.map(|_| ExitCode::SUCCESS)
+            }
+            Command::Crds { write } => {
+                init_tracing("warn");
+                crds(write)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn crds(write: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    use knit_crds::{Kind, crd};
+    match write {
+        None => print!("{}", crd::all_crds_yaml()),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            for kind in Kind::ALL {
+                if let Some(yaml) = crd::crd_yaml(*kind) {
+                    let path = dir.join(crd::manifest_file_name(*kind));
+                    std::fs::write(&path, yaml)?;
+                    println!("wrote {}", path.display());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -5,3 +5,8 @@
 //! It must not parse YAML or know about resources beyond the Contract.
 
 pub mod cesql;
+pub mod dataplane;
+pub mod filter;
+pub mod ingress;
+
+pub use dataplane::{Config, DataPlane};

@@ -250,8 +250,10 @@ impl Event {
         if self.ty.is_empty() {
             return Err(err("missing required attribute: type"));
         }
-        if let Some(t) = &self.time {
-            if t.parse::<jiff::Timestamp>().is_err() {
+        if let Some(t) = &self.time
+            && t.parse::<jiff::Timestamp>().is_err()
+        {
+            {
                 return Err(err(format!(
                     "invalid attribute time: {t:?} is not an RFC 3339 timestamp"
                 )));

@@ -83,6 +83,31 @@ impl MemoryLog {
         Ok(position)
     }
 
+    /// Append every event or none (a batch is all-or-nothing); returns the first position.
+    pub fn append_all(&self, events: Vec<Arc<Event>>) -> Result<u64, AppendError> {
+        let sizes: Vec<usize> = events.iter().map(|e| e.size()).collect();
+        let total: usize = sizes.iter().sum();
+        let first = {
+            let mut g = self.inner.lock();
+            if g.closed {
+                return Err(AppendError::Closed);
+            }
+            let room = g.entries.len() + events.len() <= self.max_events;
+            let bytes_ok = g.bytes + total <= self.max_bytes || g.entries.is_empty();
+            if !room || !bytes_ok {
+                return Err(AppendError::Full);
+            }
+            let first = g.first + g.entries.len() as u64;
+            for (e, size) in events.into_iter().zip(sizes) {
+                g.entries.push_back((e, size));
+            }
+            g.bytes += total;
+            first
+        };
+        self.readable.notify_one();
+        Ok(first)
+    }
+
     fn try_next(&self) -> Result<Option<Record>, ()> {
         let mut g = self.inner.lock();
         if g.closed {

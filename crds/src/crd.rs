@@ -94,13 +94,13 @@ fn finish_schema(schema: &mut Value) {
     relax_pod_requirements(schema);
     if let Some(obj) = schema.as_object_mut() {
         obj.remove("required");
-        if let Some(status) = obj.get_mut("properties").and_then(|p| p.get_mut("status")) {
-            if let Some(s) = status.as_object_mut() {
-                s.insert(
-                    "x-kubernetes-preserve-unknown-fields".into(),
-                    Value::Bool(true),
-                );
-            }
+        if let Some(status) = obj.get_mut("properties").and_then(|p| p.get_mut("status"))
+            && let Some(s) = status.as_object_mut()
+        {
+            s.insert(
+                "x-kubernetes-preserve-unknown-fields".into(),
+                Value::Bool(true),
+            );
         }
     }
 }

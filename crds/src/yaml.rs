@@ -185,7 +185,7 @@ mod tests {
     fn syntax_error_names_the_file_line() {
         let docs = parse_documents("a: 1\n---\nb: [1, 2\nc: 3\n");
         assert!(docs[0].is_ok());
-        let err = docs[1].as_ref().err().expect("second document is invalid");
+        let err = docs[1].as_ref().expect_err("second document is invalid");
         assert_eq!(err.index, 1);
         assert!(err.message.contains("line"), "{}", err.message);
     }

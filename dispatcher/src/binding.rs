@@ -50,7 +50,7 @@ pub enum BindingError {
 #[derive(Debug, Clone)]
 pub enum Decoded {
     /// One event (binary or structured mode).
-    One(Event),
+    One(Box<Event>),
     /// A batch (`application/cloudevents-batch+json`).
     Batch(Vec<Event>),
 }
@@ -77,7 +77,7 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Decoded, BindingError>
     }
     if mt == STRUCTURED {
         return Event::from_json(&body)
-            .map(Decoded::One)
+            .map(|e| Decoded::One(Box::new(e)))
             .map_err(|e| BindingError::Invalid(e.0));
     }
     if mt.starts_with("application/cloudevents") {
@@ -88,7 +88,7 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Decoded, BindingError>
     if !headers.contains_key("ce-specversion") {
         return Err(BindingError::NotAnEvent);
     }
-    decode_binary(headers, body).map(Decoded::One)
+    decode_binary(headers, body).map(|e| Decoded::One(Box::new(e)))
 }
 
 /// Decode a batch: every entry must be a valid event; the error names the first bad one.

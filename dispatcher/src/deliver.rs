@@ -219,7 +219,7 @@ fn reply_of(
     match binding::decode(headers, body.clone()) {
         Ok(Decoded::One(mut ev)) => {
             ev.headers = propagated;
-            Ok(Some(ev))
+            Ok(Some(*ev))
         }
         Ok(Decoded::Batch(_)) => Err(Failure {
             dest: url.to_string(),

@@ -24,7 +24,11 @@ impl Client {
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { http, base: server.server.trim_end_matches('/').to_string(), token: server.token.clone() })
+        Ok(Self {
+            http,
+            base: server.server.trim_end_matches('/').to_string(),
+            token: server.token.clone(),
+        })
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, Value)> {
@@ -32,18 +36,29 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().await.with_context(|| format!("cannot reach the Knit server at {}", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Knit server at {}", self.base))?;
         let status = resp.status();
         let body = resp.bytes().await?;
-        let value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&body)}));
+        let value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&body)}));
         Ok((status, value))
     }
 
     /// GET a path of the admin API, failing on any non-2xx answer.
     pub async fn get(&self, path: &str) -> Result<Value> {
-        let (status, v) = self.send(self.http.get(format!("{}{path}", self.base))).await?;
+        let (status, v) = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await?;
         if !status.is_success() {
-            bail!("{}", v.get("error").and_then(Value::as_str).unwrap_or(status.as_str()));
+            bail!(
+                "{}",
+                v.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or(status.as_str())
+            );
         }
         Ok(v)
     }
@@ -65,19 +80,30 @@ pub async fn get(
     let c = Client::new(server)?;
     let k = kind(kind_name)?;
     let one = match name {
-        Some(n) => Some(c.get(&format!("/api/v1/{}/{namespace}/{n}", k.plural())).await?),
+        Some(n) => Some(
+            c.get(&format!("/api/v1/{}/{namespace}/{n}", k.plural()))
+                .await?,
+        ),
         None => None,
     };
     let list = match &one {
         Some(_) => None,
         None => {
-            let q = if all { String::new() } else { format!("?namespace={namespace}") };
+            let q = if all {
+                String::new()
+            } else {
+                format!("?namespace={namespace}")
+            };
             Some(c.get(&format!("/api/v1/{}{q}", k.plural())).await?)
         }
     };
     let items: Vec<Value> = match (&one, &list) {
         (Some(o), _) => vec![o.clone()],
-        (None, Some(l)) => l.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
+        (None, Some(l)) => l
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
         _ => vec![],
     };
     match output {
@@ -86,15 +112,23 @@ pub async fn get(
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Some(Output::Yaml) => {
-            let v = one.unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "List", "items": items}));
+            let v =
+                one.unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "List", "items": items}));
             print!("{}", serde_saphyr::to_string(&v)?);
         }
         Some(Output::Wide) | None => {
             if items.is_empty() {
-                let ns = if all { String::new() } else { format!(" in {namespace} namespace") };
+                let ns = if all {
+                    String::new()
+                } else {
+                    format!(" in {namespace} namespace")
+                };
                 eprintln!("No resources found{ns}.");
             } else {
-                print!("{}", table::render(&items, all, output == Some(Output::Wide)));
+                print!(
+                    "{}",
+                    table::render(&items, all, output == Some(Output::Wide))
+                );
             }
         }
     }
@@ -102,17 +136,34 @@ pub async fn get(
 }
 
 /// `knit describe`.
-pub async fn describe(server: &ServerArgs, kind_name: &str, name: &str, namespace: &str) -> Result<()> {
+pub async fn describe(
+    server: &ServerArgs,
+    kind_name: &str,
+    name: &str,
+    namespace: &str,
+) -> Result<()> {
     let c = Client::new(server)?;
     let k = kind(kind_name)?;
-    let o = c.get(&format!("/api/v1/{}/{namespace}/{name}", k.plural())).await?;
-    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let o = c
+        .get(&format!("/api/v1/{}/{namespace}/{name}", k.plural()))
+        .await?;
+    let s = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     println!("Name:         {}", s("/metadata/name"));
     println!("Namespace:    {}", s("/metadata/namespace"));
     println!("Kind:         {} ({})", s("/kind"), s("/apiVersion"));
     println!("UID:          {}", s("/metadata/uid"));
     println!("Age:          {}", table::age(&o));
-    println!("Generation:   {}", o.pointer("/metadata/generation").cloned().unwrap_or(Value::Null));
+    println!(
+        "Generation:   {}",
+        o.pointer("/metadata/generation")
+            .cloned()
+            .unwrap_or(Value::Null)
+    );
     let url = table::url_of(&o);
     if !url.is_empty() {
         println!("URL:          {url}");
@@ -125,9 +176,25 @@ pub async fn describe(server: &ServerArgs, kind_name: &str, name: &str, namespac
     }
     println!("\nConditions:");
     println!("  {:<24} {:<8} {:<32} MESSAGE", "TYPE", "STATUS", "REASON");
-    for c in o.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default() {
-        let f = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        println!("  {:<24} {:<8} {:<32} {}", f("type"), f("status"), f("reason"), f("message"));
+    for c in o
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let f = |k: &str| {
+            c.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        println!(
+            "  {:<24} {:<8} {:<32} {}",
+            f("type"),
+            f("status"),
+            f("reason"),
+            f("message")
+        );
     }
     Ok(())
 }
@@ -141,23 +208,56 @@ pub async fn apply(server: &ServerArgs, paths: &[PathBuf]) -> Result<bool> {
     }
     let mut ok = true;
     for path in files {
-        let text = String::from_utf8_lossy(&tokio::fs::read(&path).await.with_context(|| format!("cannot read {}", path.display()))?)
-            .into_owned();
+        let text = String::from_utf8_lossy(
+            &tokio::fs::read(&path)
+                .await
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )
+        .into_owned();
         let body = json!({"file": path.display().to_string(), "manifest": text});
-        let (status, v) = c.send(c.http.post(format!("{}/api/v1/apply", c.base)).json(&body)).await?;
-        for w in v.get("warnings").and_then(Value::as_array).into_iter().flatten() {
+        let (status, v) = c
+            .send(
+                c.http
+                    .post(format!("{}/api/v1/apply", c.base))
+                    .header("content-type", "application/json")
+                    .body(body.to_string()),
+            )
+            .await?;
+        for w in v
+            .get("warnings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             eprintln!("warning: {}", w.as_str().unwrap_or_default());
         }
         if status.is_success() {
-            for a in v.get("applied").and_then(Value::as_array).into_iter().flatten() {
-                let f = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            for a in v
+                .get("applied")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let f = |k: &str| {
+                    a.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 println!("{} {}", f("object"), f("action"));
             }
         } else {
             ok = false;
             match v.get("errors").and_then(Value::as_array) {
-                Some(errs) => errs.iter().for_each(|e| eprintln!("{}", e.as_str().unwrap_or_default())),
-                None => eprintln!("error: {}", v.get("error").and_then(Value::as_str).unwrap_or(status.as_str())),
+                Some(errs) => errs
+                    .iter()
+                    .for_each(|e| eprintln!("{}", e.as_str().unwrap_or_default())),
+                None => eprintln!(
+                    "error: {}",
+                    v.get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or(status.as_str())
+                ),
             }
         }
     }
@@ -165,14 +265,28 @@ pub async fn apply(server: &ServerArgs, paths: &[PathBuf]) -> Result<bool> {
 }
 
 /// `knit delete`.
-pub async fn delete(server: &ServerArgs, kind_name: &str, name: &str, namespace: &str) -> Result<()> {
+pub async fn delete(
+    server: &ServerArgs,
+    kind_name: &str,
+    name: &str,
+    namespace: &str,
+) -> Result<()> {
     let c = Client::new(server)?;
     let k = kind(kind_name)?;
     let (status, v) = c
-        .send(c.http.delete(format!("{}/api/v1/{}/{namespace}/{name}", c.base, k.plural())))
+        .send(c.http.delete(format!(
+            "{}/api/v1/{}/{namespace}/{name}",
+            c.base,
+            k.plural()
+        )))
         .await?;
     if !status.is_success() {
-        bail!("{}", v.get("error").and_then(Value::as_str).unwrap_or(status.as_str()));
+        bail!(
+            "{}",
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or(status.as_str())
+        );
     }
     println!("{}.{} \"{name}\" deleted", k.plural(), k.group());
     Ok(())

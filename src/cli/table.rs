@@ -31,7 +31,9 @@ pub fn url_of(obj: &Value) -> String {
 
 /// Age since creation, like kubectl (`45s`, `3m`, `2h`, `4d`).
 pub fn age(obj: &Value) -> String {
-    let Some(ts) = str_at(obj, "/metadata/creationTimestamp").and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+    let Some(ts) =
+        str_at(obj, "/metadata/creationTimestamp").and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    else {
         return "<unknown>".into();
     };
     let secs = (jiff::Timestamp::now().as_second() - ts.as_second()).max(0);
@@ -44,14 +46,23 @@ pub fn age(obj: &Value) -> String {
 }
 
 fn conditions_summary(obj: &Value) -> String {
-    let Some(list) = obj.pointer("/status/conditions").and_then(Value::as_array) else { return String::new() };
-    let ok = list.iter().filter(|c| c.get("status").and_then(Value::as_str) == Some("True")).count();
+    let Some(list) = obj.pointer("/status/conditions").and_then(Value::as_array) else {
+        return String::new();
+    };
+    let ok = list
+        .iter()
+        .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+        .count();
     format!("{ok} OK / {}", list.len())
 }
 
 /// Render objects as a table.
 pub fn render(items: &[Value], all_namespaces: bool, wide: bool) -> String {
-    let triggers = items.first().and_then(|o| o.get("kind")).and_then(Value::as_str) == Some("Trigger");
+    let triggers = items
+        .first()
+        .and_then(|o| o.get("kind"))
+        .and_then(Value::as_str)
+        == Some("Trigger");
     let mut header = Vec::new();
     if all_namespaces {
         header.push("NAMESPACE");
@@ -72,11 +83,20 @@ pub fn render(items: &[Value], all_namespaces: bool, wide: bool) -> String {
     for o in items {
         let mut row = Vec::new();
         if all_namespaces {
-            row.push(str_at(o, "/metadata/namespace").unwrap_or_default().to_string());
+            row.push(
+                str_at(o, "/metadata/namespace")
+                    .unwrap_or_default()
+                    .to_string(),
+            );
         }
         row.push(str_at(o, "/metadata/name").unwrap_or_default().to_string());
         if triggers {
-            row.push(str_at(o, "/spec/broker").or(str_at(o, "/spec/brokerRef/name")).unwrap_or_default().to_string());
+            row.push(
+                str_at(o, "/spec/broker")
+                    .or(str_at(o, "/spec/brokerRef/name"))
+                    .unwrap_or_default()
+                    .to_string(),
+            );
         }
         row.push(url_of(o));
         row.push(age(o));
@@ -84,21 +104,47 @@ pub fn render(items: &[Value], all_namespaces: bool, wide: bool) -> String {
             row.push(conditions_summary(o));
         }
         let ready = condition(o, "Ready");
-        row.push(ready.and_then(|c| c.get("status")).and_then(Value::as_str).unwrap_or("").to_string());
-        row.push(ready.and_then(|c| c.get("reason")).and_then(Value::as_str).unwrap_or("").to_string());
+        row.push(
+            ready
+                .and_then(|c| c.get("status"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        );
+        row.push(
+            ready
+                .and_then(|c| c.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        );
         if wide {
-            row.push(ready.and_then(|c| c.get("message")).and_then(Value::as_str).unwrap_or("").to_string());
+            row.push(
+                ready
+                    .and_then(|c| c.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
         rows.push(row);
     }
     let cols = rows[0].len();
-    let widths: Vec<usize> = (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for r in rows {
         let line: Vec<String> = r
             .iter()
             .enumerate()
-            .map(|(i, c)| if i + 1 == cols { c.clone() } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i + 1 == cols {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect();
         out.push_str(line.join("   ").trim_end());
         out.push('\n');

@@ -38,16 +38,24 @@ pub fn list(roots: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
-        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
         if p.is_dir() {
             walk(&p, out);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(p);
         }
     }
@@ -69,7 +77,10 @@ fn hash(text: &str) -> u64 {
 impl Watcher {
     /// Watch `roots`.
     pub fn new(roots: Vec<PathBuf>) -> Self {
-        Self { roots, known: BTreeMap::new() }
+        Self {
+            roots,
+            known: BTreeMap::new(),
+        }
     }
 
     /// What changed since the last call (everything, the first time). Blocking file I/O: run
@@ -78,23 +89,37 @@ impl Watcher {
         let mut changes = Vec::new();
         let files = list(&self.roots);
         for path in &files {
-            let Ok(meta) = std::fs::metadata(path) else { continue };
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
             let (len, modified) = (meta.len(), meta.modified().ok());
-            if let Some(k) = self.known.get(path) {
-                if k.len == len && k.modified == modified {
-                    continue;
-                }
+            if let Some(k) = self.known.get(path)
+                && k.len == len
+                && k.modified == modified
+            {
+                continue;
             }
-            let Ok(bytes) = std::fs::read(path) else { continue };
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            let stamp = Stamp { len, modified, hash: hash(&text) };
+            let stamp = Stamp {
+                len,
+                modified,
+                hash: hash(&text),
+            };
             let same = self.known.get(path).is_some_and(|k| k.hash == stamp.hash);
             self.known.insert(path.clone(), stamp);
             if !same {
                 changes.push(Change::Changed(path.clone(), text));
             }
         }
-        let gone: Vec<PathBuf> = self.known.keys().filter(|k| !files.contains(k)).cloned().collect();
+        let gone: Vec<PathBuf> = self
+            .known
+            .keys()
+            .filter(|k| !files.contains(k))
+            .cloned()
+            .collect();
         for path in gone {
             self.known.remove(&path);
             changes.push(Change::Removed(path));

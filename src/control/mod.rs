@@ -28,7 +28,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Receives each new Contract; returns once the data plane runs it.
 pub trait Applier: Send + Sync + 'static {
     /// Apply `contract`.
-    fn apply<'a>(&'a self, contract: &'a Contract) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    fn apply<'a>(&'a self, contract: &'a Contract)
+    -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 /// What the admin API reads: every object with its status, and the Contract.
@@ -61,8 +62,15 @@ pub struct ApplyReport {
 }
 
 enum Command {
-    Apply { file: String, text: String, respond: oneshot::Sender<Result<ApplyReport, Vec<String>>> },
-    Delete { key: ObjectKey, respond: oneshot::Sender<bool> },
+    Apply {
+        file: String,
+        text: String,
+        respond: oneshot::Sender<Result<ApplyReport, Vec<String>>>,
+    },
+    Delete {
+        key: ObjectKey,
+        respond: oneshot::Sender<bool>,
+    },
 }
 
 /// A handle to the running control plane.
@@ -82,16 +90,26 @@ impl Handle {
     pub async fn apply(&self, file: String, text: String) -> Result<ApplyReport, Vec<String>> {
         let (respond, rx) = oneshot::channel();
         self.tx
-            .send(Command::Apply { file, text, respond })
+            .send(Command::Apply {
+                file,
+                text,
+                respond,
+            })
             .await
             .map_err(|_| vec!["the control plane has stopped".to_string()])?;
-        rx.await.map_err(|_| vec!["the control plane has stopped".to_string()])?
+        rx.await
+            .map_err(|_| vec!["the control plane has stopped".to_string()])?
     }
 
     /// Delete one object; false when it did not exist.
     pub async fn delete(&self, key: ObjectKey) -> bool {
         let (respond, rx) = oneshot::channel();
-        if self.tx.send(Command::Delete { key, respond }).await.is_err() {
+        if self
+            .tx
+            .send(Command::Delete { key, respond })
+            .await
+            .is_err()
+        {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -140,14 +158,15 @@ impl ControlPlane {
                 error: e,
                 severity: knit_crds::admission::Severity::Error,
             };
-            if let Some(Origin::File { path: other, .. }) = self.store.get(&key).map(|e| e.origin.clone()) {
-                if other != name {
-                    errors.push(issue(knit_crds::admission::FieldError::new(
-                        "",
-                        format!("{key} is also defined in {other}"),
-                    )));
-                    continue;
-                }
+            if let Some(Origin::File { path: other, .. }) =
+                self.store.get(&key).map(|e| e.origin.clone())
+                && other != name
+            {
+                errors.push(issue(knit_crds::admission::FieldError::new(
+                    "",
+                    format!("{key} is also defined in {other}"),
+                )));
+                continue;
             }
             // Later documents of one file update earlier ones, as `kubectl apply` does.
             let update_errors = match seen.get(&key) {
@@ -160,12 +179,24 @@ impl ControlPlane {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let stale: Vec<ObjectKey> = self.store.keys_from_file(&name).into_iter().filter(|k| !seen.contains_key(k)).collect();
+        let stale: Vec<ObjectKey> = self
+            .store
+            .keys_from_file(&name)
+            .into_iter()
+            .filter(|k| !seen.contains_key(k))
+            .collect();
         for key in stale {
             self.store.remove(&key);
         }
         for (doc, object) in verdict.objects {
-            self.store.put(object, Origin::File { path: name.clone(), doc }, now());
+            self.store.put(
+                object,
+                Origin::File {
+                    path: name.clone(),
+                    doc,
+                },
+                now(),
+            );
         }
         Ok(())
     }
@@ -194,12 +225,22 @@ impl ControlPlane {
             .objects
             .into_iter()
             .map(|(_, o)| {
-                let (object, namespace) = (format!("{}/{}", o.kind().singular(), o.name()), o.namespace().to_string());
+                let (object, namespace) = (
+                    format!("{}/{}", o.kind().singular(), o.name()),
+                    o.namespace().to_string(),
+                );
                 let action: Action = self.store.put(o, Origin::Api, now());
-                Applied { object, namespace, action: action.as_str() }
+                Applied {
+                    object,
+                    namespace,
+                    action: action.as_str(),
+                }
             })
             .collect();
-        Ok(ApplyReport { applied, warnings: verdict.warnings.iter().map(ToString::to_string).collect() })
+        Ok(ApplyReport {
+            applied,
+            warnings: verdict.warnings.iter().map(ToString::to_string).collect(),
+        })
     }
 
     async fn publish(&mut self) {
@@ -216,11 +257,18 @@ impl ControlPlane {
         if contract != self.contract {
             contract.generation += 1;
             self.applier.apply(&contract).await;
-            tracing::info!(generation = contract.generation, ingresses = contract.ingresses.len(), "contract applied");
+            tracing::info!(
+                generation = contract.generation,
+                ingresses = contract.ingresses.len(),
+                "contract applied"
+            );
             self.contract = contract;
         }
         let objects = out.objects.iter().map(|o| (o.key(), o.to_json())).collect();
-        self.snapshot.send_replace(Arc::new(Snapshot { objects, contract: self.contract.clone() }));
+        self.snapshot.send_replace(Arc::new(Snapshot {
+            objects,
+            contract: self.contract.clone(),
+        }));
     }
 }
 
@@ -251,10 +299,10 @@ pub async fn start(
     };
     let mut errors = Vec::new();
     for change in changes {
-        if let files::Change::Changed(path, text) = change {
-            if let Err(e) = cp.load_file(&path, &text) {
-                errors.extend(e);
-            }
+        if let files::Change::Changed(path, text) = change
+            && let Err(e) = cp.load_file(&path, &text)
+        {
+            errors.extend(e);
         }
     }
     if !errors.is_empty() {
@@ -263,7 +311,10 @@ pub async fn start(
     cp.publish().await;
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(run(cp, watcher, rx));
-    Ok(Handle { tx, snapshot: snap_rx })
+    Ok(Handle {
+        tx,
+        snapshot: snap_rx,
+    })
 }
 
 fn task_issue(e: tokio::task::JoinError) -> Issue {
@@ -278,6 +329,8 @@ fn task_issue(e: tokio::task::JoinError) -> Issue {
 
 async fn run(mut cp: ControlPlane, watcher: files::Watcher, mut rx: mpsc::Receiver<Command>) {
     let mut watcher = Some(watcher);
+    // Files rejected so far, retried after every other change (a conflict may have gone away).
+    let mut rejected: BTreeMap<PathBuf, String> = BTreeMap::new();
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -316,21 +369,31 @@ async fn run(mut cp: ControlPlane, watcher: files::Watcher, mut rx: mpsc::Receiv
                 for change in changes {
                     match change {
                         files::Change::Changed(path, text) => {
+                            rejected.remove(&path);
                             match cp.load_file(&path, &text) {
                                 Ok(()) => tracing::info!(file = %path.display(), "manifest loaded"),
                                 Err(errors) => {
                                     for e in errors {
                                         tracing::error!(file = %path.display(), "rejected, keeping the last good version: {e}");
                                     }
+                                    rejected.insert(path, text);
                                 }
                             }
                         }
                         files::Change::Removed(path) => {
                             tracing::info!(file = %path.display(), "manifest removed");
+                            rejected.remove(&path);
                             cp.remove_file(&path);
                         }
                     }
                 }
+                rejected.retain(|path, text| match cp.load_file(path, text) {
+                    Ok(()) => {
+                        tracing::info!(file = %path.display(), "manifest loaded");
+                        false
+                    }
+                    Err(_) => true,
+                });
                 cp.publish().await;
             }
         }

@@ -85,22 +85,36 @@ impl Store {
             Some(old) => {
                 let om = old.object.meta();
                 let content_changed = old.object.content() != object.content();
-                let meta_changed = om.labels != object.meta().labels || om.annotations != object.meta().annotations;
-                let (uid, created, generation) = (om.uid.clone(), om.creation_timestamp.clone(), om.generation.unwrap_or(1));
+                let meta_changed = om.labels != object.meta().labels
+                    || om.annotations != object.meta().annotations;
+                let (uid, created, generation) = (
+                    om.uid.clone(),
+                    om.creation_timestamp.clone(),
+                    om.generation.unwrap_or(1),
+                );
                 let m = object.meta_mut();
                 m.uid = uid;
                 m.creation_timestamp = created;
-                m.generation = Some(if content_changed { generation + 1 } else { generation });
+                m.generation = Some(if content_changed {
+                    generation + 1
+                } else {
+                    generation
+                });
                 if !content_changed && !meta_changed && old.origin == origin {
                     m.resource_version = om.resource_version.clone();
                     return Action::Unchanged;
                 }
-                if content_changed || meta_changed { Action::Configured } else { Action::Unchanged }
+                if content_changed || meta_changed {
+                    Action::Configured
+                } else {
+                    Action::Unchanged
+                }
             }
             None => {
                 let m = object.meta_mut();
                 m.uid = Some(uuid::Uuid::new_v4().to_string());
-                m.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+                m.creation_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
                 m.generation = Some(1);
                 Action::Created
             }

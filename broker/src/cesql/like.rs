@@ -1,7 +1,7 @@
 //! `LIKE` patterns: `%` any run of characters, `_` one character, `\%` and `\_` literal.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Piece {
+pub enum Piece {
     Char(char),
     One,
     Many,

@@ -15,7 +15,7 @@
 
 mod eval;
 mod lexer;
-mod like;
+pub mod like;
 mod parser;
 
 pub use eval::{Attributes, ErrorKind, EvalError, Value};

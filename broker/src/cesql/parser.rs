@@ -101,8 +101,8 @@ const BP_IN: u8 = 50;
 const BP_LIKE: u8 = 60;
 const BP_PREFIX: u8 = 70;
 
-/// Longest expression accepted, in bytes; deeper nesting than this is refused too.
-pub const MAX_LEN: usize = 64 * 1024;
+/// Longest expression accepted, in bytes.
+pub(crate) const MAX_LEN: usize = 64 * 1024;
 const MAX_DEPTH: usize = 200;
 
 struct Parser {

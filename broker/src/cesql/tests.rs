@@ -121,10 +121,10 @@ fn tck() {
                 ));
                 continue;
             }
-            if let Some(want) = case.get("result").and_then(expected_value) {
-                if want != value {
-                    failures.push(format!("{name}: {expr:?}: got {value:?}, want {want:?}"));
-                }
+            if let Some(want) = case.get("result").and_then(expected_value)
+                && want != value
+            {
+                failures.push(format!("{name}: {expr:?}: got {value:?}, want {want:?}"));
             }
         }
     }

@@ -133,12 +133,12 @@ fn convert(kind: Kind, version: &str, mut value: Value) -> Resolution {
         Kind::PingSource if same_shape(&["v1beta2"]) => converted(kind, &from, value),
         Kind::PingSource if same_shape(&["v1alpha2", "v1beta1"]) => {
             // `jsonData` became `data` with an explicit JSON content type.
-            if let Some(spec) = value.get_mut("spec").and_then(Value::as_object_mut) {
-                if let Some(data) = spec.remove("jsonData") {
-                    spec.insert("data".into(), data);
-                    spec.entry("contentType")
-                        .or_insert(json!("application/json"));
-                }
+            if let Some(spec) = value.get_mut("spec").and_then(Value::as_object_mut)
+                && let Some(data) = spec.remove("jsonData")
+            {
+                spec.insert("data".into(), data);
+                spec.entry("contentType")
+                    .or_insert(json!("application/json"));
             }
             converted(kind, &from, value)
         }
@@ -193,10 +193,10 @@ fn serving_v1alpha1(kind: Kind, from: &str, mut value: Value) -> Resolution {
     if let Some(mut config) = config {
         if let Some(rt) = config.get_mut("revisionTemplate").map(Value::take) {
             let mut template = rt;
-            if let Some(tspec) = template.get_mut("spec").and_then(Value::as_object_mut) {
-                if let Some(c) = tspec.remove("container") {
-                    tspec.insert("containers".into(), json!([c]));
-                }
+            if let Some(tspec) = template.get_mut("spec").and_then(Value::as_object_mut)
+                && let Some(c) = tspec.remove("container")
+            {
+                tspec.insert("containers".into(), json!([c]));
             }
             spec.remove("revisionTemplate");
             spec.insert("template".into(), template);

@@ -80,10 +80,10 @@ pub(crate) fn check(kind: Kind, doc: &Value) -> Vec<FieldError> {
                             format!("metadata.{field}.{k}"),
                             format!("must be a string (quote it: \"{}\")", compact(v)),
                         ));
-                    } else if field == "labels" {
-                        if let Some(p) = label_value(v.as_str().unwrap_or_default()) {
-                            errs.push(FieldError::new(format!("metadata.labels.{k}"), p));
-                        }
+                    } else if field == "labels"
+                        && let Some(p) = label_value(v.as_str().unwrap_or_default())
+                    {
+                        errs.push(FieldError::new(format!("metadata.labels.{k}"), p));
                     }
                     if let Some(p) = qualified_name(k) {
                         errs.push(FieldError::new(
@@ -179,10 +179,10 @@ fn qualified_name(s: &str) -> Option<&'static str> {
         Some((p, n)) => (Some(p), n),
         None => (None, s),
     };
-    if let Some(p) = prefix {
-        if dns1123_subdomain(p).is_some() {
-            return Some("the prefix must be a DNS subdomain");
-        }
+    if let Some(p) = prefix
+        && dns1123_subdomain(p).is_some()
+    {
+        return Some("the prefix must be a DNS subdomain");
     }
     (!name_part(name)).then_some(
         "the name part must be at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character",

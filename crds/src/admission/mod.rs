@@ -49,12 +49,15 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// Parses an expression; `Err` carries the parse error with its position.
+pub type ExpressionCheck = fn(&str) -> Result<(), String>;
+
 /// Checks that live in other crates, injected by the binary (this crate must not depend on
 /// the data plane).
 #[derive(Clone, Copy, Default)]
 pub struct Hooks {
-    /// Parse a CloudEvents SQL expression; `Err` carries the parse error with its position.
-    pub cesql: Option<fn(&str) -> Result<(), String>>,
+    /// Parse a CloudEvents SQL expression.
+    pub cesql: Option<ExpressionCheck>,
 }
 
 /// What admission made of one document.

@@ -3,7 +3,7 @@
 //! errors, as with `kubectl apply --validate=strict`).
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use jsonschema::{Draft, Validator};
 use serde_json::{Map, Value};
@@ -17,32 +17,35 @@ struct KindSchema {
     validator: Option<Validator>,
 }
 
-static SCHEMAS: LazyLock<HashMap<Kind, KindSchema>> = LazyLock::new(|| {
-    Kind::ALL
-        .iter()
-        .filter_map(|k| {
-            let raw = crd::schema(*k)?;
-            let mut js = raw.clone();
-            to_json_schema(&mut js);
-            let validator = jsonschema::options()
-                .with_draft(Draft::Draft7)
-                .should_validate_formats(false)
-                .build(&js)
-                .map_err(|e| tracing::error!(kind = %k, error = %e, "CRD schema does not compile"))
-                .ok();
-            Some((*k, KindSchema { raw, validator }))
-        })
-        .collect()
-});
+/// Compiled per kind on first use (compiling all of them costs far more than one check).
+static SCHEMAS: LazyLock<HashMap<Kind, OnceLock<Option<KindSchema>>>> =
+    LazyLock::new(|| Kind::ALL.iter().map(|k| (*k, OnceLock::new())).collect());
+
+fn compile(kind: Kind) -> Option<KindSchema> {
+    let raw = crd::schema(kind)?;
+    let mut js = raw.clone();
+    to_json_schema(&mut js);
+    let validator = jsonschema::options()
+        .with_draft(Draft::Draft7)
+        .should_validate_formats(false)
+        .build(&js)
+        .map_err(|e| tracing::error!(kind = %kind, error = %e, "CRD schema does not compile"))
+        .ok();
+    Some(KindSchema { raw, validator })
+}
+
+fn schema_of(kind: Kind) -> Option<&'static KindSchema> {
+    SCHEMAS.get(&kind)?.get_or_init(|| compile(kind)).as_ref()
+}
 
 /// OpenAPI v3 marks optional values with `nullable`; JSON Schema wants `null` in `type`.
 fn to_json_schema(node: &mut Value) {
     match node {
         Value::Object(map) => {
-            if map.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(t)) = map.get("type").cloned() {
-                    map.insert("type".into(), serde_json::json!([t, "null"]));
-                }
+            if map.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = map.get("type").cloned()
+            {
+                map.insert("type".into(), serde_json::json!([t, "null"]));
             }
             for (_, v) in map.iter_mut() {
                 to_json_schema(v);
@@ -55,7 +58,7 @@ fn to_json_schema(node: &mut Value) {
 
 /// Check `doc` (the whole object, metadata excluded from schema checks) against `kind`'s schema.
 pub(crate) fn check(kind: Kind, doc: &Value) -> Vec<FieldError> {
-    let Some(schema) = SCHEMAS.get(&kind) else {
+    let Some(schema) = schema_of(kind) else {
         return Vec::new();
     };
     let mut body = doc.clone();

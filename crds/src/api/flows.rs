@@ -22,17 +22,9 @@ use super::messaging::ChannelTemplateSpec;
     category = "flows",
     label("duck.knative.dev/addressable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.address.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SequenceSpec {
@@ -111,17 +103,9 @@ pub struct SequenceChannelStatus {
     category = "flows",
     label("duck.knative.dev/addressable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.address.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ParallelSpec {

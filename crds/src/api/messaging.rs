@@ -113,17 +113,9 @@ pub struct ChannelTemplateSpec {
     label("duck.knative.dev/addressable", "true"),
     label("messaging.knative.dev/subscribable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.address.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelSpec {
@@ -165,17 +157,9 @@ pub struct ChannelStatus {
     label("duck.knative.dev/addressable", "true"),
     label("messaging.knative.dev/subscribable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.address.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InMemoryChannelSpec {
@@ -199,16 +183,8 @@ pub struct InMemoryChannelSpec {
     category = "knative",
     category = "messaging",
     label("knative.dev/crd-install", "true"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionSpec {
@@ -271,17 +247,9 @@ pub struct PhysicalSubscription {
     label("duck.knative.dev/addressable", "true"),
     label("messaging.knative.dev/subscribable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.address.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaChannelSpec {
@@ -317,17 +285,9 @@ pub struct KafkaChannelSpec {
     label("duck.knative.dev/addressable", "true"),
     label("messaging.knative.dev/subscribable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.address.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NatsJetStreamChannelSpec {

@@ -82,27 +82,11 @@ pub struct TrafficTarget {
     label("duck.knative.dev/addressable", "true"),
     label("duck.knative.dev/podspecable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
-    printcolumn(
-        name = "LatestCreated",
-        type_ = "string",
-        json_path = ".status.latestCreatedRevisionName"
-    ),
-    printcolumn(
-        name = "LatestReady",
-        type_ = "string",
-        json_path = ".status.latestReadyRevisionName"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.url"}"#,
+    printcolumn = r#"{"name": "LatestCreated", "type": "string", "jsonPath": ".status.latestCreatedRevisionName"}"#,
+    printcolumn = r#"{"name": "LatestReady", "type": "string", "jsonPath": ".status.latestReadyRevisionName"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
@@ -155,26 +139,10 @@ pub struct ServiceStatus {
     category = "serving",
     label("duck.knative.dev/podspecable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(
-        name = "LatestCreated",
-        type_ = "string",
-        json_path = ".status.latestCreatedRevisionName"
-    ),
-    printcolumn(
-        name = "LatestReady",
-        type_ = "string",
-        json_path = ".status.latestReadyRevisionName"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "LatestCreated", "type": "string", "jsonPath": ".status.latestCreatedRevisionName"}"#,
+    printcolumn = r#"{"name": "LatestReady", "type": "string", "jsonPath": ".status.latestReadyRevisionName"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationSpec {
@@ -213,21 +181,9 @@ pub struct ConfigurationStatus {
     category = "knative",
     category = "serving",
     label("knative.dev/crd-install", "true"),
-    printcolumn(
-        name = "Config Name",
-        type_ = "string",
-        json_path = ".metadata.labels['serving\\.knative\\.dev/configuration']"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "Config Name", "type": "string", "jsonPath": ".metadata.labels['serving\\.knative\\.dev/configuration']"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionSpecRoot {
@@ -270,17 +226,9 @@ pub struct RevisionStatus {
     category = "serving",
     label("duck.knative.dev/addressable", "true"),
     label("knative.dev/crd-install", "true"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    )
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RouteSpec {

@@ -14,7 +14,12 @@ pub(crate) fn derive(input: &[Object]) -> Vec<Object> {
     for o in input {
         match o {
             Object::Channel(c) => {
-                if let Some(ch) = channel(o, c.spec.channel_template.as_ref(), o.name(), c.spec.channelable.delivery.as_ref()) {
+                if let Some(ch) = channel(
+                    o,
+                    c.spec.channel_template.as_ref(),
+                    o.name(),
+                    c.spec.channelable.delivery.as_ref(),
+                ) {
                     out.push(ch);
                 }
             }
@@ -25,7 +30,10 @@ pub(crate) fn derive(input: &[Object]) -> Vec<Object> {
                     let ch_name = format!("{}-kn-sequence-{i}", o.name());
                     out.extend(channel(o, t, &ch_name, None));
                     let reply = if i + 1 < n {
-                        Some(channel_destination(t, &format!("{}-kn-sequence-{}", o.name(), i + 1)))
+                        Some(channel_destination(
+                            t,
+                            &format!("{}-kn-sequence-{}", o.name(), i + 1),
+                        ))
                     } else {
                         s.spec.reply.clone()
                     };
@@ -109,10 +117,19 @@ fn metadata(owner: &Object, kind: Kind, name: &str) -> Value {
     })
 }
 
-fn channel(owner: &Object, template: Option<&ChannelTemplateSpec>, name: &str, delivery: Option<&DeliverySpec>) -> Option<Object> {
+fn channel(
+    owner: &Object,
+    template: Option<&ChannelTemplateSpec>,
+    name: &str,
+    delivery: Option<&DeliverySpec>,
+) -> Option<Object> {
     let t = template?;
     let kind = channel_kind(t.api_version.as_deref(), t.kind.as_deref())?;
-    let mut spec = t.spec.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut spec = t
+        .spec
+        .clone()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     if let (Some(d), Some(map)) = (delivery, spec.as_object_mut()) {
         map.insert("delivery".into(), serde_json::to_value(d).ok()?);
     }

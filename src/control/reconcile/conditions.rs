@@ -31,7 +31,13 @@ impl Conditions {
         Self::default()
     }
 
-    pub(crate) fn set(&mut self, type_: &str, status: Tri, reason: &str, message: impl Into<String>) -> &mut Self {
+    pub(crate) fn set(
+        &mut self,
+        type_: &str,
+        status: Tri,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> &mut Self {
         let message: String = message.into();
         let c = Condition {
             type_: type_.to_string(),
@@ -52,15 +58,30 @@ impl Conditions {
         self.set(type_, Tri::True, "", "")
     }
 
-    pub(crate) fn ok_because(&mut self, type_: &str, reason: &str, message: impl Into<String>) -> &mut Self {
+    pub(crate) fn ok_because(
+        &mut self,
+        type_: &str,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> &mut Self {
         self.set(type_, Tri::True, reason, message)
     }
 
-    pub(crate) fn fail(&mut self, type_: &str, reason: &str, message: impl Into<String>) -> &mut Self {
+    pub(crate) fn fail(
+        &mut self,
+        type_: &str,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> &mut Self {
         self.set(type_, Tri::False, reason, message)
     }
 
-    pub(crate) fn unknown(&mut self, type_: &str, reason: &str, message: impl Into<String>) -> &mut Self {
+    pub(crate) fn unknown(
+        &mut self,
+        type_: &str,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> &mut Self {
         self.set(type_, Tri::Unknown, reason, message)
     }
 
@@ -76,7 +97,11 @@ impl Conditions {
     /// True; otherwise the first False (or, failing that, the first Unknown or missing one)
     /// gives its status, reason and message.
     pub(crate) fn roll_up(mut self, dependents: &[&str]) -> Vec<Condition> {
-        let mut ready = Condition { type_: "Ready".into(), status: "True".into(), ..Default::default() };
+        let mut ready = Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        };
         let first = |status: &str| {
             dependents
                 .iter()

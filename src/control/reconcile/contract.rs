@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use knit_crds::api::duck::{BackoffPolicy, DeliverySpec};
-use knit_crds::contract::{Backend, Backoff, Contract, DeliveryPolicy, Egress, EgressFilter, Ingress, IngressKind, Reply};
+use knit_crds::contract::{
+    Backend, Backoff, Contract, DeliveryPolicy, Egress, EgressFilter, Ingress, IngressKind, Reply,
+};
 use knit_crds::{Object, ObjectKey, duration, names};
 
 use super::World;
@@ -18,12 +20,15 @@ use super::resolve::{broker_path, channel_host, channel_path};
 pub(crate) const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
 
 fn ms(v: Option<&String>) -> Option<u64> {
-    v.and_then(|s| duration::parse_iso8601(s).ok()).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    v.and_then(|s| duration::parse_iso8601(s).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Turn a DeliverySpec into the resolved policy the dispatcher runs.
 pub(crate) fn policy(spec: Option<&DeliverySpec>) -> DeliveryPolicy {
-    let Some(d) = spec else { return DeliveryPolicy::default() };
+    let Some(d) = spec else {
+        return DeliveryPolicy::default();
+    };
     DeliveryPolicy {
         retry: d.retry.map(|r| u32::try_from(r).unwrap_or(0)).unwrap_or(0),
         backoff: d.backoff_policy.map(|p| match p {
@@ -63,7 +68,11 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
             continue;
         }
         let (kind, path, hosts) = match o {
-            Object::Broker(_) => (IngressKind::Broker, broker_path(&key.namespace, &key.name), vec![]),
+            Object::Broker(_) => (
+                IngressKind::Broker,
+                broker_path(&key.namespace, &key.name),
+                vec![],
+            ),
             Object::InMemoryChannel(_) => (
                 IngressKind::Channel,
                 channel_path(&key.namespace, &key.name),
@@ -94,8 +103,12 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
         match o {
             Object::Trigger(t) => {
                 let bk = trigger_broker(t, &key.namespace);
-                let Some(Object::Broker(b)) = world.objects.get(&bk) else { continue };
-                let Some(broker_url) = world.addresses.get(&bk) else { continue };
+                let Some(Object::Broker(b)) = world.objects.get(&bk) else {
+                    continue;
+                };
+                let Some(broker_url) = world.addresses.get(&bk) else {
+                    continue;
+                };
                 let st = t.status.clone().unwrap_or_default();
                 let delivery = if t.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
                     t.spec.delivery.as_ref()
@@ -106,9 +119,15 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
                     uid: t.metadata.uid.clone().unwrap_or_default(),
                     reference: reference(o),
                     namespace: key.namespace.clone(),
-                    filter: Some(EgressFilter { attributes: t.spec.filter.clone(), filters: t.spec.filters.clone() }),
+                    filter: Some(EgressFilter {
+                        attributes: t.spec.filter.clone(),
+                        filters: t.spec.filters.clone(),
+                    }),
                     subscriber: st.subscriber_uri.clone(),
-                    reply: Some(Reply { url: broker_url.clone(), carry: vec!["knativebrokerttl".into()] }),
+                    reply: Some(Reply {
+                        url: broker_url.clone(),
+                        carry: vec!["knativebrokerttl".into()],
+                    }),
                     dead_letter_sink: st.dead_letter_sink_uri.clone(),
                     delivery: policy(delivery),
                     max_in_flight,
@@ -120,12 +139,18 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
             }
             Object::Subscription(s) => {
                 let Some(r) = &s.spec.channel else { continue };
-                let Ok((_, impl_key)) = subscription_channel(world, r, &key.namespace) else { continue };
+                let Ok((_, impl_key)) = subscription_channel(world, r, &key.namespace) else {
+                    continue;
+                };
                 let channel_delivery = match world.objects.get(&impl_key) {
                     Some(Object::InMemoryChannel(c)) => c.spec.channelable.delivery.clone(),
                     _ => None,
                 };
-                let phys = s.status.as_ref().and_then(|st| st.physical_subscription.clone()).unwrap_or_default();
+                let phys = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.physical_subscription.clone())
+                    .unwrap_or_default();
                 let delivery = if s.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
                     s.spec.delivery.clone()
                 } else {
@@ -137,7 +162,10 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
                     namespace: key.namespace.clone(),
                     filter: None,
                     subscriber: phys.subscriber_uri.clone(),
-                    reply: phys.reply_uri.clone().map(|url| Reply { url, carry: vec![] }),
+                    reply: phys
+                        .reply_uri
+                        .clone()
+                        .map(|url| Reply { url, carry: vec![] }),
                     dead_letter_sink: phys.dead_letter_sink_uri.clone(),
                     delivery: policy(delivery.as_ref()),
                     max_in_flight,
@@ -150,5 +178,8 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
             _ => {}
         }
     }
-    Contract { generation: 0, ingresses: ingresses.into_values().collect() }
+    Contract {
+        generation: 0,
+        ingresses: ingresses.into_values().collect(),
+    }
 }

@@ -23,12 +23,20 @@ pub(crate) fn dead_letter_sink(
                 Some(u)
             }
             Err(e) => {
-                c.fail("DeadLetterSinkResolved", "Unable to get the DeadLetterSink's URI", e);
+                c.fail(
+                    "DeadLetterSinkResolved",
+                    "Unable to get the DeadLetterSink's URI",
+                    e,
+                );
                 None
             }
         },
         None => {
-            c.ok_because("DeadLetterSinkResolved", "DeadLetterSinkNotConfigured", "No dead letter sink is configured.");
+            c.ok_because(
+                "DeadLetterSinkResolved",
+                "DeadLetterSinkNotConfigured",
+                "No dead letter sink is configured.",
+            );
             None
         }
     }
@@ -36,18 +44,30 @@ pub(crate) fn dead_letter_sink(
 
 pub(crate) fn brokers(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Broker) {
-        let Some(Object::Broker(mut b)) = world.objects.get(&key).cloned() else { continue };
+        let Some(Object::Broker(mut b)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
         let mut c = Conditions::new();
         let mut status = BrokerStatus::default();
         let class = broker_class(&Object::Broker(b.clone())).unwrap_or_default();
-        let deps: &[&str] = &["IngressReady", "TriggerChannelReady", "FilterReady", "Addressable", "DeadLetterSinkResolved"];
+        let deps: &[&str] = &[
+            "IngressReady",
+            "TriggerChannelReady",
+            "FilterReady",
+            "Addressable",
+            "DeadLetterSinkResolved",
+        ];
         if class == names::DEFAULT_BROKER_CLASS {
             c.ok("IngressReady").ok("FilterReady");
             channel_config(world, b.spec.config.as_ref(), &mut c);
             match world.addresses.get(&key) {
                 Some(url) => {
                     c.ok("Addressable");
-                    let addr = Addressable { name: Some("http".into()), url: Some(url.clone()), ..Default::default() };
+                    let addr = Addressable {
+                        name: Some("http".into()),
+                        url: Some(url.clone()),
+                        ..Default::default()
+                    };
                     status.address = Some(addr.clone());
                     status.addresses = vec![addr];
                 }
@@ -55,7 +75,8 @@ pub(crate) fn brokers(world: &mut World<'_>) {
                     c.fail("Addressable", "NoAddress", "the broker has no address");
                 }
             }
-            status.dead_letter_sink_uri = dead_letter_sink(world, b.spec.delivery.as_ref(), &key.namespace, &mut c);
+            status.dead_letter_sink_uri =
+                dead_letter_sink(world, b.spec.delivery.as_ref(), &key.namespace, &mut c);
         } else if names::BROKER_CLASSES.contains(&class.as_str()) {
             c.fail(
                 "IngressReady",
@@ -66,7 +87,10 @@ pub(crate) fn brokers(world: &mut World<'_>) {
             c.fail(
                 "IngressReady",
                 "BrokerClassNotSupported",
-                format!("Knit does not run broker class {class:?}; use {}", names::DEFAULT_BROKER_CLASS),
+                format!(
+                    "Knit does not run broker class {class:?}; use {}",
+                    names::DEFAULT_BROKER_CLASS
+                ),
             );
         }
         status.status.conditions = c.roll_up(deps);
@@ -76,23 +100,39 @@ pub(crate) fn brokers(world: &mut World<'_>) {
 }
 
 /// `spec.config` of an MTChannelBasedBroker names the ConfigMap holding its channel template.
-fn channel_config(world: &World<'_>, config: Option<&knit_crds::api::duck::KReference>, c: &mut Conditions) {
+fn channel_config(
+    world: &World<'_>,
+    config: Option<&knit_crds::api::duck::KReference>,
+    c: &mut Conditions,
+) {
     let Some(cfg) = config else {
         c.ok("TriggerChannelReady");
         return;
     };
     let name = cfg.name.clone().unwrap_or_default();
-    let ns = cfg.namespace.clone().unwrap_or_else(|| names::SYSTEM_NAMESPACE.into());
+    let ns = cfg
+        .namespace
+        .clone()
+        .unwrap_or_else(|| names::SYSTEM_NAMESPACE.into());
     if name == names::DEFAULT_BROKER_CONFIG && ns == names::SYSTEM_NAMESPACE {
         c.ok("TriggerChannelReady");
         return;
     }
     let key = ObjectKey::new(Kind::ConfigMap, &ns, &name);
     let Some(Object::ConfigMap(cm)) = world.objects.get(&key) else {
-        c.fail("TriggerChannelReady", "ConfigMapNotFound", format!("ConfigMap {ns}/{name} does not exist"));
+        c.fail(
+            "TriggerChannelReady",
+            "ConfigMapNotFound",
+            format!("ConfigMap {ns}/{name} does not exist"),
+        );
         return;
     };
-    let template = cm.data.as_ref().and_then(|d| d.get("channel-template-spec")).cloned().unwrap_or_default();
+    let template = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("channel-template-spec"))
+        .cloned()
+        .unwrap_or_default();
     let kind = template
         .lines()
         .find_map(|l| l.trim().strip_prefix("kind:"))
@@ -109,7 +149,13 @@ fn channel_config(world: &World<'_>, config: Option<&knit_crds::api::duck::KRefe
     }
 }
 
-fn propagate(c: &mut Conditions, type_: &str, from: Option<&Condition>, missing_reason: &str, missing_message: String) {
+fn propagate(
+    c: &mut Conditions,
+    type_: &str,
+    from: Option<&Condition>,
+    missing_reason: &str,
+    missing_message: String,
+) {
     match from {
         None => {
             c.fail(type_, missing_reason, missing_message);
@@ -118,10 +164,18 @@ fn propagate(c: &mut Conditions, type_: &str, from: Option<&Condition>, missing_
             c.ok(type_);
         }
         Some(r) if r.status == "False" => {
-            c.fail(type_, r.reason.as_deref().unwrap_or_default(), r.message.clone().unwrap_or_default());
+            c.fail(
+                type_,
+                r.reason.as_deref().unwrap_or_default(),
+                r.message.clone().unwrap_or_default(),
+            );
         }
         Some(r) => {
-            c.unknown(type_, r.reason.as_deref().unwrap_or_default(), r.message.clone().unwrap_or_default());
+            c.unknown(
+                type_,
+                r.reason.as_deref().unwrap_or_default(),
+                r.message.clone().unwrap_or_default(),
+            );
         }
     }
 }
@@ -141,7 +195,9 @@ pub(crate) fn trigger_broker(t: &knit_crds::api::eventing::Trigger, ns: &str) ->
 
 pub(crate) fn triggers(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Trigger) {
-        let Some(Object::Trigger(mut t)) = world.objects.get(&key).cloned() else { continue };
+        let Some(Object::Trigger(mut t)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
         let ns = key.namespace.clone();
         let mut c = Conditions::new();
         let mut status = TriggerStatus::default();
@@ -158,7 +214,11 @@ pub(crate) fn triggers(world: &mut World<'_>) {
         if c.is_true("BrokerReady") {
             c.ok("SubscriptionReady");
         } else {
-            c.unknown("SubscriptionReady", "BrokerNotReady", "waiting for the Broker");
+            c.unknown(
+                "SubscriptionReady",
+                "BrokerNotReady",
+                "waiting for the Broker",
+            );
         }
         dependency(world, &t, &ns, &mut c);
         match t.spec.subscriber.as_ref().map(|s| world.resolve(s, &ns)) {
@@ -167,18 +227,30 @@ pub(crate) fn triggers(world: &mut World<'_>) {
                 status.subscriber_uri = Some(u);
             }
             Some(Err(e)) => {
-                c.fail("SubscriberResolved", "Unable to get the Subscriber's URI", e);
+                c.fail(
+                    "SubscriberResolved",
+                    "Unable to get the Subscriber's URI",
+                    e,
+                );
             }
             None => {
-                c.fail("SubscriberResolved", "Unable to get the Subscriber's URI", "no subscriber");
+                c.fail(
+                    "SubscriberResolved",
+                    "Unable to get the Subscriber's URI",
+                    "no subscriber",
+                );
             }
         }
         // A Trigger's own delivery replaces the Broker's as a whole, dead-letter sink included.
         if t.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
-            status.dead_letter_sink_uri = dead_letter_sink(world, t.spec.delivery.as_ref(), &ns, &mut c);
+            status.dead_letter_sink_uri =
+                dead_letter_sink(world, t.spec.delivery.as_ref(), &ns, &mut c);
         } else {
             let broker_dls = match broker {
-                Some(Object::Broker(b)) => b.status.as_ref().and_then(|s| s.dead_letter_sink_uri.clone()),
+                Some(Object::Broker(b)) => b
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.dead_letter_sink_uri.clone()),
                 _ => None,
             };
             match broker_dls {
@@ -187,7 +259,11 @@ pub(crate) fn triggers(world: &mut World<'_>) {
                     status.dead_letter_sink_uri = Some(u);
                 }
                 None => {
-                    c.ok_because("DeadLetterSinkResolved", "DeadLetterSinkNotConfigured", "No dead letter sink is configured.");
+                    c.ok_because(
+                        "DeadLetterSinkResolved",
+                        "DeadLetterSinkNotConfigured",
+                        "No dead letter sink is configured.",
+                    );
                 }
             }
         }
@@ -203,8 +279,17 @@ pub(crate) fn triggers(world: &mut World<'_>) {
     }
 }
 
-fn dependency(world: &World<'_>, t: &knit_crds::api::eventing::Trigger, ns: &str, c: &mut Conditions) {
-    let dep = t.metadata.annotations.as_ref().and_then(|a| a.get(names::DEPENDENCY_ANNOTATION));
+fn dependency(
+    world: &World<'_>,
+    t: &knit_crds::api::eventing::Trigger,
+    ns: &str,
+    c: &mut Conditions,
+) {
+    let dep = t
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::DEPENDENCY_ANNOTATION));
     let Some(dep) = dep else {
         c.ok("DependencyReady");
         return;
@@ -218,13 +303,18 @@ fn dependency(world: &World<'_>, t: &knit_crds::api::eventing::Trigger, ns: &str
         "DependencyReady",
         ready.as_ref(),
         "DependencyDoesNotExist",
-        format!("Dependency does not exist: {} {ns}/{name}", r.kind.unwrap_or_default()),
+        format!(
+            "Dependency does not exist: {} {ns}/{name}",
+            r.kind.unwrap_or_default()
+        ),
     );
 }
 
 pub(crate) fn event_types(world: &mut World<'_>) {
     for key in world.keys_of(Kind::EventType) {
-        let Some(Object::EventType(mut e)) = world.objects.get(&key).cloned() else { continue };
+        let Some(Object::EventType(mut e)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
         let mut c = Conditions::new();
         match &e.spec.reference {
             None => {
@@ -233,15 +323,28 @@ pub(crate) fn event_types(world: &mut World<'_>) {
             Some(r) => {
                 let name = r.name.clone().unwrap_or_default();
                 let ns = r.namespace.clone().unwrap_or_else(|| key.namespace.clone());
-                let exists = referenced_kind(r).is_some_and(|k| world.objects.contains_key(&ObjectKey::new(k, &ns, &name)));
+                let exists = referenced_kind(r)
+                    .is_some_and(|k| world.objects.contains_key(&ObjectKey::new(k, &ns, &name)));
                 if exists {
                     c.ok("ReferenceExists");
                 } else {
-                    c.fail("ReferenceExists", "ReferenceDoesNotExist", format!("{} {ns}/{name} does not exist", r.kind.clone().unwrap_or_default()));
+                    c.fail(
+                        "ReferenceExists",
+                        "ReferenceDoesNotExist",
+                        format!(
+                            "{} {ns}/{name} does not exist",
+                            r.kind.clone().unwrap_or_default()
+                        ),
+                    );
                 }
             }
         }
-        e.status = Some(EventTypeStatus { status: knit_crds::api::duck::Status { conditions: c.roll_up(&["ReferenceExists"]), ..Default::default() } });
+        e.status = Some(EventTypeStatus {
+            status: knit_crds::api::duck::Status {
+                conditions: c.roll_up(&["ReferenceExists"]),
+                ..Default::default()
+            },
+        });
         world.objects.insert(key, Object::EventType(e));
     }
 }

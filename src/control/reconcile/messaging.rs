@@ -1,10 +1,13 @@
 //! Channel implementations, generic Channels, Subscriptions, Sequence and Parallel statuses.
 
 use knit_crds::api::duck::{Addressable, Condition, KReference, ObjectReference, Status};
-use knit_crds::api::flows::{ParallelBranchStatus, ParallelStatus, SequenceChannelStatus, SequenceStatus, SequenceSubscriptionStatus};
+use knit_crds::api::flows::{
+    ParallelBranchStatus, ParallelStatus, SequenceChannelStatus, SequenceStatus,
+    SequenceSubscriptionStatus,
+};
 use knit_crds::api::messaging::{
-    ChannelStatus, ChannelableSpec, ChannelableStatus, PhysicalSubscription, SubscriberSpec, SubscriberStatus,
-    SubscriptionStatus,
+    ChannelStatus, ChannelableSpec, ChannelableStatus, PhysicalSubscription, SubscriberSpec,
+    SubscriberStatus, SubscriptionStatus,
 };
 use knit_crds::{Kind, Object, ObjectKey};
 
@@ -12,7 +15,9 @@ use super::World;
 use super::conditions::{Conditions, ready_of};
 use super::conditions_of;
 use super::eventing::dead_letter_sink;
-use super::resolve::{channel_kind, channel_supported, parallel_ingress_channel, referenced_kind, sequence_channel};
+use super::resolve::{
+    channel_kind, channel_supported, parallel_ingress_channel, referenced_kind, sequence_channel,
+};
 
 fn channelable_parts(o: &Object) -> Option<(&ChannelableSpec, Option<&ChannelableStatus>)> {
     match o {
@@ -23,7 +28,11 @@ fn channelable_parts(o: &Object) -> Option<(&ChannelableSpec, Option<&Channelabl
     }
 }
 
-fn set_channelable(o: &mut Object, spec_subs: Option<Vec<SubscriberSpec>>, status: ChannelableStatus) {
+fn set_channelable(
+    o: &mut Object,
+    spec_subs: Option<Vec<SubscriberSpec>>,
+    status: ChannelableStatus,
+) {
     let (spec, slot) = match o {
         Object::InMemoryChannel(c) => (&mut c.spec.channelable, &mut c.status),
         Object::KafkaChannel(c) => (&mut c.spec.channelable, &mut c.status),
@@ -38,10 +47,19 @@ fn set_channelable(o: &mut Object, spec_subs: Option<Vec<SubscriberSpec>>, statu
 
 /// InMemoryChannel, KafkaChannel, NatsJetStreamChannel.
 pub(crate) fn channel_impls(world: &mut World<'_>) {
-    let keys: Vec<ObjectKey> = world.objects.keys().filter(|k| k.kind.is_channel() && k.kind != Kind::Channel).cloned().collect();
+    let keys: Vec<ObjectKey> = world
+        .objects
+        .keys()
+        .filter(|k| k.kind.is_channel() && k.kind != Kind::Channel)
+        .cloned()
+        .collect();
     for key in keys {
-        let Some(mut o) = world.objects.get(&key).cloned() else { continue };
-        let Some((spec, _)) = channelable_parts(&o) else { continue };
+        let Some(mut o) = world.objects.get(&key).cloned() else {
+            continue;
+        };
+        let Some((spec, _)) = channelable_parts(&o) else {
+            continue;
+        };
         let delivery = spec.delivery.clone();
         let mut c = Conditions::new();
         let mut status = ChannelableStatus::default();
@@ -57,7 +75,11 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
         match world.addresses.get(&key) {
             Some(url) => {
                 c.ok("Addressable");
-                let addr = Addressable { name: Some("http".into()), url: Some(url.clone()), ..Default::default() };
+                let addr = Addressable {
+                    name: Some("http".into()),
+                    url: Some(url.clone()),
+                    ..Default::default()
+                };
                 status.address = Some(addr.clone());
                 status.addresses = vec![addr];
             }
@@ -65,8 +87,10 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
                 c.fail("Addressable", "NoAddress", "the channel has no address");
             }
         }
-        status.dead_letter_sink_uri = dead_letter_sink(world, delivery.as_ref(), &key.namespace, &mut c);
-        status.status.conditions = c.roll_up(&["DispatcherReady", "Addressable", "DeadLetterSinkResolved"]);
+        status.dead_letter_sink_uri =
+            dead_letter_sink(world, delivery.as_ref(), &key.namespace, &mut c);
+        status.status.conditions =
+            c.roll_up(&["DispatcherReady", "Addressable", "DeadLetterSinkResolved"]);
         set_channelable(&mut o, None, status);
         world.objects.insert(key, o);
     }
@@ -74,20 +98,34 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
 
 /// The channel implementation a subscription's `spec.channel` ends up at (a generic Channel's
 /// backing channel has the same name), and the object the reference names.
-pub(crate) fn subscription_channel(world: &World<'_>, r: &KReference, ns: &str) -> Result<(ObjectKey, ObjectKey), String> {
+pub(crate) fn subscription_channel(
+    world: &World<'_>,
+    r: &KReference,
+    ns: &str,
+) -> Result<(ObjectKey, ObjectKey), String> {
     let name = r.name.clone().unwrap_or_default();
     let Some(kind) = referenced_kind(r) else {
-        return Err(format!("Knit does not know the channel kind {:?}", r.kind.clone().unwrap_or_default()));
+        return Err(format!(
+            "Knit does not know the channel kind {:?}",
+            r.kind.clone().unwrap_or_default()
+        ));
     };
     let named = ObjectKey::new(kind, ns, &name);
     let Some(o) = world.objects.get(&named) else {
-        return Err(format!("{}.{} {name:?} not found", kind.plural(), kind.group()));
+        return Err(format!(
+            "{}.{} {name:?} not found",
+            kind.plural(),
+            kind.group()
+        ));
     };
     match o {
         Object::Channel(c) => {
             let t = c.spec.channel_template.as_ref();
-            let impl_kind = channel_kind(t.and_then(|t| t.api_version.as_deref()), t.and_then(|t| t.kind.as_deref()))
-                .ok_or_else(|| format!("Channel {name:?} has no supported channelTemplate"))?;
+            let impl_kind = channel_kind(
+                t.and_then(|t| t.api_version.as_deref()),
+                t.and_then(|t| t.kind.as_deref()),
+            )
+            .ok_or_else(|| format!("Channel {name:?} has no supported channelTemplate"))?;
             Ok((named, ObjectKey::new(impl_kind, ns, &name)))
         }
         _ if kind.is_channel() => Ok((named.clone(), named)),
@@ -97,11 +135,17 @@ pub(crate) fn subscription_channel(world: &World<'_>, r: &KReference, ns: &str) 
 
 pub(crate) fn subscriptions(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Subscription) {
-        let Some(Object::Subscription(mut s)) = world.objects.get(&key).cloned() else { continue };
+        let Some(Object::Subscription(mut s)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
         let ns = key.namespace.clone();
         let mut c = Conditions::new();
         let mut phys = PhysicalSubscription::default();
-        let channel = s.spec.channel.as_ref().map(|r| subscription_channel(world, r, &ns));
+        let channel = s
+            .spec
+            .channel
+            .as_ref()
+            .map(|r| subscription_channel(world, r, &ns));
         let mut resolved = true;
         let mut channel_dls = None;
         match channel {
@@ -113,10 +157,19 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
                         c.ok("ChannelReady");
                     }
                     Some(r) => {
-                        c.fail("ChannelReady", "ChannelNotReady", r.message.unwrap_or_else(|| "the channel is not ready".into()));
+                        c.fail(
+                            "ChannelReady",
+                            "ChannelNotReady",
+                            r.message
+                                .unwrap_or_else(|| "the channel is not ready".into()),
+                        );
                     }
                     None => {
-                        c.fail("ChannelReady", "ChannelNotReady", "the backing channel does not exist");
+                        c.fail(
+                            "ChannelReady",
+                            "ChannelNotReady",
+                            "the backing channel does not exist",
+                        );
                     }
                 }
                 channel_dls = impl_obj
@@ -124,12 +177,24 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
                     .and_then(|(_, st)| st.and_then(|st| st.dead_letter_sink_uri.clone()));
             }
             Some(Err(e)) => {
-                c.fail("ChannelReady", "ChannelReferenceFailed", format!("Failed to get Spec.Channel or backing channel: {e}"));
-                c.fail("Resolved", "ChannelReferenceFailed", format!("Failed to get Spec.Channel or backing channel: {e}"));
+                c.fail(
+                    "ChannelReady",
+                    "ChannelReferenceFailed",
+                    format!("Failed to get Spec.Channel or backing channel: {e}"),
+                );
+                c.fail(
+                    "Resolved",
+                    "ChannelReferenceFailed",
+                    format!("Failed to get Spec.Channel or backing channel: {e}"),
+                );
                 resolved = false;
             }
             None => {
-                c.fail("ChannelReady", "ChannelReferenceFailed", "spec.channel is not set");
+                c.fail(
+                    "ChannelReady",
+                    "ChannelReferenceFailed",
+                    "spec.channel is not set",
+                );
                 resolved = false;
             }
         }
@@ -138,7 +203,11 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
                 Ok(u) => phys.subscriber_uri = Some(u),
                 Err(e) => {
                     if resolved {
-                        c.fail("Resolved", "SubscriberResolveFailed", format!("Failed to resolve spec.subscriber: {e}"));
+                        c.fail(
+                            "Resolved",
+                            "SubscriberResolveFailed",
+                            format!("Failed to resolve spec.subscriber: {e}"),
+                        );
                     }
                     resolved = false;
                 }
@@ -149,7 +218,11 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
                 Ok(u) => phys.reply_uri = Some(u),
                 Err(e) => {
                     if resolved {
-                        c.fail("Resolved", "ReplyResolveFailed", format!("Failed to resolve spec.reply: {e}"));
+                        c.fail(
+                            "Resolved",
+                            "ReplyResolveFailed",
+                            format!("Failed to resolve spec.reply: {e}"),
+                        );
                     }
                     resolved = false;
                 }
@@ -158,10 +231,18 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
         // A Subscription's own delivery replaces the channel's as a whole.
         let mut dls_conds = Conditions::new();
         if s.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
-            phys.dead_letter_sink_uri = dead_letter_sink(world, s.spec.delivery.as_ref(), &ns, &mut dls_conds);
+            phys.dead_letter_sink_uri =
+                dead_letter_sink(world, s.spec.delivery.as_ref(), &ns, &mut dls_conds);
             if !dls_conds.is_true("DeadLetterSinkResolved") && resolved {
-                let msg = dls_conds.get("DeadLetterSinkResolved").and_then(|d| d.message.clone()).unwrap_or_default();
-                c.fail("Resolved", "DeadLetterSinkResolveFailed", format!("Failed to resolve spec.delivery.deadLetterSink: {msg}"));
+                let msg = dls_conds
+                    .get("DeadLetterSinkResolved")
+                    .and_then(|d| d.message.clone())
+                    .unwrap_or_default();
+                c.fail(
+                    "Resolved",
+                    "DeadLetterSinkResolveFailed",
+                    format!("Failed to resolve spec.delivery.deadLetterSink: {msg}"),
+                );
                 resolved = false;
             }
         } else {
@@ -173,11 +254,18 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
         if c.is_true("ChannelReady") && resolved {
             c.ok("AddedToChannel");
         } else {
-            c.unknown("AddedToChannel", "NotAddedToChannel", "waiting for the channel and the destinations");
+            c.unknown(
+                "AddedToChannel",
+                "NotAddedToChannel",
+                "waiting for the channel and the destinations",
+            );
         }
         let conditions = c.roll_up(&["ChannelReady", "Resolved", "AddedToChannel"]);
         s.status = Some(SubscriptionStatus {
-            status: Status { conditions, ..Default::default() },
+            status: Status {
+                conditions,
+                ..Default::default()
+            },
             physical_subscription: Some(phys),
         });
         world.objects.insert(key, Object::Subscription(s));
@@ -186,11 +274,18 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
 
 /// Fill each channel implementation's `spec.subscribers` and `status.subscribers`.
 pub(crate) fn channel_subscribers(world: &mut World<'_>) {
-    let mut by_channel: std::collections::BTreeMap<ObjectKey, Vec<(SubscriberSpec, SubscriberStatus)>> = Default::default();
+    let mut by_channel: std::collections::BTreeMap<
+        ObjectKey,
+        Vec<(SubscriberSpec, SubscriberStatus)>,
+    > = Default::default();
     for key in world.keys_of(Kind::Subscription) {
-        let Some(Object::Subscription(s)) = world.objects.get(&key) else { continue };
+        let Some(Object::Subscription(s)) = world.objects.get(&key) else {
+            continue;
+        };
         let Some(r) = &s.spec.channel else { continue };
-        let Ok((_, impl_key)) = subscription_channel(world, r, &key.namespace) else { continue };
+        let Ok((_, impl_key)) = subscription_channel(world, r, &key.namespace) else {
+            continue;
+        };
         let st = s.status.clone().unwrap_or_default();
         let phys = st.physical_subscription.clone().unwrap_or_default();
         let ready = ready_of(&st.status.conditions).cloned().unwrap_or_default();
@@ -209,14 +304,27 @@ pub(crate) fn channel_subscribers(world: &mut World<'_>) {
         };
         by_channel.entry(impl_key).or_default().push((spec, status));
     }
-    let keys: Vec<ObjectKey> = world.objects.keys().filter(|k| k.kind.is_channel() && k.kind != Kind::Channel).cloned().collect();
+    let keys: Vec<ObjectKey> = world
+        .objects
+        .keys()
+        .filter(|k| k.kind.is_channel() && k.kind != Kind::Channel)
+        .cloned()
+        .collect();
     for key in keys {
-        let Some(mut o) = world.objects.get(&key).cloned() else { continue };
-        let Some((_, status)) = channelable_parts(&o) else { continue };
+        let Some(mut o) = world.objects.get(&key).cloned() else {
+            continue;
+        };
+        let Some((_, status)) = channelable_parts(&o) else {
+            continue;
+        };
         let mut status = status.cloned().unwrap_or_default();
         let subs = by_channel.remove(&key).unwrap_or_default();
         status.subscribers = subs.iter().map(|(_, st)| st.clone()).collect();
-        set_channelable(&mut o, Some(subs.into_iter().map(|(sp, _)| sp).collect()), status);
+        set_channelable(
+            &mut o,
+            Some(subs.into_iter().map(|(sp, _)| sp).collect()),
+            status,
+        );
         world.objects.insert(key, o);
     }
 }
@@ -224,7 +332,9 @@ pub(crate) fn channel_subscribers(world: &mut World<'_>) {
 /// Generic Channels mirror their backing channel.
 pub(crate) fn generic_channels(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Channel) {
-        let Some(Object::Channel(mut ch)) = world.objects.get(&key).cloned() else { continue };
+        let Some(Object::Channel(mut ch)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
         let t = ch.spec.channel_template.clone().unwrap_or_default();
         let mut c = Conditions::new();
         let mut status = ChannelStatus::default();
@@ -239,7 +349,10 @@ pub(crate) fn generic_channels(world: &mut World<'_>) {
                 });
                 let backing = world.objects.get(&backing_key);
                 let owned = backing.is_some_and(|b| {
-                    b.meta().owner_references.as_ref().is_some_and(|o| o.iter().any(|r| Some(&r.uid) == ch.metadata.uid.as_ref()))
+                    b.meta()
+                        .owner_references
+                        .as_ref()
+                        .is_some_and(|o| o.iter().any(|r| Some(&r.uid) == ch.metadata.uid.as_ref()))
                 });
                 match backing.and_then(channelable_parts) {
                     Some((spec, st)) if owned => {
@@ -250,7 +363,11 @@ pub(crate) fn generic_channels(world: &mut World<'_>) {
                                 c.ok("BackingChannelReady");
                             }
                             Some(r) => {
-                                c.fail("BackingChannelReady", r.reason.as_deref().unwrap_or("BackingChannelNotReady"), r.message.unwrap_or_default());
+                                c.fail(
+                                    "BackingChannelReady",
+                                    r.reason.as_deref().unwrap_or("BackingChannelNotReady"),
+                                    r.message.unwrap_or_default(),
+                                );
                             }
                             None => {
                                 c.unknown("BackingChannelReady", "BackingChannelNotReady", "");
@@ -266,19 +383,31 @@ pub(crate) fn generic_channels(world: &mut World<'_>) {
                         c.fail(
                             "BackingChannelReady",
                             "ChannelFailure",
-                            format!("{} {:?} exists and is not owned by this Channel", kind.name(), key.name),
+                            format!(
+                                "{} {:?} exists and is not owned by this Channel",
+                                kind.name(),
+                                key.name
+                            ),
                         );
                     }
                 }
             }
             None => {
-                c.fail("BackingChannelReady", "ChannelTemplateNotSupported", "the channelTemplate names no supported channel kind");
+                c.fail(
+                    "BackingChannelReady",
+                    "ChannelTemplateNotSupported",
+                    "the channelTemplate names no supported channel kind",
+                );
             }
         }
         if status.channelable.address.is_some() {
             c.ok("Addressable");
         } else {
-            c.fail("Addressable", "NoAddress", "the backing channel has no address");
+            c.fail(
+                "Addressable",
+                "NoAddress",
+                "the backing channel has no address",
+            );
         }
         status.channelable.status.conditions = c.roll_up(&["BackingChannelReady", "Addressable"]);
         ch.status = Some(status);
@@ -315,7 +444,10 @@ fn all_ready(c: &mut Conditions, type_: &str, reason: &str, conds: &[(String, Co
             c.ok(type_);
         }
         Some((name, r)) => {
-            let msg = format!("{name} is not ready: {}", r.message.clone().unwrap_or_default());
+            let msg = format!(
+                "{name} is not ready: {}",
+                r.message.clone().unwrap_or_default()
+            );
             if r.status == "False" {
                 c.fail(type_, reason, msg);
             } else {
@@ -328,24 +460,45 @@ fn all_ready(c: &mut Conditions, type_: &str, reason: &str, conds: &[(String, Co
 /// Sequence and Parallel statuses, from their channels and subscriptions.
 pub(crate) fn flows(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Sequence) {
-        let Some(Object::Sequence(mut s)) = world.objects.get(&key).cloned() else { continue };
+        let Some(Object::Sequence(mut s)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
         let mut st = SequenceStatus::default();
         let mut chans = Vec::new();
         let mut subs = Vec::new();
         for i in 0..s.spec.steps.len() {
-            if let Some(ck) = sequence_channel(s.spec.channel_template.as_ref(), &key.namespace, &key.name, i) {
+            if let Some(ck) = sequence_channel(
+                s.spec.channel_template.as_ref(),
+                &key.namespace,
+                &key.name,
+                i,
+            ) {
                 let r = ready_condition(world, &ck);
                 chans.push((ck.name.clone(), r.clone()));
-                st.channel_statuses.push(SequenceChannelStatus { channel: object_ref(&ck), ready: r });
+                st.channel_statuses.push(SequenceChannelStatus {
+                    channel: object_ref(&ck),
+                    ready: r,
+                });
             }
-            let sk = ObjectKey::new(Kind::Subscription, &key.namespace, format!("{}-kn-sequence-{i}", key.name));
+            let sk = ObjectKey::new(
+                Kind::Subscription,
+                &key.namespace,
+                format!("{}-kn-sequence-{i}", key.name),
+            );
             let r = ready_condition(world, &sk);
             subs.push((sk.name.clone(), r.clone()));
-            st.subscription_statuses.push(SequenceSubscriptionStatus { subscription: object_ref(&sk), ready: r });
+            st.subscription_statuses.push(SequenceSubscriptionStatus {
+                subscription: object_ref(&sk),
+                ready: r,
+            });
         }
         let mut c = Conditions::new();
         if chans.len() < s.spec.steps.len() {
-            c.fail("ChannelsReady", "ChannelTemplateNotSupported", "the channelTemplate names no supported channel kind");
+            c.fail(
+                "ChannelsReady",
+                "ChannelTemplateNotSupported",
+                "the channelTemplate names no supported channel kind",
+            );
         } else {
             all_ready(&mut c, "ChannelsReady", "ChannelsNotReady", &chans);
         }
@@ -353,10 +506,18 @@ pub(crate) fn flows(world: &mut World<'_>) {
         match world.addresses.get(&key) {
             Some(u) => {
                 c.ok("Addressable");
-                st.address = Some(Addressable { name: Some("http".into()), url: Some(u.clone()), ..Default::default() });
+                st.address = Some(Addressable {
+                    name: Some("http".into()),
+                    url: Some(u.clone()),
+                    ..Default::default()
+                });
             }
             None => {
-                c.fail("Addressable", "EmptyHostname", "the first channel has no address");
+                c.fail(
+                    "Addressable",
+                    "EmptyHostname",
+                    "the first channel has no address",
+                );
             }
         }
         st.status.conditions = c.roll_up(&["ChannelsReady", "SubscriptionsReady", "Addressable"]);
@@ -365,7 +526,9 @@ pub(crate) fn flows(world: &mut World<'_>) {
     }
 
     for key in world.keys_of(Kind::Parallel) {
-        let Some(Object::Parallel(mut p)) = world.objects.get(&key).cloned() else { continue };
+        let Some(Object::Parallel(mut p)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
         let mut st = ParallelStatus::default();
         let mut chans = Vec::new();
         let mut subs = Vec::new();
@@ -374,26 +537,58 @@ pub(crate) fn flows(world: &mut World<'_>) {
         if let Some(ik) = &ingress {
             let r = ready_condition(world, ik);
             chans.push((ik.name.clone(), r.clone()));
-            st.ingress_channel_status = Some(SequenceChannelStatus { channel: object_ref(ik), ready: r });
+            st.ingress_channel_status = Some(SequenceChannelStatus {
+                channel: object_ref(ik),
+                ready: r,
+            });
         }
         for i in 0..p.spec.branches.len() {
             let Some(ik) = &ingress else { break };
-            let bk = ObjectKey::new(ik.kind, &key.namespace, format!("{}-kn-parallel-{i}", key.name));
-            let fk = ObjectKey::new(Kind::Subscription, &key.namespace, format!("{}-kn-parallel-filter-{i}", key.name));
-            let sk = ObjectKey::new(Kind::Subscription, &key.namespace, format!("{}-kn-parallel-{i}", key.name));
-            let (br, fr, sr) = (ready_condition(world, &bk), ready_condition(world, &fk), ready_condition(world, &sk));
+            let bk = ObjectKey::new(
+                ik.kind,
+                &key.namespace,
+                format!("{}-kn-parallel-{i}", key.name),
+            );
+            let fk = ObjectKey::new(
+                Kind::Subscription,
+                &key.namespace,
+                format!("{}-kn-parallel-filter-{i}", key.name),
+            );
+            let sk = ObjectKey::new(
+                Kind::Subscription,
+                &key.namespace,
+                format!("{}-kn-parallel-{i}", key.name),
+            );
+            let (br, fr, sr) = (
+                ready_condition(world, &bk),
+                ready_condition(world, &fk),
+                ready_condition(world, &sk),
+            );
             chans.push((bk.name.clone(), br.clone()));
             subs.push((fk.name.clone(), fr.clone()));
             subs.push((sk.name.clone(), sr.clone()));
             st.branch_statuses.push(ParallelBranchStatus {
-                filter_subscription_status: SequenceSubscriptionStatus { subscription: object_ref(&fk), ready: fr },
-                filter_channel_status: SequenceChannelStatus { channel: object_ref(&bk), ready: br },
-                subscription_status: SequenceSubscriptionStatus { subscription: object_ref(&sk), ready: sr },
+                filter_subscription_status: SequenceSubscriptionStatus {
+                    subscription: object_ref(&fk),
+                    ready: fr,
+                },
+                filter_channel_status: SequenceChannelStatus {
+                    channel: object_ref(&bk),
+                    ready: br,
+                },
+                subscription_status: SequenceSubscriptionStatus {
+                    subscription: object_ref(&sk),
+                    ready: sr,
+                },
             });
         }
         let mut c = Conditions::new();
         if ingress.is_none() {
-            c.fail("ChannelsReady", "ChannelTemplateNotSupported", "the channelTemplate names no supported channel kind");
+            c.fail(
+                "ChannelsReady",
+                "ChannelTemplateNotSupported",
+                "the channelTemplate names no supported channel kind",
+            );
         } else {
             all_ready(&mut c, "ChannelsReady", "ChannelsNotReady", &chans);
         }
@@ -401,10 +596,18 @@ pub(crate) fn flows(world: &mut World<'_>) {
         match world.addresses.get(&key) {
             Some(u) => {
                 c.ok("Addressable");
-                st.address = Some(Addressable { name: Some("http".into()), url: Some(u.clone()), ..Default::default() });
+                st.address = Some(Addressable {
+                    name: Some("http".into()),
+                    url: Some(u.clone()),
+                    ..Default::default()
+                });
             }
             None => {
-                c.fail("Addressable", "EmptyHostname", "the ingress channel has no address");
+                c.fail(
+                    "Addressable",
+                    "EmptyHostname",
+                    "the ingress channel has no address",
+                );
             }
         }
         st.status.conditions = c.roll_up(&["ChannelsReady", "SubscriptionsReady", "Addressable"]);

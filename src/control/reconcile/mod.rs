@@ -19,8 +19,6 @@ use knit_crds::api::duck::Condition;
 use knit_crds::contract::Contract;
 use knit_crds::{Object, ObjectKey};
 
-pub(crate) use conditions::is_ready;
-
 /// What the reconciler needs to know about the running process.
 #[derive(Clone, Debug)]
 pub struct Env {
@@ -51,12 +49,17 @@ pub(crate) struct World<'a> {
 
 /// Reconcile `input` (objects as stored: spec and metadata, no status).
 pub fn reconcile(input: &[Object], prev: &PreviousConditions, env: &Env, now: &str) -> Output {
-    let mut objects: BTreeMap<ObjectKey, Object> = input.iter().map(|o| (o.key(), o.clone())).collect();
+    let mut objects: BTreeMap<ObjectKey, Object> =
+        input.iter().map(|o| (o.key(), o.clone())).collect();
     for child in children::derive(input) {
         // A user's own object of the same name wins; the parent reports the conflict.
         objects.entry(child.key()).or_insert(child);
     }
-    let mut world = World { env, objects, addresses: HashMap::new() };
+    let mut world = World {
+        env,
+        objects,
+        addresses: HashMap::new(),
+    };
     world.addresses = resolve::addresses(&world);
 
     eventing::brokers(&mut world);
@@ -151,18 +154,19 @@ pub(crate) fn status_ref(o: &Object) -> Option<&knit_crds::api::duck::Status> {
 
 /// The conditions of any object (empty when it has no status).
 pub(crate) fn conditions_of(o: &Object) -> &[Condition] {
-    status_ref(o).map(|s| s.conditions.as_slice()).unwrap_or_default()
+    status_ref(o)
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default()
 }
 
 impl World<'_> {
     /// Keys of every object of `kind`.
     pub(crate) fn keys_of(&self, kind: knit_crds::Kind) -> Vec<ObjectKey> {
-        self.objects.keys().filter(|k| k.kind == kind).cloned().collect()
-    }
-
-    /// Whether the object at `key` exists and is Ready=True.
-    pub(crate) fn ready(&self, key: &ObjectKey) -> bool {
-        self.objects.get(key).is_some_and(|o| is_ready(conditions_of(o)))
+        self.objects
+            .keys()
+            .filter(|k| k.kind == kind)
+            .cloned()
+            .collect()
     }
 }
 

@@ -35,7 +35,10 @@ pub(crate) fn broker_class(o: &Object) -> Option<String> {
 pub(crate) fn channel_kind(api_version: Option<&str>, kind: Option<&str>) -> Option<Kind> {
     let kind = kind?;
     Kind::ALL.iter().copied().find(|k| {
-        k.is_channel() && *k != Kind::Channel && k.name() == kind && api_version.is_none_or(|a| group_of(a) == k.group())
+        k.is_channel()
+            && *k != Kind::Channel
+            && k.name() == kind
+            && api_version.is_none_or(|a| group_of(a) == k.group())
     })
 }
 
@@ -54,10 +57,14 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
     let mut out = HashMap::new();
     for (key, o) in &world.objects {
         let url = match o {
-            Object::Broker(_) if broker_class(o).as_deref() == Some(names::DEFAULT_BROKER_CLASS) => {
+            Object::Broker(_)
+                if broker_class(o).as_deref() == Some(names::DEFAULT_BROKER_CLASS) =>
+            {
                 Some(format!("{base}{}", broker_path(&key.namespace, &key.name)))
             }
-            Object::InMemoryChannel(_) => Some(format!("{base}{}", channel_path(&key.namespace, &key.name))),
+            Object::InMemoryChannel(_) => {
+                Some(format!("{base}{}", channel_path(&key.namespace, &key.name)))
+            }
             _ => None,
         };
         if let Some(u) = url {
@@ -70,11 +77,23 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
         let via = match o {
             Object::Channel(c) => {
                 let t = c.spec.channel_template.as_ref();
-                channel_kind(t.and_then(|t| t.api_version.as_deref()), t.and_then(|t| t.kind.as_deref()))
-                    .map(|k| ObjectKey::new(k, &key.namespace, &key.name))
+                channel_kind(
+                    t.and_then(|t| t.api_version.as_deref()),
+                    t.and_then(|t| t.kind.as_deref()),
+                )
+                .map(|k| ObjectKey::new(k, &key.namespace, &key.name))
             }
-            Object::Sequence(s) => sequence_channel(s.spec.channel_template.as_ref(), &key.namespace, &key.name, 0),
-            Object::Parallel(p) => parallel_ingress_channel(p.spec.channel_template.as_ref(), &key.namespace, &key.name),
+            Object::Sequence(s) => sequence_channel(
+                s.spec.channel_template.as_ref(),
+                &key.namespace,
+                &key.name,
+                0,
+            ),
+            Object::Parallel(p) => parallel_ingress_channel(
+                p.spec.channel_template.as_ref(),
+                &key.namespace,
+                &key.name,
+            ),
             _ => None,
         };
         if let Some(u) = via.and_then(|v| out.get(&v).cloned()) {
@@ -110,7 +129,10 @@ pub(crate) fn parallel_ingress_channel(
 pub(crate) fn referenced_kind(r: &KReference) -> Option<Kind> {
     let kind = r.kind.as_deref()?;
     let group = group_of(r.api_version.as_deref().unwrap_or(""));
-    Kind::ALL.iter().copied().find(|k| k.name() == kind && k.group() == group)
+    Kind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.name() == kind && k.group() == group)
 }
 
 impl World<'_> {
@@ -152,8 +174,11 @@ impl World<'_> {
             (Some(r), None) => self.resolve_ref(r, ns),
             (Some(r), Some(u)) => {
                 let base = self.resolve_ref(r, ns)?;
-                let base = url::Url::parse(&base).map_err(|e| format!("invalid address {base:?}: {e}"))?;
-                base.join(u).map(|u| u.to_string()).map_err(|e| format!("invalid uri {u:?}: {e}"))
+                let base =
+                    url::Url::parse(&base).map_err(|e| format!("invalid address {base:?}: {e}"))?;
+                base.join(u)
+                    .map(|u| u.to_string())
+                    .map_err(|e| format!("invalid uri {u:?}: {e}"))
             }
             (None, Some(u)) => Ok(u.clone()),
             (None, None) => Err("the destination has neither ref nor uri".into()),

@@ -7,9 +7,16 @@ use super::World;
 use super::conditions::Conditions;
 
 pub(crate) fn serving(world: &mut World<'_>) {
-    for kind in [Kind::Service, Kind::Configuration, Kind::Revision, Kind::Route] {
+    for kind in [
+        Kind::Service,
+        Kind::Configuration,
+        Kind::Revision,
+        Kind::Route,
+    ] {
         for key in world.keys_of(kind) {
-            let Some(mut o) = world.objects.get(&key).cloned() else { continue };
+            let Some(mut o) = world.objects.get(&key).cloned() else {
+                continue;
+            };
             let mut c = Conditions::new();
             let msg = "serving (revisions as local processes, routes, the gateway) is not part of this Knit build yet";
             let conditions = match kind {
@@ -28,10 +35,30 @@ pub(crate) fn serving(world: &mut World<'_>) {
                 }
             };
             match &mut o {
-                Object::Service(s) => s.status.get_or_insert_with(Default::default).status.conditions = conditions,
-                Object::Configuration(s) => s.status.get_or_insert_with(Default::default).status.conditions = conditions,
-                Object::Revision(s) => s.status.get_or_insert_with(Default::default).status.conditions = conditions,
-                Object::Route(s) => s.status.get_or_insert_with(Default::default).status.conditions = conditions,
+                Object::Service(s) => {
+                    s.status
+                        .get_or_insert_with(Default::default)
+                        .status
+                        .conditions = conditions
+                }
+                Object::Configuration(s) => {
+                    s.status
+                        .get_or_insert_with(Default::default)
+                        .status
+                        .conditions = conditions
+                }
+                Object::Revision(s) => {
+                    s.status
+                        .get_or_insert_with(Default::default)
+                        .status
+                        .conditions = conditions
+                }
+                Object::Route(s) => {
+                    s.status
+                        .get_or_insert_with(Default::default)
+                        .status
+                        .conditions = conditions
+                }
                 _ => continue,
             }
             world.objects.insert(key, o);

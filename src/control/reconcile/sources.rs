@@ -1,12 +1,19 @@
 //! Source statuses: the resolved sink, and the adapter conditions.
 
-use knit_crds::api::duck::{CloudEventAttributes, Destination, SecretValueFromSource, SourceStatus};
+use knit_crds::api::duck::{
+    CloudEventAttributes, Destination, SecretValueFromSource, SourceStatus,
+};
 use knit_crds::{Kind, Object, ObjectKey};
 
 use super::World;
 use super::conditions::Conditions;
 
-fn sink(world: &World<'_>, sink: Option<&Destination>, ns: &str, c: &mut Conditions) -> Option<String> {
+fn sink(
+    world: &World<'_>,
+    sink: Option<&Destination>,
+    ns: &str,
+    c: &mut Conditions,
+) -> Option<String> {
     match sink.map(|s| world.resolve(s, ns)) {
         Some(Ok(u)) => {
             c.ok("SinkProvided");
@@ -40,8 +47,15 @@ fn secret_ok(world: &World<'_>, s: Option<&SecretValueFromSource>, ns: &str) -> 
     match world.objects.get(&ObjectKey::new(Kind::Secret, ns, &name)) {
         Some(Object::Secret(sec)) => {
             let has = sec.data.as_ref().is_some_and(|d| d.contains_key(&key))
-                || sec.string_data.as_ref().is_some_and(|d| d.contains_key(&key));
-            if has { Ok(()) } else { Err(format!("Secret {ns}/{name} has no key {key:?}")) }
+                || sec
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(&key));
+            if has {
+                Ok(())
+            } else {
+                Err(format!("Secret {ns}/{name} has no key {key:?}"))
+            }
         }
         _ => Err(format!("Secret {ns}/{name} does not exist")),
     }
@@ -58,7 +72,9 @@ pub(crate) fn sources(world: &mut World<'_>) {
     ];
     for kind in kinds {
         for key in world.keys_of(kind) {
-            let Some(mut o) = world.objects.get(&key).cloned() else { continue };
+            let Some(mut o) = world.objects.get(&key).cloned() else {
+                continue;
+            };
             let ns = key.namespace.clone();
             let mut c = Conditions::new();
             let mut st = SourceStatus::default();
@@ -82,7 +98,8 @@ pub(crate) fn sources(world: &mut World<'_>) {
                     );
                     c.unknown("SufficientPermissions", "NoKubernetesAPI", "");
                     let mut status = a.status.clone().unwrap_or_default();
-                    st.status.conditions = c.roll_up(&["SinkProvided", "Deployed", "SufficientPermissions"]);
+                    st.status.conditions =
+                        c.roll_up(&["SinkProvided", "Deployed", "SufficientPermissions"]);
                     status.source = st;
                     status.namespaces = vec![ns.clone()];
                     a.status = Some(status);
@@ -117,7 +134,8 @@ pub(crate) fn sources(world: &mut World<'_>) {
                     st.sink_uri = sink(world, g.spec.sink.as_ref(), &ns, &mut c);
                     adapter_missing(&mut c, "WebhookConfigured", kind);
                     let mut status = g.status.clone().unwrap_or_default();
-                    st.status.conditions = c.roll_up(&["SecretsProvided", "SinkProvided", "WebhookConfigured"]);
+                    st.status.conditions =
+                        c.roll_up(&["SecretsProvided", "SinkProvided", "WebhookConfigured"]);
                     status.source = st;
                     g.status = Some(status);
                 }

@@ -38,13 +38,13 @@ pub(crate) fn destination(d: &Destination, path: &str, errs: &mut Errors) {
         (None, None) => errs.add(path, "expected at least one, got neither: ref, uri"),
         (Some(r), uri) => {
             kreference(r, &format!("{path}.ref"), errs);
-            if let Some(u) = uri {
-                if url::Url::parse(u).is_ok() {
-                    errs.add(
+            if let Some(u) = uri
+                && url::Url::parse(u).is_ok()
+            {
+                errs.add(
                         format!("{path}.uri"),
                         "an absolute URI is not allowed when ref is set (it is resolved relative to ref's address)",
                     );
-                }
             }
         }
         (None, Some(u)) => match url::Url::parse(u) {
@@ -77,13 +77,13 @@ pub(crate) fn delivery(d: &DeliverySpec, path: &str, errs: &mut Errors) {
     if let Some(dls) = &d.dead_letter_sink {
         destination(dls, &format!("{path}.deadLetterSink"), errs);
     }
-    if let Some(r) = d.retry {
-        if r < 0 {
-            errs.add(
-                format!("{path}.retry"),
-                format!("invalid value {r}: must be 0 or more"),
-            );
-        }
+    if let Some(r) = d.retry
+        && r < 0
+    {
+        errs.add(
+            format!("{path}.retry"),
+            format!("invalid value {r}: must be 0 or more"),
+        );
     }
     for (field, value, positive) in [
         ("backoffDelay", &d.backoff_delay, false),

@@ -75,21 +75,21 @@ pub(crate) fn trigger(t: &Trigger, hooks: &Hooks, errs: &mut Errors) {
 }
 
 fn flow_control(annotations: &BTreeMap<String, String>, errs: &mut Errors) {
-    if let Some(v) = annotations.get(names::MAX_IN_FLIGHT_ANNOTATION) {
-        if !v.parse::<u32>().is_ok_and(|n| n >= 1) {
-            errs.add(
-                format!("metadata.annotations.{}", names::MAX_IN_FLIGHT_ANNOTATION),
-                format!("invalid value {v:?}: must be a whole number of at least 1"),
-            );
-        }
+    if let Some(v) = annotations.get(names::MAX_IN_FLIGHT_ANNOTATION)
+        && !v.parse::<u32>().is_ok_and(|n| n >= 1)
+    {
+        errs.add(
+            format!("metadata.annotations.{}", names::MAX_IN_FLIGHT_ANNOTATION),
+            format!("invalid value {v:?}: must be a whole number of at least 1"),
+        );
     }
-    if let Some(v) = annotations.get(names::RATE_LIMIT_ANNOTATION) {
-        if !v.parse::<f64>().is_ok_and(|r| r.is_finite() && r > 0.0) {
-            errs.add(
-                format!("metadata.annotations.{}", names::RATE_LIMIT_ANNOTATION),
-                format!("invalid value {v:?}: must be a number of events per second above 0"),
-            );
-        }
+    if let Some(v) = annotations.get(names::RATE_LIMIT_ANNOTATION)
+        && !v.parse::<f64>().is_ok_and(|r| r.is_finite() && r > 0.0)
+    {
+        errs.add(
+            format!("metadata.annotations.{}", names::RATE_LIMIT_ANNOTATION),
+            format!("invalid value {v:?}: must be a number of events per second above 0"),
+        );
     }
 }
 
@@ -108,13 +108,13 @@ fn dependency(dep: &str, ns: &str, errs: &mut Errors) {
             errs.missing(format!("{path}.{field}"));
         }
     }
-    if let Some(other) = value.get("namespace").and_then(|v| v.as_str()) {
-        if other != ns {
-            errs.add(
-                format!("{path}.namespace"),
-                "must be the Trigger's namespace",
-            );
-        }
+    if let Some(other) = value.get("namespace").and_then(|v| v.as_str())
+        && other != ns
+    {
+        errs.add(
+            format!("{path}.namespace"),
+            "must be the Trigger's namespace",
+        );
     }
 }
 
@@ -190,10 +190,10 @@ fn filter(f: &SubscriptionsApiFilter, path: &str, hooks: &Hooks, errs: &mut Erro
     if let Some(expr) = &f.cesql {
         if expr.trim().is_empty() {
             errs.add(format!("{path}.cesql"), "the expression must not be empty");
-        } else if let Some(check) = hooks.cesql {
-            if let Err(e) = check(expr) {
-                errs.add(format!("{path}.cesql"), format!("parse error: {e}"));
-            }
+        } else if let Some(check) = hooks.cesql
+            && let Err(e) = check(expr)
+        {
+            errs.add(format!("{path}.cesql"), format!("parse error: {e}"));
         }
     }
 }

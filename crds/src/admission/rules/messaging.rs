@@ -41,10 +41,10 @@ pub(crate) fn kafka_channel(c: &KafkaChannelSpec, errs: &mut Errors) {
     if c.replication_factor.is_some_and(|n| n <= 0) {
         errs.add("spec.replicationFactor", "must be more than 0");
     }
-    if let Some(r) = &c.retention_duration {
-        if let Err(e) = duration::parse_iso8601(r) {
-            errs.add("spec.retentionDuration", format!("invalid value: {e}"));
-        }
+    if let Some(r) = &c.retention_duration
+        && let Err(e) = duration::parse_iso8601(r)
+    {
+        errs.add("spec.retentionDuration", format!("invalid value: {e}"));
     }
     channelable(&c.channelable, errs);
 }

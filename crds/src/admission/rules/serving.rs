@@ -166,13 +166,13 @@ pub(crate) fn revision(spec: &RevisionSpec, path: &str, errs: &mut Errors) {
             "with more than one container, exactly one must declare a port (the serving container)",
         );
     }
-    if let Some(cc) = spec.container_concurrency {
-        if !(0..=MAX_CONTAINER_CONCURRENCY).contains(&cc) {
-            errs.add(
-                format!("{path}.containerConcurrency"),
-                format!("invalid value {cc}: must be between 0 and {MAX_CONTAINER_CONCURRENCY}"),
-            );
-        }
+    if let Some(cc) = spec.container_concurrency
+        && !(0..=MAX_CONTAINER_CONCURRENCY).contains(&cc)
+    {
+        errs.add(
+            format!("{path}.containerConcurrency"),
+            format!("invalid value {cc}: must be between 0 and {MAX_CONTAINER_CONCURRENCY}"),
+        );
     }
     for (field, v) in [
         ("timeoutSeconds", spec.timeout_seconds),
@@ -182,13 +182,13 @@ pub(crate) fn revision(spec: &RevisionSpec, path: &str, errs: &mut Errors) {
         ),
         ("idleTimeoutSeconds", spec.idle_timeout_seconds),
     ] {
-        if let Some(v) = v {
-            if !(0..=MAX_TIMEOUT_SECONDS).contains(&v) {
-                errs.add(
-                    format!("{path}.{field}"),
-                    format!("invalid value {v}: must be between 0 and {MAX_TIMEOUT_SECONDS}"),
-                );
-            }
+        if let Some(v) = v
+            && !(0..=MAX_TIMEOUT_SECONDS).contains(&v)
+        {
+            errs.add(
+                format!("{path}.{field}"),
+                format!("invalid value {v}: must be between 0 and {MAX_TIMEOUT_SECONDS}"),
+            );
         }
     }
 }
@@ -235,21 +235,22 @@ pub(crate) fn autoscaling(a: &BTreeMap<String, String>, path: &str, errs: &mut E
     let max = int("max-scale", 0);
     let initial = int("initial-scale", 0);
     let activation = int("activation-scale", 2);
-    if let (Some(mn), Some(mx)) = (min, max) {
-        if mx > 0 && mn > mx {
-            errs.add(
-                format!("{path}.autoscaling.knative.dev/max-scale"),
-                format!("max-scale={mx} is less than min-scale={mn}"),
-            );
-        }
+    if let (Some(mn), Some(mx)) = (min, max)
+        && mx > 0
+        && mn > mx
+    {
+        errs.add(
+            format!("{path}.autoscaling.knative.dev/max-scale"),
+            format!("max-scale={mx} is less than min-scale={mn}"),
+        );
     }
-    if let Some(act) = activation {
-        if min.is_some_and(|m| act < m) || max.is_some_and(|m| m > 0 && act > m) {
-            errs.add(
-                format!("{path}.autoscaling.knative.dev/activation-scale"),
-                "must be between min-scale and max-scale",
-            );
-        }
+    if let Some(act) = activation
+        && (min.is_some_and(|m| act < m) || max.is_some_and(|m| m > 0 && act > m))
+    {
+        errs.add(
+            format!("{path}.autoscaling.knative.dev/activation-scale"),
+            "must be between min-scale and max-scale",
+        );
     }
     if initial == Some(0) {
         errs.add(
@@ -258,46 +259,47 @@ pub(crate) fn autoscaling(a: &BTreeMap<String, String>, path: &str, errs: &mut E
         );
     }
     let mut float = |key: &str, lo: f64, hi: f64| {
-        if let Some((v, k)) = annotation(a, key) {
-            if !v.parse::<f64>().is_ok_and(|n| n >= lo && n <= hi) {
-                errs.add(
-                    format!("{path}.{k}"),
-                    format!("invalid value {v:?}: must be between {lo} and {hi}"),
-                );
-            }
+        if let Some((v, k)) = annotation(a, key)
+            && !v.parse::<f64>().is_ok_and(|n| n >= lo && n <= hi)
+        {
+            errs.add(
+                format!("{path}.{k}"),
+                format!("invalid value {v:?}: must be between {lo} and {hi}"),
+            );
         }
     };
     float("target", 0.01, f64::MAX);
     float("target-utilization-percentage", 1.0, 100.0);
     float("panic-window-percentage", 1.0, 100.0);
     float("panic-threshold-percentage", 110.0, 1000.0);
-    if let Some((v, k)) = annotation(a, "target-burst-capacity") {
-        if !v.parse::<f64>().is_ok_and(|n| n >= 0.0 || n == -1.0) {
-            errs.add(
-                format!("{path}.{k}"),
-                format!("invalid value {v:?}: must be 0 or more, or -1"),
-            );
-        }
+    if let Some((v, k)) = annotation(a, "target-burst-capacity")
+        && !v.parse::<f64>().is_ok_and(|n| n >= 0.0 || n == -1.0)
+    {
+        errs.add(
+            format!("{path}.{k}"),
+            format!("invalid value {v:?}: must be 0 or more, or -1"),
+        );
     }
-    if let Some((v, k)) = annotation(a, "class") {
-        if v.ends_with(".knative.dev")
-            && v != "kpa.autoscaling.knative.dev"
-            && v != "hpa.autoscaling.knative.dev"
-        {
-            errs.add(
-                format!("{path}.{k}"),
-                format!("unknown autoscaler class {v:?}"),
-            );
-        }
+    if let Some((v, k)) = annotation(a, "class")
+        && v.ends_with(".knative.dev")
+        && v != "kpa.autoscaling.knative.dev"
+        && v != "hpa.autoscaling.knative.dev"
+    {
+        errs.add(
+            format!("{path}.{k}"),
+            format!("unknown autoscaler class {v:?}"),
+        );
     }
     let kpa = annotation(a, "class").is_none_or(|(v, _)| v == "kpa.autoscaling.knative.dev");
-    if let Some((v, k)) = annotation(a, "metric") {
-        if kpa && v != "concurrency" && v != "rps" {
-            errs.add(
-                format!("{path}.{k}"),
-                format!("invalid value {v:?}: the KPA scales on concurrency or rps"),
-            );
-        }
+    if let Some((v, k)) = annotation(a, "metric")
+        && kpa
+        && v != "concurrency"
+        && v != "rps"
+    {
+        errs.add(
+            format!("{path}.{k}"),
+            format!("invalid value {v:?}: the KPA scales on concurrency or rps"),
+        );
     }
     let mut secs = |key: &str, lo: u64, hi: u64, whole: bool| {
         if let Some((v, k)) = annotation(a, key) {
@@ -320,24 +322,24 @@ pub(crate) fn autoscaling(a: &BTreeMap<String, String>, path: &str, errs: &mut E
     secs("window", 6, 3600, true);
     secs("scale-down-delay", 0, 3600, true);
     secs("scale-to-zero-pod-retention-period", 0, 3600, false);
-    if let Some((v, k)) = annotation(a, "metric-aggregation-algorithm") {
-        if !matches!(v, "linear" | "weighted-exponential" | "weightedExponential") {
-            errs.add(
-                format!("{path}.{k}"),
-                format!("invalid value {v:?}: must be linear or weighted-exponential"),
-            );
-        }
+    if let Some((v, k)) = annotation(a, "metric-aggregation-algorithm")
+        && !matches!(v, "linear" | "weighted-exponential" | "weightedExponential")
+    {
+        errs.add(
+            format!("{path}.{k}"),
+            format!("invalid value {v:?}: must be linear or weighted-exponential"),
+        );
     }
 }
 
 /// `serving.knative.dev/rollout-duration` on a Service or Route.
 pub(crate) fn rollout(a: Option<&BTreeMap<String, String>>, errs: &mut Errors) {
-    if let Some(v) = a.and_then(|a| a.get("serving.knative.dev/rollout-duration")) {
-        if let Err(e) = duration::parse_go(v) {
-            errs.add(
-                "metadata.annotations.serving.knative.dev/rollout-duration",
-                e,
-            );
-        }
+    if let Some(v) = a.and_then(|a| a.get("serving.knative.dev/rollout-duration"))
+        && let Err(e) = duration::parse_go(v)
+    {
+        errs.add(
+            "metadata.annotations.serving.knative.dev/rollout-duration",
+            e,
+        );
     }
 }

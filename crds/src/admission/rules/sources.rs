@@ -89,20 +89,19 @@ pub(crate) fn ping(p: &PingSource, errs: &mut Errors) {
     if s.data.is_some() && s.data_base64.is_some() {
         errs.add("spec", "expected exactly one, got both: data, dataBase64");
     }
-    if let Some(b) = &s.data_base64 {
-        if base64::engine::general_purpose::STANDARD.decode(b).is_err() {
-            errs.add("spec.dataBase64", "invalid base64");
-        }
+    if let Some(b) = &s.data_base64
+        && base64::engine::general_purpose::STANDARD.decode(b).is_err()
+    {
+        errs.add("spec.dataBase64", "invalid base64");
     }
-    if let (Some(data), Some(ct)) = (&s.data, &s.content_type) {
-        if ct.starts_with("application/json")
-            && serde_json::from_str::<serde_json::Value>(data).is_err()
-        {
-            errs.add(
-                "spec.data",
-                "contentType is application/json but data is not valid JSON",
-            );
-        }
+    if let (Some(data), Some(ct)) = (&s.data, &s.content_type)
+        && ct.starts_with("application/json")
+        && serde_json::from_str::<serde_json::Value>(data).is_err()
+    {
+        errs.add(
+            "spec.data",
+            "contentType is application/json but data is not valid JSON",
+        );
     }
     required_destination(s.sink.as_ref(), "spec.sink", errs);
     ce_overrides(s.ce_overrides.as_ref(), errs);
@@ -121,13 +120,14 @@ pub(crate) fn api_server(a: &ApiServerSource, hooks: &Hooks, errs: &mut Errors) 
             errs.missing(format!("spec.resources[{i}].kind"));
         }
     }
-    if let Some(mode) = &s.mode {
-        if mode != "Reference" && mode != "Resource" {
-            errs.add(
-                "spec.mode",
-                format!("invalid value {mode:?}: must be Reference or Resource"),
-            );
-        }
+    if let Some(mode) = &s.mode
+        && mode != "Reference"
+        && mode != "Resource"
+    {
+        errs.add(
+            "spec.mode",
+            format!("invalid value {mode:?}: must be Reference or Resource"),
+        );
     }
     filters(&s.filters, "spec.filters", hooks, errs);
     required_destination(s.sink.as_ref(), "spec.sink", errs);
@@ -264,10 +264,10 @@ pub(crate) fn github(g: &GitHubSource, errs: &mut Errors) {
     }
     secret_ref(s.access_token.as_ref(), "spec.accessToken", errs);
     secret_ref(s.secret_token.as_ref(), "spec.secretToken", errs);
-    if let Some(u) = &s.github_api_url {
-        if url::Url::parse(u).is_err() {
-            errs.add("spec.githubAPIURL", format!("{u:?} is not a URL"));
-        }
+    if let Some(u) = &s.github_api_url
+        && url::Url::parse(u).is_err()
+    {
+        errs.add("spec.githubAPIURL", format!("{u:?} is not a URL"));
     }
     required_destination(s.sink.as_ref(), "spec.sink", errs);
     ce_overrides(s.ce_overrides.as_ref(), errs);

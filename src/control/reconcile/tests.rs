@@ -1,0 +1,223 @@
+//! Reconciling without I/O: statuses, derived objects and the Contract from manifests.
+
+use knit_crds::admission::{Hooks, admit_file};
+use knit_crds::{Kind, Object, ObjectKey};
+use serde_json::Value;
+
+use super::{Env, Output, PreviousConditions, reconcile};
+
+fn load(yaml: &str) -> Vec<Object> {
+    let v = admit_file("test.yaml", yaml, &Hooks::default());
+    assert!(v.errors.is_empty(), "{:?}", v.errors);
+    v.objects
+        .into_iter()
+        .map(|(_, mut o)| {
+            let m = o.meta_mut();
+            m.uid = Some(format!("uid-{}", m.name.clone().unwrap_or_default()));
+            m.generation = Some(1);
+            o
+        })
+        .collect()
+}
+
+fn run(yaml: &str) -> Output {
+    let env = Env {
+        ingress_url: "http://127.0.0.1:8080".into(),
+    };
+    reconcile(
+        &load(yaml),
+        &PreviousConditions::default(),
+        &env,
+        "2026-01-01T00:00:00Z",
+    )
+}
+
+fn get(out: &Output, kind: Kind, name: &str) -> Value {
+    out.objects
+        .iter()
+        .find(|o| o.key() == ObjectKey::new(kind, "default", name))
+        .map(Object::to_json)
+        .unwrap_or_else(|| panic!("{kind}/{name} missing"))
+}
+
+fn ready(v: &Value) -> (String, String) {
+    let c = v["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .expect("Ready");
+    (
+        c["status"].as_str().unwrap_or("").into(),
+        c["reason"].as_str().unwrap_or("").into(),
+    )
+}
+
+const BROKER_AND_TRIGGER: &str = "
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t1}
+spec:
+  broker: default
+  filter: {attributes: {type: a}}
+  subscriber: {uri: http://127.0.0.1:9999/sink}
+";
+
+#[test]
+fn broker_and_trigger_are_ready_and_in_the_contract() {
+    let out = run(BROKER_AND_TRIGGER);
+    let b = get(&out, Kind::Broker, "default");
+    assert_eq!(ready(&b).0, "True");
+    assert_eq!(
+        b["status"]["address"]["url"],
+        "http://127.0.0.1:8080/default/default"
+    );
+    assert_eq!(b["status"]["observedGeneration"], 1);
+    let t = get(&out, Kind::Trigger, "t1");
+    assert_eq!(ready(&t).0, "True");
+    assert_eq!(t["status"]["subscriberUri"], "http://127.0.0.1:9999/sink");
+    assert_eq!(out.contract.ingresses.len(), 1);
+    let ingress = &out.contract.ingresses[0];
+    assert_eq!(ingress.path, "/default/default");
+    assert_eq!(ingress.egresses.len(), 1);
+    // Broker delivery defaults (config-br-defaults) apply to a trigger without its own.
+    assert_eq!(ingress.egresses[0].delivery.retry, 10);
+    assert_eq!(
+        ingress.egresses[0].reply.as_ref().map(|r| r.url.as_str()),
+        Some("http://127.0.0.1:8080/default/default")
+    );
+}
+
+#[test]
+fn trigger_without_broker_uses_knatives_reason() {
+    let out = run("
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t1}
+spec:
+  broker: missing
+  subscriber: {uri: http://x.example/}
+");
+    let t = get(&out, Kind::Trigger, "t1");
+    assert_eq!(ready(&t), ("False".into(), "BrokerDoesNotExist".into()));
+    assert!(out.contract.ingresses.is_empty());
+}
+
+#[test]
+fn unresolvable_subscriber_clears_the_uri() {
+    let out = run("
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t1}
+spec:
+  broker: default
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: nope}}
+");
+    let t = get(&out, Kind::Trigger, "t1");
+    assert_eq!(
+        ready(&t),
+        ("False".into(), "Unable to get the Subscriber's URI".into())
+    );
+    assert!(t["status"].get("subscriberUri").is_none());
+    assert!(out.contract.ingresses[0].egresses.is_empty());
+}
+
+#[test]
+fn ref_plus_relative_uri_resolves_against_the_address() {
+    let out = run("
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t1}
+spec:
+  broker: default
+  subscriber:
+    ref: {apiVersion: v1, kind: Service, name: svc}
+    uri: /path
+");
+    assert_eq!(
+        get(&out, Kind::Trigger, "t1")["status"]["subscriberUri"],
+        "http://svc.default.svc.cluster.local/path"
+    );
+}
+
+#[test]
+fn dead_letter_sink_resolution() {
+    let out = run("
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default}
+spec:
+  delivery:
+    deadLetterSink: {uri: http://dls.example/}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: bad}
+spec:
+  delivery:
+    deadLetterSink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: nope}}
+");
+    let b = get(&out, Kind::Broker, "default");
+    assert_eq!(b["status"]["deadLetterSinkUri"], "http://dls.example/");
+    assert_eq!(ready(&get(&out, Kind::Broker, "bad")).0, "False");
+}
+
+#[test]
+fn sequence_builds_channels_and_subscriptions() {
+    let out = run("
+apiVersion: flows.knative.dev/v1
+kind: Sequence
+metadata: {name: seq}
+spec:
+  steps:
+  - uri: http://a.example/
+  - uri: http://b.example/
+  reply: {uri: http://r.example/}
+");
+    let s = get(&out, Kind::Sequence, "seq");
+    assert_eq!(ready(&s).0, "True", "{s}");
+    assert_eq!(
+        s["status"]["address"]["url"],
+        "http://127.0.0.1:8080/channels/default/seq-kn-sequence-0"
+    );
+    let sub0 = get(&out, Kind::Subscription, "seq-kn-sequence-0");
+    assert_eq!(
+        sub0["status"]["physicalSubscription"]["replyUri"],
+        "http://127.0.0.1:8080/channels/default/seq-kn-sequence-1"
+    );
+    let sub1 = get(&out, Kind::Subscription, "seq-kn-sequence-1");
+    assert_eq!(
+        sub1["status"]["physicalSubscription"]["replyUri"],
+        "http://r.example/"
+    );
+    assert_eq!(out.contract.ingresses.len(), 2);
+}
+
+#[test]
+fn last_transition_time_is_kept_while_unchanged() {
+    let env = Env {
+        ingress_url: "http://127.0.0.1:8080".into(),
+    };
+    let objects = load(BROKER_AND_TRIGGER);
+    let first = reconcile(&objects, &PreviousConditions::default(), &env, "T1");
+    let prev = first
+        .objects
+        .iter()
+        .map(|o| (o.key(), super::conditions_of_owned(o)))
+        .collect();
+    let second = reconcile(&objects, &prev, &env, "T2");
+    let b = get(&second, Kind::Broker, "default");
+    assert_eq!(b["status"]["conditions"][0]["lastTransitionTime"], "T1");
+}

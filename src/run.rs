@@ -1,0 +1,137 @@
+//! `knit run`: the standalone mode. Binds every listener, loads and watches the manifests,
+//! and runs the control plane, the data plane and the admin API in one process.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use knit_broker::DataPlane;
+use knit_crds::contract::Contract;
+use tokio::net::TcpListener;
+
+use crate::cli::RunArgs;
+use crate::control::{self, Applier, reconcile::Env};
+
+struct DataPlaneApplier(Arc<DataPlane>);
+
+impl Applier for DataPlaneApplier {
+    fn apply<'a>(
+        &'a self,
+        contract: &'a Contract,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move { self.0.apply(contract) })
+    }
+}
+
+/// The URL clients use for a bound address (an unspecified IP is reached on loopback).
+fn url_of(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what})"))
+}
+
+fn serve(name: &'static str, listener: TcpListener, router: axum::Router) {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(listener = name, error = %e, "server stopped");
+        }
+    });
+}
+
+/// The gateway answers for Knative Services; until serving runs, no host has a route.
+fn gateway_router() -> axum::Router {
+    axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no Knative Service routes host {host:?}: serving is not part of this Knit build yet\n"),
+        )
+    })
+}
+
+/// Run until interrupted. Exit status 2 when the manifests are invalid.
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    if !args.admin.ip().is_loopback() && args.admin_token.as_deref().is_none_or(str::is_empty) {
+        eprintln!(
+            "error: the admin API would listen on {} beyond loopback; give it a bearer token with --admin-token or KNIT_TOKEN",
+            args.admin
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let admin = bind("--admin", args.admin).await?;
+    let ingress = bind("--ingress", args.ingress).await?;
+    let gateway = bind("--gateway", args.gateway).await?;
+    let (admin_url, ingress_url, gateway_url) = (
+        url_of(admin.local_addr()?),
+        url_of(ingress.local_addr()?),
+        url_of(gateway.local_addr()?),
+    );
+
+    let dataplane = Arc::new(DataPlane::new(knit_broker::Config {
+        max_event_size: args.max_event_size,
+        log_capacity: args.log_capacity,
+        ..Default::default()
+    })?);
+    serve("ingress", ingress, dataplane.ingress_router());
+
+    let env = Env {
+        ingress_url: ingress_url.clone(),
+    };
+    let applier = Arc::new(DataPlaneApplier(dataplane.clone()));
+    let handle = match control::start(args.files.clone(), env, crate::hooks(), applier).await {
+        Ok(h) => h,
+        Err(issues) => {
+            for i in &issues {
+                eprintln!("{i}");
+            }
+            eprintln!(
+                "error: {} problem(s) in the manifests; nothing was started",
+                issues.len()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    serve(
+        "admin",
+        admin,
+        crate::admin::router(handle, args.admin_token.clone(), dataplane.stats()),
+    );
+    serve("gateway", gateway, gateway_router());
+
+    println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}");
+    tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, "knit is running");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,308 @@
+//! Shared helpers of the end-to-end tests: start the `knit` binary on ephemeral ports, run
+//! its CLI, a scriptable recording sink, and polling with a deadline (no sleeps).
+#![allow(dead_code, unreachable_pub)]
+
+pub mod sink;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any condition may take before a test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Path to the `knit` binary under test.
+pub fn knit_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_knit")
+}
+
+/// The `shared/` folder beside the checkout (or `KNIT_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("KNIT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+/// Poll `check` until it returns `Some`, or panic with `what` after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A running `knit run`, killed on drop.
+pub struct Knit {
+    child: Child,
+    /// Admin API URL.
+    pub admin: String,
+    /// Ingress base URL.
+    pub ingress: String,
+    /// Gateway URL.
+    pub gateway: String,
+    /// Manifests folder (a temp dir the test can write into).
+    pub dir: tempfile::TempDir,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Knit {
+    /// Start `knit run` on a fresh temp folder holding `files` (name, YAML).
+    pub fn start(files: &[(&str, &str)]) -> Knit {
+        Self::start_with(files, &[])
+    }
+
+    /// Like [`Knit::start`] with extra flags for `knit run`.
+    pub fn start_with(files: &[(&str, &str)], extra: &[&str]) -> Knit {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write manifest");
+        }
+        let mut child = Command::new(knit_bin())
+            .args(["run", "-f"])
+            .arg(dir.path())
+            .args([
+                "--admin",
+                "127.0.0.1:0",
+                "--ingress",
+                "127.0.0.1:0",
+                "--gateway",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("KNIT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start knit");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(err) = child.stderr.take() {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if std::env::var_os("KNIT_TEST_LOG").is_some() {
+                        eprintln!("[knit] {line}");
+                    }
+                    if let Ok(mut s) = sink.lock() {
+                        s.push_str(&line);
+                        s.push('\n');
+                    }
+                }
+            });
+        }
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let field = |key: &str| {
+            first
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{key}=")))
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "knit did not start: {first:?} / {}",
+                        stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                    )
+                })
+        };
+        let (admin, ingress, gateway) = (field("admin"), field("ingress"), field("gateway"));
+        Knit {
+            child,
+            admin,
+            ingress,
+            gateway,
+            dir,
+            stderr,
+        }
+    }
+
+    /// What knit wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Write (or overwrite) a manifest in the watched folder.
+    pub fn write(&self, name: &str, text: &str) {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, self.dir.path().join(name)).expect("rename");
+    }
+
+    /// Remove a manifest from the watched folder.
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).expect("remove");
+    }
+
+    /// Run a `knit` CLI command against this server: (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        cli_env(args, &[("KNIT_SERVER", &self.admin)])
+    }
+
+    /// GET an admin API path as JSON.
+    pub async fn api(&self, path: &str) -> Value {
+        let r = http()
+            .get(format!("{}{path}", self.admin))
+            .send()
+            .await
+            .expect("admin API");
+        r.json().await.expect("json")
+    }
+
+    /// One object with its status, or `None`.
+    pub async fn object(&self, kind: &str, name: &str) -> Option<Value> {
+        let r = http()
+            .get(format!("{}/api/v1/{kind}/default/{name}", self.admin))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().await.ok()
+    }
+
+    /// Wait until `kind/name` is Ready=True; returns it.
+    pub async fn ready(&self, kind: &str, name: &str) -> Value {
+        eventually(&format!("{kind}/{name} to be Ready"), || async {
+            let o = self.object(kind, name).await?;
+            (condition(&o, "Ready")?["status"] == "True").then_some(o)
+        })
+        .await
+    }
+
+    /// The address of a Ready broker or channel.
+    pub async fn address(&self, kind: &str, name: &str) -> String {
+        let o = self.ready(kind, name).await;
+        o["status"]["address"]["url"]
+            .as_str()
+            .expect("address")
+            .to_string()
+    }
+}
+
+impl Drop for Knit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A condition of an object.
+pub fn condition<'a>(o: &'a Value, type_: &str) -> Option<&'a Value> {
+    o["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// Run `knit` with arguments and environment: (exit code, stdout, stderr).
+pub fn cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(knit_bin());
+    cmd.args(args)
+        .env_remove("KNIT_SERVER")
+        .env_remove("KNIT_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run knit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run `knit` with arguments: (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    cli_env(args, &[])
+}
+
+/// A manifest of a Broker.
+pub fn broker(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n{}\n",
+        indent(extra_spec, 2)
+    )
+}
+
+/// A manifest of a Trigger on `broker` to `uri`, with `extra` lines under `spec`.
+pub fn trigger(name: &str, broker: &str, uri: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  broker: {broker}\n  subscriber:\n    uri: {uri}\n{}\n",
+        indent(extra, 2)
+    )
+}
+
+/// Indent every line of `text` by `n` spaces.
+pub fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A plain HTTP client.
+pub fn http() -> reqwest::Client {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// POST a binary-mode event: `ce-` headers from `attrs`, `body` as data.
+pub async fn post_binary(
+    url: &str,
+    attrs: &[(&str, &str)],
+    content_type: Option<&str>,
+    body: &[u8],
+) -> reqwest::Response {
+    let mut req = http().post(url).body(body.to_vec());
+    for (k, v) in attrs {
+        req = req.header(format!("ce-{k}"), *v);
+    }
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    req.send().await.expect("POST")
+}
+
+/// POST a minimal valid binary event with this `type` and `id`.
+pub async fn send(url: &str, ty: &str, id: &str) -> reqwest::Response {
+    post_binary(
+        url,
+        &[
+            ("specversion", "1.0"),
+            ("id", id),
+            ("source", "/test"),
+            ("type", ty),
+        ],
+        Some("application/json"),
+        br#"{"n":1}"#,
+    )
+    .await
+}
+
+/// Path helper: a file under this repository.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
