@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 /// One request the sink received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// Request method.
+    pub method: String,
     /// Request path.
     pub path: String,
     /// Request headers.
@@ -90,6 +92,8 @@ impl Reply {
 
 #[derive(Default)]
 struct Inner {
+    in_flight: usize,
+    max_in_flight: usize,
     received: Vec<Received>,
     script: VecDeque<Reply>,
     default: Reply,
@@ -111,7 +115,10 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     let event = cloudevents::binding::http::to_event(&parts.headers, body.to_vec()).ok();
     let reply = {
         let mut g = inner.lock().expect("sink lock");
+        g.in_flight += 1;
+        g.max_in_flight = g.max_in_flight.max(g.in_flight);
         g.received.push(Received {
+            method: parts.method.to_string(),
             path: parts.uri.path().to_string(),
             headers: parts.headers.clone(),
             body: body.clone(),
@@ -123,6 +130,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    inner.lock().expect("sink lock").in_flight -= 1;
     let status = StatusCode::from_u16(if reply.status == 0 { 202 } else { reply.status })
         .unwrap_or(StatusCode::ACCEPTED);
     let mut resp = (status, reply.body).into_response();
@@ -162,6 +170,11 @@ impl Sink {
     /// Answer every unscripted request with `reply`.
     pub fn default_reply(&self, reply: Reply) {
         self.inner.lock().expect("lock").default = reply;
+    }
+
+    /// The most requests the sink was handling at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.lock().expect("lock").max_in_flight
     }
 
     /// Everything received so far.
