@@ -11,6 +11,10 @@ mod run;
 
 use std::process::ExitCode;
 
+/// mimalloc: measured in the benchmark, glibc malloc cost about a sixth of the data plane's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use cli::{Cli, Command};
 

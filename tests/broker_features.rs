@@ -15,26 +15,72 @@ async fn filter_dialects_and_cesql_route_events() {
     let sink = Sink::start().await;
     let knit = Knit::start(&[
         ("b.yaml", &broker("b", "")),
-        ("prefix.yaml", &trigger("prefix", "b", &format!("{}/prefix", sink.url), "filters: [{prefix: {type: com.github.}}]")),
-        ("cesql.yaml", &trigger("cesql", "b", &format!("{}/cesql", sink.url), "filters:\n- cesql: \"source LIKE '%commerce%' AND type IN ('order.created', 'order.updated')\"")),
-        ("not.yaml", &trigger("not", "b", &format!("{}/not", sink.url), "filters: [{not: {exact: {type: com.github.push}}}, {exact: {myext: 'yes'}}]")),
-        ("any.yaml", &trigger("any", "b", &format!("{}/any", sink.url), "filters: [{any: [{suffix: {type: .created}}, {exact: {subject: s1}}]}]")),
-        ("legacy.yaml", &trigger("legacy", "b", &format!("{}/legacy", sink.url), "filter: {attributes: {myext: ''}}")),
+        (
+            "prefix.yaml",
+            &trigger(
+                "prefix",
+                "b",
+                &format!("{}/prefix", sink.url),
+                "filters: [{prefix: {type: com.github.}}]",
+            ),
+        ),
+        (
+            "cesql.yaml",
+            &trigger(
+                "cesql",
+                "b",
+                &format!("{}/cesql", sink.url),
+                "filters:\n- cesql: \"source LIKE '%commerce%' AND type IN ('order.created', 'order.updated')\"",
+            ),
+        ),
+        (
+            "not.yaml",
+            &trigger(
+                "not",
+                "b",
+                &format!("{}/not", sink.url),
+                "filters: [{not: {exact: {type: com.github.push}}}, {exact: {myext: 'yes'}}]",
+            ),
+        ),
+        (
+            "any.yaml",
+            &trigger(
+                "any",
+                "b",
+                &format!("{}/any", sink.url),
+                "filters: [{any: [{suffix: {type: .created}}, {exact: {subject: s1}}]}]",
+            ),
+        ),
+        (
+            "legacy.yaml",
+            &trigger(
+                "legacy",
+                "b",
+                &format!("{}/legacy", sink.url),
+                "filter: {attributes: {myext: ''}}",
+            ),
+        ),
     ]);
     let url = knit.address("brokers", "b").await;
     for t in ["prefix", "cesql", "not", "any", "legacy"] {
         knit.ready("triggers", t).await;
     }
-    let ev = |id: &'static str, ty: &'static str, source: &'static str, ext: Option<&'static str>| {
-        let url = url.clone();
-        async move {
-            let mut a = vec![("specversion", "1.0"), ("id", id), ("source", source), ("type", ty)];
-            if let Some(e) = ext {
-                a.push(("myext", e));
+    let ev =
+        |id: &'static str, ty: &'static str, source: &'static str, ext: Option<&'static str>| {
+            let url = url.clone();
+            async move {
+                let mut a = vec![
+                    ("specversion", "1.0"),
+                    ("id", id),
+                    ("source", source),
+                    ("type", ty),
+                ];
+                if let Some(e) = ext {
+                    a.push(("myext", e));
+                }
+                assert_eq!(post_binary(&url, &a, None, b"").await.status(), 202);
             }
-            assert_eq!(post_binary(&url, &a, None, b"").await.status(), 202);
-        }
-    };
+        };
     ev("1", "com.github.push", "/gh", None).await; // prefix
     ev("2", "order.created", "/ecommerce/x", None).await; // cesql, any
     ev("3", "order.deleted", "/ecommerce/x", Some("yes")).await; // not, legacy
@@ -62,7 +108,12 @@ async fn a_thousand_triggers_route_by_type() {
     let sink = Sink::start().await;
     let mut triggers = String::new();
     for i in 0..1000 {
-        triggers.push_str(&trigger(&format!("t{i}"), "b", &format!("{}/t{i}", sink.url), &format!("filter: {{attributes: {{type: type{i}}}}}")));
+        triggers.push_str(&trigger(
+            &format!("t{i}"),
+            "b",
+            &format!("{}/t{i}", sink.url),
+            &format!("filter: {{attributes: {{type: type{i}}}}}"),
+        ));
         triggers.push_str("---\n");
     }
     let knit = Knit::start(&[("b.yaml", &broker("b", "")), ("t.yaml", &triggers)]);
@@ -76,7 +127,11 @@ async fn a_thousand_triggers_route_by_type() {
 #[tokio::test]
 async fn max_in_flight_caps_concurrent_deliveries() {
     let sink = Sink::start().await;
-    sink.default_reply(Reply { status: 202, delay: Duration::from_millis(200), ..Default::default() });
+    sink.default_reply(Reply {
+        status: 202,
+        delay: Duration::from_millis(200),
+        ..Default::default()
+    });
     let knit = Knit::start(&[
         ("b.yaml", &broker("b", "")),
         (
@@ -116,13 +171,20 @@ async fn rate_limit_spaces_deliveries() {
     }
     let got = sink.wait_for(5).await;
     let span = got[4].at - got[0].at;
-    assert!(span >= Duration::from_millis(350), "5 deliveries at 10/s span at least 400 ms, got {span:?}");
+    assert!(
+        span >= Duration::from_millis(350),
+        "5 deliveries at 10/s span at least 400 ms, got {span:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_full_log_answers_429_with_retry_after() {
     let sink = Sink::start().await;
-    sink.default_reply(Reply { status: 202, delay: Duration::from_secs(60), ..Default::default() });
+    sink.default_reply(Reply {
+        status: 202,
+        delay: Duration::from_secs(60),
+        ..Default::default()
+    });
     let knit = Knit::start_with(
         &[
             ("b.yaml", &broker("b", "")),
@@ -146,7 +208,11 @@ async fn a_full_log_answers_429_with_retry_after() {
         }
         statuses.push(r.status().as_u16());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        5,
+        "{statuses:?}"
+    );
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
 }
 
@@ -154,8 +220,17 @@ async fn a_full_log_answers_429_with_retry_after() {
 async fn statuses_report_knative_reasons_and_resolved_urls() {
     let dls = Sink::start().await;
     let knit = Knit::start(&[
-        ("b.yaml", &broker("b", &format!("delivery: {{deadLetterSink: {{uri: '{}'}}}}", dls.url))),
-        ("t1.yaml", &trigger("t1", "missing", "http://127.0.0.1:1/", "")),
+        (
+            "b.yaml",
+            &broker(
+                "b",
+                &format!("delivery: {{deadLetterSink: {{uri: '{}'}}}}", dls.url),
+            ),
+        ),
+        (
+            "t1.yaml",
+            &trigger("t1", "missing", "http://127.0.0.1:1/", ""),
+        ),
         (
             "t2.yaml",
             "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t2}\nspec:\n  broker: b\n  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: nope}}\n",
@@ -167,10 +242,26 @@ async fn statuses_report_knative_reasons_and_resolved_urls() {
     let t3 = knit.ready("triggers", "t3").await;
     assert_eq!(t3["status"]["subscriberUri"], "http://127.0.0.1:1/");
     assert_eq!(t3["status"]["deadLetterSinkUri"], dls.url.as_str());
-    let t1 = eventually("t1 status", || async { knit.object("triggers", "t1").await.filter(|o| o.get("status").is_some()) }).await;
-    assert_eq!(condition(&t1, "Ready").expect("Ready")["reason"], "BrokerDoesNotExist");
-    let t2 = eventually("t2 status", || async { knit.object("triggers", "t2").await.filter(|o| o.get("status").is_some()) }).await;
-    assert_eq!(condition(&t2, "Ready").expect("Ready")["reason"], "Unable to get the Subscriber's URI");
+    let t1 = eventually("t1 status", || async {
+        knit.object("triggers", "t1")
+            .await
+            .filter(|o| o.get("status").is_some())
+    })
+    .await;
+    assert_eq!(
+        condition(&t1, "Ready").expect("Ready")["reason"],
+        "BrokerDoesNotExist"
+    );
+    let t2 = eventually("t2 status", || async {
+        knit.object("triggers", "t2")
+            .await
+            .filter(|o| o.get("status").is_some())
+    })
+    .await;
+    assert_eq!(
+        condition(&t2, "Ready").expect("Ready")["reason"],
+        "Unable to get the Subscriber's URI"
+    );
     assert!(t2["status"].get("subscriberUri").is_none());
     // The trigger becomes Ready once its broker appears.
     knit.write("b2.yaml", &broker("missing", ""));
@@ -184,23 +275,46 @@ fn clients_note() -> &'static str {
 #[tokio::test]
 #[ignore = "needs the Python and JavaScript CloudEvents SDKs (scripts/test installs them)"]
 async fn python_sdk_events_arrive_in_binary_and_structured_mode() {
-    let python = std::env::var("KNIT_PYTHON").expect(clients_note());
+    let python = std::env::var("KNIT_PYTHON").unwrap_or_else(|_| panic!("{}", clients_note()));
     let sink = Sink::start().await;
-    let knit = Knit::start(&[("b.yaml", &broker("b", "")), ("t.yaml", &trigger("t", "b", &sink.url, ""))]);
+    let knit = Knit::start(&[
+        ("b.yaml", &broker("b", "")),
+        ("t.yaml", &trigger("t", "b", &sink.url, "")),
+    ]);
     let url = knit.address("brokers", "b").await;
     knit.ready("triggers", "t").await;
     for mode in ["binary", "structured"] {
         let out = Command::new(&python)
             .arg(repo("tests/clients/python/send.py"))
-            .args([&url, mode, &format!("py-{mode}"), "com.example.py", "/python", r#"{"hello": "python"}"#, "myext=a b"])
+            .args([
+                &url,
+                mode,
+                &format!("py-{mode}"),
+                "com.example.py",
+                "/python",
+                r#"{"hello": "python"}"#,
+                "myext=a b",
+            ])
             .output()
             .expect("python");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "202", "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "202",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let got = sink.wait_for(2).await;
     for mode in ["binary", "structured"] {
-        let r = got.iter().find(|r| r.id() == format!("py-{mode}")).expect(mode);
-        assert_eq!(r.ext("myext").as_deref(), Some("a b"), "{mode}: percent-encoded header decoded");
+        let r = got
+            .iter()
+            .find(|r| r.id() == format!("py-{mode}"))
+            .expect(mode);
+        assert_eq!(
+            r.ext("myext").as_deref(),
+            Some("a b"),
+            "{mode}: percent-encoded header decoded"
+        );
         let data: serde_json::Value = serde_json::from_slice(&r.body).expect("json data");
         assert_eq!(data["hello"], "python");
     }
@@ -209,24 +323,42 @@ async fn python_sdk_events_arrive_in_binary_and_structured_mode() {
 #[tokio::test]
 #[ignore = "needs the Python and JavaScript CloudEvents SDKs (scripts/test installs them)"]
 async fn js_sdk_chunked_events_arrive_in_binary_and_structured_mode() {
-    let clients = std::env::var("KNIT_JS_CLIENTS").expect(clients_note());
+    let clients = std::env::var("KNIT_JS_CLIENTS").unwrap_or_else(|_| panic!("{}", clients_note()));
     let sink = Sink::start().await;
-    let knit = Knit::start(&[("b.yaml", &broker("b", "")), ("t.yaml", &trigger("t", "b", &sink.url, ""))]);
+    let knit = Knit::start(&[
+        ("b.yaml", &broker("b", "")),
+        ("t.yaml", &trigger("t", "b", &sink.url, "")),
+    ]);
     let url = knit.address("brokers", "b").await;
     knit.ready("triggers", "t").await;
     for mode in ["binary", "structured"] {
         let out = Command::new("node")
             .current_dir(&clients)
             .arg("send.mjs")
-            .args([&url, mode, &format!("js-{mode}"), "com.example.js", "/js", r#"{"hello": "js"}"#, "myext=v"])
+            .args([
+                &url,
+                mode,
+                &format!("js-{mode}"),
+                "com.example.js",
+                "/js",
+                r#"{"hello": "js"}"#,
+                "myext=v",
+            ])
             .output()
             .expect("node");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("sent"));
     }
     let got = sink.wait_for(2).await;
     for mode in ["binary", "structured"] {
-        let r = got.iter().find(|r| r.id() == format!("js-{mode}")).expect(mode);
+        let r = got
+            .iter()
+            .find(|r| r.id() == format!("js-{mode}"))
+            .expect(mode);
         assert_eq!(r.ext("myext").as_deref(), Some("v"));
         let data: serde_json::Value = serde_json::from_slice(&r.body).expect("json data");
         assert_eq!(data["hello"], "js");

@@ -113,15 +113,12 @@ impl DataPlane {
         match old {
             Some(o) if o.config == *config => o.clone(),
             Some(o) if o.flow.same_limits(config.max_in_flight, config.rate_limit) => {
-                Arc::new(EgressRuntime {
-                    config: config.clone(),
-                    flow: o.flow.clone(),
-                })
+                Arc::new(EgressRuntime::new(config.clone(), o.flow.clone()))
             }
-            _ => Arc::new(EgressRuntime {
-                config: config.clone(),
-                flow: FlowControl::new(config.max_in_flight, config.rate_limit),
-            }),
+            _ => Arc::new(EgressRuntime::new(
+                config.clone(),
+                FlowControl::new(config.max_in_flight, config.rate_limit),
+            )),
         }
     }
 

@@ -201,23 +201,26 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_bytes(out.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn put(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-        headers.insert(n, header_value(value));
-    }
+fn put(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    headers.insert(name, header_value(value));
 }
 
-/// Encode in binary mode: `ce-` headers plus `Content-Type`, data as the body.
-pub fn encode_binary(ev: &Event, headers: &mut HeaderMap) -> Bytes {
-    put(headers, "ce-specversion", ev.spec_version.as_str());
-    put(headers, "ce-id", &ev.id);
-    put(headers, "ce-source", &ev.source);
-    put(headers, "ce-type", &ev.ty);
+/// Encode in binary mode: `ce-` headers plus `Content-Type`, data as the body. Extensions named
+/// in `skip` are left out.
+pub fn encode_binary(ev: &Event, headers: &mut HeaderMap, skip: &[String]) -> Bytes {
+    put(
+        headers,
+        HeaderName::from_static("ce-specversion"),
+        ev.spec_version.as_str(),
+    );
+    put(headers, HeaderName::from_static("ce-id"), &ev.id);
+    put(headers, HeaderName::from_static("ce-source"), &ev.source);
+    put(headers, HeaderName::from_static("ce-type"), &ev.ty);
     if let Some(v) = &ev.subject {
-        put(headers, "ce-subject", v);
+        put(headers, HeaderName::from_static("ce-subject"), v);
     }
     if let Some(v) = &ev.time {
-        put(headers, "ce-time", v);
+        put(headers, HeaderName::from_static("ce-time"), v);
     }
     if let Some(v) = &ev.dataschema {
         let name = if ev.spec_version == SpecVersion::V03 {
@@ -225,11 +228,14 @@ pub fn encode_binary(ev: &Event, headers: &mut HeaderMap) -> Bytes {
         } else {
             "ce-dataschema"
         };
-        put(headers, name, v);
+        put(headers, HeaderName::from_static(name), v);
     }
     for (name, value) in &ev.extensions {
-        if !is_context_attribute(name) {
-            put(headers, &format!("ce-{name}"), &value.to_string());
+        if is_context_attribute(name) || skip.iter().any(|s| s == name) {
+            continue;
+        }
+        if let Ok(n) = HeaderName::from_bytes(format!("ce-{name}").as_bytes()) {
+            put(headers, n, &value.to_string());
         }
     }
     if let Some(ct) = &ev.datacontenttype {
@@ -241,9 +247,16 @@ pub fn encode_binary(ev: &Event, headers: &mut HeaderMap) -> Bytes {
         .unwrap_or_default()
 }
 
-/// Encode in structured mode.
-pub fn encode_structured(ev: &Event, headers: &mut HeaderMap) -> Bytes {
+/// Encode in structured mode; extensions named in `skip` are left out.
+pub fn encode_structured(ev: &Event, headers: &mut HeaderMap, skip: &[String]) -> Bytes {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(STRUCTURED));
+    if skip.iter().any(|s| ev.extension(s).is_some()) {
+        let mut copy = ev.clone();
+        for s in skip {
+            copy.remove_extension(s);
+        }
+        return Bytes::from(copy.to_json());
+    }
     Bytes::from(ev.to_json())
 }
 
@@ -278,7 +291,7 @@ mod tests {
         };
         assert_eq!(ev.extension("myext"), Some(&ExtValue::String("v x".into())));
         let mut out = HeaderMap::new();
-        let body = encode_binary(&ev, &mut out);
+        let body = encode_binary(&ev, &mut out, &[]);
         let Decoded::One(again) = decode(&out, body).expect("valid") else {
             panic!()
         };
@@ -308,7 +321,7 @@ mod tests {
         let mut ev = Event::new("1", "s", "t");
         ev.subject = Some("a\nb 100%".into());
         let mut out = HeaderMap::new();
-        let body = encode_binary(&ev, &mut out);
+        let body = encode_binary(&ev, &mut out, &[]);
         let again = decode_binary(&out, body).expect("valid");
         assert_eq!(again.subject.as_deref(), Some("a\nb 100%"));
     }

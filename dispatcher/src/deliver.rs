@@ -7,9 +7,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use knit_channels::event::{Event, ExtValue};
 use knit_crds::api::duck::DeliveryFormat;
-use knit_crds::contract::Egress;
 
 use crate::binding::{self, Decoded};
+use crate::egress::{EgressRuntime, Target};
 use crate::observe::Fate;
 use crate::policy;
 use crate::sender::{Attempt, Sender};
@@ -31,8 +31,21 @@ struct Failure {
     error: String,
 }
 
+impl Failure {
+    fn transport(dest: &Target, error: String) -> Self {
+        Failure {
+            dest: dest.url.clone(),
+            status: None,
+            body: Bytes::new(),
+            retry_after: None,
+            retryable: true,
+            error,
+        }
+    }
+}
+
 fn headers_for(event: &Event) -> HeaderMap {
-    let mut h = HeaderMap::new();
+    let mut h = HeaderMap::with_capacity(8 + event.extensions.len() + event.headers.len());
     for (k, v) in &event.headers {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
@@ -44,17 +57,27 @@ fn headers_for(event: &Event) -> HeaderMap {
     h
 }
 
-fn encode(event: &Event, format: Option<DeliveryFormat>) -> (HeaderMap, Bytes) {
+fn encode(event: &Event, format: Option<DeliveryFormat>, skip: &[String]) -> (HeaderMap, Bytes) {
     let mut headers = headers_for(event);
     let body = match format {
-        Some(DeliveryFormat::Json) => binding::encode_structured(event, &mut headers),
-        _ => binding::encode_binary(event, &mut headers),
+        Some(DeliveryFormat::Json) => binding::encode_structured(event, &mut headers, skip),
+        _ => binding::encode_binary(event, &mut headers, skip),
     };
     (headers, body)
 }
 
-fn timeout(egress: &Egress) -> Duration {
+/// The event without the attributes carried to replies (for forwarding and dead-lettering).
+fn without(event: &Event, skip: &[String]) -> Event {
+    let mut e = event.clone();
+    for s in skip {
+        e.remove_extension(s);
+    }
+    e
+}
+
+fn timeout(egress: &EgressRuntime) -> Duration {
     egress
+        .config
         .delivery
         .timeout_ms
         .map(Duration::from_millis)
@@ -66,26 +89,21 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     policy::parse_retry_after(v, jiff::Timestamp::now())
 }
 
-/// Deliver `event` to `egress`. `event` is as stored in the log.
-pub async fn deliver(sender: &Sender, egress: &Egress, event: &Event) -> Fate {
+/// Deliver `event` (as stored in the log) to `egress`.
+pub async fn deliver(sender: &Sender, egress: &EgressRuntime, event: &Event) -> Fate {
     // Attributes carried to replies (a Broker's hop counter) are not for the subscriber.
-    let mut outgoing = event.clone();
-    let carried: Vec<(String, ExtValue)> = egress
-        .reply
-        .iter()
-        .flat_map(|r| r.carry.iter())
-        .filter_map(|name| outgoing.remove_extension(name).map(|v| (name.clone(), v)))
-        .collect();
-    let (mut headers, body) = encode(&outgoing, egress.delivery.format);
+    let skip = egress.carried();
+    let (mut headers, body) = encode(event, egress.config.delivery.format, skip);
     headers.insert(
-        http::header::HeaderName::from_static("prefer"),
+        HeaderName::from_static("prefer"),
         HeaderValue::from_static("reply"),
     );
-    if let Ok(ns) = HeaderValue::from_str(&egress.namespace) {
-        headers.insert(HeaderName::from_static("kn-namespace"), ns);
+    if let Some(ns) = &egress.namespace {
+        headers.insert(HeaderName::from_static("kn-namespace"), ns.clone());
     }
 
-    let attempts_allowed = egress.delivery.retry.saturating_add(1);
+    let policy = &egress.config.delivery;
+    let attempts_allowed = policy.retry.saturating_add(1);
     let mut last: Option<Failure> = None;
     let mut attempts = 0;
     for k in 0..attempts_allowed {
@@ -94,14 +112,14 @@ pub async fn deliver(sender: &Sender, egress: &Egress, event: &Event) -> Fate {
                 .as_ref()
                 .map(|f| (f.status, f.retry_after))
                 .unwrap_or((None, None));
-            tokio::time::sleep(policy::wait_before(&egress.delivery, k, status, ra)).await;
+            tokio::time::sleep(policy::wait_before(policy, k, status, ra)).await;
         }
         attempts += 1;
-        match attempt(sender, egress, &outgoing, &carried, &headers, &body).await {
+        match attempt(sender, egress, event, &headers, &body).await {
             Ok(replied) => return Fate::Delivered { attempts, replied },
             Err(f) => {
                 let retryable = f.retryable;
-                tracing::debug!(egress = %egress.reference, id = %event.id, attempt = attempts, status = ?f.status, error = %f.error, "attempt failed");
+                tracing::debug!(egress = %egress.config.reference, id = %event.id, attempt = attempts, status = ?f.status, error = %f.error, "attempt failed");
                 last = Some(f);
                 if !retryable {
                     break;
@@ -117,35 +135,25 @@ pub async fn deliver(sender: &Sender, egress: &Egress, event: &Event) -> Fate {
         retryable: false,
         error: "no attempt made".into(),
     });
-    dead_letter(sender, egress, outgoing, failure, attempts).await
+    dead_letter(sender, egress, without(event, skip), failure, attempts).await
 }
 
 /// One attempt: the subscriber, then the reply if there is one. `Ok(replied)` on success.
 async fn attempt(
     sender: &Sender,
-    egress: &Egress,
-    outgoing: &Event,
-    carried: &[(String, ExtValue)],
+    egress: &EgressRuntime,
+    event: &Event,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<bool, Failure> {
     let reply = match &egress.subscriber {
         // A subscription without a subscriber forwards the event itself to its reply.
-        None => Some(outgoing.clone()),
-        Some(url) => match sender
-            .post(url, headers.clone(), body.clone(), timeout(egress))
+        None => Some(without(event, egress.carried())),
+        Some(target) => match sender
+            .post(target, headers.clone(), body.clone(), timeout(egress))
             .await
         {
-            Attempt::Failed { error } => {
-                return Err(Failure {
-                    dest: url.clone(),
-                    status: None,
-                    body: Bytes::new(),
-                    retry_after: None,
-                    retryable: true,
-                    error,
-                });
-            }
+            Attempt::Failed { error } => return Err(Failure::transport(target, error)),
             Attempt::Response {
                 status,
                 headers: resp_headers,
@@ -153,7 +161,7 @@ async fn attempt(
             } => {
                 if !(200..300).contains(&status) {
                     return Err(Failure {
-                        dest: url.clone(),
+                        dest: target.url.clone(),
                         status: Some(status),
                         retry_after: retry_after(&resp_headers),
                         body: resp_body,
@@ -161,21 +169,20 @@ async fn attempt(
                         error: format!("status {status}"),
                     });
                 }
-                reply_of(url, status, &resp_headers, resp_body)?
+                reply_of(&target.url, status, &resp_headers, resp_body)?
             }
         },
     };
     let (Some(mut reply), Some(target)) = (reply, &egress.reply) else {
         return Ok(false);
     };
-    for (name, value) in carried {
-        reply.set_extension(name, value.clone());
+    for name in egress.carried() {
+        if let Some(v) = event.extension(name) {
+            reply.set_extension(name, v.clone());
+        }
     }
-    let (headers, body) = encode(&reply, None);
-    match sender
-        .post(&target.url, headers, body, timeout(egress))
-        .await
-    {
+    let (headers, body) = encode(&reply, None, &[]);
+    match sender.post(target, headers, body, timeout(egress)).await {
         Attempt::Response { status, .. } if (200..300).contains(&status) => Ok(true),
         Attempt::Response {
             status,
@@ -186,18 +193,14 @@ async fn attempt(
             status: Some(status),
             retry_after: retry_after(&headers),
             body,
-            // Storing the reply failed: the whole delivery is retried (E24, E25).
-            retryable: true,
+            // Storing the reply failed: the whole delivery is retried (E24, E25), unless the
+            // reply target refused it for good (a Broker's hop limit answers 400).
+            retryable: policy::retryable_status(status),
             error: format!("reply rejected with status {status}"),
         }),
-        Attempt::Failed { error } => Err(Failure {
-            dest: target.url.clone(),
-            status: None,
-            body: Bytes::new(),
-            retry_after: None,
-            retryable: true,
-            error: format!("reply failed: {error}"),
-        }),
+        Attempt::Failed { error } => {
+            Err(Failure::transport(target, format!("reply failed: {error}")))
+        }
     }
 }
 
@@ -209,40 +212,33 @@ fn reply_of(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Option<Event>, Failure> {
-    if status == 202 {
+    if status == 202 || (body.is_empty() && !headers.contains_key("ce-specversion")) {
         return Ok(None);
     }
-    if body.is_empty() && !headers.contains_key("ce-specversion") {
-        return Ok(None);
-    }
-    let propagated = binding::propagated_headers(headers);
+    let failure = |body: Bytes, error: String| Failure {
+        dest: url.to_string(),
+        status: Some(status),
+        body,
+        retry_after: None,
+        retryable: true,
+        error,
+    };
     match binding::decode(headers, body.clone()) {
         Ok(Decoded::One(mut ev)) => {
-            ev.headers = propagated;
+            ev.headers = binding::propagated_headers(headers);
             Ok(Some(*ev))
         }
-        Ok(Decoded::Batch(_)) => Err(Failure {
-            dest: url.to_string(),
-            status: Some(status),
+        Ok(Decoded::Batch(_)) => Err(failure(body, "a batch is not a valid reply".into())),
+        Err(e) => Err(failure(
             body,
-            retry_after: None,
-            retryable: true,
-            error: "a batch is not a valid reply".into(),
-        }),
-        Err(e) => Err(Failure {
-            dest: url.to_string(),
-            status: Some(status),
-            body,
-            retry_after: None,
-            retryable: true,
-            error: format!("the response is not a CloudEvent: {e}"),
-        }),
+            format!("the response is not a CloudEvent: {e}"),
+        )),
     }
 }
 
 async fn dead_letter(
     sender: &Sender,
-    egress: &Egress,
+    egress: &EgressRuntime,
     mut event: Event,
     failure: Failure,
     attempts: u32,
@@ -264,13 +260,14 @@ async fn dead_letter(
             ExtValue::String(base64::engine::general_purpose::STANDARD.encode(cut)),
         );
     }
-    let (headers, body) = encode(&event, egress.delivery.format);
-    let allowed = egress.delivery.retry.saturating_add(1);
+    let policy = &egress.config.delivery;
+    let (headers, body) = encode(&event, policy.format, &[]);
+    let allowed = policy.retry.saturating_add(1);
     let mut last = String::new();
     let mut last_status = None;
     for k in 0..allowed {
         if k > 0 {
-            tokio::time::sleep(policy::wait_before(&egress.delivery, k, last_status, None)).await;
+            tokio::time::sleep(policy::wait_before(policy, k, last_status, None)).await;
         }
         match sender
             .post(dls, headers.clone(), body.clone(), timeout(egress))

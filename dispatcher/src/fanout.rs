@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use knit_channels::event::Event;
 use knit_channels::memory::MemoryLog;
-use knit_crds::contract::Egress;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::deliver::deliver;
-use crate::flow::FlowControl;
+use crate::egress::EgressRuntime;
 use crate::observe::Stats;
 use crate::sender::Sender;
 
@@ -31,14 +30,6 @@ impl Router for AllRouter {
     fn route(&self, _: &Event, out: &mut Vec<usize>) {
         out.extend(0..self.0);
     }
-}
-
-/// One egress at run time: its configuration and its flow control.
-pub struct EgressRuntime {
-    /// The configuration from the Contract.
-    pub config: Egress,
-    /// Its limits (kept across Contract updates when they do not change).
-    pub flow: FlowControl,
 }
 
 /// The egresses of one log and how events are routed to them.
@@ -135,7 +126,7 @@ pub async fn run(
             let position = record.position;
             tokio::spawn(async move {
                 let permit = egress.flow.admit().await;
-                let fate = deliver(&sender, &egress.config, &event).await;
+                let fate = deliver(&sender, &egress, &event).await;
                 drop(permit);
                 stats.record(&egress.config.reference, &event.id, &fate);
                 let watermark = tracker.lock().finish(position);

@@ -7,13 +7,15 @@
 
 pub mod binding;
 pub mod deliver;
+pub mod egress;
 pub mod fanout;
 pub mod flow;
 pub mod observe;
 pub mod policy;
 pub mod sender;
 
-pub use fanout::{AllRouter, EgressRuntime, Router, Routing};
+pub use egress::{EgressRuntime, Target};
+pub use fanout::{AllRouter, Router, Routing};
 pub use observe::{Fate, Stats};
 pub use sender::Sender;
 

@@ -1,10 +1,21 @@
 //! One HTTP POST with a timeout and a bounded response body: the only place egress traffic
 //! leaves Knit.
+//!
+//! Plain `http://` destinations (the hot path: sinks, replies into the ingress) go through a
+//! hyper-util client directly; the benchmark showed reqwest re-parsing every URL (with IDNA)
+//! and cloning its service stack per request. `https://` destinations go through reqwest with
+//! rustls.
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::HeaderMap;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::egress::Target;
 
 /// Largest response body read from a subscriber (a reply event); longer bodies fail the attempt.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -28,10 +39,11 @@ pub enum Attempt {
     },
 }
 
-/// The shared HTTP client of the dispatcher.
+/// The shared HTTP clients of the dispatcher.
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    plain: Client<HttpConnector, Full<Bytes>>,
+    tls: reqwest::Client,
 }
 
 /// Install the ring crypto provider for rustls if none is installed (reqwest needs one).
@@ -43,77 +55,96 @@ pub fn install_crypto_provider() {
 }
 
 impl Sender {
-    /// A sender with a connection pool; redirects are not followed (3xx is a failure).
+    /// Clients with connection pools; redirects are not followed (3xx is a failure).
     pub fn new() -> crate::Result<Self> {
         install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let plain = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        let tls = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| crate::Error::Client(e.to_string()))?;
-        Ok(Self { client })
+        Ok(Self { plain, tls })
     }
 
-    /// POST `body` to `url` with `headers`, giving up after `timeout`.
+    /// POST `body` to `target` with `headers`, giving up after `timeout`.
     pub async fn post(
         &self,
-        url: &str,
+        target: &Target,
         headers: HeaderMap,
         body: Bytes,
         timeout: Duration,
     ) -> Attempt {
-        let send = self
-            .client
+        let result = match &target.uri {
+            Some(uri) => {
+                tokio::time::timeout(timeout, self.post_plain(uri.clone(), headers, body)).await
+            }
+            None => tokio::time::timeout(timeout, self.post_tls(&target.url, headers, body)).await,
+        };
+        match result {
+            Ok(Ok((status, headers, body))) => Attempt::Response {
+                status,
+                headers,
+                body,
+            },
+            Ok(Err(error)) => Attempt::Failed { error },
+            Err(_) => Attempt::Failed {
+                error: format!("timed out after {timeout:?}"),
+            },
+        }
+    }
+
+    async fn post_plain(
+        &self,
+        uri: http::Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(u16, HeaderMap, Bytes), String> {
+        let mut req = http::Request::post(uri)
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        *req.headers_mut() = headers;
+        let resp = self.plain.request(req).await.map_err(|e| error_chain(&e))?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?
+            .to_bytes();
+        Ok((parts.status.as_u16(), parts.headers, body))
+    }
+
+    async fn post_tls(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(u16, HeaderMap, Bytes), String> {
+        let mut resp = self
+            .tls
             .post(url)
             .headers(headers)
             .body(body)
-            .timeout(timeout)
-            .send();
-        let resp = match send.await {
-            Ok(r) => r,
-            Err(e) => {
-                let error = if e.is_timeout() {
-                    format!("timed out after {timeout:?}")
-                } else {
-                    error_chain(&e)
-                };
-                return Attempt::Failed { error };
-            }
-        };
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let mut body = BytesMut::new();
-        let mut resp = resp;
-        loop {
-            match tokio::time::timeout(timeout, resp.chunk()).await {
-                Ok(Ok(Some(chunk))) => {
-                    if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Attempt::Failed {
-                            error: "response body too large".into(),
-                        };
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => {
-                    return Attempt::Failed {
-                        error: error_chain(&e),
-                    };
-                }
-                Err(_) => {
-                    return Attempt::Failed {
-                        error: format!("timed out reading the response after {timeout:?}"),
-                    };
-                }
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+            if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err("response body too large".into());
             }
+            out.extend_from_slice(&chunk);
         }
-        Attempt::Response {
-            status,
-            headers,
-            body: body.freeze(),
-        }
+        Ok((status, headers, out.freeze()))
     }
 }
 

@@ -116,8 +116,8 @@ pub async fn run(args: SendArgs) -> Result<()> {
     ev.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut headers = http::HeaderMap::new();
     let body = match args.mode {
-        Mode::Binary => binding::encode_binary(&ev, &mut headers),
-        Mode::Structured => binding::encode_structured(&ev, &mut headers),
+        Mode::Binary => binding::encode_binary(&ev, &mut headers, &[]),
+        Mode::Structured => binding::encode_structured(&ev, &mut headers, &[]),
     };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

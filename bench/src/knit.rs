@@ -1,0 +1,161 @@
+//! Running the `knit` binary for a scenario: manifests in a temp folder, ephemeral ports,
+//! readiness from the admin API, and its resident memory from /proc.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+/// A running knit, killed on drop.
+pub(crate) struct Knit {
+    child: Child,
+    admin: SocketAddr,
+    /// The ingress address.
+    pub(crate) ingress: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// The knit binary: `KNIT_BIN`, or next to this bench binary.
+fn binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("KNIT_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let me = std::env::current_exe()?;
+    let p = me
+        .parent()
+        .context("bench binary has no folder")?
+        .join("knit");
+    if !p.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p knit) or set KNIT_BIN",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn addr_of(line: &str, key: &str) -> Result<SocketAddr> {
+    let url = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .with_context(|| format!("knit did not report {key}: {line:?}"))?;
+    Ok(url.trim_start_matches("http://").parse()?)
+}
+
+impl Knit {
+    /// Start knit on `manifests` with extra flags.
+    pub(crate) fn start(manifests: &str, flags: &[&str]) -> Result<Knit> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("bench.yaml"), manifests)?;
+        let mut child = Command::new(binary()?)
+            .args(["run", "-f"])
+            .arg(dir.path())
+            .args([
+                "--admin",
+                "127.0.0.1:0",
+                "--ingress",
+                "127.0.0.1:0",
+                "--gateway",
+                "127.0.0.1:0",
+            ])
+            .args(flags)
+            .env("RUST_LOG", "error")
+            .envs(
+                std::env::var("BENCH_KNIT_THREADS")
+                    .ok()
+                    .map(|t| ("TOKIO_WORKER_THREADS", t)),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let first = lines.next().transpose()?.unwrap_or_default();
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        Ok(Knit {
+            admin: addr_of(&first, "admin")?,
+            ingress: addr_of(&first, "ingress")?,
+            child,
+            _dir: dir,
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<serde_json::Value> {
+        let stream = tokio::net::TcpStream::connect(self.admin).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header("host", self.admin.to_string())
+            .body(Empty::<Bytes>::new())?;
+        let body = sender
+            .send_request(req)
+            .await?
+            .into_body()
+            .collect()
+            .await?
+            .to_bytes();
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// Wait until every object of `kind` in `names` is Ready.
+    pub(crate) async fn wait_ready(&self, kind: &str, names: &[&str]) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for name in names {
+            loop {
+                let o = self
+                    .get(&format!("/api/v1/{kind}/default/{name}"))
+                    .await
+                    .unwrap_or_default();
+                let ready = o["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+                if ready {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{kind}/{name} did not become Ready");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resident memory in bytes.
+    pub(crate) fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// Peak resident memory in bytes (VmHWM).
+    pub(crate) fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Knit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
