@@ -65,6 +65,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A 200 with a binary-mode reply event of this type and id carrying JSON `data`.
+    pub fn event_with(ty: &str, id: &str, data: &serde_json::Value) -> Self {
+        let mut r = Reply::event(ty, id);
+        r.body = serde_json::to_vec(data).unwrap_or_default();
+        r
+    }
+
     /// Just a status.
     pub fn status(status: u16) -> Self {
         Reply {
@@ -90,8 +97,12 @@ impl Reply {
     }
 }
 
+/// Computes the answer from the request.
+pub type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
 #[derive(Default)]
 struct Inner {
+    handler: Option<Handler>,
     in_flight: usize,
     max_in_flight: usize,
     received: Vec<Received>,
@@ -125,7 +136,12 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
             at: Instant::now(),
             event,
         });
-        g.script.pop_front().unwrap_or_else(|| g.default.clone())
+        let last = g.received.last().cloned();
+        match (g.script.pop_front(), &g.handler, last) {
+            (Some(r), _, _) => r,
+            (None, Some(h), Some(req)) => h(&req),
+            _ => g.default.clone(),
+        }
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
@@ -165,6 +181,11 @@ impl Sink {
     /// Answer the next requests with these replies, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.inner.lock().expect("lock").script.extend(replies);
+    }
+
+    /// Answer every unscripted request with what `handler` computes from it.
+    pub fn respond_with(&self, handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) {
+        self.inner.lock().expect("lock").handler = Some(Arc::new(handler));
     }
 
     /// Answer every unscripted request with `reply`.

@@ -110,9 +110,8 @@ pub(crate) fn apply(object: &mut Object) {
             }
         }
         Object::Channel(c) => {
-            c.spec
-                .channel_template
-                .get_or_insert_with(default_channel_template);
+            // The channel template default comes from the `default-ch-webhook` ConfigMap,
+            // which the reconciler reads (admission sees one document at a time).
             if let Some(d) = &mut c.spec.channelable.delivery {
                 delivery_ns(d, &ns);
             }
@@ -148,9 +147,6 @@ pub(crate) fn apply(object: &mut Object) {
             }
         }
         Object::Sequence(s) => {
-            s.spec
-                .channel_template
-                .get_or_insert_with(default_channel_template);
             for step in &mut s.spec.steps {
                 dest_ns(Some(&mut step.destination), &ns);
                 if let Some(d) = &mut step.delivery {
@@ -160,9 +156,6 @@ pub(crate) fn apply(object: &mut Object) {
             dest_ns(s.spec.reply.as_mut(), &ns);
         }
         Object::Parallel(p) => {
-            p.spec
-                .channel_template
-                .get_or_insert_with(default_channel_template);
             for b in &mut p.spec.branches {
                 dest_ns(b.filter.as_mut(), &ns);
                 dest_ns(b.subscriber.as_mut(), &ns);
@@ -206,7 +199,8 @@ pub(crate) fn apply(object: &mut Object) {
     }
 }
 
-/// The channel implementation used when none is given (`default-ch-webhook`).
+/// The channel implementation used when neither the object nor the `default-ch-webhook`
+/// ConfigMap names one.
 pub fn default_channel_template() -> ChannelTemplateSpec {
     ChannelTemplateSpec {
         api_version: Some("messaging.knative.dev/v1".into()),

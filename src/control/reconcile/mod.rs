@@ -7,6 +7,7 @@
 mod children;
 mod conditions;
 mod contract;
+mod defaults;
 mod eventing;
 mod messaging;
 mod resolve;
@@ -49,9 +50,11 @@ pub(crate) struct World<'a> {
 
 /// Reconcile `input` (objects as stored: spec and metadata, no status).
 pub fn reconcile(input: &[Object], prev: &PreviousConditions, env: &Env, now: &str) -> Output {
+    let mut input = input.to_vec();
+    defaults::channel_templates(&mut input);
     let mut objects: BTreeMap<ObjectKey, Object> =
         input.iter().map(|o| (o.key(), o.clone())).collect();
-    for child in children::derive(input) {
+    for child in children::derive(&input) {
         // A user's own object of the same name wins; the parent reports the conflict.
         objects.entry(child.key()).or_insert(child);
     }

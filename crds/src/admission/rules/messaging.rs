@@ -63,9 +63,17 @@ pub(crate) fn subscription(s: &Subscription, errs: &mut Errors) {
             }
         }
     }
-    required_destination(s.spec.subscriber.as_ref(), "spec.subscriber", errs);
-    if let Some(r) = &s.spec.reply {
-        destination(r, "spec.reply", errs);
+    // Knative: at least one of subscriber and reply (a reply-only subscription forwards).
+    match (&s.spec.subscriber, &s.spec.reply) {
+        (None, None) => errs.add("spec", "missing field(s): spec.subscriber, spec.reply: the Subscription must reference at least one of (reply or a subscriber)"),
+        (sub, reply) => {
+            if let Some(d) = sub {
+                destination(d, "spec.subscriber", errs);
+            }
+            if let Some(d) = reply {
+                destination(d, "spec.reply", errs);
+            }
+        }
     }
     if let Some(d) = &s.spec.delivery {
         delivery(d, "spec.delivery", errs);

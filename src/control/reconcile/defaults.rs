@@ -1,0 +1,71 @@
+//! Defaults that depend on other objects: the channel implementation of Channels, Sequences and
+//! Parallels comes from the `default-ch-webhook` ConfigMap in `knative-eventing` (key
+//! `default-ch-config`, with `clusterDefault` and `namespaceDefaults`), InMemoryChannel when it
+//! says nothing, as Knative's defaulting webhook does.
+
+use std::collections::BTreeMap;
+
+use knit_crds::admission::default_channel_template;
+use knit_crds::api::messaging::ChannelTemplateSpec;
+use knit_crds::{Kind, Object, ObjectKey, names};
+use serde::Deserialize;
+
+/// Name of the ConfigMap holding the default channel template.
+const DEFAULT_CHANNEL_CONFIGMAP: &str = "default-ch-webhook";
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ChannelDefaults {
+    #[serde(default)]
+    cluster_default: Option<ChannelTemplateSpec>,
+    #[serde(default)]
+    namespace_defaults: BTreeMap<String, ChannelTemplateSpec>,
+}
+
+fn channel_defaults(objects: &[Object]) -> ChannelDefaults {
+    let key = ObjectKey::new(
+        Kind::ConfigMap,
+        names::SYSTEM_NAMESPACE,
+        DEFAULT_CHANNEL_CONFIGMAP,
+    );
+    objects
+        .iter()
+        .find(|o| o.key() == key)
+        .and_then(|o| match o {
+            Object::ConfigMap(cm) => cm.data.as_ref()?.get("default-ch-config").cloned(),
+            _ => None,
+        })
+        .and_then(|text| match serde_saphyr::from_str::<ChannelDefaults>(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "default-ch-webhook: cannot read default-ch-config; using InMemoryChannel");
+                None
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// Fill in every missing channel template.
+pub(crate) fn channel_templates(objects: &mut [Object]) {
+    let defaults = channel_defaults(objects);
+    let template = |ns: &str| {
+        defaults
+            .namespace_defaults
+            .get(ns)
+            .or(defaults.cluster_default.as_ref())
+            .cloned()
+            .unwrap_or_else(default_channel_template)
+    };
+    for o in objects.iter_mut() {
+        let ns = o.namespace().to_string();
+        let slot = match o {
+            Object::Channel(c) => &mut c.spec.channel_template,
+            Object::Sequence(s) => &mut s.spec.channel_template,
+            Object::Parallel(p) => &mut p.spec.channel_template,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(template(&ns));
+        }
+    }
+}
