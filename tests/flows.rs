@@ -45,18 +45,18 @@ fn rewrite(v: &mut Value, stand_ins: &BTreeMap<&str, String>) {
                 map.remove("ref");
                 map.insert("uri".into(), Value::String(url));
             }
-            if let Some(Value::String(uri)) = map.get_mut("uri") {
-                if let Ok(u) = url::Url::parse(uri) {
-                    let host = u
-                        .host_str()
-                        .unwrap_or_default()
-                        .split('.')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    if let Some(base) = stand_ins.get(host.as_str()) {
-                        *uri = format!("{base}{}", u.path());
-                    }
+            if let Some(Value::String(uri)) = map.get_mut("uri")
+                && let Ok(u) = url::Url::parse(uri)
+            {
+                let host = u
+                    .host_str()
+                    .unwrap_or_default()
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(base) = stand_ins.get(host.as_str()) {
+                    *uri = format!("{base}{}", u.path());
                 }
             }
             map.values_mut().for_each(|x| rewrite(x, stand_ins));
