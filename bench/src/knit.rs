@@ -65,6 +65,11 @@ impl Knit {
                 "127.0.0.1:0",
             ])
             .args(flags)
+            .args(
+                std::env::var("BENCH_KNIT_FLAGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .env("RUST_LOG", "error")
             .envs(
                 std::env::var("BENCH_KNIT_THREADS")

@@ -149,7 +149,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(body, limit).await {
-        Ok(b) => b,
+        // The body is a slice of the connection's read buffer; events outlive the request in
+        // the log, so they get their own right-sized copy instead of pinning that buffer.
+        Ok(b) => Bytes::copy_from_slice(&b),
         Err(r) => return r,
     };
     let events = match binding::decode(&parts.headers, body) {

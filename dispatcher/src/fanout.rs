@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::deliver::deliver;
 use crate::egress::EgressRuntime;
+use crate::flow::Work;
 use crate::observe::Stats;
 use crate::sender::Sender;
 
@@ -81,6 +82,34 @@ impl Tracker {
     }
 }
 
+/// What every worker of one consumer shares.
+struct Context {
+    log: Arc<MemoryLog>,
+    tracker: Mutex<Tracker>,
+    sender: Sender,
+    stats: Arc<Stats>,
+}
+
+impl Context {
+    fn done(&self, position: u64) {
+        let watermark = self.tracker.lock().finish(position);
+        if let Some(w) = watermark {
+            self.log.commit(w);
+        }
+    }
+}
+
+/// Deliver an egress's queued work until its queue is empty.
+async fn worker(egress: Arc<EgressRuntime>, ctx: Arc<Context>) {
+    while let Some(work) = egress.flow.pop() {
+        egress.flow.pace().await;
+        let fate = deliver(&ctx.sender, &egress, &work.event).await;
+        ctx.stats
+            .record(&egress.config.reference, &work.event.id, &fate);
+        ctx.done(work.position);
+    }
+}
+
 /// Run the consumer of `log` until the log is closed.
 pub async fn run(
     log: Arc<MemoryLog>,
@@ -88,52 +117,44 @@ pub async fn run(
     sender: Sender,
     stats: Arc<Stats>,
 ) {
-    let tracker = Arc::new(Mutex::new(Tracker {
-        base: 0,
-        pending: VecDeque::new(),
-    }));
+    let ctx = Arc::new(Context {
+        log: log.clone(),
+        tracker: Mutex::new(Tracker {
+            base: 0,
+            pending: VecDeque::new(),
+        }),
+        sender,
+        stats,
+    });
     let mut matched = Vec::new();
     while let Some(record) = log.next().await {
         let routing = routing.borrow().clone();
         matched.clear();
         routing.router.route(&record.event, &mut matched);
         if matched.is_empty() {
-            stats
+            ctx.stats
                 .unmatched
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut t = tracker.lock();
-            t.start(record.position, 1);
-            if let Some(w) = t.finish(record.position) {
-                log.commit(w);
-            }
+            ctx.tracker.lock().start(record.position, 1);
+            ctx.done(record.position);
             continue;
         }
-        tracker.lock().start(
+        ctx.tracker.lock().start(
             record.position,
             u32::try_from(matched.len()).unwrap_or(u32::MAX),
         );
         for &i in &matched {
-            let Some(egress) = routing.egresses.get(i).cloned() else {
+            let Some(egress) = routing.egresses.get(i) else {
+                ctx.done(record.position);
                 continue;
             };
-            let (event, sender, stats, tracker, log) = (
-                record.event.clone(),
-                sender.clone(),
-                stats.clone(),
-                tracker.clone(),
-                log.clone(),
-            );
-            let position = record.position;
-            tokio::spawn(async move {
-                let permit = egress.flow.admit().await;
-                let fate = deliver(&sender, &egress, &event).await;
-                drop(permit);
-                stats.record(&egress.config.reference, &event.id, &fate);
-                let watermark = tracker.lock().finish(position);
-                if let Some(w) = watermark {
-                    log.commit(w);
-                }
-            });
+            let work = Work {
+                position: record.position,
+                event: record.event.clone(),
+            };
+            if egress.flow.push(work) {
+                tokio::spawn(worker(egress.clone(), ctx.clone()));
+            }
         }
     }
 }

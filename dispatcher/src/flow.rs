@@ -1,10 +1,13 @@
-//! Flow control per egress: a cap on deliveries in flight and an optional rate.
+//! Flow control per egress: a queue of pending deliveries drained by at most `max-in-flight`
+//! workers, and an optional rate. Pending work is a position and a shared event, so the queue
+//! costs a few bytes per event; its length is bounded by the log it comes from.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use knit_channels::Event;
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Spaces deliveries at least `1/rate` apart (a leaky bucket without bursts).
@@ -41,10 +44,25 @@ impl RateLimiter {
     }
 }
 
-/// The limits of one egress.
+/// One pending delivery.
+#[derive(Debug, Clone)]
+pub struct Work {
+    /// Position of the event in its log.
+    pub position: u64,
+    /// The event.
+    pub event: Arc<Event>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Work>,
+    workers: u32,
+}
+
+/// The limits and pending work of one egress.
 #[derive(Debug, Clone)]
 pub struct FlowControl {
-    in_flight: Arc<Semaphore>,
+    state: Arc<Mutex<State>>,
     max_in_flight: u32,
     rate: Option<Arc<RateLimiter>>,
     rate_per_second: Option<f64>,
@@ -53,10 +71,9 @@ pub struct FlowControl {
 impl FlowControl {
     /// Limits: `max_in_flight` deliveries at once, `rate` starts per second.
     pub fn new(max_in_flight: u32, rate: Option<f64>) -> Self {
-        let max = max_in_flight.max(1);
         Self {
-            in_flight: Arc::new(Semaphore::new(max as usize)),
-            max_in_flight: max,
+            state: Arc::new(Mutex::new(State::default())),
+            max_in_flight: max_in_flight.max(1),
             rate: rate.map(|r| Arc::new(RateLimiter::new(r))),
             rate_per_second: rate,
         }
@@ -67,13 +84,39 @@ impl FlowControl {
         self.max_in_flight == max_in_flight.max(1) && self.rate_per_second == rate
     }
 
-    /// Wait until a delivery may start; hold the permit while it runs.
-    pub async fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = self.in_flight.clone().acquire_owned().await.ok()?;
+    /// Queue a delivery. Returns true when the caller must start a worker (fewer than
+    /// `max_in_flight` are running).
+    pub fn push(&self, work: Work) -> bool {
+        let mut s = self.state.lock();
+        s.queue.push_back(work);
+        if s.workers < self.max_in_flight {
+            s.workers += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The next delivery for a worker; `None` retires the worker.
+    pub fn pop(&self) -> Option<Work> {
+        let mut s = self.state.lock();
+        let next = s.queue.pop_front();
+        if next.is_none() {
+            s.workers -= 1;
+        }
+        next
+    }
+
+    /// Wait until the rate allows the next start.
+    pub async fn pace(&self) {
         if let Some(r) = &self.rate {
             r.acquire().await;
         }
-        Some(permit)
+    }
+
+    /// Deliveries waiting for a worker.
+    pub fn pending(&self) -> usize {
+        self.state.lock().queue.len()
     }
 }
 
@@ -81,29 +124,39 @@ impl FlowControl {
 mod tests {
     use super::*;
 
+    fn work(position: u64) -> Work {
+        Work {
+            position,
+            event: Arc::new(Event::new("1", "s", "t")),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn rate_spaces_starts() {
         let fc = FlowControl::new(10, Some(10.0));
         let start = Instant::now();
         for _ in 0..5 {
-            let _p = fc.admit().await;
+            fc.pace().await;
         }
         // 5 starts at 10/s: the fifth starts 400 ms after the first.
         assert_eq!(Instant::now() - start, Duration::from_millis(400));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn in_flight_is_capped() {
+    #[test]
+    fn workers_are_capped_and_retire_when_idle() {
         let fc = FlowControl::new(2, None);
-        let a = fc.admit().await;
-        let _b = fc.admit().await;
-        let blocked = tokio::time::timeout(Duration::from_secs(1), fc.admit()).await;
-        assert!(blocked.is_err());
-        drop(a);
+        assert!(fc.push(work(0)));
+        assert!(fc.push(work(1)));
         assert!(
-            tokio::time::timeout(Duration::from_secs(1), fc.admit())
-                .await
-                .is_ok()
+            !fc.push(work(2)),
+            "a third worker would exceed max-in-flight"
         );
+        assert_eq!(fc.pending(), 3);
+        assert_eq!(fc.pop().map(|w| w.position), Some(0));
+        assert_eq!(fc.pop().map(|w| w.position), Some(1));
+        assert_eq!(fc.pop().map(|w| w.position), Some(2));
+        assert!(fc.pop().is_none(), "one worker retires");
+        assert!(fc.pop().is_none(), "the other retires");
+        assert!(fc.push(work(3)), "a new worker starts");
     }
 }
