@@ -109,12 +109,12 @@ impl DataPlane {
         self.stats.clone()
     }
 
+    /// The runtime of an egress: kept while its configuration is unchanged; otherwise a new one
+    /// with its own queue, so work routed before the change drains under the configuration it
+    /// was routed with and new work uses the new one.
     fn egress_runtime(old: Option<&Arc<EgressRuntime>>, config: &Egress) -> Arc<EgressRuntime> {
         match old {
             Some(o) if o.config == *config => o.clone(),
-            Some(o) if o.flow.same_limits(config.max_in_flight, config.rate_limit) => {
-                Arc::new(EgressRuntime::new(config.clone(), o.flow.clone()))
-            }
             _ => Arc::new(EgressRuntime::new(
                 config.clone(),
                 FlowControl::new(config.max_in_flight, config.rate_limit),

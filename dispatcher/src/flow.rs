@@ -65,7 +65,6 @@ pub struct FlowControl {
     state: Arc<Mutex<State>>,
     max_in_flight: u32,
     rate: Option<Arc<RateLimiter>>,
-    rate_per_second: Option<f64>,
 }
 
 impl FlowControl {
@@ -75,13 +74,7 @@ impl FlowControl {
             state: Arc::new(Mutex::new(State::default())),
             max_in_flight: max_in_flight.max(1),
             rate: rate.map(|r| Arc::new(RateLimiter::new(r))),
-            rate_per_second: rate,
         }
-    }
-
-    /// Whether these limits equal `max_in_flight` and `rate` (then they can be kept as they are).
-    pub fn same_limits(&self, max_in_flight: u32, rate: Option<f64>) -> bool {
-        self.max_in_flight == max_in_flight.max(1) && self.rate_per_second == rate
     }
 
     /// Queue a delivery. Returns true when the caller must start a worker (fewer than

@@ -306,3 +306,27 @@ pub async fn send(url: &str, ty: &str, id: &str) -> reqwest::Response {
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
+
+/// Start knit with a Broker `b` and a Trigger `t` (extra spec lines `extra`) to `sink`; returns
+/// it with the broker's address once both are Ready.
+pub async fn broker_with_trigger(sink: &sink::Sink, extra: &str) -> (Knit, String) {
+    broker_with_trigger_flags(sink, extra, &[]).await
+}
+
+/// Like [`broker_with_trigger`], with extra flags for `knit run`.
+pub async fn broker_with_trigger_flags(
+    sink: &sink::Sink,
+    extra: &str,
+    flags: &[&str],
+) -> (Knit, String) {
+    let knit = Knit::start_with(
+        &[
+            ("b.yaml", &broker("b", "")),
+            ("t.yaml", &trigger("t", "b", &sink.url, extra)),
+        ],
+        flags,
+    );
+    let url = knit.address("brokers", "b").await;
+    knit.ready("triggers", "t").await;
+    (knit, url)
+}

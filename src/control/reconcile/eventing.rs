@@ -1,6 +1,6 @@
 //! Broker, Trigger and EventType statuses.
 
-use knit_crds::api::duck::{Addressable, Condition, DeliverySpec};
+use knit_crds::api::duck::{Condition, DeliverySpec};
 use knit_crds::api::eventing::{BrokerStatus, EventTypeStatus, TriggerStatus};
 use knit_crds::{Kind, Object, ObjectKey, names};
 
@@ -60,20 +60,11 @@ pub(crate) fn brokers(world: &mut World<'_>) {
         if class == names::DEFAULT_BROKER_CLASS {
             c.ok("IngressReady").ok("FilterReady");
             channel_config(world, b.spec.config.as_ref(), &mut c);
-            match world.addresses.get(&key) {
-                Some(url) => {
-                    c.ok("Addressable");
-                    let addr = Addressable {
-                        name: Some("http".into()),
-                        url: Some(url.clone()),
-                        ..Default::default()
-                    };
-                    status.address = Some(addr.clone());
-                    status.addresses = vec![addr];
-                }
-                None => {
-                    c.fail("Addressable", "NoAddress", "the broker has no address");
-                }
+            if let Some(addr) =
+                world.addressable(&key, &mut c, "NoAddress", "the broker has no address")
+            {
+                status.address = Some(addr.clone());
+                status.addresses = vec![addr];
             }
             status.dead_letter_sink_uri =
                 dead_letter_sink(world, b.spec.delivery.as_ref(), &key.namespace, &mut c);

@@ -9,6 +9,7 @@ mod conditions;
 mod contract;
 mod defaults;
 mod eventing;
+mod flows;
 mod messaging;
 mod resolve;
 mod serving;
@@ -71,7 +72,7 @@ pub fn reconcile(input: &[Object], prev: &PreviousConditions, env: &Env, now: &s
     messaging::subscriptions(&mut world);
     messaging::channel_subscribers(&mut world);
     messaging::generic_channels(&mut world);
-    messaging::flows(&mut world);
+    flows::flows(&mut world);
     sources::sources(&mut world);
     eventing::event_types(&mut world);
     serving::serving(&mut world);
@@ -163,6 +164,31 @@ pub(crate) fn conditions_of(o: &Object) -> &[Condition] {
 }
 
 impl World<'_> {
+    /// Set `Addressable` from the object's address: `Some(address)` when it has one, otherwise
+    /// the condition fails with `reason` and `message`.
+    pub(crate) fn addressable(
+        &self,
+        key: &ObjectKey,
+        c: &mut conditions::Conditions,
+        reason: &str,
+        message: &str,
+    ) -> Option<knit_crds::api::duck::Addressable> {
+        match self.addresses.get(key) {
+            Some(url) => {
+                c.ok("Addressable");
+                Some(knit_crds::api::duck::Addressable {
+                    name: Some("http".into()),
+                    url: Some(url.clone()),
+                    ..Default::default()
+                })
+            }
+            None => {
+                c.fail("Addressable", reason, message);
+                None
+            }
+        }
+    }
+
     /// Keys of every object of `kind`.
     pub(crate) fn keys_of(&self, kind: knit_crds::Kind) -> Vec<ObjectKey> {
         self.objects
