@@ -82,7 +82,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         log_capacity: args.log_capacity,
         ..Default::default()
     })?);
-    serve("ingress", ingress, dataplane.ingress_router());
+    let dp = dataplane.clone();
+    tokio::spawn(async move { dp.serve_ingress(ingress).await });
 
     let env = Env {
         ingress_url: ingress_url.clone(),

@@ -97,11 +97,9 @@ impl DataPlane {
         })
     }
 
-    /// The ingress HTTP service.
-    pub fn ingress_router(&self) -> axum::Router {
-        axum::Router::new()
-            .fallback(crate::ingress::handle)
-            .with_state(self.shared.clone())
+    /// Serve the ingress on `listener`.
+    pub async fn serve_ingress(&self, listener: tokio::net::TcpListener) {
+        crate::ingress::serve(listener, self.shared.clone()).await
     }
 
     /// Delivery counters.

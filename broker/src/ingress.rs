@@ -8,22 +8,34 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use knit_channels::{AppendError, Event, ExtValue};
 use knit_dispatcher::binding::{self, BindingError, Decoded};
+use tokio::net::TcpListener;
 
 use crate::dataplane::{Shared, Target};
 
 /// The extension carrying a Broker's remaining hop count.
 pub const TTL_EXTENSION: &str = "knativebrokerttl";
 
+/// An ingress response.
+pub type Response = http::Response<Full<Bytes>>;
+
+fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut r = (status, msg.into()).into_response();
+    let mut r = Response::new(Full::new(Bytes::from(msg.into())));
+    *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -95,7 +107,11 @@ fn hop(event: &mut Event, default_ttl: i64) -> Result<(), String> {
     Ok(())
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Response>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -117,12 +133,46 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     }
 }
 
-/// The ingress handler.
-pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+/// Serve the ingress on `listener` (HTTP/1.1; `Upgrade` requests are answered as plain
+/// HTTP/1.1, E33) until the listener fails.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "ingress accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "ingress connection closed");
+            }
+        });
+    }
+}
+
+/// Handle one ingress request.
+pub async fn handle<B>(shared: &Shared, req: Request<B>) -> Response
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     match *req.method() {
         Method::POST => {}
         Method::OPTIONS => {
-            let mut r = allow(StatusCode::OK.into_response());
+            let mut r = allow(empty(StatusCode::OK));
             let h = r.headers_mut();
             h.insert("WebHook-Allowed-Origin", HeaderValue::from_static("*"));
             h.insert("WebHook-Allowed-Rate", HeaderValue::from_static("*"));
@@ -130,7 +180,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
         }
         _ => return allow(text(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed")),
     }
-    let target = match lookup(&shared, req.uri().path(), req.headers()) {
+    let target = match lookup(shared, req.uri().path(), req.headers()) {
         Lookup::Found(t) => t,
         Lookup::NotFound(m) => return text(StatusCode::NOT_FOUND, m),
         Lookup::Malformed(m) => return text(StatusCode::BAD_REQUEST, m),
@@ -185,7 +235,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
         target.log.append_all(stored)
     };
     match result {
-        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Ok(_) => empty(StatusCode::ACCEPTED),
         Err(AppendError::Full) => {
             let mut r = text(
                 StatusCode::TOO_MANY_REQUESTS,

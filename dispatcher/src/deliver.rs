@@ -12,7 +12,7 @@ use crate::binding::{self, Decoded};
 use crate::egress::{EgressRuntime, Target};
 use crate::observe::Fate;
 use crate::policy;
-use crate::sender::{Attempt, Sender};
+use crate::sender::{Attempt, Deadline, Sender};
 
 /// Per-attempt timeout when the delivery spec sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -90,7 +90,12 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Deliver `event` (as stored in the log) to `egress`.
-pub async fn deliver(sender: &Sender, egress: &EgressRuntime, event: &Event) -> Fate {
+pub async fn deliver(
+    sender: &Sender,
+    egress: &EgressRuntime,
+    event: &Event,
+    deadline: &mut Deadline,
+) -> Fate {
     // Attributes carried to replies (a Broker's hop counter) are not for the subscriber.
     let skip = egress.carried();
     let (mut headers, body) = encode(event, egress.config.delivery.format, skip);
@@ -115,7 +120,7 @@ pub async fn deliver(sender: &Sender, egress: &EgressRuntime, event: &Event) -> 
             tokio::time::sleep(policy::wait_before(policy, k, status, ra)).await;
         }
         attempts += 1;
-        match attempt(sender, egress, event, &headers, &body).await {
+        match attempt(sender, egress, event, &headers, &body, deadline).await {
             Ok(replied) => return Fate::Delivered { attempts, replied },
             Err(f) => {
                 let retryable = f.retryable;
@@ -135,7 +140,15 @@ pub async fn deliver(sender: &Sender, egress: &EgressRuntime, event: &Event) -> 
         retryable: false,
         error: "no attempt made".into(),
     });
-    dead_letter(sender, egress, without(event, skip), failure, attempts).await
+    dead_letter(
+        sender,
+        egress,
+        without(event, skip),
+        failure,
+        attempts,
+        deadline,
+    )
+    .await
 }
 
 /// One attempt: the subscriber, then the reply if there is one. `Ok(replied)` on success.
@@ -145,12 +158,19 @@ async fn attempt(
     event: &Event,
     headers: &HeaderMap,
     body: &Bytes,
+    deadline: &mut Deadline,
 ) -> Result<bool, Failure> {
     let reply = match &egress.subscriber {
         // A subscription without a subscriber forwards the event itself to its reply.
         None => Some(without(event, egress.carried())),
         Some(target) => match sender
-            .post(target, headers.clone(), body.clone(), timeout(egress))
+            .post(
+                target,
+                headers.clone(),
+                body.clone(),
+                timeout(egress),
+                deadline,
+            )
             .await
         {
             Attempt::Failed { error } => return Err(Failure::transport(target, error)),
@@ -182,7 +202,10 @@ async fn attempt(
         }
     }
     let (headers, body) = encode(&reply, None, &[]);
-    match sender.post(target, headers, body, timeout(egress)).await {
+    match sender
+        .post(target, headers, body, timeout(egress), deadline)
+        .await
+    {
         Attempt::Response { status, .. } if (200..300).contains(&status) => Ok(true),
         Attempt::Response {
             status,
@@ -242,6 +265,7 @@ async fn dead_letter(
     mut event: Event,
     failure: Failure,
     attempts: u32,
+    deadline: &mut Deadline,
 ) -> Fate {
     let Some(dls) = &egress.dead_letter_sink else {
         return Fate::Dropped {
@@ -270,7 +294,13 @@ async fn dead_letter(
             tokio::time::sleep(policy::wait_before(policy, k, last_status, None)).await;
         }
         match sender
-            .post(dls, headers.clone(), body.clone(), timeout(egress))
+            .post(
+                dls,
+                headers.clone(),
+                body.clone(),
+                timeout(egress),
+                deadline,
+            )
             .await
         {
             Attempt::Response { status, .. } if (200..300).contains(&status) => {

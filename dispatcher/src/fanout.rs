@@ -15,7 +15,7 @@ use crate::deliver::deliver;
 use crate::egress::EgressRuntime;
 use crate::flow::Work;
 use crate::observe::Stats;
-use crate::sender::Sender;
+use crate::sender::{Deadline, Sender};
 
 /// Decides which egresses take an event (a Broker's trigger filters; every subscription of a
 /// channel).
@@ -101,9 +101,10 @@ impl Context {
 
 /// Deliver an egress's queued work until its queue is empty.
 async fn worker(egress: Arc<EgressRuntime>, ctx: Arc<Context>) {
+    let mut deadline = Deadline::new();
     while let Some(work) = egress.flow.pop() {
         egress.flow.pace().await;
-        let fate = deliver(&ctx.sender, &egress, &work.event).await;
+        let fate = deliver(&ctx.sender, &egress, &work.event, &mut deadline).await;
         ctx.stats
             .record(&egress.config.reference, &work.event.id, &fate);
         ctx.done(work.position);

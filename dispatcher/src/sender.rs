@@ -39,6 +39,45 @@ pub enum Attempt {
     },
 }
 
+/// A reusable timer for attempt timeouts, one per worker. Tokio extends a registered timer's
+/// deadline without touching its timer wheel, so resetting this to `now + timeout` before each
+/// attempt is far cheaper than a fresh `tokio::time::timeout` per request (measured: about
+/// 10% of the data plane's CPU).
+pub struct Deadline {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    /// A timer, not yet armed.
+    pub fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        }
+    }
+
+    /// Run `fut`, giving up after `timeout`.
+    pub async fn run<F: std::future::Future>(
+        &mut self,
+        timeout: Duration,
+        fut: F,
+    ) -> Option<F::Output> {
+        self.sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + timeout);
+        tokio::select! {
+            biased;
+            out = fut => Some(out),
+            () = &mut self.sleep => None,
+        }
+    }
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The shared HTTP clients of the dispatcher.
 #[derive(Clone)]
 pub struct Sender {
@@ -74,28 +113,35 @@ impl Sender {
         Ok(Self { plain, tls })
     }
 
-    /// POST `body` to `target` with `headers`, giving up after `timeout`.
+    /// POST `body` to `target` with `headers`, giving up after `timeout` (timed by `deadline`).
     pub async fn post(
         &self,
         target: &Target,
         headers: HeaderMap,
         body: Bytes,
         timeout: Duration,
+        deadline: &mut Deadline,
     ) -> Attempt {
         let result = match &target.uri {
             Some(uri) => {
-                tokio::time::timeout(timeout, self.post_plain(uri.clone(), headers, body)).await
+                deadline
+                    .run(timeout, self.post_plain(uri.clone(), headers, body))
+                    .await
             }
-            None => tokio::time::timeout(timeout, self.post_tls(&target.url, headers, body)).await,
+            None => {
+                deadline
+                    .run(timeout, self.post_tls(&target.url, headers, body))
+                    .await
+            }
         };
         match result {
-            Ok(Ok((status, headers, body))) => Attempt::Response {
+            Some(Ok((status, headers, body))) => Attempt::Response {
                 status,
                 headers,
                 body,
             },
-            Ok(Err(error)) => Attempt::Failed { error },
-            Err(_) => Attempt::Failed {
+            Some(Err(error)) => Attempt::Failed { error },
+            None => Attempt::Failed {
                 error: format!("timed out after {timeout:?}"),
             },
         }
