@@ -142,7 +142,16 @@ impl DataPlane {
         let mut next: HashMap<String, Running> = HashMap::new();
         for ingress in &contract.ingresses {
             let key = ingress.path.clone();
-            let previous = running.remove(&key).filter(|r| r.uid == ingress.uid);
+            // A recreated object (same path, new UID) gets a fresh log; the old one is closed
+            // and its accepted events still drain to the old egresses.
+            let previous = match running.remove(&key) {
+                Some(r) if r.uid == ingress.uid => Some(r),
+                Some(old) => {
+                    old.target.log.close();
+                    None
+                }
+                None => None,
+            };
             let old_egresses = previous
                 .as_ref()
                 .map(|r| r.egresses.clone())

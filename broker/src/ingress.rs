@@ -133,10 +133,17 @@ where
     }
 }
 
-/// Serve the ingress on `listener` (HTTP/1.1; `Upgrade` requests are answered as plain
-/// HTTP/1.1, E33) until the listener fails.
+/// Most ingress connections open at once; more wait in the accept queue.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Serve the ingress on `listener`, forever (HTTP/1.1; `Upgrade` requests are answered as plain
+/// HTTP/1.1, E33). Connections are capped and request headers must arrive within 30 s.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -152,13 +159,16 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
             });
-            if let Err(e) = http1::Builder::new()
+            let served = http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30))
                 .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+                .await;
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "ingress connection closed");
             }
+            drop(slot);
         });
     }
 }

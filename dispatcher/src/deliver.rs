@@ -107,8 +107,8 @@ pub async fn deliver(
         headers.insert(HeaderName::from_static("kn-namespace"), ns.clone());
     }
 
-    let policy = &egress.config.delivery;
-    let attempts_allowed = policy.retry.saturating_add(1);
+    let spec = &egress.config.delivery;
+    let attempts_allowed = spec.retry.saturating_add(1);
     let mut last: Option<Failure> = None;
     let mut attempts = 0;
     for k in 0..attempts_allowed {
@@ -117,7 +117,7 @@ pub async fn deliver(
                 .as_ref()
                 .map(|f| (f.status, f.retry_after))
                 .unwrap_or((None, None));
-            tokio::time::sleep(policy::wait_before(policy, k, status, ra)).await;
+            tokio::time::sleep(policy::wait_before(spec, k, status, ra)).await;
         }
         attempts += 1;
         match attempt(sender, egress, event, &headers, &body, deadline).await {
@@ -284,14 +284,14 @@ async fn dead_letter(
             ExtValue::String(base64::engine::general_purpose::STANDARD.encode(cut)),
         );
     }
-    let policy = &egress.config.delivery;
-    let (headers, body) = encode(&event, policy.format, &[]);
-    let allowed = policy.retry.saturating_add(1);
+    let spec = &egress.config.delivery;
+    let (headers, body) = encode(&event, spec.format, &[]);
+    let allowed = spec.retry.saturating_add(1);
     let mut last = String::new();
     let mut last_status = None;
     for k in 0..allowed {
         if k > 0 {
-            tokio::time::sleep(policy::wait_before(policy, k, last_status, None)).await;
+            tokio::time::sleep(policy::wait_before(spec, k, last_status, None)).await;
         }
         match sender
             .post(

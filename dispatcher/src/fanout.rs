@@ -41,16 +41,6 @@ pub struct Routing {
     pub router: Box<dyn Router>,
 }
 
-impl Routing {
-    /// No egresses: events are consumed and dropped (no matching trigger, E15).
-    pub fn empty() -> Self {
-        Self {
-            egresses: Vec::new(),
-            router: Box::new(AllRouter(0)),
-        }
-    }
-}
-
 /// Tracks unfinished deliveries per position; yields the commit watermark.
 struct Tracker {
     base: u64,
