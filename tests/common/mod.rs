@@ -2,6 +2,7 @@
 //! its CLI, a scriptable recording sink, and polling with a deadline (no sleeps).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod route;
 pub mod sink;
 
 use std::io::{BufRead, BufReader};
