@@ -124,6 +124,13 @@ async fn a_thousand_triggers_route_by_type() {
     assert_eq!(got[0].path, "/t777");
 }
 
+/// Trigger `t` on broker `b` to `uri` with one annotation.
+fn annotated_trigger(uri: &str, annotation: &str, value: &str) -> String {
+    format!(
+        "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: t\n  annotations: {{{annotation}: '{value}'}}\nspec:\n  broker: b\n  subscriber: {{uri: '{uri}'}}\n"
+    )
+}
+
 #[tokio::test]
 async fn max_in_flight_caps_concurrent_deliveries() {
     let sink = Sink::start().await;
@@ -136,10 +143,7 @@ async fn max_in_flight_caps_concurrent_deliveries() {
         ("b.yaml", &broker("b", "")),
         (
             "t.yaml",
-            &format!(
-                "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: t\n  annotations: {{knit.dev/max-in-flight: '2'}}\nspec:\n  broker: b\n  subscriber: {{uri: '{}'}}\n",
-                sink.url
-            ),
+            &annotated_trigger(&sink.url, "knit.dev/max-in-flight", "2"),
         ),
     ]);
     let url = knit.address("brokers", "b").await;
@@ -158,10 +162,7 @@ async fn rate_limit_spaces_deliveries() {
         ("b.yaml", &broker("b", "")),
         (
             "t.yaml",
-            &format!(
-                "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: t\n  annotations: {{knit.dev/rate-limit: '10'}}\nspec:\n  broker: b\n  subscriber: {{uri: '{}'}}\n",
-                sink.url
-            ),
+            &annotated_trigger(&sink.url, "knit.dev/rate-limit", "10"),
         ),
     ]);
     let url = knit.address("brokers", "b").await;
@@ -190,10 +191,7 @@ async fn a_full_log_answers_429_with_retry_after() {
             ("b.yaml", &broker("b", "")),
             (
                 "t.yaml",
-                &format!(
-                    "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: t\n  annotations: {{knit.dev/max-in-flight: '1'}}\nspec:\n  broker: b\n  subscriber: {{uri: '{}'}}\n",
-                    sink.url
-                ),
+                &annotated_trigger(&sink.url, "knit.dev/max-in-flight", "1"),
             ),
         ],
         &["--log-capacity", "5"],

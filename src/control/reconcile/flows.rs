@@ -54,6 +54,34 @@ fn all_ready(c: &mut Conditions, type_: &str, reason: &str, conds: &[(String, Co
     }
 }
 
+/// The conditions every flow has: its channels Ready (`template_ok` = the template names a
+/// supported channel kind), its subscriptions Ready, and an address.
+fn flow_conditions(
+    world: &World<'_>,
+    key: &ObjectKey,
+    template_ok: bool,
+    chans: &[(String, Condition)],
+    subs: &[(String, Condition)],
+    no_address: &str,
+) -> (Vec<Condition>, Option<knit_crds::api::duck::Addressable>) {
+    let mut c = Conditions::new();
+    if template_ok {
+        all_ready(&mut c, "ChannelsReady", "ChannelsNotReady", chans);
+    } else {
+        c.fail(
+            "ChannelsReady",
+            "ChannelTemplateNotSupported",
+            "the channelTemplate names no supported channel kind",
+        );
+    }
+    all_ready(&mut c, "SubscriptionsReady", "SubscriptionsNotReady", subs);
+    let address = world.addressable(key, &mut c, "EmptyHostname", no_address);
+    (
+        c.roll_up(&["ChannelsReady", "SubscriptionsReady", "Addressable"]),
+        address,
+    )
+}
+
 /// Sequence and Parallel statuses, from their channels and subscriptions.
 pub(crate) fn flows(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Sequence) {
@@ -89,24 +117,16 @@ pub(crate) fn flows(world: &mut World<'_>) {
                 ready: r,
             });
         }
-        let mut c = Conditions::new();
-        if chans.len() < s.spec.steps.len() {
-            c.fail(
-                "ChannelsReady",
-                "ChannelTemplateNotSupported",
-                "the channelTemplate names no supported channel kind",
-            );
-        } else {
-            all_ready(&mut c, "ChannelsReady", "ChannelsNotReady", &chans);
-        }
-        all_ready(&mut c, "SubscriptionsReady", "SubscriptionsNotReady", &subs);
-        st.address = world.addressable(
+        let (conditions, address) = flow_conditions(
+            world,
             &key,
-            &mut c,
-            "EmptyHostname",
+            chans.len() == s.spec.steps.len(),
+            &chans,
+            &subs,
             "the first channel has no address",
         );
-        st.status.conditions = c.roll_up(&["ChannelsReady", "SubscriptionsReady", "Addressable"]);
+        st.status.conditions = conditions;
+        st.address = address;
         s.status = Some(st);
         world.objects.insert(key, Object::Sequence(s));
     }
@@ -168,24 +188,16 @@ pub(crate) fn flows(world: &mut World<'_>) {
                 },
             });
         }
-        let mut c = Conditions::new();
-        if ingress.is_none() {
-            c.fail(
-                "ChannelsReady",
-                "ChannelTemplateNotSupported",
-                "the channelTemplate names no supported channel kind",
-            );
-        } else {
-            all_ready(&mut c, "ChannelsReady", "ChannelsNotReady", &chans);
-        }
-        all_ready(&mut c, "SubscriptionsReady", "SubscriptionsNotReady", &subs);
-        st.address = world.addressable(
+        let (conditions, address) = flow_conditions(
+            world,
             &key,
-            &mut c,
-            "EmptyHostname",
+            ingress.is_some(),
+            &chans,
+            &subs,
             "the ingress channel has no address",
         );
-        st.status.conditions = c.roll_up(&["ChannelsReady", "SubscriptionsReady", "Addressable"]);
+        st.status.conditions = conditions;
+        st.address = address;
         p.status = Some(st);
         world.objects.insert(key, Object::Parallel(p));
     }
