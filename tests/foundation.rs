@@ -410,3 +410,78 @@ async fn statuses_of_sources_and_serving_say_what_runs() {
     assert_eq!(p["status"]["observedGeneration"], 1);
     assert_eq!(condition(&p, "Ready").expect("Ready")["status"], "False");
 }
+
+#[tokio::test]
+async fn quickstart_delivers_a_sent_event_to_the_event_display() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    /// Kills the display however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    // The event display, as the quickstart runs it, but on a free port.
+    let mut display = Killed(
+        Command::new(common::knit_bin())
+            .args(["event-display", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("event-display"),
+    );
+    let mut lines = BufReader::new(display.0.stdout.take().expect("stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let display_url = first.rsplit(' ').next().expect("listening URL").to_string();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+
+    // The quickstart's broker and trigger, with the trigger pointed at that display.
+    let dir = repo("examples/quickstart");
+    let broker = std::fs::read_to_string(dir.join("broker.yaml")).expect("broker.yaml");
+    let trigger = std::fs::read_to_string(dir.join("trigger.yaml"))
+        .expect("trigger.yaml")
+        .replace("http://127.0.0.1:9080/", &format!("{display_url}/"));
+    let knit = Knit::start(&[("broker.yaml", &broker), ("trigger.yaml", &trigger)]);
+    knit.ready("triggers", "hello-display").await;
+
+    // The README's send command.
+    let (code, out, err) = knit.cli(&[
+        "send",
+        "--to",
+        "broker:default/default",
+        "--type",
+        "dev.knative.samples.helloworld",
+        "--source",
+        "/me",
+        "--id",
+        "quickstart-1",
+        "--data",
+        r#"{"msg": "Hello, Knit!"}"#,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("202"), "{out}");
+
+    let mut shown = String::new();
+    eventually("the event display to print the event", || {
+        while let Ok(line) = rx.try_recv() {
+            shown.push_str(&line);
+            shown.push('\n');
+        }
+        let done =
+            shown.contains("id: quickstart-1") && shown.contains("\"msg\": \"Hello, Knit!\"");
+        std::future::ready(done.then_some(()))
+    })
+    .await;
+    assert!(
+        shown.contains("type: dev.knative.samples.helloworld"),
+        "{shown}"
+    );
+}
