@@ -39,6 +39,12 @@ fn init_tracing(default: &str) {
 fn main() -> ExitCode {
     knit_dispatcher::sender::install_crypto_provider();
     let cli = Cli::parse();
+    // `knit run` logs its progress; the other commands only warnings and errors.
+    init_tracing(if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,18 +57,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => {
-                init_tracing("info");
-                run::run(args).await
-            }
-            Command::Validate { files } => {
-                init_tracing("warn");
-                Ok(if cli::validate::run(&files) {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(2)
-                })
-            }
+            Command::Run(args) => run::run(args).await,
+            Command::Validate { files } => Ok(if cli::validate::run(&files) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }),
             Command::Get {
                 kind,
                 name,
@@ -70,32 +70,25 @@ fn main() -> ExitCode {
                 all_namespaces,
                 output,
                 server,
-            } => {
-                init_tracing("warn");
-                cli::client::get(
-                    &server,
-                    &kind,
-                    name.as_deref(),
-                    &namespace,
-                    all_namespaces,
-                    output,
-                )
-                .await
-                .map(|_| ExitCode::SUCCESS)
-            }
+            } => cli::client::get(
+                &server,
+                &kind,
+                name.as_deref(),
+                &namespace,
+                all_namespaces,
+                output,
+            )
+            .await
+            .map(|_| ExitCode::SUCCESS),
             Command::Describe {
                 kind,
                 name,
                 namespace,
                 server,
-            } => {
-                init_tracing("warn");
-                cli::client::describe(&server, &kind, &name, &namespace)
-                    .await
-                    .map(|_| ExitCode::SUCCESS)
-            }
+            } => cli::client::describe(&server, &kind, &name, &namespace)
+                .await
+                .map(|_| ExitCode::SUCCESS),
             Command::Apply { files, server } => {
-                init_tracing("warn");
                 cli::client::apply(&server, &files).await.map(|ok| {
                     if ok {
                         ExitCode::SUCCESS
@@ -109,24 +102,14 @@ fn main() -> ExitCode {
                 name,
                 namespace,
                 server,
-            } => {
-                init_tracing("warn");
-                cli::client::delete(&server, &kind, &name, &namespace)
-                    .await
-                    .map(|_| ExitCode::SUCCESS)
-            }
-            Command::Send(args) => {
-                init_tracing("warn");
-                cli::send::run(args).await.map(|_| ExitCode::SUCCESS)
-            }
+            } => cli::client::delete(&server, &kind, &name, &namespace)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Send(args) => cli::send::run(args).await.map(|_| ExitCode::SUCCESS),
             Command::EventDisplay { listen } => {
-                init_tracing("warn");
                 cli::display::run(listen).await.map(|_| ExitCode::SUCCESS)
             }
-            Command::Crds { write } => {
-                init_tracing("warn");
-                crds(write)
-            }
+            Command::Crds { write } => crds(write),
         }
     });
     match result {
