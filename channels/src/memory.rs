@@ -1,213 +1,601 @@
-//! The in-memory log: a bounded queue of events with positions, read by one consumer that
-//! commits positions once their deliveries are done. Not durable: it is lost on restart.
+//! The in-memory log (Knative's InMemoryChannel, and the embedded default). Not durable: what
+//! it holds is lost when the process stops.
 //!
-//! The bound is the backpressure: an append to a full log fails (the ingress answers 429), so
-//! memory stays bounded however slow the subscribers are.
+//! Each consumer group has its own queue: an append puts the event (shared, not copied) on the
+//! queue of every group that wants it — all groups, or those a [`Selector`] picks — and wakes
+//! only those. So a group's position is its own, a slow group never holds back another, and
+//! 1,000 triggers cost one index lookup per event, not 1,000 wake-ups.
+//!
+//! Bounds, per group: at most `capacity` events and `max_bytes` bytes waiting (read records in
+//! flight are bounded by the dispatcher's in-flight limit). When an append would overflow a
+//! group, the group's [`Overflow`] policy decides: `Shed` drops that group's oldest waiting
+//! events (counted in [`GroupStats::shed`] and logged) so other groups and the ingress go on;
+//! `Block` fails the whole append with [`AppendError::Full`] (the ingress answers 429) until the
+//! group catches up. Memory is therefore bounded by groups × (capacity, max_bytes).
+//!
+//! Closing the log (its broker or channel was deleted or recreated) or deleting a group stops
+//! new appends; consumers still read everything already accepted, then end.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::event::Event;
+use crate::log::{
+    AppendError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Overflow, Polled,
+    Position, Record, RecordId, RetryState, Selector,
+};
+use crate::tracker::Tracker;
 
-/// One event in a log with its position.
-#[derive(Clone, Debug)]
-pub struct Record {
-    /// Position in the log, from 0.
-    pub position: u64,
-    /// The event.
-    pub event: Arc<Event>,
+/// Bounds of a memory log, per consumer group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// Most events waiting for one group.
+    pub capacity: usize,
+    /// Most bytes of events waiting for one group.
+    pub max_bytes: usize,
 }
 
-/// Why an append failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AppendError {
-    /// The log holds as many events (or bytes) as it may; retry later.
-    #[error("the log is full")]
-    Full,
-    /// The log was closed (its broker or channel was deleted).
-    #[error("the log is closed")]
-    Closed,
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// One event to append and the groups it goes to.
+struct Planned {
+    event: Arc<Event>,
+    size: usize,
+    targets: Vec<Arc<Group>>,
+}
+
+struct Waiting {
+    seq: i64,
+    event: Arc<Event>,
+    size: usize,
+}
+
+struct GroupState {
+    queue: VecDeque<Waiting>,
+    bytes: usize,
+    next_seq: i64,
+    tracker: Tracker,
+    overflow: Overflow,
+    paused: bool,
+    shed: u64,
+    /// No more appends (the group was deleted or the log closed).
+    closed: bool,
+}
+
+struct Group {
+    name: String,
+    state: Mutex<GroupState>,
+    readable: Notify,
+}
+
+impl Group {
+    fn new(spec: &GroupSpec) -> Arc<Self> {
+        Arc::new(Self {
+            name: spec.name.clone(),
+            state: Mutex::new(GroupState {
+                queue: VecDeque::new(),
+                bytes: 0,
+                next_seq: 0,
+                tracker: Tracker::new(0),
+                overflow: spec.overflow,
+                paused: false,
+                shed: 0,
+                closed: false,
+            }),
+            readable: Notify::new(),
+        })
+    }
+
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.readable.notify_one();
+    }
 }
 
 #[derive(Default)]
 struct Inner {
-    /// Position of `entries[0]`.
-    first: u64,
-    entries: VecDeque<(Arc<Event>, usize)>,
-    /// Next position the consumer reads.
-    next_read: u64,
-    bytes: usize,
     closed: bool,
+    groups: HashMap<String, Arc<Group>>,
+    selector: Option<Arc<dyn Selector>>,
+    /// `selector.groups()[i]` → the open group of that name.
+    routed: Vec<Option<Arc<Group>>>,
+    /// Open groups the selector does not name: they get every event.
+    uncovered: Vec<Arc<Group>>,
+}
+
+impl Inner {
+    fn remap(&mut self) {
+        let Inner {
+            groups,
+            selector,
+            routed,
+            uncovered,
+            ..
+        } = self;
+        routed.clear();
+        uncovered.clear();
+        let named: &[String] = selector.as_ref().map(|s| s.groups()).unwrap_or_default();
+        routed.extend(named.iter().map(|n| groups.get(n).cloned()));
+        uncovered.extend(
+            groups
+                .values()
+                .filter(|g| !named.contains(&g.name))
+                .cloned(),
+        );
+    }
+
+    /// The groups that want `event`, pushed onto `out`.
+    fn targets(&self, event: &Event, scratch: &mut Vec<usize>, out: &mut Vec<Arc<Group>>) {
+        if let Some(sel) = &self.selector {
+            scratch.clear();
+            sel.select(event, scratch);
+            out.extend(
+                scratch
+                    .iter()
+                    .filter_map(|&i| self.routed.get(i).and_then(Clone::clone)),
+            );
+        }
+        out.extend(self.uncovered.iter().cloned());
+    }
 }
 
 /// A bounded in-memory log.
 pub struct MemoryLog {
     inner: Mutex<Inner>,
-    readable: Notify,
-    max_events: usize,
-    max_bytes: usize,
+    config: MemoryConfig,
+    unrouted: Arc<AtomicU64>,
 }
 
 impl MemoryLog {
-    /// A log holding at most `max_events` uncommitted events and `max_bytes` of them.
-    pub fn new(max_events: usize, max_bytes: usize) -> Arc<Self> {
+    /// An empty log with these bounds.
+    pub fn new(config: MemoryConfig) -> Arc<Self> {
+        Self::counting_unrouted(config, Arc::default())
+    }
+
+    /// An empty log that adds to `unrouted` every event no group wanted.
+    pub fn counting_unrouted(config: MemoryConfig, unrouted: Arc<AtomicU64>) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
-            readable: Notify::new(),
-            max_events: max_events.max(1),
-            max_bytes: max_bytes.max(1),
+            config: MemoryConfig {
+                capacity: config.capacity.max(1),
+                max_bytes: config.max_bytes.max(1),
+            },
+            unrouted,
         })
     }
 
-    /// Append an event; fails when full.
-    pub fn append(&self, event: Arc<Event>) -> Result<u64, AppendError> {
-        let size = event.size();
-        let position = {
-            let mut g = self.inner.lock();
-            if g.closed {
-                return Err(AppendError::Closed);
+    fn append_now(&self, events: Vec<Arc<Event>>) -> Result<(), AppendError> {
+        let inner = self.inner.lock();
+        if inner.closed {
+            return Err(AppendError::Closed);
+        }
+        let mut scratch = Vec::new();
+        let mut plan: Vec<Planned> = Vec::with_capacity(events.len());
+        for event in events {
+            let mut targets = Vec::new();
+            inner.targets(&event, &mut scratch, &mut targets);
+            if targets.is_empty() {
+                self.unrouted.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-            if g.entries.len() >= self.max_events
-                || (g.bytes + size > self.max_bytes && !g.entries.is_empty())
+            let size = event.size();
+            plan.push(Planned {
+                event,
+                size,
+                targets,
+            });
+        }
+        drop(inner);
+        // Push-back first: a group that blocks refuses the whole batch before anything is queued.
+        self.check_blocking(&plan)?;
+        let mut woken: Vec<Arc<Group>> = Vec::new();
+        for Planned {
+            event,
+            size,
+            targets,
+        } in plan
+        {
+            for g in targets {
+                if self.push(&g, &event, size) && !woken.iter().any(|w| Arc::ptr_eq(w, &g)) {
+                    woken.push(g);
+                }
+            }
+        }
+        for g in woken {
+            g.readable.notify_one();
+        }
+        Ok(())
+    }
+
+    fn check_blocking(&self, plan: &[Planned]) -> Result<(), AppendError> {
+        let mut need: Vec<(&Arc<Group>, usize, usize)> = Vec::new();
+        for Planned { size, targets, .. } in plan {
+            for g in targets {
+                match need.iter_mut().find(|(n, _, _)| Arc::ptr_eq(n, g)) {
+                    Some(entry) => {
+                        entry.1 += 1;
+                        entry.2 += size;
+                    }
+                    None => need.push((g, 1, *size)),
+                }
+            }
+        }
+        for (g, count, bytes) in need {
+            let s = g.state.lock();
+            if s.overflow == Overflow::Block
+                && !s.closed
+                && (s.queue.len() + count > self.config.capacity
+                    || (s.bytes + bytes > self.config.max_bytes && !s.queue.is_empty()))
             {
                 return Err(AppendError::Full);
             }
-            g.entries.push_back((event, size));
-            g.bytes += size;
-            g.first + g.entries.len() as u64 - 1
-        };
-        self.readable.notify_one();
-        Ok(position)
-    }
-
-    /// Append every event or none (a batch is all-or-nothing); returns the first position.
-    pub fn append_all(&self, events: Vec<Arc<Event>>) -> Result<u64, AppendError> {
-        let sizes: Vec<usize> = events.iter().map(|e| e.size()).collect();
-        let total: usize = sizes.iter().sum();
-        let first = {
-            let mut g = self.inner.lock();
-            if g.closed {
-                return Err(AppendError::Closed);
-            }
-            let room = g.entries.len() + events.len() <= self.max_events;
-            let bytes_ok = g.bytes + total <= self.max_bytes || g.entries.is_empty();
-            if !room || !bytes_ok {
-                return Err(AppendError::Full);
-            }
-            let first = g.first + g.entries.len() as u64;
-            for (e, size) in events.into_iter().zip(sizes) {
-                g.entries.push_back((e, size));
-            }
-            g.bytes += total;
-            first
-        };
-        self.readable.notify_one();
-        Ok(first)
-    }
-
-    fn try_next(&self) -> Result<Option<Record>, ()> {
-        let mut g = self.inner.lock();
-        if g.closed {
-            return Err(());
         }
-        let offset = g.next_read - g.first;
-        let Some((event, _)) = g.entries.get(usize::try_from(offset).unwrap_or(usize::MAX)) else {
-            return Ok(None);
-        };
-        let record = Record {
-            position: g.next_read,
+        Ok(())
+    }
+
+    /// Queue `event` for `g`, shedding its oldest waiting events if it must. True when queued.
+    fn push(&self, g: &Group, event: &Arc<Event>, size: usize) -> bool {
+        let mut s = g.state.lock();
+        if s.closed {
+            return false;
+        }
+        let mut shed = 0u64;
+        while !s.queue.is_empty()
+            && (s.queue.len() >= self.config.capacity || s.bytes + size > self.config.max_bytes)
+        {
+            if let Some(old) = s.queue.pop_front() {
+                s.bytes -= old.size;
+                shed += 1;
+                tracing::debug!(group = %g.name, id = %old.event.id, "shed: the group fell too far behind");
+            }
+        }
+        if shed > 0 {
+            let before = s.shed;
+            s.shed += shed;
+            // Log the first shed and then every 1,000th, not every event.
+            if before == 0 || before / 1000 != s.shed / 1000 {
+                tracing::warn!(group = %g.name, shed_total = s.shed, capacity = self.config.capacity,
+                    "events shed: the consumer fell too far behind (annotation knit.dev/overflow: block pushes back instead)");
+            }
+        }
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.bytes += size;
+        s.queue.push_back(Waiting {
+            seq,
             event: event.clone(),
-        };
-        g.next_read += 1;
-        Ok(Some(record))
+            size,
+        });
+        true
     }
 
-    /// The next record for the consumer; waits for one. `None` once the log is closed.
-    pub async fn next(&self) -> Option<Record> {
-        loop {
-            let notified = self.readable.notified();
-            match self.try_next() {
-                Ok(Some(r)) => return Some(r),
-                Ok(None) => notified.await,
-                Err(()) => return None,
+    /// Events waiting (not yet read) over all groups.
+    pub fn waiting(&self) -> usize {
+        let inner = self.inner.lock();
+        inner
+            .groups
+            .values()
+            .map(|g| g.state.lock().queue.len())
+            .sum()
+    }
+}
+
+impl Log for MemoryLog {
+    fn append(&self, events: Vec<Arc<Event>>) -> BoxFuture<'_, Result<(), AppendError>> {
+        let result = self.append_now(events);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn open(&self, spec: GroupSpec) -> BoxFuture<'_, Result<Arc<dyn Consumer>, LogError>> {
+        let result = (|| {
+            let mut inner = self.inner.lock();
+            if inner.closed {
+                return Err(LogError::Closed);
             }
-        }
-    }
-
-    /// Forget every record before `position` (they are done).
-    pub fn commit(&self, position: u64) {
-        let mut g = self.inner.lock();
-        while g.first < position.min(g.next_read) {
-            match g.entries.pop_front() {
-                Some((_, size)) => {
-                    g.bytes -= size;
-                    g.first += 1;
+            let group = match inner.groups.get(&spec.name) {
+                Some(g) => {
+                    g.state.lock().overflow = spec.overflow;
+                    g.clone()
                 }
-                None => break,
-            }
+                None => {
+                    let g = Group::new(&spec);
+                    inner.groups.insert(spec.name.clone(), g.clone());
+                    inner.remap();
+                    g
+                }
+            };
+            Ok(Arc::new(MemoryConsumer { group }) as Arc<dyn Consumer>)
+        })();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn delete_group(&self, name: &str) -> BoxFuture<'_, Result<(), LogError>> {
+        let mut inner = self.inner.lock();
+        if let Some(g) = inner.groups.remove(name) {
+            g.close();
+            inner.remap();
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn select(&self, selector: Option<Arc<dyn Selector>>) {
+        let mut inner = self.inner.lock();
+        inner.selector = selector;
+        inner.remap();
+    }
+
+    fn close(&self) {
+        let mut inner = self.inner.lock();
+        inner.closed = true;
+        for g in inner.groups.values() {
+            g.close();
         }
     }
 
-    /// Close the log: appends fail and the consumer stops.
-    pub fn close(&self) {
-        self.inner.lock().closed = true;
-        self.readable.notify_waiters();
-        self.readable.notify_one();
+    fn durable(&self) -> bool {
+        false
+    }
+}
+
+/// The consumer of one memory group.
+struct MemoryConsumer {
+    group: Arc<Group>,
+}
+
+impl MemoryConsumer {
+    fn take(&self, max: usize) -> Option<Option<Polled>> {
+        let mut s = self.group.state.lock();
+        if !s.paused && !s.queue.is_empty() {
+            let n = s.queue.len().min(max.max(1));
+            let mut records = Vec::with_capacity(n);
+            for _ in 0..n {
+                let Some(w) = s.queue.pop_front() else { break };
+                s.bytes -= w.size;
+                s.tracker.seen(w.seq);
+                let key = w
+                    .event
+                    .extension("partitionkey")
+                    .map(|v| Arc::from(v.to_string()));
+                records.push(Record {
+                    id: RecordId {
+                        position: Position {
+                            stream: 0,
+                            partition: 0,
+                            offset: w.seq,
+                        },
+                        generation: 0,
+                    },
+                    event: w.event,
+                    key,
+                    retry: None,
+                });
+            }
+            return Some(Some(Polled::Records(records)));
+        }
+        if s.closed && s.queue.is_empty() {
+            return Some(None);
+        }
+        None
+    }
+}
+
+impl Consumer for MemoryConsumer {
+    fn poll(&self, max: usize) -> BoxFuture<'_, Option<Polled>> {
+        Box::pin(async move {
+            loop {
+                let notified = self.group.readable.notified();
+                if let Some(out) = self.take(max) {
+                    return out;
+                }
+                notified.await;
+            }
+        })
     }
 
-    /// Events held (read or not, not yet committed).
-    pub fn len(&self) -> usize {
-        self.inner.lock().entries.len()
+    fn done(&self, id: RecordId) {
+        self.group.state.lock().tracker.finish(id.position.offset);
     }
 
-    /// Whether the log holds no events.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn commit(&self) -> BoxFuture<'_, Result<(), LogError>> {
+        // Nothing survives the process, so there is nowhere to commit to; the tracker alone
+        // tells how far the group got.
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn pause(&self) {
+        self.group.state.lock().paused = true;
+    }
+
+    fn resume(&self) {
+        let was = std::mem::replace(&mut self.group.state.lock().paused, false);
+        if was {
+            self.group.readable.notify_one();
+        }
+    }
+
+    fn defer(&self, _: &Record, _: RetryState) -> BoxFuture<'_, Result<bool, LogError>> {
+        Box::pin(std::future::ready(Ok(false)))
+    }
+
+    fn stats(&self) -> GroupStats {
+        let s = self.group.state.lock();
+        GroupStats {
+            lag: Some((s.queue.len() + s.tracker.outstanding()) as u64),
+            shed: s.shed,
+        }
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::StartAt;
 
     fn ev(id: &str) -> Arc<Event> {
         Arc::new(Event::new(id, "s", "t"))
     }
 
-    #[tokio::test]
-    async fn append_read_commit() {
-        let log = MemoryLog::new(2, 1 << 20);
-        assert_eq!(log.append(ev("a")), Ok(0));
-        assert_eq!(log.append(ev("b")), Ok(1));
-        assert_eq!(log.append(ev("c")), Err(AppendError::Full));
-        let r = log.next().await.expect("record");
-        assert_eq!((r.position, r.event.id.as_str()), (0, "a"));
-        log.commit(1);
-        assert_eq!(log.append(ev("c")), Ok(2));
-        assert_eq!(log.next().await.map(|r| r.position), Some(1));
-        assert_eq!(log.next().await.map(|r| r.position), Some(2));
+    fn spec(name: &str, overflow: Overflow) -> GroupSpec {
+        GroupSpec {
+            name: name.into(),
+            start: StartAt::Latest,
+            overflow,
+            durable_retries: false,
+        }
+    }
+
+    async fn ids(c: &dyn Consumer, max: usize) -> Vec<String> {
+        match c.poll(max).await {
+            Some(Polled::Records(rs)) => rs.iter().map(|r| r.event.id.clone()).collect(),
+            other => panic!("expected records, got {other:?}"),
+        }
+    }
+
+    fn cfg(capacity: usize) -> MemoryConfig {
+        MemoryConfig {
+            capacity,
+            max_bytes: 1 << 20,
+        }
     }
 
     #[tokio::test]
-    async fn commit_never_drops_unread_records() {
-        let log = MemoryLog::new(10, 1 << 20);
-        log.append(ev("a")).expect("room");
-        log.commit(5);
-        assert_eq!(log.len(), 1);
-        assert_eq!(log.next().await.map(|r| r.position), Some(0));
+    async fn every_group_has_its_own_position() {
+        let log = MemoryLog::new(cfg(10));
+        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
+        let b = log.open(spec("b", Overflow::Shed)).await.expect("open");
+        log.append(vec![ev("1"), ev("2")]).await.expect("append");
+        assert_eq!(ids(a.as_ref(), 1).await, ["1"]);
+        assert_eq!(ids(b.as_ref(), 10).await, ["1", "2"]);
+        assert_eq!(ids(a.as_ref(), 10).await, ["2"]);
     }
 
     #[tokio::test]
-    async fn close_wakes_the_consumer() {
-        let log = MemoryLog::new(10, 1 << 20);
-        let l2 = log.clone();
-        let waiter = tokio::spawn(async move { l2.next().await.is_none() });
-        tokio::task::yield_now().await;
+    async fn a_lagging_group_sheds_without_holding_back_others() {
+        let log = MemoryLog::new(cfg(3));
+        let slow = log.open(spec("slow", Overflow::Shed)).await.expect("open");
+        let fast = log.open(spec("fast", Overflow::Shed)).await.expect("open");
+        for i in 0..5 {
+            log.append(vec![ev(&i.to_string())])
+                .await
+                .expect("never refused");
+            assert_eq!(ids(fast.as_ref(), 10).await, [i.to_string()]);
+        }
+        assert_eq!(slow.stats().shed, 2);
+        assert_eq!(
+            ids(slow.as_ref(), 10).await,
+            ["2", "3", "4"],
+            "oldest shed first"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_blocking_group_pushes_back_all_or_nothing() {
+        let log = MemoryLog::new(cfg(2));
+        let slow = log.open(spec("slow", Overflow::Block)).await.expect("open");
+        let fast = log.open(spec("fast", Overflow::Shed)).await.expect("open");
+        log.append(vec![ev("1")]).await.expect("room");
+        assert_eq!(
+            log.append(vec![ev("2"), ev("3")]).await,
+            Err(AppendError::Full)
+        );
+        assert_eq!(
+            ids(fast.as_ref(), 10).await,
+            ["1"],
+            "nothing of the batch queued"
+        );
+        assert_eq!(ids(slow.as_ref(), 10).await, ["1"]);
+        log.append(vec![ev("2"), ev("3")])
+            .await
+            .expect("room again");
+    }
+
+    struct OnlyGroup(Vec<String>, &'static str);
+
+    impl Selector for OnlyGroup {
+        fn groups(&self) -> &[String] {
+            &self.0
+        }
+        fn select(&self, e: &Event, out: &mut Vec<usize>) {
+            if e.id == self.1 {
+                out.push(0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_selector_skips_groups_that_do_not_want_an_event() {
+        let log = MemoryLog::new(cfg(10));
+        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
+        let other = log.open(spec("other", Overflow::Shed)).await.expect("open");
+        log.select(Some(Arc::new(OnlyGroup(vec!["a".into()], "x"))));
+        log.append(vec![ev("y"), ev("x")]).await.expect("append");
+        assert_eq!(ids(a.as_ref(), 10).await, ["x"]);
+        assert_eq!(
+            ids(other.as_ref(), 10).await,
+            ["y", "x"],
+            "groups the selector does not name get everything"
+        );
+    }
+
+    #[tokio::test]
+    async fn closing_drains_what_was_accepted() {
+        let log = MemoryLog::new(cfg(10));
+        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
+        log.append(vec![ev("1")]).await.expect("append");
         log.close();
+        assert_eq!(log.append(vec![ev("2")]).await, Err(AppendError::Closed));
+        assert_eq!(
+            ids(a.as_ref(), 10).await,
+            ["1"],
+            "accepted before the close"
+        );
+        assert!(a.poll(10).await.is_none(), "then the consumer ends");
+    }
+
+    #[tokio::test]
+    async fn a_closed_group_wakes_its_waiting_consumer() {
+        let log = MemoryLog::new(cfg(10));
+        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
+        let waiter = tokio::spawn(async move { a.poll(1).await.is_none() });
+        tokio::task::yield_now().await;
+        log.delete_group("a").await.expect("delete");
         assert!(waiter.await.expect("joined"));
-        assert_eq!(log.append(ev("a")), Err(AppendError::Closed));
+    }
+
+    #[tokio::test]
+    async fn paused_consumers_get_nothing_until_resumed() {
+        let log = MemoryLog::new(cfg(10));
+        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
+        a.pause();
+        log.append(vec![ev("1")]).await.expect("append");
+        let polled = tokio::time::timeout(std::time::Duration::from_millis(20), a.poll(1)).await;
+        assert!(polled.is_err(), "paused");
+        a.resume();
+        assert_eq!(ids(a.as_ref(), 1).await, ["1"]);
+        assert_eq!(a.stats().lag, Some(1), "read, not done");
+        a.done(RecordId {
+            position: Position {
+                stream: 0,
+                partition: 0,
+                offset: 0,
+            },
+            generation: 0,
+        });
+        assert_eq!(a.stats().lag, Some(0));
     }
 }

@@ -1,0 +1,613 @@
+//! The consumer of one group on Kafka (kafka-nats.md §5.3–§5.4):
+//!
+//! - positioned before it runs: partitions where the group has no committed offset get one —
+//!   the end for `StartAt::Latest` (so every event sent after the egress turned Ready is
+//!   delivered, as Knative's InitOffsets), the beginning for `Earliest` and for the retry topic;
+//! - a [`Tracker`] per partition; commits carry only the finished prefix (the next offset to
+//!   read), asynchronously while running and synchronously on revocation and close;
+//! - on revocation (a rebalance) the revoked partitions' finished prefix is committed at once,
+//!   their trackers dropped and the assignment generation bumped, so completions of records
+//!   read before are ignored (their new owner reads them again);
+//! - `pause` pauses the assigned partitions while the caller keeps polling, so the consumer
+//!   stays in its group (librdkafka discards the prefetched records and refetches them);
+//! - deferred retries are produced to `<group>.retry` with Knit's `knit-*` headers, and the
+//!   consumer reads that topic too;
+//! - once its log is closed, the consumer reads to the end offsets of that moment and then
+//!   ends, so a deleted broker's accepted events are still delivered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use parking_lot::Mutex;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::Notify;
+
+use super::binding::{self, ContentMode, InRecord};
+use super::cluster::{ADMIN_TIMEOUT, Cluster, TopicSpec, backend};
+use super::log::{acked, produce, retry_topic};
+use crate::log::{
+    BoxFuture, Consumer, GroupSpec, GroupStats, LogError, Polled, Position, Record, RecordId,
+    RetryState, StartAt,
+};
+use crate::tracker::Tracker;
+
+const ATTEMPTS: &str = "knit-attempts";
+const NOT_BEFORE: &str = "knit-not-before";
+const LAST_DEST: &str = "knit-last-dest";
+const LAST_STATUS: &str = "knit-last-status";
+
+/// Draining after the log was closed: read up to these end offsets, then stop.
+#[derive(Default)]
+struct Drain {
+    /// `(stream, partition)` → end offset when the log was closed; `None` until read.
+    ends: Option<HashMap<(u8, i32), i64>>,
+    /// Committed offsets when the drain started (partitions with no record since).
+    start: HashMap<(u8, i32), i64>,
+}
+
+#[derive(Default)]
+struct State {
+    generation: u64,
+    trackers: HashMap<(u8, i32), Tracker>,
+    committed: HashMap<(u8, i32), i64>,
+    revoked: Vec<(u8, i32)>,
+    paused: bool,
+    drain: Option<Drain>,
+}
+
+impl State {
+    fn commit_list(&mut self, streams: &[String], all: bool) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for (&(s, p), t) in &self.trackers {
+            let point = t.commit_point();
+            if !all && self.committed.get(&(s, p)) == Some(&point) {
+                continue;
+            }
+            if let Some(topic) = streams.get(usize::from(s))
+                && tpl
+                    .add_partition_offset(topic, p, Offset::Offset(point))
+                    .is_ok()
+            {
+                self.committed.insert((s, p), point);
+            }
+        }
+        tpl
+    }
+
+    fn drained(&self) -> bool {
+        let Some(Drain {
+            ends: Some(ends),
+            start,
+        }) = &self.drain
+        else {
+            return false;
+        };
+        ends.iter().all(|(key, &end)| {
+            let done = match self.trackers.get(key) {
+                Some(t) => t.commit_point(),
+                None => start.get(key).copied().unwrap_or(i64::MIN),
+            };
+            done >= end
+        })
+    }
+}
+
+/// What the consumer shares with its rdkafka context.
+pub(crate) struct ConsumerShared {
+    state: Mutex<State>,
+    wake: Notify,
+    /// Topic of each stream index; the last one is the retry topic when there is one.
+    streams: Vec<String>,
+    group: String,
+}
+
+impl ConsumerShared {
+    fn stream_of(&self, topic: &str) -> Option<u8> {
+        self.streams
+            .iter()
+            .position(|t| t == topic)
+            .and_then(|i| u8::try_from(i).ok())
+    }
+
+    /// The log was closed: finish what it holds, then end.
+    pub(crate) fn drain_to_end(&self) {
+        let mut st = self.state.lock();
+        if st.drain.is_none() {
+            st.drain = Some(Drain::default());
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+}
+
+/// The rdkafka context: rebalance and commit callbacks.
+struct Ctx {
+    shared: Arc<ConsumerShared>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let mut commit = TopicPartitionList::new();
+        let mut gone = Vec::new();
+        {
+            let mut st = self.shared.state.lock();
+            for e in tpl.elements() {
+                let Some(s) = self.shared.stream_of(e.topic()) else {
+                    continue;
+                };
+                let key = (s, e.partition());
+                if let Some(t) = st.trackers.remove(&key) {
+                    let point = t.commit_point();
+                    if st.committed.get(&key) != Some(&point) {
+                        let _ = commit.add_partition_offset(
+                            e.topic(),
+                            e.partition(),
+                            Offset::Offset(point),
+                        );
+                    }
+                }
+                st.committed.remove(&key);
+                gone.push(key);
+            }
+            st.generation += 1;
+            st.revoked.extend(gone);
+        }
+        if commit.count() > 0
+            && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
+        {
+            tracing::warn!(group = %self.shared.group, error = %e, "commit on revocation failed; those records are read again");
+        }
+        self.shared.wake.notify_one();
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::debug!(group = %self.shared.group, partitions = tpl.count(), "partitions assigned");
+            if self.shared.state.lock().paused {
+                let _ = consumer.pause(tpl);
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::debug!(group = %self.shared.group, error = %e, "commit failed");
+        }
+    }
+}
+
+/// The consumer of one group.
+pub(crate) struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<Ctx>>,
+    shared: Arc<ConsumerShared>,
+    cluster: Arc<Cluster>,
+    retry: Option<String>,
+    foreign_source: String,
+}
+
+impl KafkaConsumer {
+    /// Create the retry topic if wanted, position the group, join it.
+    pub(crate) async fn open(
+        cluster: Arc<Cluster>,
+        topics: &TopicSpec,
+        spec: GroupSpec,
+    ) -> Result<Self, LogError> {
+        let mut streams = topics.topics.clone();
+        let retry = spec.durable_retries.then(|| retry_topic(&spec.name));
+        if let Some(r) = &retry {
+            cluster
+                .create_topics(
+                    std::slice::from_ref(r),
+                    topics.partitions,
+                    topics.replication_factor,
+                    &[],
+                )
+                .await?;
+            streams.push(r.clone());
+        }
+        position(&cluster, &spec, &streams, retry.as_deref()).await?;
+        let shared = Arc::new(ConsumerShared {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            streams: streams.clone(),
+            group: spec.name.clone(),
+        });
+        let mut cfg = cluster.base_config();
+        cfg.set("group.id", &spec.name)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.offset.reset",
+                match spec.start {
+                    StartAt::Latest => "latest",
+                    StartAt::Earliest => "earliest",
+                },
+            )
+            // A killed process's membership expires quickly, so its successor starts soon.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("max.poll.interval.ms", "300000")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", "16384")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer<Ctx> = cfg
+            .create_with_context(Ctx {
+                shared: shared.clone(),
+            })
+            .map_err(|e| backend("cannot create the consumer", e))?;
+        let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| backend("cannot subscribe", e))?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            shared,
+            cluster,
+            retry,
+            foreign_source: topics.foreign_source.clone(),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> Arc<ConsumerShared> {
+        self.shared.clone()
+    }
+
+    fn record(&self, m: &BorrowedMessage<'_>) -> Option<Record> {
+        let topic = m.topic();
+        let stream = self.shared.stream_of(topic)?;
+        let headers: Vec<(&str, &[u8])> = m
+            .headers()
+            .map(|h| h.iter().map(|x| (x.key, x.value.unwrap_or(&[]))).collect())
+            .unwrap_or_default();
+        let retry = self
+            .retry
+            .as_deref()
+            .filter(|r| *r == topic)
+            .map(|_| retry_state(&headers));
+        let input = InRecord {
+            topic,
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis(),
+            key: m.key(),
+            headers,
+            value: m.payload(),
+        };
+        let event = match binding::decode(&input) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(group = %self.shared.group, topic, offset = m.offset(), error = %e, "not a CloudEvent: wrapped");
+                binding::wrap_foreign(&input, &format!("{}#{topic}", self.foreign_source))
+            }
+        };
+        let key: Option<Arc<str>> = match m.key() {
+            Some(k) => Some(Arc::from(String::from_utf8_lossy(k).as_ref())),
+            None => event
+                .extension("partitionkey")
+                .map(|v| Arc::from(v.to_string())),
+        };
+        let mut st = self.shared.state.lock();
+        st.trackers
+            .entry((stream, m.partition()))
+            .or_insert_with(|| Tracker::new(m.offset()))
+            .seen(m.offset());
+        Some(Record {
+            id: RecordId {
+                position: Position {
+                    stream,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                },
+                generation: st.generation,
+            },
+            event: Arc::new(event),
+            key,
+            retry,
+        })
+    }
+
+    async fn read_drain_ends(&self) {
+        let consumer = self.consumer.clone();
+        let streams = self.shared.streams.clone();
+        let read = tokio::task::spawn_blocking(move || -> KafkaResult<_> {
+            let mut ends = HashMap::new();
+            let mut all = TopicPartitionList::new();
+            for (s, topic) in streams.iter().enumerate() {
+                let Ok(s) = u8::try_from(s) else { continue };
+                let md = consumer.fetch_metadata(Some(topic), ADMIN_TIMEOUT)?;
+                for t in md.topics() {
+                    for p in t.partitions() {
+                        let (_, high) = consumer.fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)?;
+                        ends.insert((s, p.id()), high);
+                        all.add_partition(topic, p.id());
+                    }
+                }
+            }
+            let committed = consumer.committed_offsets(all, ADMIN_TIMEOUT)?;
+            let mut start = HashMap::new();
+            for e in committed.elements() {
+                if let (Some(s), Offset::Offset(o)) =
+                    (streams.iter().position(|t| t == e.topic()), e.offset())
+                    && let Ok(s) = u8::try_from(s)
+                {
+                    start.insert((s, e.partition()), o);
+                }
+            }
+            Ok((ends, start))
+        })
+        .await;
+        let mut st = self.shared.state.lock();
+        match read {
+            Ok(Ok((ends, start))) => {
+                if let Some(d) = st.drain.as_mut() {
+                    d.ends = Some(ends);
+                    d.start = start;
+                }
+            }
+            other => {
+                tracing::warn!(group = %self.shared.group, result = ?other.err(), "cannot read the end offsets to drain to; stopping now (the rest stays in the topic)");
+                if let Some(d) = st.drain.as_mut() {
+                    d.ends = Some(HashMap::new());
+                }
+            }
+        }
+    }
+
+    fn assignment(&self) -> Option<TopicPartitionList> {
+        self.consumer.assignment().ok()
+    }
+}
+
+fn retry_state(headers: &[(&str, &[u8])]) -> RetryState {
+    let text = |name: &str| {
+        headers
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    RetryState {
+        attempts: text(ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or(0),
+        not_before_ms: text(NOT_BEFORE).and_then(|v| v.parse().ok()).unwrap_or(0),
+        last_dest: text(LAST_DEST).unwrap_or_default().to_string(),
+        last_status: text(LAST_STATUS).and_then(|v| v.parse().ok()),
+    }
+}
+
+/// Give the group a committed offset on every partition that has none: the end of the log's
+/// topics (or their beginning for `Earliest`), the beginning of the retry topic.
+async fn position(
+    cluster: &Arc<Cluster>,
+    spec: &GroupSpec,
+    streams: &[String],
+    retry: Option<&str>,
+) -> Result<(), LogError> {
+    let mut cfg = cluster.base_config();
+    cfg.set("group.id", &spec.name)
+        .set("enable.auto.commit", "false");
+    let streams = streams.to_vec();
+    let retry = retry.map(str::to_string);
+    let start = spec.start;
+    tokio::task::spawn_blocking(move || -> Result<(), LogError> {
+        let c: BaseConsumer = cfg
+            .create()
+            .map_err(|e| backend("cannot create a consumer", e))?;
+        let mut all = TopicPartitionList::new();
+        for topic in &streams {
+            let md = c
+                .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+                .map_err(|e| backend(&format!("reading the metadata of {topic}"), e))?;
+            for t in md.topics() {
+                if let Some(err) = t.error() {
+                    return Err(LogError::Backend(format!("topic {topic}: {err:?}")));
+                }
+                for p in t.partitions() {
+                    all.add_partition(topic, p.id());
+                }
+            }
+        }
+        let committed = c
+            .committed_offsets(all, ADMIN_TIMEOUT)
+            .map_err(|e| backend("reading the group's committed offsets", e))?;
+        let mut set = TopicPartitionList::new();
+        for e in committed.elements() {
+            if matches!(e.offset(), Offset::Offset(o) if o >= 0) {
+                continue;
+            }
+            let (low, high) = c
+                .fetch_watermarks(e.topic(), e.partition(), ADMIN_TIMEOUT)
+                .map_err(|err| {
+                    backend(&format!("reading the end offsets of {}", e.topic()), err)
+                })?;
+            let from_start = retry.as_deref() == Some(e.topic()) || start == StartAt::Earliest;
+            let offset = if from_start { low } else { high };
+            let _ = set.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
+        }
+        if set.count() > 0 {
+            c.assign(&set)
+                .map_err(|e| backend("positioning the consumer group", e))?;
+            c.commit(&set, CommitMode::Sync)
+                .map_err(|e| backend("positioning the consumer group", e))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| backend("positioning the consumer group", e))?
+}
+
+impl Consumer for KafkaConsumer {
+    fn poll(&self, max: usize) -> BoxFuture<'_, Option<Polled>> {
+        Box::pin(async move {
+            loop {
+                let woken = self.shared.wake.notified();
+                let need_ends = {
+                    let mut st = self.shared.state.lock();
+                    if !st.revoked.is_empty() {
+                        return Some(Polled::Revoked(std::mem::take(&mut st.revoked)));
+                    }
+                    if st.drained() {
+                        return None;
+                    }
+                    st.drain.as_ref().is_some_and(|d| d.ends.is_none())
+                };
+                if need_ends {
+                    self.read_drain_ends().await;
+                    continue;
+                }
+                tokio::select! {
+                    biased;
+                    () = woken => continue,
+                    m = self.consumer.recv() => match m {
+                        Ok(m) => {
+                            let mut out = Vec::new();
+                            out.extend(self.record(&m));
+                            drop(m);
+                            while out.len() < max {
+                                match self.consumer.recv().now_or_never() {
+                                    Some(Ok(m)) => out.extend(self.record(&m)),
+                                    Some(Err(e)) => {
+                                        tracing::debug!(group = %self.shared.group, error = %e, "consumer error");
+                                        break;
+                                    }
+                                    None => break,
+                                }
+                            }
+                            if !out.is_empty() {
+                                return Some(Polled::Records(out));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(group = %self.shared.group, error = %e, "consumer error");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    },
+                }
+            }
+        })
+    }
+
+    fn done(&self, id: RecordId) {
+        let p = id.position;
+        let moved_to_end = {
+            let mut st = self.shared.state.lock();
+            if id.generation != st.generation {
+                return;
+            }
+            if let Some(t) = st.trackers.get_mut(&(p.stream, p.partition)) {
+                t.finish(p.offset);
+            }
+            st.drain.is_some() && st.drained()
+        };
+        if moved_to_end {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    fn commit(&self) -> BoxFuture<'_, Result<(), LogError>> {
+        let tpl = self
+            .shared
+            .state
+            .lock()
+            .commit_list(&self.shared.streams, false);
+        let result = if tpl.count() == 0 {
+            Ok(())
+        } else {
+            self.consumer
+                .commit(&tpl, CommitMode::Async)
+                .map_err(|e| backend("commit", e))
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn pause(&self) {
+        self.shared.state.lock().paused = true;
+        if let Some(a) = self.assignment() {
+            let _ = self.consumer.pause(&a);
+        }
+    }
+
+    fn resume(&self) {
+        self.shared.state.lock().paused = false;
+        if let Some(a) = self.assignment() {
+            let _ = self.consumer.resume(&a);
+        }
+    }
+
+    fn defer(&self, record: &Record, state: RetryState) -> BoxFuture<'_, Result<bool, LogError>> {
+        let draining = self.shared.state.lock().drain.is_some();
+        let Some(topic) = self.retry.clone().filter(|_| !draining) else {
+            return Box::pin(std::future::ready(Ok(false)));
+        };
+        let out = binding::encode(&record.event, ContentMode::Binary);
+        let mut extra = vec![
+            (
+                ATTEMPTS.to_string(),
+                state.attempts.to_string().into_bytes(),
+            ),
+            (
+                NOT_BEFORE.to_string(),
+                state.not_before_ms.to_string().into_bytes(),
+            ),
+            (LAST_DEST.to_string(), state.last_dest.into_bytes()),
+        ];
+        if let Some(s) = state.last_status {
+            extra.push((LAST_STATUS.to_string(), s.to_string().into_bytes()));
+        }
+        let sent = produce(&self.cluster, &topic, &out, &extra);
+        Box::pin(async move {
+            let f = sent.map_err(|e| backend("storing a retry", e))?;
+            acked(f).await.map_err(|e| backend("storing a retry", e))?;
+            Ok(true)
+        })
+    }
+
+    fn stats(&self) -> GroupStats {
+        let st = self.shared.state.lock();
+        GroupStats { lag: None, shed: 0 }
+            .with_outstanding(st.trackers.values().map(Tracker::outstanding).sum())
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let tpl = self
+            .shared
+            .state
+            .lock()
+            .commit_list(&self.shared.streams, true);
+        let consumer = self.consumer.clone();
+        let group = self.shared.group.clone();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                if tpl.count() > 0
+                    && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+                {
+                    tracing::warn!(group = %group, error = %e, "final commit failed; the last records are read again");
+                }
+                consumer.unsubscribe();
+            })
+            .await;
+        })
+    }
+}
+
+trait WithOutstanding {
+    fn with_outstanding(self, n: usize) -> Self;
+}
+
+impl WithOutstanding for GroupStats {
+    fn with_outstanding(mut self, n: usize) -> Self {
+        self.lag = Some(n as u64);
+        self
+    }
+}

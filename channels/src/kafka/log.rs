@@ -1,0 +1,173 @@
+//! A Kafka topic as a [`Log`]: appends are produced with the shared idempotent producer and
+//! resolve on the broker's acknowledgement; each consumer group is a [`KafkaConsumer`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::join_all;
+use parking_lot::Mutex;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+
+use super::binding::{self, OutRecord};
+use super::cluster::{Cluster, TopicSpec};
+use super::consumer::{ConsumerShared, KafkaConsumer};
+use crate::event::Event;
+use crate::log::{AppendError, BoxFuture, Consumer, GroupSpec, Log, LogError};
+
+/// The retry topic of a consumer group: `<group>.retry`, with characters Kafka does not take
+/// in topic names replaced by `_`.
+pub(crate) fn retry_topic(group: &str) -> String {
+    let clean: String = group
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut t = format!("{clean}.retry");
+    t.truncate(249);
+    t
+}
+
+/// Headers of a record as rdkafka takes them.
+pub(crate) fn owned_headers(headers: &[(String, Vec<u8>)]) -> OwnedHeaders {
+    let mut h = OwnedHeaders::new_with_capacity(headers.len());
+    for (k, v) in headers {
+        h = h.insert(Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    h
+}
+
+/// Produce one record; `Err` when it cannot even be queued.
+pub(crate) fn produce(
+    cluster: &Cluster,
+    topic: &str,
+    record: &OutRecord,
+    extra: &[(String, Vec<u8>)],
+) -> Result<DeliveryFuture, AppendError> {
+    let mut headers = record.headers.clone();
+    headers.extend_from_slice(extra);
+    let mut fr: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(topic).headers(owned_headers(&headers));
+    if let Some(k) = &record.key {
+        fr = fr.key(k.as_slice());
+    }
+    if let Some(v) = &record.value {
+        fr = fr.payload(v.as_slice());
+    }
+    cluster
+        .producer
+        .send_result(fr)
+        .map_err(|(e, _)| append_error(&e))
+}
+
+/// An acknowledgement, or why there is none.
+pub(crate) async fn acked(f: DeliveryFuture) -> Result<(), AppendError> {
+    match f.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(append_error(&e)),
+        Err(_) => Err(AppendError::Unavailable(
+            "the producer was shut down".into(),
+        )),
+    }
+}
+
+fn append_error(e: &KafkaError) -> AppendError {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => AppendError::Full,
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => AppendError::TooLarge(e.to_string()),
+        _ => AppendError::Unavailable(e.to_string()),
+    }
+}
+
+/// A log on Kafka topics.
+pub struct KafkaLog {
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) spec: TopicSpec,
+    closed: AtomicBool,
+    consumers: Mutex<Vec<std::sync::Weak<ConsumerShared>>>,
+}
+
+impl KafkaLog {
+    pub(crate) fn new(cluster: Arc<Cluster>, spec: TopicSpec) -> Self {
+        Self {
+            cluster,
+            spec,
+            closed: AtomicBool::new(false),
+            consumers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn topic(&self) -> Option<&str> {
+        self.spec.topics.first().map(String::as_str)
+    }
+
+    async fn append_all(&self, events: Vec<Arc<Event>>) -> Result<(), AppendError> {
+        if self.closed.load(Ordering::Relaxed) || !self.spec.writable {
+            return Err(AppendError::Closed);
+        }
+        let Some(topic) = self.topic() else {
+            return Err(AppendError::Closed);
+        };
+        let mut pending = Vec::with_capacity(events.len());
+        for e in &events {
+            let record = binding::encode(e, self.spec.content_mode);
+            pending.push(produce(&self.cluster, topic, &record, &[])?);
+        }
+        for r in join_all(pending.into_iter().map(acked)).await {
+            r?;
+        }
+        Ok(())
+    }
+}
+
+impl Log for KafkaLog {
+    fn append(&self, events: Vec<Arc<Event>>) -> BoxFuture<'_, Result<(), AppendError>> {
+        Box::pin(self.append_all(events))
+    }
+
+    fn open(&self, spec: GroupSpec) -> BoxFuture<'_, Result<Arc<dyn Consumer>, LogError>> {
+        Box::pin(async move {
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(LogError::Closed);
+            }
+            let consumer = KafkaConsumer::open(self.cluster.clone(), &self.spec, spec).await?;
+            let mut live = self.consumers.lock();
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&consumer.shared()));
+            Ok(Arc::new(consumer) as Arc<dyn Consumer>)
+        })
+    }
+
+    fn delete_group(&self, name: &str) -> BoxFuture<'_, Result<(), LogError>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            self.cluster.delete_group(&name).await?;
+            self.cluster.delete_topics(&[retry_topic(&name)]).await
+        })
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        for c in self
+            .consumers
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+        {
+            c.drain_to_end();
+        }
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}
