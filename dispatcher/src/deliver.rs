@@ -1,4 +1,7 @@
-//! Delivering one event to one egress: attempts with backoff, replies, dead-lettering.
+//! Delivering one event to one egress: attempts with backoff (in memory, or deferred to the
+//! log's durable retry stream), replies, dead-lettering. On durable logs a dead-letter sink
+//! that fails is retried until it takes the event: the record stays unfinished, so its
+//! position is never committed past it (unlike Knative's Kafka broker, which commits it).
 
 use std::time::Duration;
 
@@ -6,6 +9,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use knit_channels::event::{Event, ExtValue};
+use knit_channels::{Consumer, Record, RetryState};
 use knit_crds::api::duck::DeliveryFormat;
 
 use crate::binding::{self, Decoded};
@@ -18,6 +22,10 @@ use crate::sender::{Attempt, Deadline, Sender};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Most bytes of a failed response kept in `knativeerrordata`.
 pub const ERROR_DATA_MAX: usize = 1024;
+/// Shortest wait between attempts at a held dead-letter sink.
+const HOLD_MIN_WAIT: Duration = Duration::from_millis(100);
+/// Longest wait between attempts at a held dead-letter sink.
+const HOLD_MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// Why an attempt failed.
 #[derive(Debug, Clone)]
@@ -89,47 +97,75 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     policy::parse_retry_after(v, jiff::Timestamp::now())
 }
 
-/// Deliver `event` (as stored in the log) to `egress`.
+/// Deliver `record` to `egress`. A record read back from a retry stream resumes its attempt
+/// count. After a failed attempt with retries left, `consumer` is asked to store the record on
+/// its durable retry stream (then the fate is [`Fate::Deferred`]); backends without one retry
+/// here, in memory.
 pub async fn deliver(
     sender: &Sender,
     egress: &EgressRuntime,
-    event: &Event,
+    record: &Record,
+    consumer: &dyn Consumer,
     deadline: &mut Deadline,
 ) -> Fate {
+    let event: &Event = &record.event;
     // Attributes carried to replies (a Broker's hop counter) are not for the subscriber.
     let skip = egress.carried();
-    let (mut headers, body) = encode(event, egress.config.delivery.format, skip);
-    headers.insert(
-        HeaderName::from_static("prefer"),
-        HeaderValue::from_static("reply"),
-    );
-    if let Some(ns) = &egress.namespace {
-        headers.insert(HeaderName::from_static("kn-namespace"), ns.clone());
-    }
-
     let spec = &egress.config.delivery;
-    let attempts_allowed = spec.retry.saturating_add(1);
-    let mut last: Option<Failure> = None;
-    let mut attempts = 0;
-    for k in 0..attempts_allowed {
-        if k > 0 {
-            let (status, ra) = last
-                .as_ref()
-                .map(|f| (f.status, f.retry_after))
-                .unwrap_or((None, None));
-            tokio::time::sleep(policy::wait_before(spec, k, status, ra)).await;
+    let allowed = spec.retry.saturating_add(1);
+    let (mut attempts, mut last) = match &record.retry {
+        Some(r) => (
+            r.attempts,
+            Some(Failure {
+                dest: r.last_dest.clone(),
+                status: r.last_status,
+                body: Bytes::new(),
+                retry_after: None,
+                retryable: true,
+                error: match r.last_status {
+                    Some(s) => format!("status {s}"),
+                    None => "no answer".into(),
+                },
+            }),
+        ),
+        None => (0, None),
+    };
+    if attempts < allowed {
+        let (mut headers, body) = encode(event, spec.format, skip);
+        headers.insert(
+            HeaderName::from_static("prefer"),
+            HeaderValue::from_static("reply"),
+        );
+        if let Some(ns) = &egress.namespace {
+            headers.insert(HeaderName::from_static("kn-namespace"), ns.clone());
         }
-        attempts += 1;
-        match attempt(sender, egress, event, &headers, &body, deadline).await {
-            Ok(replied) => return Fate::Delivered { attempts, replied },
-            Err(f) => {
-                let retryable = f.retryable;
-                tracing::debug!(egress = %egress.config.reference, id = %event.id, attempt = attempts, status = ?f.status, error = %f.error, "attempt failed");
-                last = Some(f);
-                if !retryable {
-                    break;
+        loop {
+            attempts += 1;
+            let f = match attempt(sender, egress, event, &headers, &body, deadline).await {
+                Ok(replied) => return Fate::Delivered { attempts, replied },
+                Err(f) => f,
+            };
+            tracing::debug!(egress = %egress.config.reference, id = %event.id, attempt = attempts, status = ?f.status, error = %f.error, "attempt failed");
+            let retryable = f.retryable;
+            let wait = policy::wait_before(spec, attempts, f.status, f.retry_after);
+            let state = RetryState {
+                attempts,
+                not_before_ms: now_ms().saturating_add(millis(wait)),
+                last_dest: f.dest.clone(),
+                last_status: f.status,
+            };
+            last = Some(f);
+            if !retryable || attempts >= allowed {
+                break;
+            }
+            match consumer.defer(record, state).await {
+                Ok(true) => return Fate::Deferred { attempts },
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(egress = %egress.config.reference, id = %event.id, error = %e, "cannot store the event for a later retry; retrying in memory");
                 }
             }
+            tokio::time::sleep(wait).await;
         }
     }
     let failure = last.unwrap_or(Failure {
@@ -149,6 +185,15 @@ pub async fn deliver(
         deadline,
     )
     .await
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The wall clock in unix milliseconds (retry times travel between processes).
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
 }
 
 /// One attempt: the subscriber, then the reply if there is one. `Ok(replied)` on success.
@@ -287,12 +332,20 @@ async fn dead_letter(
     let spec = &egress.config.delivery;
     let (headers, body) = encode(&event, spec.format, &[]);
     let allowed = spec.retry.saturating_add(1);
-    let mut last = String::new();
+    let mut last: String;
     let mut last_status = None;
-    for k in 0..allowed {
+    let mut k: u32 = 0;
+    loop {
         if k > 0 {
-            tokio::time::sleep(policy::wait_before(spec, k, last_status, None)).await;
+            let wait = if egress.hold_dead_letters {
+                // Held: keep trying, never faster than every 100 ms nor slower than every 10 s.
+                policy::backoff(spec, k.min(64)).clamp(HOLD_MIN_WAIT, HOLD_MAX_WAIT)
+            } else {
+                policy::wait_before(spec, k, last_status, None)
+            };
+            tokio::time::sleep(wait).await;
         }
+        k = k.saturating_add(1);
         match sender
             .post(
                 dls,
@@ -317,6 +370,14 @@ async fn dead_letter(
                 }
             }
             Attempt::Failed { error } => last = format!("dead-letter sink failed: {error}"),
+        }
+        if egress.hold_dead_letters {
+            if k == 1 || k.is_power_of_two() {
+                tracing::warn!(egress = %egress.config.reference, id = %event.id, attempts = k, reason = %last,
+                    "the dead-letter sink does not take the event; holding it (its position is not committed) and retrying");
+            }
+        } else if k >= allowed {
+            break;
         }
     }
     Fate::Dropped {

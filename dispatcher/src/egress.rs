@@ -1,10 +1,20 @@
-//! One egress at run time: its configuration from the Contract, its destinations parsed once,
-//! and its flow control.
+//! One egress at run time: its configuration from the Contract, its filter, its destinations
+//! parsed once, and its rate limit.
+
+use std::sync::Arc;
 
 use http::{HeaderValue, Uri};
+use knit_channels::Event;
 use knit_crds::contract::Egress;
 
-use crate::flow::FlowControl;
+use crate::lanes::RateLimiter;
+
+/// Decides whether an egress takes an event (a Trigger's filters). The dispatcher calls it on
+/// every record it reads; it knows nothing of the filter's language.
+pub trait EventFilter: Send + Sync {
+    /// Whether the egress takes `event`.
+    fn matches(&self, event: &Event) -> bool;
+}
 
 /// A destination URL, parsed once.
 #[derive(Debug, Clone)]
@@ -34,8 +44,10 @@ impl Target {
 pub struct EgressRuntime {
     /// The configuration from the Contract.
     pub config: Egress,
-    /// Its limits (kept across Contract updates when they do not change).
-    pub flow: FlowControl,
+    /// Its filter; `None` takes everything.
+    pub filter: Option<Arc<dyn EventFilter>>,
+    /// Its rate limit, if any (kept across updates that do not change it).
+    pub rate: Option<Arc<RateLimiter>>,
     /// Where events go.
     pub subscriber: Option<Target>,
     /// Where replies go.
@@ -44,18 +56,33 @@ pub struct EgressRuntime {
     pub dead_letter_sink: Option<Target>,
     /// The `Kn-Namespace` header value.
     pub namespace: Option<HeaderValue>,
+    /// Keep retrying a failing dead-letter sink instead of dropping the event (durable logs:
+    /// the record's position is held until the sink takes it).
+    pub hold_dead_letters: bool,
 }
 
 impl EgressRuntime {
-    /// Prepare `config` with `flow`.
-    pub fn new(config: Egress, flow: FlowControl) -> Self {
+    /// Prepare `config` with `filter`; `previous` lends its rate limiter when the rate is
+    /// unchanged.
+    pub fn new(
+        config: Egress,
+        filter: Option<Arc<dyn EventFilter>>,
+        previous: Option<&EgressRuntime>,
+        hold_dead_letters: bool,
+    ) -> Self {
+        let rate = match previous {
+            Some(p) if p.config.rate_limit == config.rate_limit => p.rate.clone(),
+            _ => config.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
+        };
         Self {
             subscriber: config.subscriber.as_deref().map(Target::new),
             reply: config.reply.as_ref().map(|r| Target::new(&r.url)),
             dead_letter_sink: config.dead_letter_sink.as_deref().map(Target::new),
             namespace: HeaderValue::from_str(&config.namespace).ok(),
+            filter,
+            rate,
             config,
-            flow,
+            hold_dead_letters,
         }
     }
 
@@ -66,5 +93,10 @@ impl EgressRuntime {
             .as_ref()
             .map(|r| r.carry.as_slice())
             .unwrap_or_default()
+    }
+
+    /// Whether the egress takes `event`.
+    pub fn takes(&self, event: &Event) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(event))
     }
 }

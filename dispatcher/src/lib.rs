@@ -1,22 +1,23 @@
-//! knit-dispatcher: delivery, the one engine behind every egress (Trigger or Subscription):
-//! the HTTP binding, sending with timeouts, retry and backoff, `Retry-After`, dead-lettering,
-//! reply routing, flow control (in-flight and rate limits) and commit-after-done; and the one
-//! place every event's fate is recorded.
+//! knit-dispatcher: delivery, the one engine behind every egress (Trigger, Subscription, and
+//! later sources): the per-egress consumer loop over any log backend, ordering and in-flight
+//! limits, the HTTP binding, sending with timeouts, retry and backoff (in memory or through the
+//! log's durable retry stream), `Retry-After`, dead-lettering, reply routing, commit-after-done;
+//! and the one place every event's fate is recorded.
 //!
-//! It must not know about Knative kinds: it sees logs, egresses and a router.
+//! It must not know about Knative kinds: it sees consumers, egress configurations and filters.
 
 pub mod binding;
 pub mod deliver;
 pub mod egress;
-pub mod fanout;
-pub mod flow;
+pub mod engine;
+pub mod lanes;
 pub mod observe;
 pub mod policy;
 pub mod sender;
 
-pub use egress::{EgressRuntime, Target};
-pub use fanout::{AllRouter, Router, Routing};
-pub use observe::{Fate, Stats};
+pub use egress::{EgressRuntime, EventFilter, Target};
+pub use engine::{EgressTask, Shared};
+pub use observe::{Counters, Fate, Stats};
 pub use sender::Sender;
 
 /// Errors of the dispatcher.
