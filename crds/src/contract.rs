@@ -4,6 +4,8 @@
 //! plane, which applies the difference. In one process it travels through a channel; in a
 //! cluster it is published as a ConfigMap. Nothing here refers to Knative kinds except by name.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::api::duck::DeliveryFormat;
@@ -27,6 +29,10 @@ pub enum IngressKind {
     Broker,
     /// A channel: every subscription gets every event.
     Channel,
+    /// A KafkaSink: what is posted is written to its topic; nothing consumes it here.
+    Sink,
+    /// A KafkaSource: no HTTP address; its egress reads existing topics.
+    Source,
 }
 
 /// Where an ingress keeps its events.
@@ -35,6 +41,80 @@ pub enum IngressKind {
 pub enum Backend {
     /// In memory: fast, lost on restart.
     Memory,
+    /// A Kafka topic (or, for a source, topics).
+    Kafka(KafkaLog),
+}
+
+/// A log kept in Kafka.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaLog {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// The topics: one for brokers, channels and sinks; a source's list.
+    pub topics: Vec<String>,
+    /// Partitions of a topic Knit creates.
+    pub partitions: i32,
+    /// Replication factor of a topic Knit creates.
+    pub replication_factor: i32,
+    /// `retention.ms` of a topic Knit creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<i64>,
+    /// The topic exists already and belongs to someone else: never created or deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// How events are written.
+    #[serde(default)]
+    pub content_mode: ContentMode,
+    /// The `source` given to records that are not CloudEvents (`<object path>#<topic>`
+    /// appends the topic).
+    pub foreign_source: String,
+}
+
+/// How an event is written to a Kafka record.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum ContentMode {
+    /// Attributes in `ce_` headers, data as the value.
+    #[default]
+    Binary,
+    /// The whole event as JSON in the value.
+    Structured,
+}
+
+/// In what order an egress delivers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Ordering {
+    /// Concurrently, up to the in-flight limit.
+    #[default]
+    Unordered,
+    /// One delivery in flight per partition (retries included).
+    Ordered,
+    /// One delivery in flight per key (`partitionkey`), keys in parallel.
+    OrderedByKey,
+}
+
+/// What a bounded log does when this egress falls behind.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Overflow {
+    /// Shed the egress's oldest waiting events (counted and shown in its status).
+    #[default]
+    Shed,
+    /// Push back on the ingress (429) until the egress catches up.
+    Block,
+}
+
+/// Where a new consumer group starts.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum StartAt {
+    /// Events appended after the egress turned Ready.
+    #[default]
+    Latest,
+    /// Everything the log retains.
+    Earliest,
 }
 
 /// One address events are posted to, its log, and the egresses reading that log.
@@ -49,7 +129,7 @@ pub struct Ingress {
     pub namespace: String,
     /// Name of the owning object.
     pub name: String,
-    /// URL path the ingress answers on, e.g. `/default/my-broker`.
+    /// URL path the ingress answers on, e.g. `/default/my-broker` (empty: no HTTP address).
     pub path: String,
     /// Host names (without port) that also select this ingress when the path is `/`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -66,6 +146,8 @@ pub struct Ingress {
 pub struct Egress {
     /// UID of the Trigger or Subscription.
     pub uid: String,
+    /// The consumer group (Kafka `group.id`, as Knative names it).
+    pub group: String,
     /// `Kind/namespace/name`, for logs and metrics.
     pub reference: String,
     /// Namespace of the Trigger or Subscription (sent as `Kn-Namespace`).
@@ -89,6 +171,15 @@ pub struct Egress {
     /// Most deliveries started per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<f64>,
+    /// Delivery order.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Bounded logs: what happens when this egress falls behind.
+    #[serde(default)]
+    pub overflow: Overflow,
+    /// Where a new group starts.
+    #[serde(default)]
+    pub start: StartAt,
 }
 
 /// A Trigger's filter, as written.
@@ -148,6 +239,39 @@ pub struct DeliveryPolicy {
     /// Force the egress format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<DeliveryFormat>,
+}
+
+/// What the data plane made of a Contract, per object UID (ingresses and egresses): the
+/// control plane reads it back into status, so an object is Ready only once the data plane is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// By UID.
+    pub objects: BTreeMap<String, ObjectReport>,
+}
+
+/// The data plane's state of one object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectReport {
+    /// Running: the topic exists, the consumer group is positioned.
+    pub ready: bool,
+    /// Why not (CamelCase), when not ready.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// What the data plane saw.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Status annotations to show (e.g. `group.id`, the topic).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Events shed because the egress fell behind (bounded logs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Contract {

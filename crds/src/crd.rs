@@ -5,14 +5,15 @@
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::api::eventing::{Broker, EventType, Trigger};
+use crate::api::eventing::{Broker, EventType, KafkaSink, Trigger};
 use crate::api::flows::{Parallel, Sequence};
 use crate::api::messaging::{
     Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel, Subscription,
 };
 use crate::api::serving::{Configuration, Revision, Route, Service};
 use crate::api::sources::{
-    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, PingSource, SinkBinding,
+    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, KafkaSource, PingSource,
+    SinkBinding,
 };
 use crate::object::Kind;
 
@@ -22,6 +23,7 @@ pub fn crd(kind: Kind) -> Option<Value> {
         Kind::Broker => Broker::crd(),
         Kind::Trigger => Trigger::crd(),
         Kind::EventType => EventType::crd(),
+        Kind::KafkaSink => KafkaSink::crd(),
         Kind::Channel => Channel::crd(),
         Kind::InMemoryChannel => InMemoryChannel::crd(),
         Kind::Subscription => Subscription::crd(),
@@ -34,6 +36,7 @@ pub fn crd(kind: Kind) -> Option<Value> {
         Kind::SinkBinding => SinkBinding::crd(),
         Kind::ContainerSource => ContainerSource::crd(),
         Kind::GitHubSource => GitHubSource::crd(),
+        Kind::KafkaSource => KafkaSource::crd(),
         Kind::CloudPubSubSource => CloudPubSubSource::crd(),
         Kind::Service => Service::crd(),
         Kind::Configuration => Configuration::crd(),

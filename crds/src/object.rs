@@ -7,14 +7,15 @@ use kube::Resource;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::eventing::{Broker, EventType, Trigger};
+use crate::api::eventing::{Broker, EventType, KafkaSink, Trigger};
 use crate::api::flows::{Parallel, Sequence};
 use crate::api::messaging::{
     Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel, Subscription,
 };
 use crate::api::serving::{Configuration, Revision, Route, Service};
 use crate::api::sources::{
-    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, PingSource, SinkBinding,
+    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, KafkaSource, PingSource,
+    SinkBinding,
 };
 use crate::api::{ConfigMap, ObjectMeta, Secret};
 
@@ -144,6 +145,7 @@ kinds! {
     Broker(Broker) { plural: "brokers", short: [] },
     Trigger(Trigger) { plural: "triggers", short: [] },
     EventType(EventType) { plural: "eventtypes", short: [] },
+    KafkaSink(KafkaSink) { plural: "kafkasinks", short: [] },
     Channel(Channel) { plural: "channels", short: ["ch"] },
     InMemoryChannel(InMemoryChannel) { plural: "inmemorychannels", short: ["imc"] },
     Subscription(Subscription) { plural: "subscriptions", short: ["sub"] },
@@ -156,6 +158,7 @@ kinds! {
     SinkBinding(SinkBinding) { plural: "sinkbindings", short: [] },
     ContainerSource(ContainerSource) { plural: "containersources", short: [] },
     GitHubSource(GitHubSource) { plural: "githubsources", short: [] },
+    KafkaSource(KafkaSource) { plural: "kafkasources", short: [] },
     CloudPubSubSource(CloudPubSubSource) { plural: "cloudpubsubsources", short: [] },
     Service(Service) { plural: "services", short: ["ksvc", "kservice"] },
     Configuration(Configuration) { plural: "configurations", short: ["config", "cfg"] },
@@ -199,6 +202,7 @@ impl Kind {
         matches!(
             self,
             Kind::Broker
+                | Kind::KafkaSink
                 | Kind::Channel
                 | Kind::InMemoryChannel
                 | Kind::KafkaChannel
@@ -258,6 +262,7 @@ impl Object {
             Object::Broker(o) => o.status = None,
             Object::Trigger(o) => o.status = None,
             Object::EventType(o) => o.status = None,
+            Object::KafkaSink(o) => o.status = None,
             Object::Channel(o) => o.status = None,
             Object::InMemoryChannel(o) => o.status = None,
             Object::Subscription(o) => o.status = None,
@@ -270,6 +275,7 @@ impl Object {
             Object::SinkBinding(o) => o.status = None,
             Object::ContainerSource(o) => o.status = None,
             Object::GitHubSource(o) => o.status = None,
+            Object::KafkaSource(o) => o.status = None,
             Object::CloudPubSubSource(o) => o.status = None,
             Object::Service(o) => o.status = None,
             Object::Configuration(o) => o.status = None,

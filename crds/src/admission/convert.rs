@@ -34,7 +34,6 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("eventing.knative.dev", "EventPolicy"),
     ("eventing.knative.dev", "EventTransform"),
     ("eventing.knative.dev", "RequestReply"),
-    ("eventing.knative.dev", "KafkaSink"),
     ("serving.knative.dev", "DomainMapping"),
     ("messaging.knative.dev", "RabbitmqChannel"),
 ];
@@ -150,6 +149,8 @@ fn convert(kind: Kind, version: &str, mut value: Value) -> Resolution {
         Kind::CloudPubSubSource if same_shape(&["v1alpha1", "v1beta1"]) => {
             converted(kind, &from, value)
         }
+        // v1beta1 is v1 without `net.sasl.roleARN` and `net.sasl.tokenProvider`.
+        Kind::KafkaSource if same_shape(&["v1beta1"]) => converted(kind, &from, value),
         Kind::Service | Kind::Configuration | Kind::Revision | Kind::Route
             if same_shape(&["v1beta1"]) =>
         {
@@ -270,8 +271,31 @@ mod tests {
             Resolution::Ignored(_)
         ));
         assert!(matches!(
-            resolve("sources.knative.dev/v1", "KafkaSource", json!({})),
+            resolve("bindings.knative.dev/v1", "KafkaBinding", json!({})),
             Resolution::Ignored(_)
+        ));
+    }
+
+    #[test]
+    fn kafka_kinds_are_run() {
+        assert!(matches!(
+            resolve("sources.knative.dev/v1", "KafkaSource", json!({})),
+            Resolution::Current(Kind::KafkaSource, _)
+        ));
+        assert!(matches!(
+            resolve("eventing.knative.dev/v1alpha1", "KafkaSink", json!({})),
+            Resolution::Current(Kind::KafkaSink, _)
+        ));
+        let Resolution::Converted { kind, value, .. } =
+            resolve("sources.knative.dev/v1beta1", "KafkaSource", json!({}))
+        else {
+            panic!("not converted")
+        };
+        assert_eq!(kind, Kind::KafkaSource);
+        assert_eq!(value["apiVersion"], "sources.knative.dev/v1");
+        assert!(matches!(
+            resolve("sources.knative.dev/v1alpha1", "KafkaSource", json!({})),
+            Resolution::Rejected(_)
         ));
     }
 }

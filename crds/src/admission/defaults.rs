@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Container;
 
+use crate::api::ObjectMeta;
 use crate::api::duck::{BackoffPolicy, DeliverySpec, Destination, KReference};
-use crate::api::eventing::TriggerFilter;
+use crate::api::eventing::{KafkaContentMode, TriggerFilter};
 use crate::api::messaging::ChannelTemplateSpec;
 use crate::api::serving::{RevisionSpec, RevisionTemplateSpec, TrafficTarget};
 use crate::names;
@@ -122,12 +123,40 @@ pub(crate) fn apply(object: &mut Object) {
             }
         }
         Object::KafkaChannel(c) => {
-            c.spec.num_partitions.get_or_insert(1);
-            c.spec.replication_factor.get_or_insert(1);
-            c.spec
-                .retention_duration
-                .get_or_insert_with(|| "PT168H".into());
-            if let Some(d) = &mut c.spec.channelable.delivery {
+            // Knative's KafkaChannel fields are plain values, so 0 and "" mean "not set".
+            let s = &mut c.spec;
+            if s.num_partitions.is_none_or(|n| n == 0) {
+                s.num_partitions = Some(KAFKA_CHANNEL_PARTITIONS);
+            }
+            if s.replication_factor.is_none_or(|n| n == 0) {
+                s.replication_factor = Some(KAFKA_CHANNEL_REPLICATION_FACTOR);
+            }
+            if s.retention_duration.as_deref().is_none_or(str::is_empty) {
+                s.retention_duration = Some(KAFKA_CHANNEL_RETENTION.into());
+            }
+            if let Some(d) = &mut s.channelable.delivery {
+                delivery_ns(d, &ns);
+            }
+        }
+        Object::KafkaSink(k) => {
+            k.spec
+                .content_mode
+                .get_or_insert(KafkaContentMode::default());
+        }
+        Object::KafkaSource(k) => {
+            let group = kafka_source_consumer_group(&k.metadata, &ns);
+            let s = &mut k.spec;
+            if s.consumer_group.as_deref().is_none_or(str::is_empty) {
+                s.consumer_group = Some(group);
+            }
+            s.consumers.get_or_insert(1);
+            if s.initial_offset.as_deref().is_none_or(str::is_empty) {
+                s.initial_offset = Some(KAFKA_OFFSET_LATEST.into());
+            }
+            s.ordering
+                .get_or_insert_with(|| KAFKA_ORDERING_ORDERED.into());
+            dest_ns(s.sink.as_mut(), &ns);
+            if let Some(d) = &mut s.delivery {
                 delivery_ns(d, &ns);
             }
         }
@@ -197,6 +226,31 @@ pub(crate) fn apply(object: &mut Object) {
         Object::Route(r) => r.spec.traffic.iter_mut().for_each(traffic_target),
         Object::EventType(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
     }
+}
+
+/// KafkaChannel `numPartitions` default (Knative's `DefaultNumPartitions`).
+const KAFKA_CHANNEL_PARTITIONS: i32 = 1;
+/// KafkaChannel `replicationFactor` default (Knative's `DefaultReplicationFactor`).
+const KAFKA_CHANNEL_REPLICATION_FACTOR: i32 = 1;
+/// KafkaChannel `retentionDuration` default: 7 days (Knative's `DefaultRetentionISO8601Duration`).
+const KAFKA_CHANNEL_RETENTION: &str = "PT168H";
+/// KafkaSource `initialOffset` default.
+const KAFKA_OFFSET_LATEST: &str = "latest";
+/// KafkaSource `ordering` default.
+const KAFKA_ORDERING_ORDERED: &str = "ordered";
+
+/// The consumer group of a KafkaSource whose `spec.consumerGroup` is empty.
+///
+/// Knative's webhook appends a random UUID to `knative-kafka-source-`. Knit admits the same
+/// manifest again on every edit and restart, and a fresh group each time would restart
+/// consumption at `initialOffset`, so the suffix is stable instead: the object's `uid` when the
+/// manifest carries one, otherwise `<namespace>-<name>` (unique among KafkaSources).
+fn kafka_source_consumer_group(meta: &ObjectMeta, ns: &str) -> String {
+    let suffix = match meta.uid.as_deref() {
+        Some(uid) if !uid.is_empty() => uid.to_string(),
+        _ => format!("{ns}-{}", meta.name.as_deref().unwrap_or_default()),
+    };
+    format!("{}{suffix}", names::KAFKA_SOURCE_CONSUMER_GROUP_PREFIX)
 }
 
 /// The channel implementation used when neither the object nor the `default-ch-webhook`

@@ -8,6 +8,8 @@ mod defaults;
 mod meta;
 mod rules;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! `eventing.knative.dev`: Broker, Trigger, EventType.
+//! `eventing.knative.dev`: Broker, Trigger, EventType, KafkaSink.
 
 use std::collections::BTreeMap;
 
@@ -199,4 +199,94 @@ pub struct EventTypeStatus {
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub status: Status,
+}
+
+/// How a KafkaSink writes events into Kafka records.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaContentMode {
+    /// Binary mode: attributes as `ce_` headers, data as the value (Knative's default).
+    #[default]
+    Binary,
+    /// Structured mode: the whole event as a JSON value.
+    Structured,
+}
+
+/// A KafkaSink: an Addressable that writes every event it receives to a Kafka topic.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "eventing.knative.dev",
+    version = "v1alpha1",
+    kind = "KafkaSink",
+    namespaced,
+    derive = "PartialEq",
+    status = "KafkaSinkStatus",
+    doc = "KafkaSink is an Addressable that writes every event it receives to a Kafka topic.",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    label("duck.knative.dev/addressable", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.address.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSinkSpec {
+    /// Topic events are written to (immutable).
+    pub topic: String,
+    /// Partitions of the topic when Knit creates it (immutable); without it and
+    /// `replicationFactor` the topic must exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_partitions: Option<i32>,
+    /// Replication factor of the topic when Knit creates it (immutable; 1 to 32767, a Kafka
+    /// int16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<i32>,
+    /// Kafka bootstrap servers (`host:port`), at least one.
+    pub bootstrap_servers: Vec<String>,
+    /// `binary` (default) or `structured`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_mode: Option<KafkaContentMode>,
+    /// The Secret with SASL/TLS settings (stored; not used yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<KafkaSinkAuth>,
+}
+
+/// `auth` of a KafkaSink.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct KafkaSinkAuth {
+    /// The Secret holding the settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<KafkaSinkSecret>,
+}
+
+/// `auth.secret` of a KafkaSink.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct KafkaSinkSecret {
+    /// Reference to the Secret in the KafkaSink's namespace.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<KafkaSinkSecretRef>,
+}
+
+/// `auth.secret.ref` of a KafkaSink.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct KafkaSinkSecretRef {
+    /// Secret name.
+    pub name: String,
+}
+
+/// KafkaSink status: Addressable.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSinkStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub status: Status,
+    /// Where to send events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Addressable>,
+    /// Every address the KafkaSink answers on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Addressable>,
 }

@@ -1,5 +1,5 @@
 //! Sources: `sources.knative.dev` PingSource, ApiServerSource, SinkBinding, ContainerSource,
-//! GitHubSource, and `events.cloud.google.com` CloudPubSubSource.
+//! GitHubSource, KafkaSource, and `events.cloud.google.com` CloudPubSubSource.
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duck::{
-    CloudEventOverrides, Destination, SecretKeySelector, SecretValueFromSource, SourceStatus,
+    CloudEventOverrides, DeliverySpec, Destination, SecretKeySelector, SecretValueFromSource,
+    SourceStatus,
 };
 use super::eventing::SubscriptionsApiFilter;
 
@@ -355,4 +356,132 @@ pub struct CloudPubSubSourceSpec {
     /// Extensions added to every event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ce_overrides: Option<CloudEventOverrides>,
+}
+
+/// A source of Kafka records, sent on as CloudEvents.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "sources.knative.dev",
+    version = "v1",
+    kind = "KafkaSource",
+    namespaced,
+    derive = "PartialEq",
+    status = "KafkaSourceStatus",
+    doc = "KafkaSource reads records from Kafka topics and sends them to a sink as CloudEvents.",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    category = "sources",
+    label("duck.knative.dev/source", "true"),
+    label("eventing.knative.dev/source", "true"),
+    label("knative.dev/crd-install", "true"),
+    annotation(
+        "registry.knative.dev/eventTypes",
+        r#"[{ "type": "dev.knative.kafka.event" }]"#
+    ),
+    printcolumn = r#"{"name": "Topics", "type": "string", "jsonPath": ".spec.topics"}"#,
+    printcolumn = r#"{"name": "BootstrapServers", "type": "string", "jsonPath": ".spec.bootstrapServers"}"#,
+    printcolumn = r#"{"name": "Sink", "type": "string", "jsonPath": ".status.sinkUri"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSourceSpec {
+    /// Consumers to run in the consumer group (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<i32>,
+    /// Kafka bootstrap servers (`host:port`), at least one.
+    pub bootstrap_servers: Vec<String>,
+    /// SASL and TLS settings of the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<KafkaNetSpec>,
+    /// Topics to read, at least one.
+    pub topics: Vec<String>,
+    /// Consumer group (immutable); defaulted to `knative-kafka-source-...` when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_group: Option<String>,
+    /// Where a new consumer group starts: `earliest` or `latest` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_offset: Option<String>,
+    /// Retries, backoff and dead-letter sink of deliveries to the sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliverySpec>,
+    /// `ordered` (default: one event in flight per partition) or `unordered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<String>,
+    /// Where events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<Destination>,
+    /// Extensions added to every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_overrides: Option<CloudEventOverrides>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `net` of a KafkaSource: how to reach Kafka securely.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct KafkaNetSpec {
+    /// SASL authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<KafkaSaslSpec>,
+    /// TLS encryption and client certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<KafkaTlsSpec>,
+}
+
+/// `net.sasl` of a KafkaSource; every value comes from a Secret key.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSaslSpec {
+    /// Whether SASL is used.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enable: bool,
+    /// The user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<SecretValueFromSource>,
+    /// The password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretValueFromSource>,
+    /// The mechanism: `PLAIN` (default), `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<SecretValueFromSource>,
+    /// ARN of the IAM role to assume (`OAUTHBEARER` with an MSK token provider).
+    #[serde(rename = "roleARN", default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<SecretValueFromSource>,
+    /// The `OAUTHBEARER` token provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_provider: Option<SecretValueFromSource>,
+}
+
+/// `net.tls` of a KafkaSource; every value comes from a Secret key.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaTlsSpec {
+    /// Whether TLS is used.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enable: bool,
+    /// The client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<SecretValueFromSource>,
+    /// The client key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<SecretValueFromSource>,
+    /// The CA certificate of the servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<SecretValueFromSource>,
+}
+
+/// KafkaSource status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSourceStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceStatus,
+    /// Consumers actually running in the consumer group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<i32>,
 }

@@ -1,8 +1,10 @@
 //! Rules shared by many kinds: references, destinations, delivery.
 
+use std::collections::BTreeMap;
+
 use crate::admission::FieldError;
 use crate::api::duck::{DeliverySpec, Destination, KReference};
-use crate::duration;
+use crate::{duration, names};
 
 /// Collects errors under a path prefix.
 pub(crate) struct Errors(pub(crate) Vec<FieldError>);
@@ -111,4 +113,60 @@ pub(crate) fn attribute_name(name: &str) -> bool {
         && b[0].is_ascii_lowercase()
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// Why `name` cannot be a Kafka topic name, if it cannot (Kafka's own rule: 1 to 249 of
+/// `[a-zA-Z0-9._-]`, and neither `.` nor `..`).
+pub(crate) fn kafka_topic_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("must not be empty")
+    } else if name == "." || name == ".." {
+        Some("must not be \".\" or \"..\"")
+    } else if name.len() > 249 {
+        Some("must be at most 249 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some("a Kafka topic name may contain only ASCII letters, digits, '.', '_' and '-'")
+    } else {
+        None
+    }
+}
+
+/// A Kafka topic name at `path`.
+pub(crate) fn kafka_topic(name: &str, path: &str, errs: &mut Errors) {
+    if name.is_empty() {
+        errs.missing(path);
+    } else if let Some(p) = kafka_topic_problem(name) {
+        errs.add(path, format!("invalid value {name:?}: {p}"));
+    }
+}
+
+/// A list of Kafka bootstrap servers: at least one, none empty. (An entry may itself be a
+/// comma-separated list, as Knative allows.)
+pub(crate) fn bootstrap_servers(servers: &[String], path: &str, errs: &mut Errors) {
+    if servers.is_empty() {
+        errs.missing(path);
+    }
+    for (i, s) in servers.iter().enumerate() {
+        if s.trim().is_empty() {
+            errs.missing(format!("{path}[{i}]"));
+        }
+    }
+}
+
+/// The `knit.dev/overflow` annotation of a Trigger or Subscription.
+pub(crate) fn overflow_annotation(annotations: &BTreeMap<String, String>, errs: &mut Errors) {
+    if let Some(v) = annotations.get(names::OVERFLOW_ANNOTATION)
+        && !names::OVERFLOW_POLICIES.contains(&v.as_str())
+    {
+        errs.add(
+            format!("metadata.annotations.{}", names::OVERFLOW_ANNOTATION),
+            format!(
+                "invalid value {v:?}: must be one of {}",
+                names::OVERFLOW_POLICIES.join(", ")
+            ),
+        );
+    }
 }

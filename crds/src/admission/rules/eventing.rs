@@ -1,10 +1,13 @@
-//! Broker, Trigger, EventType and the Subscriptions API filter rules.
+//! Broker, Trigger, EventType, KafkaSink and the Subscriptions API filter rules.
 
 use std::collections::BTreeMap;
 
-use super::common::{Errors, attribute_name, delivery, kreference, required_destination};
+use super::common::{
+    Errors, attribute_name, bootstrap_servers, delivery, kafka_topic, kafka_topic_problem,
+    kreference, overflow_annotation, required_destination,
+};
 use crate::admission::Hooks;
-use crate::api::eventing::{Broker, EventType, SubscriptionsApiFilter, Trigger};
+use crate::api::eventing::{Broker, EventType, KafkaSink, SubscriptionsApiFilter, Trigger};
 use crate::names;
 
 pub(crate) fn broker(b: &Broker, errs: &mut Errors) {
@@ -24,6 +27,19 @@ pub(crate) fn broker(b: &Broker, errs: &mut Errors) {
     }
     if let Some(d) = &b.spec.delivery {
         delivery(d, "spec.delivery", errs);
+    }
+    // Knative's Kafka broker uses this existing topic instead of creating one.
+    if let Some(topic) = b
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::EXTERNAL_TOPIC_ANNOTATION))
+        && let Some(p) = kafka_topic_problem(topic)
+    {
+        errs.add(
+            format!("metadata.annotations.{}", names::EXTERNAL_TOPIC_ANNOTATION),
+            format!("invalid value {topic:?}: {p}"),
+        );
     }
 }
 
@@ -72,6 +88,18 @@ pub(crate) fn trigger(t: &Trigger, hooks: &Hooks, errs: &mut Errors) {
         );
     }
     flow_control(&annotations, errs);
+    if let Some(v) = annotations.get(names::DELIVERY_ORDER_ANNOTATION)
+        && names::delivery_order(v).is_none()
+    {
+        errs.add(
+            format!("metadata.annotations.{}", names::DELIVERY_ORDER_ANNOTATION),
+            format!(
+                "invalid value {v:?}: must be one of {}",
+                names::DELIVERY_ORDERS.join(", ")
+            ),
+        );
+    }
+    overflow_annotation(&annotations, errs);
 }
 
 fn flow_control(annotations: &BTreeMap<String, String>, errs: &mut Errors) {
@@ -216,5 +244,38 @@ pub(crate) fn event_type(e: &EventType, errs: &mut Errors) {
                 format!("duplicate attribute {:?}", a.name),
             );
         }
+    }
+}
+
+/// KafkaSink (eventing-kafka-broker `kafka_sink_validation.go`).
+pub(crate) fn kafka_sink(k: &KafkaSink, errs: &mut Errors) {
+    let s = &k.spec;
+    kafka_topic(&s.topic, "spec.topic", errs);
+    bootstrap_servers(&s.bootstrap_servers, "spec.bootstrapServers", errs);
+    if let Some(n) = s.num_partitions
+        && n <= 0
+    {
+        errs.add(
+            "spec.numPartitions",
+            format!("invalid value {n}: must be more than 0"),
+        );
+    }
+    // Knative's field is an int16, as is Kafka's replication factor.
+    if let Some(n) = s.replication_factor
+        && !(1..=i32::from(i16::MAX)).contains(&n)
+    {
+        errs.add(
+            "spec.replicationFactor",
+            format!("invalid value {n}: must be from 1 to {}", i16::MAX),
+        );
+    }
+    if let Some(r) = s
+        .auth
+        .as_ref()
+        .and_then(|a| a.secret.as_ref())
+        .and_then(|s| s.reference.as_ref())
+        && r.name.is_empty()
+    {
+        errs.missing("spec.auth.secret.ref.name");
     }
 }

@@ -1,6 +1,8 @@
 //! Channels, Subscriptions, Sequence and Parallel.
 
-use super::common::{Errors, delivery, destination, kreference, required_destination};
+use super::common::{
+    Errors, delivery, destination, kreference, overflow_annotation, required_destination,
+};
 use crate::api::flows::{Parallel, Sequence};
 use crate::api::messaging::{ChannelTemplateSpec, ChannelableSpec, KafkaChannelSpec, Subscription};
 use crate::duration;
@@ -77,6 +79,9 @@ pub(crate) fn subscription(s: &Subscription, errs: &mut Errors) {
     }
     if let Some(d) = &s.spec.delivery {
         delivery(d, "spec.delivery", errs);
+    }
+    if let Some(a) = &s.metadata.annotations {
+        overflow_annotation(a, errs);
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) fn validate(object: &Object, hooks: &Hooks) -> Vec<FieldError> {
         Object::Broker(b) => eventing::broker(b, &mut errs),
         Object::Trigger(t) => eventing::trigger(t, hooks, &mut errs),
         Object::EventType(e) => eventing::event_type(e, &mut errs),
+        Object::KafkaSink(k) => eventing::kafka_sink(k, &mut errs),
         Object::Channel(c) => {
             messaging::channel_template(
                 c.spec.channel_template.as_ref(),
@@ -38,6 +39,7 @@ pub(crate) fn validate(object: &Object, hooks: &Hooks) -> Vec<FieldError> {
         Object::SinkBinding(b) => sources::sink_binding(b, &mut errs),
         Object::ContainerSource(c) => sources::container(c, &mut errs),
         Object::GitHubSource(g) => sources::github(g, &mut errs),
+        Object::KafkaSource(k) => sources::kafka(k, &mut errs),
         Object::CloudPubSubSource(p) => sources::pubsub(p, &mut errs),
         Object::Service(s) => {
             let name = s.metadata.name.as_deref().unwrap_or_default();
@@ -111,6 +113,46 @@ pub fn validate_update(old: &Object, new: &Object) -> Vec<FieldError> {
                 &mut errs,
                 "spec.channelTemplate",
                 o.spec.channel_template != n.spec.channel_template,
+            );
+        }
+        // Knative's KafkaChannel: everything but the Channelable part is immutable.
+        (Object::KafkaChannel(o), Object::KafkaChannel(n)) => {
+            let (o, n) = (&o.spec, &n.spec);
+            immutable(
+                &mut errs,
+                "spec.numPartitions",
+                o.num_partitions != n.num_partitions,
+            );
+            immutable(
+                &mut errs,
+                "spec.replicationFactor",
+                o.replication_factor != n.replication_factor,
+            );
+            immutable(
+                &mut errs,
+                "spec.retentionDuration",
+                o.retention_duration != n.retention_duration,
+            );
+        }
+        (Object::KafkaSink(o), Object::KafkaSink(n)) => {
+            let (o, n) = (&o.spec, &n.spec);
+            immutable(&mut errs, "spec.topic", o.topic != n.topic);
+            immutable(
+                &mut errs,
+                "spec.numPartitions",
+                o.num_partitions != n.num_partitions,
+            );
+            immutable(
+                &mut errs,
+                "spec.replicationFactor",
+                o.replication_factor != n.replication_factor,
+            );
+        }
+        (Object::KafkaSource(o), Object::KafkaSource(n)) => {
+            immutable(
+                &mut errs,
+                "spec.consumerGroup",
+                o.spec.consumer_group != n.spec.consumer_group,
             );
         }
         _ => {}

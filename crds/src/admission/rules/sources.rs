@@ -1,14 +1,15 @@
 //! Sources: PingSource, ApiServerSource, SinkBinding, ContainerSource, GitHubSource,
-//! CloudPubSubSource.
+//! KafkaSource, CloudPubSubSource.
 
 use base64::Engine;
 
-use super::common::{Errors, required_destination};
+use super::common::{Errors, bootstrap_servers, delivery, kafka_topic, required_destination};
 use super::eventing::filters;
 use crate::admission::Hooks;
 use crate::api::duck::{CloudEventOverrides, SecretValueFromSource};
 use crate::api::sources::{
-    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, PingSource, SinkBinding,
+    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, KafkaNetSpec, KafkaSource,
+    PingSource, SinkBinding,
 };
 use crate::duration;
 
@@ -302,4 +303,82 @@ pub(crate) fn pubsub(p: &CloudPubSubSource, errs: &mut Errors) {
     }
     required_destination(s.sink.as_ref(), "spec.sink", errs);
     ce_overrides(s.ce_overrides.as_ref(), errs);
+}
+
+/// KafkaSource (eventing-kafka-broker `sources/v1/kafka_validation.go`), on the defaulted spec.
+pub(crate) fn kafka(k: &KafkaSource, errs: &mut Errors) {
+    let s = &k.spec;
+    bootstrap_servers(&s.bootstrap_servers, "spec.bootstrapServers", errs);
+    if s.topics.is_empty() {
+        errs.missing("spec.topics");
+    }
+    for (i, t) in s.topics.iter().enumerate() {
+        kafka_topic(t, &format!("spec.topics[{i}]"), errs);
+    }
+    if let Some(o) = &s.initial_offset
+        && o != "earliest"
+        && o != "latest"
+    {
+        errs.add(
+            "spec.initialOffset",
+            format!("invalid value {o:?}: must be earliest or latest"),
+        );
+    }
+    if let Some(o) = &s.ordering
+        && o != "ordered"
+        && o != "unordered"
+    {
+        errs.add(
+            "spec.ordering",
+            format!("invalid value {o:?}: must be ordered or unordered"),
+        );
+    }
+    if let Some(n) = s.consumers
+        && n < 0
+    {
+        errs.add(
+            "spec.consumers",
+            format!("invalid value {n}: must be 0 or more"),
+        );
+    }
+    if let Some(net) = &s.net {
+        kafka_net(net, errs);
+    }
+    if let Some(d) = &s.delivery {
+        delivery(d, "spec.delivery", errs);
+    }
+    required_destination(s.sink.as_ref(), "spec.sink", errs);
+    ce_overrides(s.ce_overrides.as_ref(), errs);
+}
+
+/// `net`: every Secret key given must name its Secret and key (values are read at run time).
+fn kafka_net(net: &KafkaNetSpec, errs: &mut Errors) {
+    let mut refs = Vec::new();
+    if let Some(sasl) = &net.sasl {
+        refs.extend([
+            ("sasl.user", &sasl.user),
+            ("sasl.password", &sasl.password),
+            ("sasl.type", &sasl.type_),
+            ("sasl.roleARN", &sasl.role_arn),
+            ("sasl.tokenProvider", &sasl.token_provider),
+        ]);
+    }
+    if let Some(tls) = &net.tls {
+        refs.extend([
+            ("tls.cert", &tls.cert),
+            ("tls.key", &tls.key),
+            ("tls.caCert", &tls.ca_cert),
+        ]);
+    }
+    for (field, value) in refs {
+        if let Some(k) = value.as_ref().and_then(|v| v.secret_key_ref.as_ref()) {
+            let path = format!("spec.net.{field}.secretKeyRef");
+            if k.name.as_deref().is_none_or(str::is_empty) {
+                errs.missing(format!("{path}.name"));
+            }
+            if k.key.as_deref().is_none_or(str::is_empty) {
+                errs.missing(format!("{path}.key"));
+            }
+        }
+    }
 }
