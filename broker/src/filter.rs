@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use knit_channels::Event;
+use knit_channels::Selector;
 use knit_crds::api::eventing::SubscriptionsApiFilter;
 use knit_crds::contract::EgressFilter;
-use knit_dispatcher::Router;
+use knit_dispatcher::EventFilter;
 
 use crate::cesql::Expression;
 
@@ -136,18 +137,29 @@ enum Bucket {
     Rest,
 }
 
-/// Routes a Broker's events to its Triggers, evaluating only candidates.
+impl EventFilter for Filter {
+    fn matches(&self, event: &Event) -> bool {
+        Filter::matches(self, event)
+    }
+}
+
+/// Routes a Broker's events to its Triggers' consumer groups, evaluating only candidates (the
+/// memory log's [`Selector`]).
 pub struct TriggerRouter {
-    filters: Vec<Filter>,
+    groups: Vec<String>,
+    filters: Vec<std::sync::Arc<Filter>>,
     by_type: HashMap<String, Vec<usize>>,
     by_source: HashMap<String, Vec<usize>>,
     rest: Vec<usize>,
 }
 
 impl TriggerRouter {
-    /// Index `filters` (one per egress, in egress order).
-    pub fn new(filters: Vec<Filter>) -> Self {
+    /// Index the filters of `groups` (group name, filter).
+    pub fn new(groups: Vec<(String, std::sync::Arc<Filter>)>) -> Self {
+        let (names, filters): (Vec<String>, Vec<std::sync::Arc<Filter>>) =
+            groups.into_iter().unzip();
         let mut r = Self {
+            groups: names,
             filters: Vec::new(),
             by_type: HashMap::new(),
             by_source: HashMap::new(),
@@ -170,8 +182,12 @@ impl TriggerRouter {
     }
 }
 
-impl Router for TriggerRouter {
-    fn route(&self, event: &Event, out: &mut Vec<usize>) {
+impl Selector for TriggerRouter {
+    fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    fn select(&self, event: &Event, out: &mut Vec<usize>) {
         let candidates = self
             .by_type
             .get(&event.ty)
@@ -257,9 +273,15 @@ mod tests {
             .collect();
         filters.push(Filter::True);
         filters.push(compile(Some(&attrs(&[("source", "/src")]))));
-        let r = TriggerRouter::new(filters);
+        let r = TriggerRouter::new(
+            filters
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| (format!("g{i}"), std::sync::Arc::new(f)))
+                .collect(),
+        );
         let mut out = Vec::new();
-        r.route(&ev("t7"), &mut out);
+        r.select(&ev("t7"), &mut out);
         out.sort();
         assert_eq!(out, vec![7, 1000, 1001]);
     }

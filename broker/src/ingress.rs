@@ -79,8 +79,12 @@ fn lookup(shared: &Shared, path: &str, headers: &HeaderMap) -> Lookup {
             Some(t) => Lookup::Found(t.clone()),
             None => Lookup::NotFound(format!("no channel {ns}/{name}")),
         },
+        ["sinks", ns, name] => match table.by_path.get(trimmed) {
+            Some(t) => Lookup::Found(t.clone()),
+            None => Lookup::NotFound(format!("no sink {ns}/{name}")),
+        },
         _ => Lookup::Malformed(format!(
-            "malformed path {path:?}: use /<namespace>/<broker> or /channels/<namespace>/<channel>"
+            "malformed path {path:?}: use /<namespace>/<broker>, /channels/<namespace>/<channel> or /sinks/<namespace>/<sink>"
         )),
     }
 }
@@ -228,7 +232,7 @@ where
     let propagated = binding::propagated_headers(&parts.headers);
     let mut stored = Vec::with_capacity(events.len());
     for mut ev in events {
-        if target.broker
+        if target.is_broker()
             && let Err(m) = hop(&mut ev, shared.config.default_ttl)
         {
             return text(StatusCode::BAD_REQUEST, m);
@@ -236,29 +240,44 @@ where
         ev.headers = propagated.clone();
         stored.push(Arc::new(ev));
     }
-    let result = if stored.len() == 1 {
-        stored
-            .pop()
-            .map(|e| target.log.append(e))
-            .unwrap_or(Err(AppendError::Closed))
-    } else {
-        target.log.append_all(stored)
-    };
+    let path = parts.uri.path();
+    let mut result = append(&target, stored.clone()).await;
+    if result == Err(AppendError::Closed) {
+        // Recreated while this request was in flight: its successor takes the events.
+        result = match lookup(shared, path, &parts.headers) {
+            Lookup::Found(t) if !Arc::ptr_eq(&t, &target) => append(&t, stored).await,
+            _ => result,
+        };
+    }
     match result {
-        Ok(_) => empty(StatusCode::ACCEPTED),
-        Err(AppendError::Full) => {
-            let mut r = text(
-                StatusCode::TOO_MANY_REQUESTS,
-                "the log is full; retry later",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
-        }
+        Ok(()) => empty(StatusCode::ACCEPTED),
+        Err(AppendError::Full) => retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "the log is full; retry later".into(),
+        ),
+        Err(AppendError::Unavailable(m)) => retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the event was not stored: {m}"),
+        ),
+        Err(AppendError::TooLarge(m)) => text(StatusCode::PAYLOAD_TOO_LARGE, m),
         Err(AppendError::Closed) => {
             text(StatusCode::NOT_FOUND, "the broker or channel was deleted")
         }
     }
+}
+
+async fn append(target: &Target, events: Vec<Arc<Event>>) -> Result<(), AppendError> {
+    match target.log() {
+        Ok(log) => log.append(events).await,
+        Err(why) => Err(AppendError::Unavailable(why)),
+    }
+}
+
+fn retry_later(status: StatusCode, msg: String) -> Response {
+    let mut r = text(status, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 #[cfg(test)]

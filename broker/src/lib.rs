@@ -1,6 +1,7 @@
-//! knit-broker: the HTTP ingress of Brokers and channels, Trigger filters (legacy attributes,
-//! the Subscriptions API dialects and CloudEvents SQL), hop limits, and the data plane that
-//! applies the Contract.
+//! knit-broker: the HTTP ingress of Brokers, channels and KafkaSinks, Trigger filters (legacy
+//! attributes, the Subscriptions API dialects and CloudEvents SQL), hop limits, and the data
+//! plane that applies the Contract: a task per ingress owning its log, a task per egress owning
+//! its consumer group, and a report of what runs back to the control plane.
 //!
 //! It must not parse YAML or know about resources beyond the Contract.
 

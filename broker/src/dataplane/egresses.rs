@@ -1,0 +1,221 @@
+//! One task per egress (a Trigger, a Subscription, a KafkaSource): opens the egress's own
+//! consumer group on its ingress's log (retrying while the backend is unreachable), runs the
+//! dispatcher's consumer loop on it, applies configuration changes in place, reports whether it
+//! runs, and on removal either drains (memory: what was accepted is still delivered) or stops,
+//! commits and deletes its group (Kafka, as Knative deletes a deleted Trigger's group).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use knit_channels::{GroupSpec, Log, LogError};
+use knit_crds::contract::{self, Egress, Ordering};
+use knit_dispatcher::{EgressRuntime, EgressTask, EventFilter};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Ctx;
+use crate::filter::Filter;
+
+/// How long deliveries in flight may run on when an egress stops.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often shed counts are reported.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// An egress's configuration with its compiled filter.
+pub(crate) struct EgressConfig {
+    pub(crate) egress: Egress,
+    pub(crate) filter: Option<Arc<Filter>>,
+}
+
+/// A running egress task.
+pub(crate) struct EgressSlot {
+    pub(crate) config: Arc<EgressConfig>,
+    tx: watch::Sender<Option<Arc<EgressConfig>>>,
+    pub(crate) handle: JoinHandle<()>,
+    /// Becomes true once the consumer group is open and positioned.
+    pub(crate) opened: watch::Receiver<bool>,
+}
+
+impl EgressSlot {
+    /// Replace the configuration.
+    pub(crate) fn update(&mut self, config: Arc<EgressConfig>) {
+        self.config = config.clone();
+        self.tx.send_replace(Some(config));
+    }
+
+    /// Remove the egress; its task winds down (see the module doc).
+    pub(crate) fn remove(self) -> JoinHandle<()> {
+        self.tx.send_replace(None);
+        self.handle
+    }
+}
+
+/// The group name on `log`: Knative's name on durable logs (it outlives the process); the
+/// egress UID on memory logs, so a recreated Trigger never meets its predecessor's group.
+pub(crate) fn group_name(egress: &Egress, durable: bool) -> String {
+    if durable {
+        egress.group.clone()
+    } else {
+        egress.uid.clone()
+    }
+}
+
+fn spec(egress: &Egress, durable: bool) -> GroupSpec {
+    GroupSpec {
+        name: group_name(egress, durable),
+        start: match egress.start {
+            contract::StartAt::Latest => knit_channels::StartAt::Latest,
+            contract::StartAt::Earliest => knit_channels::StartAt::Earliest,
+        },
+        overflow: match egress.overflow {
+            contract::Overflow::Shed => knit_channels::Overflow::Shed,
+            contract::Overflow::Block => knit_channels::Overflow::Block,
+        },
+        // Ordered egresses retry in place (a retry stream would reorder).
+        durable_retries: durable && egress.ordering == Ordering::Unordered,
+    }
+}
+
+fn runtime(
+    cfg: &EgressConfig,
+    previous: Option<&EgressRuntime>,
+    durable: bool,
+) -> Arc<EgressRuntime> {
+    let filter = cfg.filter.clone().map(|f| f as Arc<dyn EventFilter>);
+    Arc::new(EgressRuntime::new(
+        cfg.egress.clone(),
+        filter,
+        previous,
+        durable,
+    ))
+}
+
+/// Start the task of one egress on `log`.
+pub(crate) fn spawn(log: Arc<dyn Log>, config: Arc<EgressConfig>, ctx: Arc<Ctx>) -> EgressSlot {
+    let (tx, rx) = watch::channel(Some(config.clone()));
+    let (opened_tx, opened) = watch::channel(false);
+    let handle = tokio::spawn(run(log, rx, opened_tx, ctx));
+    EgressSlot {
+        config,
+        tx,
+        handle,
+        opened,
+    }
+}
+
+/// Wait for the next change of `rx`; false when the egress was removed.
+async fn still_wanted(rx: &mut watch::Receiver<Option<Arc<EgressConfig>>>) -> bool {
+    rx.changed().await.is_ok() && rx.borrow().is_some()
+}
+
+async fn run(
+    log: Arc<dyn Log>,
+    mut rx: watch::Receiver<Option<Arc<EgressConfig>>>,
+    opened: watch::Sender<bool>,
+    ctx: Arc<Ctx>,
+) {
+    let Some(first) = rx.borrow_and_update().clone() else {
+        return;
+    };
+    let uid = first.egress.uid.clone();
+    let reference = first.egress.reference.clone();
+    let durable = log.durable();
+    let mut shutdown = ctx.shutdown.subscribe();
+    let mut current = first;
+    let mut wait = Duration::from_millis(200);
+    let consumer = loop {
+        match log.open(spec(&current.egress, durable)).await {
+            Ok(c) => break c,
+            Err(LogError::Closed) => return,
+            Err(e) => {
+                tracing::warn!(egress = %reference, error = %e, "cannot open the consumer group; retrying");
+                ctx.report.not_ready(
+                    &uid,
+                    "ConsumerGroupNotReady",
+                    format!("consumer group {}: {e}", current.egress.group),
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    wanted = still_wanted(&mut rx) => {
+                        if !wanted {
+                            ctx.report.forget(&uid);
+                            return;
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+                if let Some(c) = rx.borrow_and_update().clone() {
+                    current = c;
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    let group = group_name(&current.egress, durable);
+    let annotations: Vec<(&str, &str)> = if durable {
+        vec![("group.id", group.as_str())]
+    } else {
+        Vec::new()
+    };
+    ctx.report.ready(&uid, &annotations, 0);
+    opened.send_replace(true);
+    let mut task = EgressTask::spawn(
+        consumer,
+        runtime(&current, None, durable),
+        ctx.dispatch.clone(),
+        durable,
+    );
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                let next = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
+                match next {
+                    Some(cfg) => {
+                        if cfg.egress.overflow != current.egress.overflow {
+                            // Memory groups take the new policy on re-open.
+                            let _ = log.open(spec(&cfg.egress, durable)).await;
+                        }
+                        task.update(runtime(&cfg, Some(&task.runtime()), durable));
+                        current = cfg;
+                    }
+                    None => {
+                        if durable {
+                            task.shutdown(STOP_GRACE).await;
+                            delete_group(&log, &group, &reference).await;
+                        } else {
+                            // No more appends reach the group; what it holds is still delivered.
+                            let _ = log.delete_group(&group).await;
+                            task.finished().await;
+                        }
+                        break;
+                    }
+                }
+            }
+            () = task.finished() => {
+                // The log was closed (its ingress is gone) and this group delivered all of it.
+                if durable {
+                    delete_group(&log, &group, &reference).await;
+                }
+                break;
+            }
+            _ = shutdown.changed() => {
+                task.shutdown(STOP_GRACE).await;
+                return;
+            }
+            _ = tick.tick() => {
+                let shed = task.group_stats().shed;
+                ctx.dispatch.stats.egress(&reference).shed.store(shed, std::sync::atomic::Ordering::Relaxed);
+                ctx.report.ready(&uid, &annotations, shed);
+            }
+        }
+    }
+    ctx.report.forget(&uid);
+}
+
+async fn delete_group(log: &Arc<dyn Log>, group: &str, reference: &str) {
+    if let Err(e) = log.delete_group(group).await {
+        tracing::warn!(egress = %reference, group, error = %e, "cannot delete the consumer group");
+    }
+}

@@ -1,0 +1,289 @@
+//! One task per ingress (a Broker, a channel, a KafkaSink, a KafkaSource): opens its log
+//! (creating the Kafka topic; retrying while the cluster is unreachable, with the reason in the
+//! object's status), keeps one egress task per Trigger or Subscription, installs the memory
+//! log's filter index, and on removal retires: the log stops taking appends, every egress
+//! delivers what was accepted, and only then are topics deleted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use knit_channels::Log;
+use knit_crds::contract::{Ingress, IngressKind};
+use parking_lot::RwLock;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::egresses::{self, EgressConfig, EgressSlot};
+
+/// How long a new ingress waits for its first consumer groups before taking events.
+const FIRST_GROUPS_WAIT: Duration = Duration::from_secs(10);
+use super::{Ctx, backends};
+use crate::filter::{self, TriggerRouter};
+
+/// An ingress as the request path sees it.
+pub struct Target {
+    /// What it belongs to.
+    pub kind: IngressKind,
+    log: RwLock<Result<Arc<dyn Log>, String>>,
+}
+
+impl Target {
+    fn new(kind: IngressKind) -> Self {
+        Self {
+            kind,
+            log: RwLock::new(Err("the log is being opened".into())),
+        }
+    }
+
+    /// Whether the hop limit applies.
+    pub fn is_broker(&self) -> bool {
+        self.kind == IngressKind::Broker
+    }
+
+    /// The log, or why there is none yet.
+    pub fn log(&self) -> Result<Arc<dyn Log>, String> {
+        self.log.read().clone()
+    }
+
+    fn set(&self, log: Result<Arc<dyn Log>, String>) {
+        *self.log.write() = log;
+    }
+}
+
+/// A running ingress task.
+pub(crate) struct IngressSlot {
+    pub(crate) ingress: Arc<Ingress>,
+    pub(crate) target: Arc<Target>,
+    tx: watch::Sender<Option<Arc<Ingress>>>,
+    pub(crate) handle: JoinHandle<()>,
+    /// Closed when the task has ended (its topics, if it owned any, are deleted).
+    pub(crate) ended: watch::Receiver<()>,
+}
+
+/// Wait until a task whose `ended` this is has finished.
+pub(crate) async fn ended(mut rx: watch::Receiver<()>) {
+    while rx.changed().await.is_ok() {}
+}
+
+impl IngressSlot {
+    /// Apply a changed Contract entry.
+    pub(crate) fn update(&mut self, ingress: Arc<Ingress>) {
+        if *self.ingress != *ingress {
+            self.ingress = ingress.clone();
+            self.tx.send_replace(Some(ingress));
+        }
+    }
+
+    /// Retire the ingress (see the module doc).
+    pub(crate) fn remove(self) -> JoinHandle<()> {
+        self.tx.send_replace(None);
+        self.handle
+    }
+}
+
+/// Start the task of `ingress`, once the tasks in `after` (predecessors at the same address,
+/// still retiring) have ended.
+pub(crate) fn spawn(
+    ingress: Arc<Ingress>,
+    ctx: Arc<Ctx>,
+    after: Vec<watch::Receiver<()>>,
+) -> IngressSlot {
+    let target = Arc::new(Target::new(ingress.kind));
+    let (tx, rx) = watch::channel(Some(ingress.clone()));
+    let (ended_tx, ended_rx) = watch::channel(());
+    let handle = tokio::spawn({
+        let target = target.clone();
+        async move {
+            futures::future::join_all(after.into_iter().map(ended)).await;
+            run(rx, target, ctx).await;
+            drop(ended_tx);
+        }
+    });
+    IngressSlot {
+        ingress,
+        target,
+        tx,
+        handle,
+        ended: ended_rx,
+    }
+}
+
+async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>, ctx: Arc<Ctx>) {
+    let Some(mut current) = rx.borrow_and_update().clone() else {
+        return;
+    };
+    let mut shutdown = ctx.shutdown.subscribe();
+    let mut wait = Duration::from_millis(200);
+    let opened = loop {
+        match backends::open(
+            &current,
+            &ctx.config,
+            &ctx.clusters,
+            &ctx.dispatch.stats.unmatched,
+        )
+        .await
+        {
+            Ok(o) => break o,
+            Err(e) => {
+                let msg = format!("{}: {e}", describe(&current));
+                tracing::warn!(ingress = %current.path, error = %e, "cannot open the log; retrying");
+                ctx.report
+                    .not_ready(&current.uid, "TopicNotReady", msg.clone());
+                target.set(Err(msg));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    changed = rx.changed() => {
+                        if changed.is_err() || rx.borrow().is_none() {
+                            ctx.report.forget(&current.uid);
+                            return;
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+                if let Some(i) = rx.borrow_and_update().clone() {
+                    current = i;
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    let annotations: Vec<(&str, &str)> = opened
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut egresses: HashMap<String, EgressSlot> = HashMap::new();
+    let mut leaving: Vec<JoinHandle<()>> = Vec::new();
+    // The egresses this ingress starts with get their groups before it takes any event, so
+    // a Broker recreated under a steady stream loses nothing to the gap (bounded: a group that
+    // cannot be opened does not keep the ingress shut).
+    sync(&current, &opened.log, &mut egresses, &mut leaving, &ctx);
+    let first_groups = egresses.values().map(|s| s.opened.clone());
+    let all_open = futures::future::join_all(first_groups.map(|mut o| async move {
+        let _ = o.wait_for(|v| *v).await;
+    }));
+    if tokio::time::timeout(FIRST_GROUPS_WAIT, all_open)
+        .await
+        .is_err()
+    {
+        tracing::warn!(ingress = %current.path, "some consumer groups are not open yet; accepting events anyway");
+    }
+    target.set(Ok(opened.log.clone()));
+    let mut reported_uid = current.uid.clone();
+    loop {
+        if reported_uid != current.uid {
+            ctx.report.forget(&reported_uid);
+            reported_uid = current.uid.clone();
+        }
+        ctx.report.ready(&current.uid, &annotations, 0);
+        sync(&current, &opened.log, &mut egresses, &mut leaving, &ctx);
+        tokio::select! {
+            changed = rx.changed() => {
+                match (changed, rx.borrow_and_update().clone()) {
+                    (Ok(()), Some(i)) => current = i,
+                    _ => break,
+                }
+            }
+            _ = shutdown.changed() => {
+                // The process is stopping: egresses stop on the same signal; nothing is deleted.
+                for slot in egresses.into_values() {
+                    leaving.push(slot.handle);
+                }
+                futures::future::join_all(leaving).await;
+                return;
+            }
+        }
+    }
+    // Retire: no more appends; every egress delivers what was accepted, then ends. The slots
+    // stay alive meanwhile: an egress whose slot goes away takes it as its own removal.
+    target.set(Err("the broker or channel was deleted".into()));
+    opened.log.close();
+    let mut slots: Vec<EgressSlot> = egresses.into_values().collect();
+    let running = slots.iter_mut().map(|s| &mut s.handle);
+    futures::future::join_all(running.chain(leaving.iter_mut())).await;
+    drop(slots);
+    if let Some((cluster, topics)) = opened.owned_topics
+        && let Err(e) = cluster.delete_topics(&topics).await
+    {
+        tracing::warn!(?topics, error = %e, "cannot delete the topics of a deleted broker or channel");
+    }
+    ctx.report.forget(&reported_uid);
+    tracing::info!(ingress = %current.path, "ingress retired");
+}
+
+fn describe(i: &Ingress) -> String {
+    match &i.backend {
+        knit_crds::contract::Backend::Memory => "memory log".into(),
+        knit_crds::contract::Backend::Kafka(k) => {
+            format!("topic {} on {}", k.topics.join(","), k.bootstrap_servers)
+        }
+    }
+}
+
+/// Bring the egress tasks in line with `ingress`.
+fn sync(
+    ingress: &Ingress,
+    log: &Arc<dyn Log>,
+    egresses: &mut HashMap<String, EgressSlot>,
+    leaving: &mut Vec<JoinHandle<()>>,
+    ctx: &Arc<Ctx>,
+) {
+    leaving.retain(|h| !h.is_finished());
+    let wanted: HashMap<&str, &knit_crds::contract::Egress> = ingress
+        .egresses
+        .iter()
+        .map(|e| (e.uid.as_str(), e))
+        .collect();
+    let gone: Vec<String> = egresses
+        .keys()
+        .filter(|uid| !wanted.contains_key(uid.as_str()))
+        .cloned()
+        .collect();
+    for uid in gone {
+        if let Some(slot) = egresses.remove(&uid) {
+            leaving.push(slot.remove());
+        }
+    }
+    for e in &ingress.egresses {
+        match egresses.get_mut(&e.uid) {
+            Some(slot) if slot.config.egress == *e => {}
+            Some(slot) => {
+                let filter = if slot.config.egress.filter == e.filter {
+                    slot.config.filter.clone()
+                } else {
+                    compiled(ingress, e)
+                };
+                slot.update(Arc::new(EgressConfig {
+                    egress: e.clone(),
+                    filter,
+                }));
+            }
+            None => {
+                let cfg = Arc::new(EgressConfig {
+                    egress: e.clone(),
+                    filter: compiled(ingress, e),
+                });
+                egresses.insert(
+                    e.uid.clone(),
+                    egresses::spawn(log.clone(), cfg, ctx.clone()),
+                );
+            }
+        }
+    }
+    if ingress.kind == IngressKind::Broker {
+        let durable = log.durable();
+        let groups = egresses
+            .values()
+            .filter_map(|s| {
+                let f = s.config.filter.clone()?;
+                Some((egresses::group_name(&s.config.egress, durable), f))
+            })
+            .collect();
+        log.select(Some(Arc::new(TriggerRouter::new(groups))));
+    }
+}
+
+fn compiled(ingress: &Ingress, e: &knit_crds::contract::Egress) -> Option<Arc<filter::Filter>> {
+    (ingress.kind == IngressKind::Broker).then(|| Arc::new(filter::compile(e.filter.as_ref())))
+}

@@ -1,0 +1,235 @@
+//! The data plane: applies each new Contract without dropping events. Every ingress runs as a
+//! task that owns its log; every egress as a task that owns its consumer group (see
+//! [`ingresses`] and [`egresses`]). Applying a Contract only diffs it against the running tasks
+//! and tells them what changed, so it never blocks on a backend; what actually happened comes
+//! back through [`DataPlane::report`].
+
+mod backends;
+mod egresses;
+mod ingresses;
+mod report;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use knit_channels::MemoryConfig;
+use knit_channels::kafka::Clusters;
+use knit_crds::contract::{Contract, Ingress, Report};
+use knit_dispatcher::{Sender, Shared as Dispatch, Stats};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use ingresses::IngressSlot;
+pub use ingresses::Target;
+pub use report::Reporter;
+
+/// Settings of the data plane.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest event accepted, in bytes.
+    pub max_event_size: usize,
+    /// Bounds of memory logs, per consumer group.
+    pub memory: MemoryConfig,
+    /// Hop limit given to events entering a Broker without one.
+    pub default_ttl: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_event_size: 4 * 1024 * 1024,
+            memory: MemoryConfig::default(),
+            default_ttl: 255,
+        }
+    }
+}
+
+/// Where requests are routed.
+#[derive(Default)]
+pub struct Table {
+    /// By path (`/ns/name`, `/channels/ns/name`, `/sinks/ns/name`).
+    pub by_path: HashMap<String, Arc<Target>>,
+    /// By host name (channels).
+    pub by_host: HashMap<String, Arc<Target>>,
+}
+
+/// State shared with the ingress handler.
+pub struct Shared {
+    table: RwLock<Arc<Table>>,
+    /// Settings.
+    pub config: Config,
+}
+
+impl Shared {
+    /// The current routing table.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.read().clone()
+    }
+}
+
+/// What the ingress and egress tasks share.
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) dispatch: Dispatch,
+    pub(crate) report: Reporter,
+    pub(crate) clusters: Clusters,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+/// The data plane of one process.
+pub struct DataPlane {
+    shared: Arc<Shared>,
+    ctx: Arc<Ctx>,
+    slots: Mutex<HashMap<String, IngressSlot>>,
+    /// Ingress tasks retiring (draining, deleting topics).
+    retiring: Mutex<Vec<Retiring>>,
+}
+
+/// An ingress task retiring: its address, its task, and its end.
+struct Retiring {
+    key: String,
+    handle: JoinHandle<()>,
+    ended: watch::Receiver<()>,
+}
+
+impl DataPlane {
+    /// A data plane with no ingresses.
+    pub fn new(config: Config) -> knit_dispatcher::Result<Self> {
+        let (shutdown, _) = watch::channel(false);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                table: RwLock::new(Arc::new(Table::default())),
+                config: config.clone(),
+            }),
+            ctx: Arc::new(Ctx {
+                config,
+                dispatch: Dispatch {
+                    sender: Sender::new()?,
+                    stats: Arc::new(Stats::default()),
+                },
+                report: Reporter::new(),
+                clusters: Clusters::new(config_kafka_client_id()),
+                shutdown,
+            }),
+            slots: Mutex::new(HashMap::new()),
+            retiring: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Serve the ingress on `listener`.
+    pub async fn serve_ingress(&self, listener: tokio::net::TcpListener) {
+        crate::ingress::serve(listener, self.shared.clone()).await
+    }
+
+    /// Delivery counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.ctx.dispatch.stats.clone()
+    }
+
+    /// Follow what the data plane made of the Contract.
+    pub fn report(&self) -> watch::Receiver<Arc<Report>> {
+        self.ctx.report.subscribe()
+    }
+
+    /// Run `contract`: start, update and retire ingresses and egresses. Returns at once; the
+    /// tasks do the work and report back.
+    pub fn apply(&self, contract: &Contract) {
+        let mut slots = self.slots.lock();
+        let mut retiring = self.retiring.lock();
+        retiring.retain(|r| !r.handle.is_finished());
+        let mut next: HashMap<String, IngressSlot> = HashMap::new();
+        for ingress in &contract.ingresses {
+            let key = if ingress.path.is_empty() {
+                format!("source:{}", ingress.uid)
+            } else {
+                ingress.path.clone()
+            };
+            let ingress = Arc::new(ingress.clone());
+            let slot = match slots.remove(&key) {
+                Some(mut s) if backends::same_log(&s.ingress, &ingress) => {
+                    s.update(ingress);
+                    s
+                }
+                Some(old) => {
+                    tracing::info!(ingress = %key, "recreated: the old log drains, a new one starts");
+                    let ended = old.ended.clone();
+                    retiring.push(Retiring {
+                        key: key.clone(),
+                        handle: old.remove(),
+                        ended,
+                    });
+                    self.start(&key, ingress, &retiring)
+                }
+                None => {
+                    tracing::info!(ingress = %key, kind = ?ingress.kind, "ingress started");
+                    self.start(&key, ingress, &retiring)
+                }
+            };
+            next.insert(key, slot);
+        }
+        for (key, old) in slots.drain() {
+            tracing::info!(ingress = %key, "ingress removed: its log drains");
+            let ended = old.ended.clone();
+            retiring.push(Retiring {
+                key,
+                handle: old.remove(),
+                ended,
+            });
+        }
+        let mut table = Table::default();
+        for slot in next.values() {
+            if slot.ingress.path.is_empty() {
+                continue;
+            }
+            table
+                .by_path
+                .insert(slot.ingress.path.clone(), slot.target.clone());
+            for h in &slot.ingress.hosts {
+                table.by_host.insert(h.clone(), slot.target.clone());
+            }
+        }
+        *self.shared.table.write() = Arc::new(table);
+        *slots = next;
+    }
+
+    /// Start an ingress task at `key` after whatever still retires there (a Kafka topic of the
+    /// same name must be deleted before it is created again).
+    fn start(&self, key: &str, ingress: Arc<Ingress>, retiring: &[Retiring]) -> IngressSlot {
+        // Memory logs share nothing with their predecessors: no need to wait for their drain.
+        let kafka = matches!(ingress.backend, knit_crds::contract::Backend::Kafka(_));
+        let after = retiring
+            .iter()
+            .filter(|r| kafka && r.key == key)
+            .map(|r| r.ended.clone())
+            .collect();
+        ingresses::spawn(ingress, self.ctx.clone(), after)
+    }
+
+    /// Stop: the ingress answers nothing new, egresses finish what is in flight (up to a few
+    /// seconds), commit and leave their groups. Nothing is deleted.
+    pub async fn shutdown(&self, grace: Duration) {
+        *self.shared.table.write() = Arc::new(Table::default());
+        self.ctx.shutdown.send_replace(true);
+        let handles: Vec<JoinHandle<()>> = {
+            let mut slots = self.slots.lock();
+            let mut retiring = self.retiring.lock();
+            slots
+                .drain()
+                .map(|(_, s)| s.handle)
+                .chain(retiring.drain(..).map(|r| r.handle))
+                .collect()
+        };
+        let all = futures::future::join_all(handles);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                "some deliveries did not finish before shutdown; they are replayed from the last commit"
+            );
+        }
+    }
+}
+
+fn config_kafka_client_id() -> String {
+    format!("knit-{}", std::process::id())
+}
