@@ -9,7 +9,7 @@
 //! | DELETE | `/api/v1/{kind}/{namespace}/{name}` | delete one object |
 //! | POST | `/api/v1/apply` | `{"file": NAME, "manifest": YAML}`: admit and store |
 //! | GET | `/api/v1/contract` | the data-plane Contract |
-//! | GET | `/api/v1/stats` | delivery counters (delivered, dead-lettered, dropped, retries) |
+//! | GET | `/api/v1/stats` | fate counters in total and per egress (`egresses`, by `Kind/ns/name`): delivered, filtered, deferred, deadLettered, dropped, shed, retries; and unmatched |
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
 
@@ -188,12 +188,13 @@ async fn apply(State(s): State<AdminState>, body: axum::body::Bytes) -> Response
 }
 
 async fn stats_handler(State(s): State<AdminState>) -> Response {
-    let map: serde_json::Map<String, Value> = s
+    let mut map: serde_json::Map<String, Value> = s
         .stats
-        .snapshot()
+        .totals()
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
+    map.insert("egresses".into(), json!(s.stats.egresses()));
     Json(Value::Object(map)).into_response()
 }
 

@@ -13,6 +13,9 @@ use tokio::net::TcpListener;
 use crate::cli::RunArgs;
 use crate::control::{self, Applier, reconcile::Env};
 
+/// How long deliveries in flight may take to finish when knit is stopped.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
 struct DataPlaneApplier(Arc<DataPlane>);
 
 impl Applier for DataPlaneApplier {
@@ -79,7 +82,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
 
     let dataplane = Arc::new(DataPlane::new(knit_broker::Config {
         max_event_size: args.max_event_size,
-        log_capacity: args.log_capacity,
+        memory: knit_channels::MemoryConfig {
+            capacity: args.log_capacity,
+            ..Default::default()
+        },
         ..Default::default()
     })?);
     let dp = dataplane.clone();
@@ -87,21 +93,24 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
 
     let env = Env {
         ingress_url: ingress_url.clone(),
+        kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
     };
     let applier = Arc::new(DataPlaneApplier(dataplane.clone()));
-    let handle = match control::start(args.files.clone(), env, crate::hooks(), applier).await {
-        Ok(h) => h,
-        Err(issues) => {
-            for i in &issues {
-                eprintln!("{i}");
+    let report = dataplane.report();
+    let handle =
+        match control::start(args.files.clone(), env, crate::hooks(), applier, report).await {
+            Ok(h) => h,
+            Err(issues) => {
+                for i in &issues {
+                    eprintln!("{i}");
+                }
+                eprintln!(
+                    "error: {} problem(s) in the manifests; nothing was started",
+                    issues.len()
+                );
+                return Ok(ExitCode::from(2));
             }
-            eprintln!(
-                "error: {} problem(s) in the manifests; nothing was started",
-                issues.len()
-            );
-            return Ok(ExitCode::from(2));
-        }
-    };
+        };
     serve(
         "admin",
         admin,
@@ -112,7 +121,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}");
     tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, "knit is running");
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: finishing deliveries in flight and committing");
+    dataplane.shutdown(SHUTDOWN_GRACE).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -150,7 +150,12 @@ pub struct RunArgs {
     /// Largest event accepted by an ingress, in bytes (larger ones get 413).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_event_size: usize,
-    /// Events each in-memory log holds before its ingress answers 429.
+    /// Events an in-memory log holds waiting for one Trigger or Subscription; past that, its
+    /// oldest are shed (or, with `knit.dev/overflow: block`, the ingress answers 429).
     #[arg(long, default_value_t = 10_000)]
     pub log_capacity: usize,
+    /// Kafka bootstrap servers: Brokers of the default class and generic Channels use Kafka,
+    /// and Kafka objects that name no cluster use this one.
+    #[arg(long, env = "KNIT_KAFKA")]
+    pub kafka: Option<String>,
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use knit_crds::admission::{Hooks, Issue, admit_file};
-use knit_crds::contract::Contract;
+use knit_crds::contract::{Contract, Report};
 use knit_crds::{Object, ObjectKey};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,6 +24,8 @@ use store::{Action, Origin, Store};
 
 /// How often watched files are checked for changes.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a data-plane report may wait for others before the control plane reconciles.
+const REPORT_SETTLE: Duration = Duration::from_millis(20);
 
 /// Receives each new Contract; returns once the data plane runs it.
 pub trait Applier: Send + Sync + 'static {
@@ -124,6 +126,8 @@ struct ControlPlane {
     applier: Arc<dyn Applier>,
     contract: Contract,
     snapshot: watch::Sender<Arc<Snapshot>>,
+    /// What the data plane made of the Contract (read into statuses).
+    report: watch::Receiver<Arc<Report>>,
 }
 
 fn now() -> jiff::Timestamp {
@@ -246,7 +250,8 @@ impl ControlPlane {
     async fn publish(&mut self) {
         let objects: Vec<Object> = self.store.objects().cloned().collect();
         let stamp = now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let out = reconcile(&objects, &self.prev, &self.env, &stamp);
+        let report = self.report.borrow_and_update().clone();
+        let out = reconcile(&objects, &self.prev, &self.env, &report, &stamp);
         self.prev = out
             .objects
             .iter()
@@ -272,13 +277,15 @@ impl ControlPlane {
     }
 }
 
-/// Load `files`, reconcile, and run the control plane. Fails with every admission error of the
-/// initial load.
+/// Load `files`, reconcile, and run the control plane, reconciling again whenever `report` (what
+/// the data plane made of the Contract) changes. Fails with every admission error of the initial
+/// load.
 pub async fn start(
     roots: Vec<PathBuf>,
     env: Env,
     hooks: Hooks,
     applier: Arc<dyn Applier>,
+    report: watch::Receiver<Arc<Report>>,
 ) -> Result<Handle, Vec<Issue>> {
     let mut watcher = files::Watcher::new(roots);
     let (watcher, changes) = tokio::task::spawn_blocking(move || {
@@ -296,6 +303,7 @@ pub async fn start(
         applier,
         contract: Contract::default(),
         snapshot: snap_tx,
+        report,
     };
     let mut errors = Vec::new();
     for change in changes {
@@ -333,8 +341,18 @@ async fn run(mut cp: ControlPlane, watcher: files::Watcher, mut rx: mpsc::Receiv
     let mut rejected: BTreeMap<PathBuf, String> = BTreeMap::new();
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut report = cp.report.clone();
     loop {
         tokio::select! {
+            changed = report.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                // Coalesce a burst of reports (many groups positioned at once) into one pass.
+                tokio::time::sleep(REPORT_SETTLE).await;
+                report.borrow_and_update();
+                cp.publish().await;
+            }
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 match cmd {

@@ -85,6 +85,26 @@ impl Conditions {
         self.set(type_, Tri::Unknown, reason, message)
     }
 
+    /// A condition that informs without affecting `Ready` (severity `Warning`).
+    pub(crate) fn warning(
+        &mut self,
+        type_: &str,
+        ok: bool,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> &mut Self {
+        self.set(
+            type_,
+            if ok { Tri::True } else { Tri::False },
+            reason,
+            message,
+        );
+        if let Some(c) = self.list.iter_mut().find(|x| x.type_ == type_) {
+            c.severity = Some("Warning".into());
+        }
+        self
+    }
+
     pub(crate) fn get(&self, type_: &str) -> Option<&Condition> {
         self.list.iter().find(|c| c.type_ == type_)
     }
@@ -131,9 +151,4 @@ impl Conditions {
 /// Status of a `Ready` condition within a list.
 pub(crate) fn ready_of(conditions: &[Condition]) -> Option<&Condition> {
     conditions.iter().find(|c| c.type_ == "Ready")
-}
-
-/// Whether a list of conditions is Ready=True.
-pub(crate) fn is_ready(conditions: &[Condition]) -> bool {
-    ready_of(conditions).is_some_and(|c| c.status == "True")
 }

@@ -1,20 +1,24 @@
-//! The Contract from reconciled objects: one ingress per Ready Broker or channel, one egress per
-//! Ready Trigger or Subscription.
+//! The Contract from reconciled objects: one ingress per Broker or channel with an address and a
+//! backend, one egress per Trigger or Subscription whose destinations resolve. Readiness that
+//! depends on the data plane (topics, consumer groups) is not required here: the data plane
+//! needs the entry to get there, and reports back.
 
 use std::collections::BTreeMap;
 
 use knit_crds::api::duck::{BackoffPolicy, DeliverySpec};
 use knit_crds::contract::{
-    Backend, Backoff, Contract, DeliveryPolicy, Egress, EgressFilter, Ingress, IngressKind, Reply,
+    Backoff, Contract, DeliveryPolicy, Egress, EgressFilter, Ingress, IngressKind, Ordering,
+    Overflow, Reply, StartAt,
 };
 use knit_crds::{Object, ObjectKey, duration, names};
 
 use super::World;
-use super::conditions::is_ready;
+use super::backends;
 use super::conditions_of;
 use super::eventing::trigger_broker;
 use super::messaging::subscription_channel;
-use super::resolve::{broker_path, channel_host, channel_path};
+use super::resolve::{broker_path, channel_host, channel_path, sink_path};
+use super::sources::kafka_source_log_uid;
 
 /// The default most deliveries in flight per Trigger or Subscription.
 pub(crate) const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
@@ -43,65 +47,127 @@ pub(crate) fn policy(spec: Option<&DeliverySpec>) -> DeliveryPolicy {
     }
 }
 
+fn annotation<'a>(o: &'a Object, name: &str) -> Option<&'a str> {
+    o.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(name))
+        .map(String::as_str)
+}
+
 fn flow_control(o: &Object) -> (u32, Option<f64>) {
-    let a = o.meta().annotations.as_ref();
-    let max = a
-        .and_then(|a| a.get(names::MAX_IN_FLIGHT_ANNOTATION))
+    let max = annotation(o, names::MAX_IN_FLIGHT_ANNOTATION)
         .and_then(|v| v.parse().ok())
         .filter(|n| *n >= 1)
         .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
-    let rate = a
-        .and_then(|a| a.get(names::RATE_LIMIT_ANNOTATION))
+    let rate = annotation(o, names::RATE_LIMIT_ANNOTATION)
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|r| r.is_finite() && *r > 0.0);
     (max, rate)
+}
+
+/// `kafka.eventing.knative.dev/delivery.order` (Triggers; `unordered` by default, as Knative).
+fn ordering(o: &Object) -> Ordering {
+    match annotation(o, names::DELIVERY_ORDER_ANNOTATION).and_then(names::delivery_order) {
+        Some(names::DELIVERY_ORDER_ORDERED) => Ordering::Ordered,
+        Some(names::DELIVERY_ORDER_ORDERED_BY_KEY) => Ordering::OrderedByKey,
+        _ => Ordering::Unordered,
+    }
+}
+
+/// `knit.dev/overflow`: `shed` (default) or `block`.
+fn overflow(o: &Object) -> Overflow {
+    match annotation(o, names::OVERFLOW_ANNOTATION) {
+        Some(names::OVERFLOW_BLOCK) => Overflow::Block,
+        _ => Overflow::Shed,
+    }
 }
 
 fn reference(o: &Object) -> String {
     format!("{}/{}/{}", o.kind(), o.namespace(), o.name())
 }
 
+/// Whether these conditions are all True (those present; a missing one counts as not True).
+fn all_true(o: &Object, types: &[&str]) -> bool {
+    let conds = conditions_of(o);
+    types
+        .iter()
+        .all(|t| conds.iter().any(|c| c.type_ == *t && c.status == "True"))
+}
+
 pub(crate) fn build(world: &World<'_>) -> Contract {
     let mut ingresses: BTreeMap<ObjectKey, Ingress> = BTreeMap::new();
-    for (key, o) in &world.objects {
-        if !is_ready(conditions_of(o)) {
+    for (key, backend) in &world.backends {
+        let Some(o) = world.objects.get(key) else {
+            continue;
+        };
+        // An ingress runs once its object has an address and a backend: a dead-letter sink that
+        // does not resolve, or a topic still being created, does not stop it (the data plane
+        // answers 503 until its log is open).
+        let runs = match o {
+            Object::KafkaSource(_) => all_true(o, &["SinkProvided"]),
+            _ => all_true(o, &["Addressable"]),
+        };
+        if !runs {
             continue;
         }
-        let (kind, path, hosts) = match o {
+        let uid = o.meta().uid.clone().unwrap_or_default();
+        let (kind, path, hosts, uid) = match o {
             Object::Broker(_) => (
                 IngressKind::Broker,
                 broker_path(&key.namespace, &key.name),
                 vec![],
+                uid,
             ),
-            Object::InMemoryChannel(_) => (
+            Object::InMemoryChannel(_) | Object::KafkaChannel(_) => (
                 IngressKind::Channel,
                 channel_path(&key.namespace, &key.name),
                 vec![channel_host(&key.namespace, &key.name)],
+                uid,
+            ),
+            Object::KafkaSink(_) => (
+                IngressKind::Sink,
+                sink_path(&key.namespace, &key.name),
+                vec![],
+                uid,
+            ),
+            Object::KafkaSource(_) => (
+                IngressKind::Source,
+                String::new(),
+                vec![],
+                kafka_source_log_uid(&uid),
             ),
             _ => continue,
         };
         ingresses.insert(
             key.clone(),
             Ingress {
-                uid: o.meta().uid.clone().unwrap_or_default(),
+                uid,
                 kind,
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
                 path,
                 hosts,
-                backend: Backend::Memory,
+                backend: backend.clone(),
                 egresses: Vec::new(),
             },
         );
     }
 
     for (key, o) in &world.objects {
-        if !is_ready(conditions_of(o)) {
-            continue;
-        }
         let (max_in_flight, rate_limit) = flow_control(o);
         match o {
             Object::Trigger(t) => {
+                if !all_true(
+                    o,
+                    &[
+                        "SubscriberResolved",
+                        "DependencyReady",
+                        "DeadLetterSinkResolved",
+                    ],
+                ) {
+                    continue;
+                }
                 let bk = trigger_broker(t, &key.namespace);
                 let Some(Object::Broker(b)) = world.objects.get(&bk) else {
                     continue;
@@ -117,6 +183,7 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
                 };
                 let egress = Egress {
                     uid: t.metadata.uid.clone().unwrap_or_default(),
+                    group: backends::trigger_group(&key.namespace, &key.name),
                     reference: reference(o),
                     namespace: key.namespace.clone(),
                     filter: Some(EgressFilter {
@@ -132,18 +199,25 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
                     delivery: policy(delivery),
                     max_in_flight,
                     rate_limit,
+                    ordering: ordering(o),
+                    overflow: overflow(o),
+                    start: StartAt::Latest,
                 };
                 if let Some(i) = ingresses.get_mut(&bk) {
                     i.egresses.push(egress);
                 }
             }
             Object::Subscription(s) => {
+                if !all_true(o, &["Resolved"]) {
+                    continue;
+                }
                 let Some(r) = &s.spec.channel else { continue };
                 let Ok((_, impl_key)) = subscription_channel(world, r, &key.namespace) else {
                     continue;
                 };
                 let channel_delivery = match world.objects.get(&impl_key) {
                     Some(Object::InMemoryChannel(c)) => c.spec.channelable.delivery.clone(),
+                    Some(Object::KafkaChannel(c)) => c.spec.channelable.delivery.clone(),
                     _ => None,
                 };
                 let phys = s
@@ -156,8 +230,10 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
                 } else {
                     channel_delivery
                 };
+                let uid = s.metadata.uid.clone().unwrap_or_default();
                 let egress = Egress {
-                    uid: s.metadata.uid.clone().unwrap_or_default(),
+                    group: backends::subscription_group(&key.namespace, &impl_key.name, &uid),
+                    uid,
                     reference: reference(o),
                     namespace: key.namespace.clone(),
                     filter: None,
@@ -170,10 +246,57 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
                     delivery: policy(delivery.as_ref()),
                     max_in_flight,
                     rate_limit,
+                    // Subscriptions are unordered unless asked (Knative forces `ordered` on
+                    // KafkaChannel subscriptions; eventing-kafka-broker#2699 asks otherwise).
+                    ordering: ordering(o),
+                    overflow: overflow(o),
+                    start: StartAt::Latest,
                 };
                 if let Some(i) = ingresses.get_mut(&impl_key) {
                     i.egresses.push(egress);
                 }
+            }
+            Object::KafkaSource(k) => {
+                let Some(ingress) = ingresses.get_mut(key) else {
+                    continue;
+                };
+                let st = k.status.clone().unwrap_or_default();
+                let dls = k
+                    .spec
+                    .delivery
+                    .as_ref()
+                    .and_then(|d| d.dead_letter_sink.as_ref())
+                    .and_then(|d| world.resolve(d, &key.namespace).ok());
+                ingress.egresses.push(Egress {
+                    uid: k.metadata.uid.clone().unwrap_or_default(),
+                    group: k.spec.consumer_group.clone().unwrap_or_else(|| {
+                        format!(
+                            "{}{}-{}",
+                            names::KAFKA_SOURCE_CONSUMER_GROUP_PREFIX,
+                            key.namespace,
+                            key.name
+                        )
+                    }),
+                    reference: reference(o),
+                    namespace: key.namespace.clone(),
+                    filter: None,
+                    subscriber: st.source.sink_uri.clone(),
+                    reply: None,
+                    dead_letter_sink: dls,
+                    delivery: policy(k.spec.delivery.as_ref()),
+                    max_in_flight,
+                    rate_limit,
+                    // Knative's KafkaSource default is `ordered` (one in flight per partition).
+                    ordering: match k.spec.ordering.as_deref() {
+                        Some("unordered") => Ordering::Unordered,
+                        _ => Ordering::Ordered,
+                    },
+                    overflow: Overflow::Shed,
+                    start: match k.spec.initial_offset.as_deref() {
+                        Some("earliest") => StartAt::Earliest,
+                        _ => StartAt::Latest,
+                    },
+                });
             }
             _ => {}
         }

@@ -1,7 +1,7 @@
 //! Defaults that depend on other objects: the channel implementation of Channels, Sequences and
 //! Parallels comes from the `default-ch-webhook` ConfigMap in `knative-eventing` (key
 //! `default-ch-config`, with `clusterDefault` and `namespaceDefaults`), InMemoryChannel when it
-//! says nothing, as Knative's defaulting webhook does.
+//! says nothing, as Knative's defaulting webhook does (KafkaChannel under `knit run --kafka`).
 
 use std::collections::BTreeMap;
 
@@ -45,16 +45,28 @@ fn channel_defaults(objects: &[Object]) -> ChannelDefaults {
         .unwrap_or_default()
 }
 
-/// Fill in every missing channel template.
-pub(crate) fn channel_templates(objects: &mut [Object]) {
+/// Fill in every missing channel template. With `kafka` (`knit run --kafka`) the built-in
+/// default is KafkaChannel instead of InMemoryChannel.
+pub(crate) fn channel_templates(objects: &mut [Object], kafka: bool) {
     let defaults = channel_defaults(objects);
+    let builtin = || {
+        if kafka {
+            ChannelTemplateSpec {
+                api_version: Some(Kind::KafkaChannel.api_version()),
+                kind: Some(Kind::KafkaChannel.name().into()),
+                spec: None,
+            }
+        } else {
+            default_channel_template()
+        }
+    };
     let template = |ns: &str| {
         defaults
             .namespace_defaults
             .get(ns)
             .or(defaults.cluster_default.as_ref())
             .cloned()
-            .unwrap_or_else(default_channel_template)
+            .unwrap_or_else(builtin)
     };
     for o in objects.iter_mut() {
         let ns = o.namespace().to_string();

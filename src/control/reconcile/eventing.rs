@@ -4,7 +4,10 @@ use knit_crds::api::duck::{Condition, DeliverySpec};
 use knit_crds::api::eventing::{BrokerStatus, EventTypeStatus, TriggerStatus};
 use knit_crds::{Kind, Object, ObjectKey, names};
 
+use knit_crds::contract::Backend;
+
 use super::World;
+use super::backends;
 use super::conditions::{Conditions, ready_of};
 use super::conditions_of;
 use super::resolve::{broker_class, referenced_kind};
@@ -50,16 +53,46 @@ pub(crate) fn brokers(world: &mut World<'_>) {
         let mut c = Conditions::new();
         let mut status = BrokerStatus::default();
         let class = broker_class(&Object::Broker(b.clone())).unwrap_or_default();
-        let deps: &[&str] = &[
+        let mut deps: Vec<&str> = vec![
             "IngressReady",
             "TriggerChannelReady",
             "FilterReady",
             "Addressable",
             "DeadLetterSinkResolved",
         ];
-        if class == names::DEFAULT_BROKER_CLASS {
+        let runnable = class == names::DEFAULT_BROKER_CLASS || backends::is_kafka_class(&class);
+        if runnable {
             c.ok("IngressReady").ok("FilterReady");
-            channel_config(world, b.spec.config.as_ref(), &mut c);
+            let template = if class == names::DEFAULT_BROKER_CLASS {
+                channel_config(world, b.spec.config.as_ref(), &mut c)
+            } else {
+                c.ok("TriggerChannelReady");
+                None
+            };
+            match backends::broker(
+                world,
+                &key,
+                &class,
+                b.spec.config.as_ref(),
+                template.as_deref(),
+            ) {
+                Ok(backend) => {
+                    if matches!(backend, Backend::Kafka(_)) {
+                        deps.push("TopicReady");
+                        status.status.annotations = backends::data_plane(
+                            world,
+                            b.metadata.uid.as_deref(),
+                            "TopicReady",
+                            "TopicNotReady",
+                            &mut c,
+                        );
+                    }
+                    world.backends.insert(key.clone(), backend);
+                }
+                Err(nb) => {
+                    c.fail("TriggerChannelReady", nb.reason, nb.message);
+                }
+            }
             if let Some(addr) =
                 world.addressable(&key, &mut c, "NoAddress", "the broker has no address")
             {
@@ -72,33 +105,34 @@ pub(crate) fn brokers(world: &mut World<'_>) {
             c.fail(
                 "IngressReady",
                 "BackendNotConfigured",
-                format!("broker class {class} needs a durable backend, which this Knit build does not run yet; use {}", names::DEFAULT_BROKER_CLASS),
+                format!("broker class {class} needs a backend this Knit build does not run yet; use {} or Kafka", names::DEFAULT_BROKER_CLASS),
             );
         } else {
             c.fail(
                 "IngressReady",
                 "BrokerClassNotSupported",
                 format!(
-                    "Knit does not run broker class {class:?}; use {}",
+                    "Knit does not run broker class {class:?}; use {} or Kafka",
                     names::DEFAULT_BROKER_CLASS
                 ),
             );
         }
-        status.status.conditions = c.roll_up(deps);
+        status.status.conditions = c.roll_up(&deps);
         b.status = Some(status);
         world.objects.insert(key, Object::Broker(b));
     }
 }
 
-/// `spec.config` of an MTChannelBasedBroker names the ConfigMap holding its channel template.
+/// `spec.config` of an MTChannelBasedBroker names the ConfigMap holding its channel template;
+/// returns the template's kind when it names one.
 fn channel_config(
     world: &World<'_>,
     config: Option<&knit_crds::api::duck::KReference>,
     c: &mut Conditions,
-) {
+) -> Option<String> {
     let Some(cfg) = config else {
         c.ok("TriggerChannelReady");
-        return;
+        return None;
     };
     let name = cfg.name.clone().unwrap_or_default();
     let ns = cfg
@@ -107,7 +141,7 @@ fn channel_config(
         .unwrap_or_else(|| names::SYSTEM_NAMESPACE.into());
     if name == names::DEFAULT_BROKER_CONFIG && ns == names::SYSTEM_NAMESPACE {
         c.ok("TriggerChannelReady");
-        return;
+        return None;
     }
     let key = ObjectKey::new(Kind::ConfigMap, &ns, &name);
     let Some(Object::ConfigMap(cm)) = world.objects.get(&key) else {
@@ -116,7 +150,7 @@ fn channel_config(
             "ConfigMapNotFound",
             format!("ConfigMap {ns}/{name} does not exist"),
         );
-        return;
+        return None;
     };
     let template = cm
         .data
@@ -129,14 +163,16 @@ fn channel_config(
         .find_map(|l| l.trim().strip_prefix("kind:"))
         .map(|k| k.trim().trim_matches('"').to_string())
         .unwrap_or_else(|| "InMemoryChannel".into());
-    if kind == "InMemoryChannel" {
+    if kind == "InMemoryChannel" || kind == "KafkaChannel" {
         c.ok("TriggerChannelReady");
+        Some(kind)
     } else {
         c.fail(
             "TriggerChannelReady",
             "ChannelTemplateNotSupported",
             format!("ConfigMap {ns}/{name} asks for {kind} channels, which this Knit build does not run yet"),
         );
+        None
     }
 }
 
@@ -202,7 +238,16 @@ pub(crate) fn triggers(world: &mut World<'_>) {
             "BrokerDoesNotExist",
             format!("Broker {:?} does not exist", broker_key.name),
         );
-        if c.is_true("BrokerReady") {
+        let durable = matches!(world.backends.get(&broker_key), Some(Backend::Kafka(_)));
+        if c.is_true("BrokerReady") && durable {
+            status.status.annotations = backends::data_plane(
+                world,
+                t.metadata.uid.as_deref(),
+                "SubscriptionReady",
+                "ConsumerGroupNotReady",
+                &mut c,
+            );
+        } else if c.is_true("BrokerReady") {
             c.ok("SubscriptionReady");
         } else {
             c.unknown(
@@ -258,6 +303,7 @@ pub(crate) fn triggers(world: &mut World<'_>) {
                 }
             }
         }
+        backends::keeping_up(world, t.metadata.uid.as_deref(), &mut c);
         status.status.conditions = c.roll_up(&[
             "BrokerReady",
             "SubscriptionReady",

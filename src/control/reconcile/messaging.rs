@@ -7,11 +7,14 @@ use knit_crds::api::messaging::{
 };
 use knit_crds::{Kind, Object, ObjectKey};
 
+use knit_crds::contract::Backend;
+
 use super::World;
+use super::backends;
 use super::conditions::{Conditions, ready_of};
 use super::conditions_of;
 use super::eventing::dead_letter_sink;
-use super::resolve::{channel_kind, channel_supported, referenced_kind};
+use super::resolve::{channel_kind, referenced_kind};
 
 fn channelable_parts(o: &Object) -> Option<(&ChannelableSpec, Option<&ChannelableStatus>)> {
     match o {
@@ -57,14 +60,36 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
         let delivery = spec.delivery.clone();
         let mut c = Conditions::new();
         let mut status = ChannelableStatus::default();
-        if channel_supported(key.kind) {
-            c.ok("DispatcherReady");
-        } else {
-            c.fail(
-                "DispatcherReady",
-                "BackendNotConfigured",
-                format!("{} needs a durable backend, which this Knit build does not run yet; use InMemoryChannel", key.kind),
-            );
+        let mut deps = vec!["DispatcherReady", "Addressable", "DeadLetterSinkResolved"];
+        let backend = match &o {
+            Object::InMemoryChannel(_) => Ok(Backend::Memory),
+            Object::KafkaChannel(k) => backends::kafka_channel(world, &key, &k.spec),
+            _ => Err(backends::NoBackend {
+                reason: "BackendNotConfigured",
+                message: format!(
+                    "{} needs a backend this Knit build does not run yet; use InMemoryChannel or KafkaChannel",
+                    key.kind
+                ),
+            }),
+        };
+        match backend {
+            Ok(b) => {
+                c.ok("DispatcherReady");
+                if matches!(b, Backend::Kafka(_)) {
+                    deps.push("TopicReady");
+                    status.status.annotations = backends::data_plane(
+                        world,
+                        o.meta().uid.as_deref(),
+                        "TopicReady",
+                        "TopicNotReady",
+                        &mut c,
+                    );
+                }
+                world.backends.insert(key.clone(), b);
+            }
+            Err(nb) => {
+                c.fail("DispatcherReady", nb.reason, nb.message);
+            }
         }
         if let Some(addr) =
             world.addressable(&key, &mut c, "NoAddress", "the channel has no address")
@@ -74,8 +99,7 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
         }
         status.dead_letter_sink_uri =
             dead_letter_sink(world, delivery.as_ref(), &key.namespace, &mut c);
-        status.status.conditions =
-            c.roll_up(&["DispatcherReady", "Addressable", "DeadLetterSinkResolved"]);
+        status.status.conditions = c.roll_up(&deps);
         set_channelable(&mut o, None, status);
         world.objects.insert(key, o);
     }
@@ -133,6 +157,7 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
             .map(|r| subscription_channel(world, r, &ns));
         let mut resolved = true;
         let mut channel_dls = None;
+        let mut durable = false;
         match channel {
             Some(Ok((_, impl_key))) => {
                 let impl_obj = world.objects.get(&impl_key);
@@ -157,6 +182,7 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
                         );
                     }
                 }
+                durable = matches!(world.backends.get(&impl_key), Some(Backend::Kafka(_)));
                 channel_dls = impl_obj
                     .and_then(channelable_parts)
                     .and_then(|(_, st)| st.and_then(|st| st.dead_letter_sink_uri.clone()));
@@ -236,7 +262,16 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
         if resolved {
             c.ok("Resolved");
         }
-        if c.is_true("ChannelReady") && resolved {
+        let mut annotations = Default::default();
+        if c.is_true("ChannelReady") && resolved && durable {
+            annotations = backends::data_plane(
+                world,
+                s.metadata.uid.as_deref(),
+                "AddedToChannel",
+                "ConsumerGroupNotReady",
+                &mut c,
+            );
+        } else if c.is_true("ChannelReady") && resolved {
             c.ok("AddedToChannel");
         } else {
             c.unknown(
@@ -245,10 +280,12 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
                 "waiting for the channel and the destinations",
             );
         }
+        backends::keeping_up(world, s.metadata.uid.as_deref(), &mut c);
         let conditions = c.roll_up(&["ChannelReady", "Resolved", "AddedToChannel"]);
         s.status = Some(SubscriptionStatus {
             status: Status {
                 conditions,
+                annotations,
                 ..Default::default()
             },
             physical_subscription: Some(phys),

@@ -4,12 +4,14 @@
 //! rule is unit-testable. The caller supplies the environment (listener addresses), the time,
 //! and the previous conditions (to keep `lastTransitionTime` stable).
 
+mod backends;
 mod children;
 mod conditions;
 mod contract;
 mod defaults;
 mod eventing;
 mod flows;
+mod kafka_sink;
 mod messaging;
 mod resolve;
 mod serving;
@@ -18,7 +20,7 @@ mod sources;
 use std::collections::{BTreeMap, HashMap};
 
 use knit_crds::api::duck::Condition;
-use knit_crds::contract::Contract;
+use knit_crds::contract::{Backend, Contract, Report};
 use knit_crds::{Object, ObjectKey};
 
 /// What the reconciler needs to know about the running process.
@@ -26,6 +28,8 @@ use knit_crds::{Object, ObjectKey};
 pub struct Env {
     /// Base URL of the broker/channel ingress, e.g. `http://127.0.0.1:8080`.
     pub ingress_url: String,
+    /// `knit run --kafka`: the default Kafka bootstrap servers, making Kafka the default log.
+    pub kafka: Option<String>,
 }
 
 /// Conditions from the previous reconcile, by object.
@@ -47,12 +51,23 @@ pub(crate) struct World<'a> {
     pub(crate) objects: BTreeMap<ObjectKey, Object>,
     /// `status.address.url` of every addressable object that has one.
     pub(crate) addresses: HashMap<ObjectKey, String>,
+    /// The log of every Broker and channel that can have one.
+    pub(crate) backends: BTreeMap<ObjectKey, Backend>,
+    /// What the data plane made of the previous Contract.
+    pub(crate) report: &'a Report,
 }
 
-/// Reconcile `input` (objects as stored: spec and metadata, no status).
-pub fn reconcile(input: &[Object], prev: &PreviousConditions, env: &Env, now: &str) -> Output {
+/// Reconcile `input` (objects as stored: spec and metadata, no status), with what the data plane
+/// reported of the previous Contract.
+pub fn reconcile(
+    input: &[Object],
+    prev: &PreviousConditions,
+    env: &Env,
+    report: &Report,
+    now: &str,
+) -> Output {
     let mut input = input.to_vec();
-    defaults::channel_templates(&mut input);
+    defaults::channel_templates(&mut input, env.kafka.is_some());
     let mut objects: BTreeMap<ObjectKey, Object> =
         input.iter().map(|o| (o.key(), o.clone())).collect();
     for child in children::derive(&input) {
@@ -63,11 +78,14 @@ pub fn reconcile(input: &[Object], prev: &PreviousConditions, env: &Env, now: &s
         env,
         objects,
         addresses: HashMap::new(),
+        backends: BTreeMap::new(),
+        report,
     };
     world.addresses = resolve::addresses(&world);
 
     eventing::brokers(&mut world);
     messaging::channel_impls(&mut world);
+    kafka_sink::kafka_sinks(&mut world);
     eventing::triggers(&mut world);
     messaging::subscriptions(&mut world);
     messaging::channel_subscribers(&mut world);
@@ -91,6 +109,7 @@ fn status_mut(o: &mut Object) -> Option<&mut knit_crds::api::duck::Status> {
         Object::Broker(x) => &mut x.status.as_mut()?.status,
         Object::Trigger(x) => &mut x.status.as_mut()?.status,
         Object::EventType(x) => &mut x.status.as_mut()?.status,
+        Object::KafkaSink(x) => &mut x.status.as_mut()?.status,
         Object::Channel(x) => &mut x.status.as_mut()?.channelable.status,
         Object::InMemoryChannel(x) => &mut x.status.as_mut()?.status,
         Object::KafkaChannel(x) => &mut x.status.as_mut()?.status,
@@ -103,6 +122,7 @@ fn status_mut(o: &mut Object) -> Option<&mut knit_crds::api::duck::Status> {
         Object::SinkBinding(x) => &mut x.status.as_mut()?.status,
         Object::ContainerSource(x) => &mut x.status.as_mut()?.status,
         Object::GitHubSource(x) => &mut x.status.as_mut()?.source.status,
+        Object::KafkaSource(x) => &mut x.status.as_mut()?.source.status,
         Object::CloudPubSubSource(x) => &mut x.status.as_mut()?.status,
         Object::Service(x) => &mut x.status.as_mut()?.status,
         Object::Configuration(x) => &mut x.status.as_mut()?.status,
@@ -135,6 +155,7 @@ pub(crate) fn status_ref(o: &Object) -> Option<&knit_crds::api::duck::Status> {
         Object::Broker(x) => &x.status.as_ref()?.status,
         Object::Trigger(x) => &x.status.as_ref()?.status,
         Object::EventType(x) => &x.status.as_ref()?.status,
+        Object::KafkaSink(x) => &x.status.as_ref()?.status,
         Object::Channel(x) => &x.status.as_ref()?.channelable.status,
         Object::InMemoryChannel(x) => &x.status.as_ref()?.status,
         Object::KafkaChannel(x) => &x.status.as_ref()?.status,
@@ -147,6 +168,7 @@ pub(crate) fn status_ref(o: &Object) -> Option<&knit_crds::api::duck::Status> {
         Object::SinkBinding(x) => &x.status.as_ref()?.status,
         Object::ContainerSource(x) => &x.status.as_ref()?.status,
         Object::GitHubSource(x) => &x.status.as_ref()?.source.status,
+        Object::KafkaSource(x) => &x.status.as_ref()?.source.status,
         Object::CloudPubSubSource(x) => &x.status.as_ref()?.status,
         Object::Service(x) => &x.status.as_ref()?.status,
         Object::Configuration(x) => &x.status.as_ref()?.status,

@@ -17,6 +17,11 @@ pub(crate) fn channel_path(ns: &str, name: &str) -> String {
     format!("/channels/{ns}/{name}")
 }
 
+/// Path of a KafkaSink's ingress (sinks share the ingress listener with brokers).
+pub(crate) fn sink_path(ns: &str, name: &str) -> String {
+    format!("/sinks/{ns}/{name}")
+}
+
 /// The Knative-style host name of a channel, also accepted by the ingress with path `/`.
 pub(crate) fn channel_host(ns: &str, name: &str) -> String {
     format!("{name}-kn-channel.{ns}.svc.cluster.local")
@@ -46,11 +51,6 @@ fn group_of(api_version: &str) -> &str {
     api_version.split_once('/').map(|(g, _)| g).unwrap_or("")
 }
 
-/// Whether the in-process data plane can serve a channel of this kind.
-pub(crate) fn channel_supported(kind: Kind) -> bool {
-    kind == Kind::InMemoryChannel
-}
-
 /// Every address that can be computed from specs alone.
 pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
     let base = world.env.ingress_url.trim_end_matches('/');
@@ -58,13 +58,16 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
     for (key, o) in &world.objects {
         let url = match o {
             Object::Broker(_)
-                if broker_class(o).as_deref() == Some(names::DEFAULT_BROKER_CLASS) =>
+                if broker_class(o).is_some_and(|c| {
+                    c == names::DEFAULT_BROKER_CLASS || super::backends::is_kafka_class(&c)
+                }) =>
             {
                 Some(format!("{base}{}", broker_path(&key.namespace, &key.name)))
             }
-            Object::InMemoryChannel(_) => {
+            Object::InMemoryChannel(_) | Object::KafkaChannel(_) => {
                 Some(format!("{base}{}", channel_path(&key.namespace, &key.name)))
             }
+            Object::KafkaSink(_) => Some(format!("{base}{}", sink_path(&key.namespace, &key.name))),
             _ => None,
         };
         if let Some(u) = url {

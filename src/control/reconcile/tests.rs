@@ -1,6 +1,7 @@
 //! Reconciling without I/O: statuses, derived objects and the Contract from manifests.
 
 use knit_crds::admission::{Hooks, admit_file};
+use knit_crds::contract::Report;
 use knit_crds::{Kind, Object, ObjectKey};
 use serde_json::Value;
 
@@ -23,11 +24,13 @@ fn load(yaml: &str) -> Vec<Object> {
 fn run(yaml: &str) -> Output {
     let env = Env {
         ingress_url: "http://127.0.0.1:8080".into(),
+        kafka: None,
     };
     reconcile(
         &load(yaml),
         &PreviousConditions::default(),
         &env,
+        &Report::default(),
         "2026-01-01T00:00:00Z",
     )
 }
@@ -209,15 +212,23 @@ spec:
 fn last_transition_time_is_kept_while_unchanged() {
     let env = Env {
         ingress_url: "http://127.0.0.1:8080".into(),
+        kafka: None,
     };
     let objects = load(BROKER_AND_TRIGGER);
-    let first = reconcile(&objects, &PreviousConditions::default(), &env, "T1");
+    let report = Report::default();
+    let first = reconcile(
+        &objects,
+        &PreviousConditions::default(),
+        &env,
+        &report,
+        "T1",
+    );
     let prev = first
         .objects
         .iter()
         .map(|o| (o.key(), super::conditions_of_owned(o)))
         .collect();
-    let second = reconcile(&objects, &prev, &env, "T2");
+    let second = reconcile(&objects, &prev, &env, &report, "T2");
     let b = get(&second, Kind::Broker, "default");
     assert_eq!(b["status"]["conditions"][0]["lastTransitionTime"], "T1");
 }
