@@ -430,5 +430,7 @@ macro_rules! delivery_suite {
     };
 }
 
-delivery_suite!(trigger, Via::Trigger);
+delivery_suite!(trigger, Via::Trigger(Backend::Memory));
+delivery_suite!(kafka_trigger, Via::Trigger(Backend::Kafka));
 delivery_suite!(memory_subscription, Via::Subscription(Backend::Memory));
+delivery_suite!(kafka_subscription, Via::Subscription(Backend::Kafka));

@@ -339,5 +339,7 @@ macro_rules! ingress_suite {
     };
 }
 
-ingress_suite!(broker, Via::Trigger);
+ingress_suite!(broker, Via::Trigger(Backend::Memory));
+ingress_suite!(kafka_broker, Via::Trigger(Backend::Kafka));
 ingress_suite!(memory_channel, Via::Subscription(Backend::Memory));
+ingress_suite!(kafka_channel, Via::Subscription(Backend::Kafka));

@@ -2,6 +2,7 @@
 //! its CLI, a scriptable recording sink, and polling with a deadline (no sleeps).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kafka;
 pub mod route;
 pub mod sink;
 
@@ -55,6 +56,17 @@ pub struct Knit {
     /// Manifests folder (a temp dir the test can write into).
     pub dir: tempfile::TempDir,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The Kafka broker this knit uses, if any (stopped after knit).
+    pub kafka: Option<kafka::Kafka>,
+    args: Vec<String>,
+}
+
+struct Started {
+    child: Child,
+    admin: String,
+    ingress: String,
+    gateway: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Knit {
@@ -69,18 +81,38 @@ impl Knit {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write manifest");
         }
+        let args = vec![
+            "--admin".to_string(),
+            "127.0.0.1:0".into(),
+            "--ingress".into(),
+            "127.0.0.1:0".into(),
+            "--gateway".into(),
+            "127.0.0.1:0".into(),
+        ];
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn(dir, [args, extra].concat())
+    }
+
+    /// Start `knit run -f DIR ARGS...` on a folder it then owns.
+    fn spawn(dir: tempfile::TempDir, args: Vec<String>) -> Knit {
+        let started = Self::try_spawn(dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+        Knit {
+            child: started.child,
+            admin: started.admin,
+            ingress: started.ingress,
+            gateway: started.gateway,
+            dir,
+            stderr: started.stderr,
+            kafka: None,
+            args,
+        }
+    }
+
+    fn try_spawn(dir: &Path, args: &[String]) -> Result<Started, String> {
         let mut child = Command::new(knit_bin())
             .args(["run", "-f"])
-            .arg(dir.path())
-            .args([
-                "--admin",
-                "127.0.0.1:0",
-                "--ingress",
-                "127.0.0.1:0",
-                "--gateway",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
+            .arg(dir)
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("KNIT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -88,7 +120,7 @@ impl Knit {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start knit");
+            .map_err(|e| format!("cannot start knit: {e}"))?;
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         if let Some(err) = child.stderr.take() {
             let sink = stderr.clone();
@@ -104,7 +136,7 @@ impl Knit {
                 }
             });
         }
-        let stdout = child.stdout.take().expect("stdout");
+        let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let first = lines.next().and_then(Result::ok).unwrap_or_default();
         // Keep draining stdout so the process never blocks on a full pipe.
@@ -114,22 +146,69 @@ impl Knit {
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{key}=")))
                 .map(str::to_string)
-                .unwrap_or_else(|| {
-                    panic!(
-                        "knit did not start: {first:?} / {}",
-                        stderr.lock().map(|s| s.clone()).unwrap_or_default()
-                    )
-                })
         };
-        let (admin, ingress, gateway) = (field("admin"), field("ingress"), field("gateway"));
-        Knit {
-            child,
-            admin,
-            ingress,
-            gateway,
-            dir,
-            stderr,
+        match (field("admin"), field("ingress"), field("gateway")) {
+            (Some(admin), Some(ingress), Some(gateway)) => Ok(Started {
+                child,
+                admin,
+                ingress,
+                gateway,
+                stderr,
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "knit did not start: {first:?} / {}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                ))
+            }
         }
+    }
+
+    /// Like [`Knit::start_with`], using a Kafka broker started for this test (`--kafka`).
+    pub fn start_with_kafka(files: &[(&str, &str)], extra: &[&str]) -> Knit {
+        let k = kafka::Kafka::start();
+        let mut flags = vec!["--kafka", k.bootstrap.as_str()];
+        flags.extend(extra);
+        let mut knit = Self::start_with(files, &flags);
+        knit.kafka = Some(k);
+        knit
+    }
+
+    /// Kill the process with SIGKILL (it gets no chance to finish or commit anything), then
+    /// start it again on the same manifests, ports and flags.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = |url: &str| url.rsplit(':').next().unwrap_or("0").to_string();
+        let mut fixed = Vec::new();
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            let value = match a.as_str() {
+                "--admin" => Some(port(&self.admin)),
+                "--ingress" => Some(port(&self.ingress)),
+                "--gateway" => Some(port(&self.gateway)),
+                _ => None,
+            };
+            fixed.push(a.clone());
+            if let Some(v) = value {
+                it.next();
+                fixed.push(format!("127.0.0.1:{v}"));
+            }
+        }
+        // The ports were just released; a bind may race with the kernel for a moment.
+        let deadline = Instant::now() + PATIENCE;
+        let started = loop {
+            match Self::try_spawn(self.dir.path(), &fixed) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => panic!("{e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        self.child = started.child;
+        self.stderr = started.stderr;
+        self.args = fixed;
     }
 
     /// What knit wrote to stderr so far.

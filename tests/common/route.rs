@@ -1,15 +1,17 @@
 //! How events reach the subscriber under test: through a Broker and a Trigger, or through a
-//! channel (of a given backend) and a Subscription. Delivery tests are written once against
-//! [`Via`] and run for each.
+//! channel and a Subscription, on a given log backend. Delivery tests are written once against
+//! [`Via`] (and channel tests against [`Backend`]) and run for each.
 
 use super::sink::Sink;
 use super::{Knit, broker, indent, trigger};
 
-/// A channel implementation under test.
-#[derive(Clone, Copy, Debug)]
+/// A log backend under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// InMemoryChannel.
+    /// In memory: InMemoryChannel, the default Broker.
     Memory,
+    /// Kafka (a nisshi broker started for the test): KafkaChannel, Brokers of class `Kafka`.
+    Kafka,
 }
 
 impl Backend {
@@ -23,30 +25,48 @@ impl Backend {
         )
     }
 
-    /// The API plural of its kind.
+    /// The API plural of its channel kind.
     pub fn plural(self) -> &'static str {
         match self {
             Backend::Memory => "inmemorychannels",
+            Backend::Kafka => "kafkachannels",
         }
     }
 
-    /// Its `apiVersion`.
+    /// Its channel's `apiVersion`.
     pub fn api_version(self) -> &'static str {
         match self {
             Backend::Memory => "messaging.knative.dev/v1",
+            Backend::Kafka => "messaging.knative.dev/v1beta1",
         }
     }
 
-    /// Its kind.
+    /// Its channel kind.
     pub fn kind(self) -> &'static str {
         match self {
             Backend::Memory => "InMemoryChannel",
+            Backend::Kafka => "KafkaChannel",
         }
     }
 
-    /// Extra `knit run` flags it needs.
-    pub fn flags(self) -> Vec<String> {
-        Vec::new()
+    /// The manifest of a Broker named `name` on this backend, with extra `spec` lines.
+    pub fn broker(self, name: &str, extra_spec: &str) -> String {
+        match self {
+            Backend::Memory => broker(name, extra_spec),
+            Backend::Kafka => broker(name, extra_spec).replacen(
+                "metadata:\n",
+                "metadata:\n  annotations:\n    eventing.knative.dev/broker.class: Kafka\n",
+                1,
+            ),
+        }
+    }
+
+    /// Start knit with `files` and `flags` on this backend (Kafka: a broker for this test).
+    pub fn start(self, files: &[(&str, &str)], flags: &[&str]) -> Knit {
+        match self {
+            Backend::Memory => Knit::start_with(files, flags),
+            Backend::Kafka => Knit::start_with_kafka(files, flags),
+        }
     }
 
     /// A Subscription `name` to channel `channel` with `spec` lines.
@@ -63,23 +83,30 @@ impl Backend {
 /// The path events take to the subscriber.
 #[derive(Clone, Copy, Debug)]
 pub enum Via {
-    /// Broker `b`, Trigger `t`.
-    Trigger,
+    /// Broker `b` on this backend, Trigger `t`.
+    Trigger(Backend),
     /// Channel `c` of this backend, Subscription `s`.
     Subscription(Backend),
 }
 
 impl Via {
+    /// The backend.
+    pub fn backend(self) -> Backend {
+        match self {
+            Via::Trigger(b) | Via::Subscription(b) => b,
+        }
+    }
+
     fn container(self) -> (String, String) {
         match self {
-            Via::Trigger => ("b.yaml".into(), broker("b", "")),
+            Via::Trigger(b) => ("b.yaml".into(), b.broker("b", "")),
             Via::Subscription(b) => ("c.yaml".into(), b.channel("c", "")),
         }
     }
 
     fn route(self, sink_url: &str, extra: &str) -> (String, String) {
         match self {
-            Via::Trigger => ("t.yaml".into(), trigger("t", "b", sink_url, extra)),
+            Via::Trigger(_) => ("t.yaml".into(), trigger("t", "b", sink_url, extra)),
             Via::Subscription(b) => (
                 "s.yaml".into(),
                 b.subscription(
@@ -91,17 +118,10 @@ impl Via {
         }
     }
 
-    fn flags(self) -> Vec<String> {
-        match self {
-            Via::Trigger => Vec::new(),
-            Via::Subscription(b) => b.flags(),
-        }
-    }
-
     /// Wait for the route's pieces to be Ready; the address to send events to.
     pub async fn ready(self, knit: &Knit) -> String {
         match self {
-            Via::Trigger => {
+            Via::Trigger(_) => {
                 knit.ready("triggers", "t").await;
                 knit.address("brokers", "b").await
             }
@@ -117,12 +137,9 @@ impl Via {
     pub async fn start(self, sink: &Sink, extra: &str, flags: &[&str]) -> (Knit, String) {
         let (cf, cy) = self.container();
         let (rf, ry) = self.route(&sink.url, extra);
-        let own = self.flags();
-        let mut all: Vec<&str> = own.iter().map(String::as_str).collect();
-        all.extend(flags);
-        let knit = Knit::start_with(
+        let knit = self.backend().start(
             &[(cf.as_str(), cy.as_str()), (rf.as_str(), ry.as_str())],
-            &all,
+            flags,
         );
         let url = self.ready(&knit).await;
         (knit, url)
@@ -131,9 +148,7 @@ impl Via {
     /// Start knit with only the Broker or channel; [`Via::add_route`] adds the rest later.
     pub fn start_without_route(self) -> Knit {
         let (cf, cy) = self.container();
-        let own = self.flags();
-        let flags: Vec<&str> = own.iter().map(String::as_str).collect();
-        Knit::start_with(&[(cf.as_str(), cy.as_str())], &flags)
+        self.backend().start(&[(cf.as_str(), cy.as_str())], &[])
     }
 
     /// Add the Trigger or Subscription to a running knit; the address once Ready.
