@@ -153,17 +153,19 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether every topic exists (for topics Knit must not create).
+    /// Whether every topic exists (for topics Knit must not create). The metadata of all
+    /// topics is read: asking for one by name lets brokers with auto-creation create it.
     async fn check_topics(self: &Arc<Self>, topics: &[String]) -> Result<(), LogError> {
         let me = self.clone();
         let topics = topics.to_vec();
         tokio::task::spawn_blocking(move || {
             use rdkafka::producer::Producer;
-            let client = me.producer.client();
+            let md = me
+                .producer
+                .client()
+                .fetch_metadata(None, ADMIN_TIMEOUT)
+                .map_err(|e| backend("reading the cluster's metadata", e))?;
             for t in &topics {
-                let md = client
-                    .fetch_metadata(Some(t), ADMIN_TIMEOUT)
-                    .map_err(|e| backend(&format!("reading the metadata of topic {t}"), e))?;
                 let ok = md
                     .topics()
                     .iter()
