@@ -40,15 +40,19 @@ pub struct Kafka {
 }
 
 impl Kafka {
-    /// Start a broker and wait until it accepts connections.
+    /// Start a broker on a free port and wait until it accepts connections.
     pub fn start() -> Kafka {
+        Self::start_on(free_port())
+    }
+
+    /// Start a broker on `port` and wait until it accepts connections.
+    pub fn start_on(port: u16) -> Kafka {
         let bin = nisshi_bin();
         assert!(
             bin.exists(),
             "nisshi not found at {} (scripts/test builds it; or set KNIT_NISSHI)",
             bin.display()
         );
-        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let mut child = Command::new(&bin)
             .args(["broker", "--storage-engine", "memory://nisshi/"])
