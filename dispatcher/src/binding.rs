@@ -15,12 +15,15 @@ pub const BATCH: &str = "application/cloudevents-batch+json";
 /// subscriber's response onto its reply (eventing-spec E19, E20): `x-request-id`,
 /// `retry-after`, `knative-*`, `x-b3-*`, and the W3C trace context.
 pub fn is_propagated_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    matches!(
-        n.as_str(),
-        "x-request-id" | "retry-after" | "traceparent" | "tracestate"
-    ) || n.starts_with("knative-")
-        || n.starts_with("x-b3-")
+    let starts = |prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    ["x-request-id", "retry-after", "traceparent", "tracestate"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+        || starts("knative-")
+        || starts("x-b3-")
 }
 
 /// The propagated headers of a message, lower-case.

@@ -16,7 +16,7 @@ use crate::binding::{self, Decoded};
 use crate::egress::{EgressRuntime, Target};
 use crate::observe::Fate;
 use crate::policy;
-use crate::sender::{Attempt, Deadline, Sender};
+use crate::sender::{Attempt, Sender, Session};
 
 /// Per-attempt timeout when the delivery spec sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -106,7 +106,7 @@ pub async fn deliver(
     egress: &EgressRuntime,
     record: &Record,
     consumer: &dyn Consumer,
-    deadline: &mut Deadline,
+    session: &mut Session,
 ) -> Fate {
     let event: &Event = &record.event;
     // Attributes carried to replies (a Broker's hop counter) are not for the subscriber.
@@ -141,7 +141,7 @@ pub async fn deliver(
         }
         loop {
             attempts += 1;
-            let f = match attempt(sender, egress, event, &headers, &body, deadline).await {
+            let f = match attempt(sender, egress, event, &headers, &body, session).await {
                 Ok(replied) => return Fate::Delivered { attempts, replied },
                 Err(f) => f,
             };
@@ -182,7 +182,7 @@ pub async fn deliver(
         without(event, skip),
         failure,
         attempts,
-        deadline,
+        session,
     )
     .await
 }
@@ -203,19 +203,13 @@ async fn attempt(
     event: &Event,
     headers: &HeaderMap,
     body: &Bytes,
-    deadline: &mut Deadline,
+    session: &mut Session,
 ) -> Result<bool, Failure> {
     let reply = match &egress.subscriber {
         // A subscription without a subscriber forwards the event itself to its reply.
         None => Some(without(event, egress.carried())),
         Some(target) => match sender
-            .post(
-                target,
-                headers.clone(),
-                body.clone(),
-                timeout(egress),
-                deadline,
-            )
+            .post(target, headers, body, timeout(egress), session)
             .await
         {
             Attempt::Failed { error } => return Err(Failure::transport(target, error)),
@@ -248,7 +242,7 @@ async fn attempt(
     }
     let (headers, body) = encode(&reply, None, &[]);
     match sender
-        .post(target, headers, body, timeout(egress), deadline)
+        .post(target, &headers, &body, timeout(egress), session)
         .await
     {
         Attempt::Response { status, .. } if (200..300).contains(&status) => Ok(true),
@@ -310,7 +304,7 @@ async fn dead_letter(
     mut event: Event,
     failure: Failure,
     attempts: u32,
-    deadline: &mut Deadline,
+    session: &mut Session,
 ) -> Fate {
     let Some(dls) = &egress.dead_letter_sink else {
         return Fate::Dropped {
@@ -347,13 +341,7 @@ async fn dead_letter(
         }
         k = k.saturating_add(1);
         match sender
-            .post(
-                dls,
-                headers.clone(),
-                body.clone(),
-                timeout(egress),
-                deadline,
-            )
+            .post(dls, &headers, &body, timeout(egress), session)
             .await
         {
             Attempt::Response { status, .. } if (200..300).contains(&status) => {

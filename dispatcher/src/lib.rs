@@ -10,6 +10,7 @@ pub mod binding;
 pub mod deliver;
 pub mod egress;
 pub mod engine;
+mod http1;
 pub mod lanes;
 pub mod observe;
 pub mod policy;

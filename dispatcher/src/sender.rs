@@ -1,19 +1,16 @@
 //! One HTTP POST with a timeout and a bounded response body: the only place egress traffic
 //! leaves Knit.
 //!
-//! Plain `http://` destinations (the hot path: sinks, replies into the ingress) go through a
-//! hyper-util client directly; the benchmark showed reqwest re-parsing every URL (with IDNA)
-//! and cloning its service stack per request. `https://` destinations go through reqwest with
-//! rustls.
+//! Plain `http://` destinations (the hot path: sinks, replies into the ingress) go through the
+//! worker's own connections ([`crate::http1`]); the benchmark showed reqwest re-parsing every
+//! URL (with IDNA) and cloning its service stack per request, and hyper-util's pool handing
+//! every request to a connection task and back. `https://` destinations go through reqwest
+//! with rustls.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::egress::Target;
 
@@ -78,10 +75,25 @@ impl Default for Deadline {
     }
 }
 
-/// The shared HTTP clients of the dispatcher.
+/// What one worker keeps between deliveries: its attempt timer and its own keep-alive
+/// connections to plain `http://` destinations.
+#[derive(Default)]
+pub struct Session {
+    deadline: Deadline,
+    conns: crate::http1::Connections,
+}
+
+impl Session {
+    /// A fresh session.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The dispatcher's HTTP clients: plain `http://` goes through each worker's own connections
+/// ([`Session`]), `https://` through a shared reqwest client with rustls.
 #[derive(Clone)]
 pub struct Sender {
-    plain: Client<HttpConnector, Full<Bytes>>,
     tls: reqwest::Client,
 }
 
@@ -94,15 +106,9 @@ pub fn install_crypto_provider() {
 }
 
 impl Sender {
-    /// Clients with connection pools; redirects are not followed (3xx is a failure).
+    /// The clients; redirects are not followed (3xx is a failure).
     pub fn new() -> crate::Result<Self> {
         install_crypto_provider();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let plain = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         let tls = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
@@ -110,27 +116,32 @@ impl Sender {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| crate::Error::Client(e.to_string()))?;
-        Ok(Self { plain, tls })
+        Ok(Self { tls })
     }
 
-    /// POST `body` to `target` with `headers`, giving up after `timeout` (timed by `deadline`).
+    /// POST `body` to `target` with `headers`, giving up after `timeout`, on `session`'s
+    /// connections.
     pub async fn post(
         &self,
         target: &Target,
-        headers: HeaderMap,
-        body: Bytes,
+        headers: &HeaderMap,
+        body: &Bytes,
         timeout: Duration,
-        deadline: &mut Deadline,
+        session: &mut Session,
     ) -> Attempt {
+        let Session { deadline, conns } = session;
         let result = match &target.uri {
             Some(uri) => {
                 deadline
-                    .run(timeout, self.post_plain(uri.clone(), headers, body))
+                    .run(timeout, conns.post(uri, headers, body, MAX_RESPONSE_BYTES))
                     .await
             }
             None => {
                 deadline
-                    .run(timeout, self.post_tls(&target.url, headers, body))
+                    .run(
+                        timeout,
+                        self.post_tls(&target.url, headers.clone(), body.clone()),
+                    )
                     .await
             }
         };
@@ -145,26 +156,6 @@ impl Sender {
                 error: format!("timed out after {timeout:?}"),
             },
         }
-    }
-
-    async fn post_plain(
-        &self,
-        uri: http::Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Result<(u16, HeaderMap, Bytes), String> {
-        let mut req = http::Request::post(uri)
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
-        *req.headers_mut() = headers;
-        let resp = self.plain.request(req).await.map_err(|e| error_chain(&e))?;
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the response: {e}"))?
-            .to_bytes();
-        Ok((parts.status.as_u16(), parts.headers, body))
     }
 
     async fn post_tls(
