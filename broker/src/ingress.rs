@@ -241,11 +241,11 @@ where
         stored.push(Arc::new(ev));
     }
     let path = parts.uri.path();
-    let mut result = append(&target, stored.clone()).await;
+    let mut result = append(&target, &stored).await;
     if result == Err(AppendError::Closed) {
         // Recreated while this request was in flight: its successor takes the events.
         result = match lookup(shared, path, &parts.headers) {
-            Lookup::Found(t) if !Arc::ptr_eq(&t, &target) => append(&t, stored).await,
+            Lookup::Found(t) if !Arc::ptr_eq(&t, &target) => append(&t, &stored).await,
             _ => result,
         };
     }
@@ -266,7 +266,7 @@ where
     }
 }
 
-async fn append(target: &Target, events: Vec<Arc<Event>>) -> Result<(), AppendError> {
+async fn append(target: &Target, events: &[Arc<Event>]) -> Result<(), AppendError> {
     match target.log() {
         Ok(log) => log.append(events).await,
         Err(why) => Err(AppendError::Unavailable(why)),

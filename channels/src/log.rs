@@ -161,7 +161,7 @@ pub struct GroupStats {
 pub trait Log: Send + Sync + 'static {
     /// Append `events`; resolves once the backend accepted every one (memory at once, Kafka on
     /// the broker's acknowledgement). Memory appends all or nothing.
-    fn append(&self, events: Vec<Arc<Event>>) -> BoxFuture<'_, Result<(), AppendError>>;
+    fn append<'a>(&'a self, events: &'a [Arc<Event>]) -> BoxFuture<'a, Result<(), AppendError>>;
 
     /// Open (creating if needed) a consumer group.
     fn open(&self, spec: GroupSpec) -> BoxFuture<'_, Result<Arc<dyn Consumer>, LogError>>;

@@ -48,13 +48,6 @@ impl Default for MemoryConfig {
     }
 }
 
-/// One event to append and the groups it goes to.
-struct Planned {
-    event: Arc<Event>,
-    size: usize,
-    targets: Vec<Arc<Group>>,
-}
-
 struct Waiting {
     seq: i64,
     event: Arc<Event>,
@@ -112,6 +105,10 @@ struct Inner {
     routed: Vec<Option<Arc<Group>>>,
     /// Open groups the selector does not name: they get every event.
     uncovered: Vec<Arc<Group>>,
+    /// Some group pushes back (`Overflow::Block`).
+    blocking: bool,
+    /// Reused by the selector.
+    scratch: Vec<usize>,
 }
 
 impl Inner {
@@ -133,20 +130,32 @@ impl Inner {
                 .filter(|g| !named.contains(&g.name))
                 .cloned(),
         );
+        self.blocking = groups
+            .values()
+            .any(|g| g.state.lock().overflow == Overflow::Block);
     }
 
-    /// The groups that want `event`, pushed onto `out`.
-    fn targets(&self, event: &Event, scratch: &mut Vec<usize>, out: &mut Vec<Arc<Group>>) {
-        if let Some(sel) = &self.selector {
+    /// Call `f` for every group that wants `event`.
+    fn for_each_target(&mut self, event: &Event, mut f: impl FnMut(&Arc<Group>)) {
+        let Inner {
+            selector,
+            routed,
+            uncovered,
+            scratch,
+            ..
+        } = self;
+        if let Some(sel) = selector {
             scratch.clear();
             sel.select(event, scratch);
-            out.extend(
-                scratch
-                    .iter()
-                    .filter_map(|&i| self.routed.get(i).and_then(Clone::clone)),
-            );
+            for &i in scratch.iter() {
+                if let Some(Some(g)) = routed.get(i) {
+                    f(g);
+                }
+            }
         }
-        out.extend(self.uncovered.iter().cloned());
+        for g in uncovered.iter() {
+            f(g);
+        }
     }
 }
 
@@ -175,61 +184,46 @@ impl MemoryLog {
         })
     }
 
-    fn append_now(&self, events: Vec<Arc<Event>>) -> Result<(), AppendError> {
-        let inner = self.inner.lock();
+    fn append_now(&self, events: &[Arc<Event>]) -> Result<(), AppendError> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
         if inner.closed {
             return Err(AppendError::Closed);
         }
-        let mut scratch = Vec::new();
-        let mut plan: Vec<Planned> = Vec::with_capacity(events.len());
+        if inner.blocking {
+            // Push-back first: a group that blocks refuses the whole batch before anything is
+            // queued.
+            self.check_blocking(inner, events)?;
+        }
         for event in events {
-            let mut targets = Vec::new();
-            inner.targets(&event, &mut scratch, &mut targets);
-            if targets.is_empty() {
-                self.unrouted.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
             let size = event.size();
-            plan.push(Planned {
-                event,
-                size,
-                targets,
-            });
-        }
-        drop(inner);
-        // Push-back first: a group that blocks refuses the whole batch before anything is queued.
-        self.check_blocking(&plan)?;
-        let mut woken: Vec<Arc<Group>> = Vec::new();
-        for Planned {
-            event,
-            size,
-            targets,
-        } in plan
-        {
-            for g in targets {
-                if self.push(&g, &event, size) && !woken.iter().any(|w| Arc::ptr_eq(w, &g)) {
-                    woken.push(g);
+            let mut routed = false;
+            inner.for_each_target(event, |g| {
+                routed = true;
+                if self.push(g, event, size) {
+                    g.readable.notify_one();
                 }
+            });
+            if !routed {
+                self.unrouted.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        for g in woken {
-            g.readable.notify_one();
         }
         Ok(())
     }
 
-    fn check_blocking(&self, plan: &[Planned]) -> Result<(), AppendError> {
-        let mut need: Vec<(&Arc<Group>, usize, usize)> = Vec::new();
-        for Planned { size, targets, .. } in plan {
-            for g in targets {
+    fn check_blocking(&self, inner: &mut Inner, events: &[Arc<Event>]) -> Result<(), AppendError> {
+        let mut need: Vec<(Arc<Group>, usize, usize)> = Vec::new();
+        for event in events {
+            let size = event.size();
+            inner.for_each_target(event, |g| {
                 match need.iter_mut().find(|(n, _, _)| Arc::ptr_eq(n, g)) {
                     Some(entry) => {
                         entry.1 += 1;
                         entry.2 += size;
                     }
-                    None => need.push((g, 1, *size)),
+                    None => need.push((g.clone(), 1, size)),
                 }
-            }
+            });
         }
         for (g, count, bytes) in need {
             let s = g.state.lock();
@@ -292,7 +286,7 @@ impl MemoryLog {
 }
 
 impl Log for MemoryLog {
-    fn append(&self, events: Vec<Arc<Event>>) -> BoxFuture<'_, Result<(), AppendError>> {
+    fn append<'a>(&'a self, events: &'a [Arc<Event>]) -> BoxFuture<'a, Result<(), AppendError>> {
         let result = self.append_now(events);
         Box::pin(std::future::ready(result))
     }
@@ -303,10 +297,11 @@ impl Log for MemoryLog {
             if inner.closed {
                 return Err(LogError::Closed);
             }
-            let group = match inner.groups.get(&spec.name) {
+            let group = match inner.groups.get(&spec.name).cloned() {
                 Some(g) => {
                     g.state.lock().overflow = spec.overflow;
-                    g.clone()
+                    inner.remap();
+                    g
                 }
                 None => {
                     let g = Group::new(&spec);
@@ -478,7 +473,7 @@ mod tests {
         let log = MemoryLog::new(cfg(10));
         let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
         let b = log.open(spec("b", Overflow::Shed)).await.expect("open");
-        log.append(vec![ev("1"), ev("2")]).await.expect("append");
+        log.append(&[ev("1"), ev("2")]).await.expect("append");
         assert_eq!(ids(a.as_ref(), 1).await, ["1"]);
         assert_eq!(ids(b.as_ref(), 10).await, ["1", "2"]);
         assert_eq!(ids(a.as_ref(), 10).await, ["2"]);
@@ -490,7 +485,7 @@ mod tests {
         let slow = log.open(spec("slow", Overflow::Shed)).await.expect("open");
         let fast = log.open(spec("fast", Overflow::Shed)).await.expect("open");
         for i in 0..5 {
-            log.append(vec![ev(&i.to_string())])
+            log.append(&[ev(&i.to_string())])
                 .await
                 .expect("never refused");
             assert_eq!(ids(fast.as_ref(), 10).await, [i.to_string()]);
@@ -508,9 +503,9 @@ mod tests {
         let log = MemoryLog::new(cfg(2));
         let slow = log.open(spec("slow", Overflow::Block)).await.expect("open");
         let fast = log.open(spec("fast", Overflow::Shed)).await.expect("open");
-        log.append(vec![ev("1")]).await.expect("room");
+        log.append(&[ev("1")]).await.expect("room");
         assert_eq!(
-            log.append(vec![ev("2"), ev("3")]).await,
+            log.append(&[ev("2"), ev("3")]).await,
             Err(AppendError::Full)
         );
         assert_eq!(
@@ -519,9 +514,7 @@ mod tests {
             "nothing of the batch queued"
         );
         assert_eq!(ids(slow.as_ref(), 10).await, ["1"]);
-        log.append(vec![ev("2"), ev("3")])
-            .await
-            .expect("room again");
+        log.append(&[ev("2"), ev("3")]).await.expect("room again");
     }
 
     struct OnlyGroup(Vec<String>, &'static str);
@@ -543,7 +536,7 @@ mod tests {
         let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
         let other = log.open(spec("other", Overflow::Shed)).await.expect("open");
         log.select(Some(Arc::new(OnlyGroup(vec!["a".into()], "x"))));
-        log.append(vec![ev("y"), ev("x")]).await.expect("append");
+        log.append(&[ev("y"), ev("x")]).await.expect("append");
         assert_eq!(ids(a.as_ref(), 10).await, ["x"]);
         assert_eq!(
             ids(other.as_ref(), 10).await,
@@ -556,9 +549,9 @@ mod tests {
     async fn closing_drains_what_was_accepted() {
         let log = MemoryLog::new(cfg(10));
         let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
-        log.append(vec![ev("1")]).await.expect("append");
+        log.append(&[ev("1")]).await.expect("append");
         log.close();
-        assert_eq!(log.append(vec![ev("2")]).await, Err(AppendError::Closed));
+        assert_eq!(log.append(&[ev("2")]).await, Err(AppendError::Closed));
         assert_eq!(
             ids(a.as_ref(), 10).await,
             ["1"],
@@ -582,7 +575,7 @@ mod tests {
         let log = MemoryLog::new(cfg(10));
         let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
         a.pause();
-        log.append(vec![ev("1")]).await.expect("append");
+        log.append(&[ev("1")]).await.expect("append");
         let polled = tokio::time::timeout(std::time::Duration::from_millis(20), a.poll(1)).await;
         assert!(polled.is_err(), "paused");
         a.resume();

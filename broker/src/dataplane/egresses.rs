@@ -185,9 +185,13 @@ async fn run(
                             task.shutdown(STOP_GRACE).await;
                             delete_group(&log, &group, &reference).await;
                         } else {
-                            // No more appends reach the group; what it holds is still delivered.
+                            // No more appends reach the group; what it holds is still delivered
+                            // (unless the process stops first).
                             let _ = log.delete_group(&group).await;
-                            task.finished().await;
+                            tokio::select! {
+                                () = task.finished() => {}
+                                _ = shutdown.changed() => task.shutdown(STOP_GRACE).await,
+                            }
                         }
                         break;
                     }

@@ -110,7 +110,7 @@ impl KafkaLog {
         self.spec.topics.first().map(String::as_str)
     }
 
-    async fn append_all(&self, events: Vec<Arc<Event>>) -> Result<(), AppendError> {
+    async fn append_all(&self, events: &[Arc<Event>]) -> Result<(), AppendError> {
         if self.closed.load(Ordering::Relaxed) || !self.spec.writable {
             return Err(AppendError::Closed);
         }
@@ -118,7 +118,7 @@ impl KafkaLog {
             return Err(AppendError::Closed);
         };
         let mut pending = Vec::with_capacity(events.len());
-        for e in &events {
+        for e in events {
             let record = binding::encode(e, self.spec.content_mode);
             pending.push(produce(&self.cluster, topic, &record, &[])?);
         }
@@ -130,7 +130,7 @@ impl KafkaLog {
 }
 
 impl Log for KafkaLog {
-    fn append(&self, events: Vec<Arc<Event>>) -> BoxFuture<'_, Result<(), AppendError>> {
+    fn append<'a>(&'a self, events: &'a [Arc<Event>]) -> BoxFuture<'a, Result<(), AppendError>> {
         Box::pin(self.append_all(events))
     }
 
