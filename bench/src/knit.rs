@@ -108,6 +108,11 @@ impl Knit {
         Ok(serde_json::from_slice(&body)?)
     }
 
+    /// The fate counters of `GET /api/v1/stats`: totals, and per egress under `egresses`.
+    pub(crate) async fn stats(&self) -> Result<serde_json::Value> {
+        self.get("/api/v1/stats").await
+    }
+
     /// Wait until every object of `kind` in `names` is Ready.
     pub(crate) async fn wait_ready(&self, kind: &str, names: &[&str]) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,22 +1,45 @@
 //! Knit's end-to-end benchmark. Every figure is printed next to a baseline measured in the same
-//! run on the same machine: a bare hyper server answering 202, driven by the same load
-//! generator. Nothing here asserts timings; it prints them.
+//! run on the same machine, driven by the same load generator (keep-alive HTTP/1.1 connections
+//! posting binary-mode CloudEvents, each stamped with its send time so the sink measures end-to-end
+//! latency). Nothing here asserts timings; it prints them.
 //!
-//! Scenarios: (a) baseline; (b) load → broker ingress → trigger → sink; (b½) the same at half of
-//! (b)'s rate, for latency; (c) 1,000 triggers of which one matches; (d) channel →
-//! subscription → sink; (e) a sink that never answers, to show 429 and bounded memory.
+//! Scenarios:
+//! - (a) the baseline: a bare hyper server answering 202.
+//! - (b) load → broker ingress → trigger → sink, in memory; (b½) the same at half of (b)'s rate,
+//!   for latency.
+//! - (c) a broker with 1,000 triggers of which one matches.
+//! - (d) channel → subscription → sink.
+//! - (e) a sink that never answers: the trigger's queue sheds its oldest events past
+//!   `--log-capacity` (the `shed` count of `/api/v1/stats`) while the ingress keeps accepting;
+//!   RSS over time stays flat. (e2) the same with the trigger annotated
+//!   `knit.dev/overflow: block`: the ingress answers 429 once the trigger is that far behind.
+//! - With a Kafka cluster only: (f) load → Kafka broker (`knit run --kafka`, broker class
+//!   `Kafka`) → trigger → sink, as (b); (g) its baseline on the same cluster: a raw rdkafka
+//!   produce → consume loop with no HTTP (10 partitions, an idempotent producer with `acks=all`
+//!   and `linger.ms=1` like Knit's, as many deliveries outstanding as the load has connections,
+//!   a consumer in its own group), and the ratio (f)/(g).
 //!
-//! Usage: `knit-bench [--quick] [--concurrency N] [--seconds S] [--rounds R] [--only-broker]`;
-//! needs the release `knit`
-//! binary beside it (`cargo build --release -p knit`) or `KNIT_BIN`.
+//! Measured scenarios run side by side and their rounds alternate (a, b, c, d, g, f, a, ...), so
+//! machine noise hits them alike; each figure is the median round by rate.
+//!
+//! Usage: `knit-bench [--quick] [--concurrency N] [--seconds S] [--rounds R] [--only-broker]
+//! [--kafka BOOTSTRAP]` (defaults: 32 connections, 3 s per measurement, 3 rounds; `--quick` is
+//! 1 s and one round; `--only-broker` runs (a), (b) and the Kafka scenarios). The Kafka scenarios
+//! run when `--kafka` or `KNIT_BENCH_KAFKA` gives bootstrap servers, and are skipped with a note
+//! otherwise. Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
+//! `KNIT_BIN`; `BENCH_KNIT_FLAGS` adds flags to every knit, `BENCH_KNIT_THREADS` sets its worker
+//! threads.
 
+mod kafka;
 mod knit;
 mod load;
 mod servers;
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use knit::Knit;
@@ -29,6 +52,8 @@ struct Options {
     rounds: usize,
     quick: bool,
     only_broker: bool,
+    /// Bootstrap servers of the Kafka cluster for (f) and (g).
+    kafka: Option<String>,
 }
 
 fn options() -> Options {
@@ -53,27 +78,60 @@ fn options() -> Options {
             .max(1),
         quick,
         only_broker: args.iter().any(|a| a == "--only-broker"),
+        kafka: value("--kafka")
+            .or_else(|| std::env::var("KNIT_BENCH_KAFKA").ok())
+            .filter(|b| !b.trim().is_empty()),
     }
 }
 
-fn broker_manifests(sink: std::net::SocketAddr, extra_triggers: usize) -> String {
-    let mut m = String::from(
-        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: bench, namespace: default}\n---\n",
+/// A broker with one trigger that takes every `bench.event`.
+#[derive(Clone, Copy)]
+struct BrokerSpec<'a> {
+    name: &'a str,
+    /// The matching trigger's name.
+    trigger: &'a str,
+    /// The `eventing.knative.dev/broker.class` annotation, if not the default class.
+    class: Option<&'a str>,
+    /// The `knit.dev/overflow` annotation of the matching trigger.
+    overflow: Option<&'a str>,
+    /// Triggers besides `match` that match nothing the load sends.
+    extra_triggers: usize,
+}
+
+const BROKER: BrokerSpec<'static> = BrokerSpec {
+    name: "bench",
+    trigger: "match",
+    class: None,
+    overflow: None,
+    extra_triggers: 0,
+};
+
+/// `, annotations: {KEY: VALUE}` for a flow-style `metadata`, or nothing.
+fn annotation(key: &str, value: Option<&str>) -> String {
+    value.map_or_else(String::new, |v| format!(", annotations: {{{key}: {v}}}"))
+}
+
+fn broker_manifests(sink: SocketAddr, b: &BrokerSpec<'_>) -> String {
+    let (name, trigger) = (b.name, b.trigger);
+    let mut m = format!(
+        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {{name: {name}, namespace: default{}}}\n---\n",
+        annotation("eventing.knative.dev/broker.class", b.class)
     );
     let _ = write!(
         m,
-        "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: match, namespace: default}}\nspec:\n  broker: bench\n  filter: {{attributes: {{type: bench.event}}}}\n  subscriber: {{uri: 'http://{sink}/'}}\n---\n"
+        "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: {trigger}, namespace: default{}}}\nspec:\n  broker: {name}\n  filter: {{attributes: {{type: bench.event}}}}\n  subscriber: {{uri: 'http://{sink}/'}}\n---\n",
+        annotation("knit.dev/overflow", b.overflow)
     );
-    for i in 0..extra_triggers {
+    for i in 0..b.extra_triggers {
         let _ = write!(
             m,
-            "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: other-{i}, namespace: default}}\nspec:\n  broker: bench\n  filter: {{attributes: {{type: other.event.{i}}}}}\n  subscriber: {{uri: 'http://{sink}/other'}}\n---\n"
+            "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: other-{i}, namespace: default}}\nspec:\n  broker: {name}\n  filter: {{attributes: {{type: other.event.{i}}}}}\n  subscriber: {{uri: 'http://{sink}/other'}}\n---\n"
         );
     }
     m
 }
 
-fn channel_manifests(sink: std::net::SocketAddr) -> String {
+fn channel_manifests(sink: SocketAddr) -> String {
     format!(
         "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\nmetadata: {{name: bench, namespace: default}}\n---\napiVersion: messaging.knative.dev/v1\nkind: Subscription\nmetadata: {{name: bench, namespace: default}}\nspec:\n  channel: {{apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: bench}}\n  subscriber: {{uri: 'http://{sink}/'}}\n"
     )
@@ -86,6 +144,38 @@ struct Measured {
     p50: f64,
     p99: f64,
     accepted: u64,
+    /// Events accepted (202) per second at the ingress.
+    accepted_rate: f64,
+    /// Answers other than 202 (for the raw Kafka loop: unacknowledged sends).
+    rejected: u64,
+}
+
+fn warmup(o: &Options) -> Duration {
+    Duration::from_millis(if o.quick { 300 } else { 1000 })
+}
+
+/// Responses whose status is not 202.
+fn not_accepted(out: &Outcome) -> u64 {
+    out.statuses
+        .iter()
+        .filter(|(s, _)| **s != 202)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Wait (up to 5 s) until the sink has seen nothing for 200 ms: whatever a scenario still had
+/// queued is delivered before the next one is measured.
+async fn settle(sink: &servers::Counters) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = sink.requests.load(Ordering::Relaxed);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = sink.requests.load(Ordering::Relaxed);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 /// Warm up, then measure: events/s arriving at the sink and end-to-end latency there.
@@ -101,7 +191,7 @@ async fn through_knit(
         path: path.to_string(),
         ty: "bench.event".into(),
         concurrency: o.concurrency,
-        duration: Duration::from_millis(if o.quick { 300 } else { 1000 }),
+        duration: warmup(o),
         rate,
     };
     load::run(&load).await?;
@@ -115,12 +205,31 @@ async fn through_knit(
     let after = sink.requests.load(Ordering::Relaxed);
     let cpu = knit.cpu_seconds() - cpu_before;
     let mut lat = std::mem::take(&mut *sink.latencies_us.lock());
+    settle(sink).await;
     Ok(Measured {
         rate: (after - before) as f64 / out.elapsed.as_secs_f64(),
         cpu_us: cpu * 1e6 / (after - before).max(1) as f64,
         p50: percentile_ms(&mut lat, 50.0),
         p99: percentile_ms(&mut lat, 99.0),
         accepted: out.count(202),
+        accepted_rate: out.count(202) as f64 / out.elapsed.as_secs_f64(),
+        rejected: not_accepted(&out),
+    })
+}
+
+/// One measurement of (g), the raw Kafka loop.
+async fn raw_kafka(o: &Options, raw: &Arc<kafka::Raw>) -> Result<Measured> {
+    let mut m = raw
+        .measure(o.concurrency, warmup(o), Duration::from_secs_f64(o.seconds))
+        .await?;
+    Ok(Measured {
+        rate: m.rate,
+        cpu_us: f64::NAN,
+        p50: percentile_ms(&mut m.latencies_us, 50.0),
+        p99: percentile_ms(&mut m.latencies_us, 99.0),
+        accepted: 0,
+        accepted_rate: f64::NAN,
+        rejected: m.failed,
     })
 }
 
@@ -144,13 +253,13 @@ fn machine() -> String {
 }
 
 /// One measurement of the baseline: requests per second and latency.
-async fn baseline(o: &Options, bare: std::net::SocketAddr) -> Result<Measured> {
+async fn baseline(o: &Options, bare: SocketAddr) -> Result<Measured> {
     let load = Load {
         addr: bare,
         path: "/".into(),
         ty: "bench.event".into(),
         concurrency: o.concurrency,
-        duration: Duration::from_millis(if o.quick { 300 } else { 1000 }),
+        duration: warmup(o),
         rate: None,
     };
     load::run(&load).await?;
@@ -165,6 +274,8 @@ async fn baseline(o: &Options, bare: std::net::SocketAddr) -> Result<Measured> {
         p50: percentile_ms(&mut out.latencies_us, 50.0),
         p99: percentile_ms(&mut out.latencies_us, 99.0),
         accepted: out.count(202),
+        accepted_rate: out.count(202) as f64 / out.elapsed.as_secs_f64(),
+        rejected: not_accepted(&out),
     })
 }
 
@@ -172,6 +283,122 @@ async fn baseline(o: &Options, bare: std::net::SocketAddr) -> Result<Measured> {
 fn median(mut rounds: Vec<Measured>) -> Measured {
     rounds.sort_by(|a, b| a.rate.total_cmp(&b.rate));
     rounds.swap_remove(rounds.len() / 2)
+}
+
+/// The trigger queue's bound in (e) and (e2).
+const LOG_CAPACITY: u64 = 10_000;
+
+/// What a broker did under load towards a sink that never answers.
+struct Overload {
+    accepted: u64,
+    throttled: u64,
+    /// Answers other than 202 and 429.
+    other: u64,
+    /// `shed` of the matching trigger, and in total, from `/api/v1/stats`.
+    shed: u64,
+    shed_total: u64,
+    rss: Vec<u64>,
+}
+
+/// (e) and (e2): full-speed load at a broker whose one trigger's sink never answers, in steps,
+/// sampling knit's RSS before and after each; then the shed counts.
+async fn overload(o: &Options, hang: SocketAddr, overflow: Option<&str>) -> Result<Overload> {
+    let capacity = LOG_CAPACITY.to_string();
+    let knit = Knit::start(
+        &broker_manifests(hang, &BrokerSpec { overflow, ..BROKER }),
+        &["--log-capacity", &capacity],
+    )?;
+    knit.wait_ready("triggers", &["match"]).await?;
+    let mut r = Overload {
+        accepted: 0,
+        throttled: 0,
+        other: 0,
+        shed: 0,
+        shed_total: 0,
+        rss: vec![knit.rss()],
+    };
+    for _ in 0..if o.quick { 2 } else { 4 } {
+        let out = load::run(&Load {
+            addr: knit.ingress,
+            path: "/default/bench".into(),
+            ty: "bench.event".into(),
+            concurrency: o.concurrency,
+            duration: Duration::from_secs_f64(o.seconds / 2.0),
+            rate: None,
+        })
+        .await?;
+        r.accepted += out.count(202);
+        r.throttled += out.count(429);
+        r.other += not_accepted(&out) - out.count(429);
+        r.rss.push(knit.rss());
+    }
+    // Shed counts reach the stats once a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = knit.stats().await?;
+    r.shed = stats["egresses"]["Trigger/default/match"]["shed"]
+        .as_u64()
+        .unwrap_or(0);
+    r.shed_total = stats["shed"].as_u64().unwrap_or(0);
+    Ok(r)
+}
+
+fn print_overload(label: &str, r: &Overload) {
+    let other = if r.other > 0 {
+        format!(", {} other answers", r.other)
+    } else {
+        String::new()
+    };
+    println!(
+        "{label} {} accepted, {} answered 429{other}; shed {} (trigger), {} (total); RSS {}",
+        r.accepted,
+        r.throttled,
+        r.shed,
+        r.shed_total,
+        r.rss
+            .iter()
+            .map(|b| mib(*b))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
+}
+
+/// Everything (f) and (g) need: Knit with a Kafka broker, its path and its own sink (so events
+/// it still delivers late never reach the other scenarios' sink), and the raw loop.
+struct KafkaRig {
+    knit: Knit,
+    path: String,
+    sink: Arc<servers::Counters>,
+    raw: Arc<kafka::Raw>,
+}
+
+async fn kafka_rig(bootstrap: &str) -> Result<KafkaRig> {
+    // Fresh names each run: a cluster reused across runs holds no old records, offsets or
+    // group members for these topics and groups (Knit names a trigger's group after it).
+    let tag = format!("{:x}", servers::now_nanos());
+    let name = format!("bench-{tag}");
+    let trigger = format!("match-{tag}");
+    let (sink, counters) = servers::start(Mode::Accept).await?;
+    let knit = Knit::start(
+        &broker_manifests(
+            sink,
+            &BrokerSpec {
+                name: &name,
+                trigger: &trigger,
+                class: Some("Kafka"),
+                ..BROKER
+            },
+        ),
+        &["--kafka", bootstrap],
+    )?;
+    knit.wait_ready("brokers", &[&name]).await?;
+    knit.wait_ready("triggers", &[&trigger]).await?;
+    let raw = Arc::new(kafka::Raw::start(bootstrap, &tag).await?);
+    Ok(KafkaRig {
+        knit,
+        path: format!("/default/{name}"),
+        sink: counters,
+        raw,
+    })
 }
 
 #[tokio::main]
@@ -189,12 +416,21 @@ async fn main() -> Result<()> {
     // the baseline and each Knit scenario so machine noise hits them alike.
     let (bare, _) = servers::start(Mode::Accept).await?;
     let (sink, counters) = servers::start(Mode::Accept).await?;
-    let broker = Knit::start(&broker_manifests(sink, 0), &[])?;
+    let broker = Knit::start(&broker_manifests(sink, &BROKER), &[])?;
     broker.wait_ready("triggers", &["match"]).await?;
     let many = if o.only_broker {
         None
     } else {
-        Some(Knit::start(&broker_manifests(sink, 1000), &[])?)
+        Some(Knit::start(
+            &broker_manifests(
+                sink,
+                &BrokerSpec {
+                    extra_triggers: 1000,
+                    ..BROKER
+                },
+            ),
+            &[],
+        )?)
     };
     let channel = if o.only_broker {
         None
@@ -207,7 +443,12 @@ async fn main() -> Result<()> {
     if let Some(k) = &channel {
         k.wait_ready("subscriptions", &["bench"]).await?;
     }
+    let rig = match &o.kafka {
+        Some(bootstrap) => Some(kafka_rig(bootstrap).await?),
+        None => None,
+    };
     let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut f, mut g) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         a.push(baseline(&o, bare).await?);
         b.push(through_knit(&broker, "/default/bench", &o, None, &counters).await?);
@@ -216,6 +457,10 @@ async fn main() -> Result<()> {
         }
         if let Some(k) = &channel {
             d.push(through_knit(k, "/channels/default/bench", &o, None, &counters).await?);
+        }
+        if let Some(r) = &rig {
+            g.push(raw_kafka(&o, &r.raw).await?);
+            f.push(through_knit(&r.knit, &r.path, &o, None, &r.sink).await?);
         }
     }
     let a = median(a);
@@ -268,35 +513,64 @@ async fn main() -> Result<()> {
         );
     }
     drop(channel);
+    match rig {
+        Some(r) => {
+            let (f, g) = (median(f), median(g));
+            let refused = if f.rejected > 0 {
+                format!("   {} not accepted", f.rejected)
+            } else {
+                String::new()
+            };
+            println!(
+                "(f) Kafka broker → trigger → sink:          {:>9.0} ev/s    p50 {:.2} ms  p99 {:.2} ms end to end   ratio (f)/(g) {:.2}   knit CPU {:.1} µs/event   (ingress accepted {:.0} ev/s){refused}",
+                f.rate,
+                f.p50,
+                f.p99,
+                f.rate / g.rate,
+                f.cpu_us,
+                f.accepted_rate
+            );
+            let failed = if g.rejected > 0 {
+                format!("   {} sends failed", g.rejected)
+            } else {
+                String::new()
+            };
+            println!(
+                "(g) raw rdkafka produce → consume, {} in flight: {:>5.0} msg/s   p50 {:.2} ms  p99 {:.2} ms end to end{failed}",
+                o.concurrency, g.rate, g.p50, g.p99
+            );
+            println!(
+                "peak RSS of knit with the Kafka broker: {}",
+                mib(r.knit.peak_rss())
+            );
+            anyhow::ensure!(f.accepted > 0, "the Kafka broker accepted nothing");
+        }
+        None => println!(
+            "(f)/(g) Kafka broker vs raw rdkafka: skipped (give --kafka BOOTSTRAP or KNIT_BENCH_KAFKA)"
+        ),
+    }
     if o.only_broker {
+        anyhow::ensure!(b.accepted > 0, "nothing was accepted");
         return Ok(());
     }
 
-    // (e) A sink that never answers: the log fills, ingress answers 429, memory levels off.
+    // (e) A sink that never answers: the trigger's queue sheds its oldest events past the log
+    // capacity, the ingress keeps accepting, memory stays flat. (e2) With overflow `block`, the
+    // ingress pushes back with 429 once the trigger is the capacity behind.
     let (hang, _) = servers::start(Mode::Hang).await?;
-    let knit = Knit::start(&broker_manifests(hang, 0), &[])?;
-    knit.wait_ready("triggers", &["match"]).await?;
-    let mut rss = vec![knit.rss()];
-    let mut accepted = 0;
-    let mut rejected = 0;
-    for _ in 0..if o.quick { 2 } else { 4 } {
-        let out = load::run(&Load {
-            addr: knit.ingress,
-            path: "/default/bench".into(),
-            ty: "bench.event".into(),
-            concurrency: o.concurrency,
-            duration: Duration::from_secs_f64(o.seconds / 2.0),
-            rate: None,
-        })
-        .await?;
-        accepted += out.count(202);
-        rejected += out.count(429);
-        rss.push(knit.rss());
-    }
-    println!(
-        "(e) never-answering sink: {accepted} accepted, then {rejected} answered 429; RSS {}",
-        rss.iter().map(|r| mib(*r)).collect::<Vec<_>>().join(" → ")
+    let e = overload(&o, hang, None).await?;
+    print_overload(
+        &format!("(e) never-answering sink, log capacity {LOG_CAPACITY}, overflow shed (default):"),
+        &e,
     );
-    anyhow::ensure!(b.accepted > 0 && accepted > 0, "nothing was accepted");
+    let e2 = overload(&o, hang, Some("block")).await?;
+    print_overload(
+        "(e2) the same, trigger annotated knit.dev/overflow: block:",
+        &e2,
+    );
+    anyhow::ensure!(
+        b.accepted > 0 && e.accepted > 0 && e2.accepted > 0,
+        "nothing was accepted"
+    );
     Ok(())
 }
