@@ -184,11 +184,16 @@ pub fn decode_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, BindingE
     Ok(ev)
 }
 
+/// Whether a byte may appear in a header value as is (visible ASCII, space, tab, obs-text).
+fn value_byte_ok(b: u8) -> bool {
+    b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80
+}
+
 /// A header value that is valid HTTP: control characters are percent-encoded (with `%`
 /// itself, so a percent-decoding receiver reads the original); anything else goes as is.
-fn header_value(s: &str) -> HeaderValue {
-    if let Ok(v) = HeaderValue::from_str(s) {
-        return v;
+fn escaped(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().all(value_byte_ok) {
+        return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for ch in s.chars() {
@@ -201,48 +206,112 @@ fn header_value(s: &str) -> HeaderValue {
             out.push(ch);
         }
     }
-    HeaderValue::from_bytes(out.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+    std::borrow::Cow::Owned(out)
 }
 
-fn put(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    headers.insert(name, header_value(value));
+/// Where encoding writes headers: a [`HeaderMap`], or HTTP/1.1 header lines ([`Lines`]).
+pub trait HeaderSink {
+    /// Add a header named `prefix` + `name` (lower-case ASCII) with `value` (escaped here).
+    fn put(&mut self, prefix: &str, name: &str, value: &str);
+}
+
+impl HeaderSink for HeaderMap {
+    fn put(&mut self, prefix: &str, name: &str, value: &str) {
+        let full = format!("{prefix}{name}");
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(full.as_bytes()),
+            HeaderValue::from_str(&escaped(value)),
+        ) {
+            self.insert(n, v);
+        }
+    }
+}
+
+/// Request header lines (`name: value\r\n`...), built once per delivery and written to the
+/// wire as they are: no header map is built for plain `http://` egress.
+#[derive(Clone, Debug, Default)]
+pub struct Lines(Vec<u8>);
+
+impl Lines {
+    /// No headers.
+    pub fn new() -> Self {
+        Self(Vec::with_capacity(256))
+    }
+
+    /// The lines, each ending in `\r\n`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The same headers as a map (for clients that want one).
+    pub fn to_header_map(&self) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for line in self.0.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(i) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let value = line[i + 1..].strip_prefix(b" ").unwrap_or(&line[i + 1..]);
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(&line[..i]),
+                HeaderValue::from_bytes(value),
+            ) {
+                m.append(n, v);
+            }
+        }
+        m
+    }
+}
+
+impl HeaderSink for Lines {
+    fn put(&mut self, prefix: &str, name: &str, value: &str) {
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid_name {
+            return;
+        }
+        self.0.extend_from_slice(prefix.as_bytes());
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(escaped(value).as_bytes());
+        self.0.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Encode in binary mode: `ce-` headers plus `Content-Type`, data as the body. Extensions named
 /// in `skip` are left out.
-pub fn encode_binary(ev: &Event, headers: &mut HeaderMap, skip: &[String]) -> Bytes {
-    put(
-        headers,
-        HeaderName::from_static("ce-specversion"),
-        ev.spec_version.as_str(),
-    );
-    put(headers, HeaderName::from_static("ce-id"), &ev.id);
-    put(headers, HeaderName::from_static("ce-source"), &ev.source);
-    put(headers, HeaderName::from_static("ce-type"), &ev.ty);
+pub fn encode_binary<H: HeaderSink>(ev: &Event, headers: &mut H, skip: &[String]) -> Bytes {
+    headers.put("ce-", "specversion", ev.spec_version.as_str());
+    headers.put("ce-", "id", &ev.id);
+    headers.put("ce-", "source", &ev.source);
+    headers.put("ce-", "type", &ev.ty);
     if let Some(v) = &ev.subject {
-        put(headers, HeaderName::from_static("ce-subject"), v);
+        headers.put("ce-", "subject", v);
     }
     if let Some(v) = &ev.time {
-        put(headers, HeaderName::from_static("ce-time"), v);
+        headers.put("ce-", "time", v);
     }
     if let Some(v) = &ev.dataschema {
         let name = if ev.spec_version == SpecVersion::V03 {
-            "ce-schemaurl"
+            "schemaurl"
         } else {
-            "ce-dataschema"
+            "dataschema"
         };
-        put(headers, HeaderName::from_static(name), v);
+        headers.put("ce-", name, v);
     }
     for (name, value) in &ev.extensions {
         if is_context_attribute(name) || skip.iter().any(|s| s == name) {
             continue;
         }
-        if let Ok(n) = HeaderName::from_bytes(format!("ce-{name}").as_bytes()) {
-            put(headers, n, &value.to_string());
+        match value {
+            ExtValue::String(v) => headers.put("ce-", name, v),
+            other => headers.put("ce-", name, &other.to_string()),
         }
     }
     if let Some(ct) = &ev.datacontenttype {
-        headers.insert(CONTENT_TYPE, header_value(ct));
+        headers.put("", "content-type", ct);
     }
     ev.data
         .as_ref()
@@ -251,8 +320,8 @@ pub fn encode_binary(ev: &Event, headers: &mut HeaderMap, skip: &[String]) -> By
 }
 
 /// Encode in structured mode; extensions named in `skip` are left out.
-pub fn encode_structured(ev: &Event, headers: &mut HeaderMap, skip: &[String]) -> Bytes {
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(STRUCTURED));
+pub fn encode_structured<H: HeaderSink>(ev: &Event, headers: &mut H, skip: &[String]) -> Bytes {
+    headers.put("", "content-type", STRUCTURED);
     if skip.iter().any(|s| ev.extension(s).is_some()) {
         let mut copy = ev.clone();
         for s in skip {

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use knit_channels::event::{Event, ExtValue};
 use knit_channels::{Consumer, Record, RetryState};
 use knit_crds::api::duck::DeliveryFormat;
 
-use crate::binding::{self, Decoded};
+use crate::binding::{self, Decoded, HeaderSink, Lines};
 use crate::egress::{EgressRuntime, Target};
 use crate::observe::Fate;
 use crate::policy;
@@ -52,21 +52,11 @@ impl Failure {
     }
 }
 
-fn headers_for(event: &Event) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8 + event.extensions.len() + event.headers.len());
+fn encode(event: &Event, format: Option<DeliveryFormat>, skip: &[String]) -> (Lines, Bytes) {
+    let mut headers = Lines::new();
     for (k, v) in &event.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            h.append(n, v);
-        }
+        headers.put("", k, v);
     }
-    h
-}
-
-fn encode(event: &Event, format: Option<DeliveryFormat>, skip: &[String]) -> (HeaderMap, Bytes) {
-    let mut headers = headers_for(event);
     let body = match format {
         Some(DeliveryFormat::Json) => binding::encode_structured(event, &mut headers, skip),
         _ => binding::encode_binary(event, &mut headers, skip),
@@ -132,12 +122,9 @@ pub async fn deliver(
     };
     if attempts < allowed {
         let (mut headers, body) = encode(event, spec.format, skip);
-        headers.insert(
-            HeaderName::from_static("prefer"),
-            HeaderValue::from_static("reply"),
-        );
-        if let Some(ns) = &egress.namespace {
-            headers.insert(HeaderName::from_static("kn-namespace"), ns.clone());
+        headers.put("", "prefer", "reply");
+        if !egress.config.namespace.is_empty() {
+            headers.put("", "kn-namespace", &egress.config.namespace);
         }
         loop {
             attempts += 1;
@@ -201,7 +188,7 @@ async fn attempt(
     sender: &Sender,
     egress: &EgressRuntime,
     event: &Event,
-    headers: &HeaderMap,
+    headers: &Lines,
     body: &Bytes,
     session: &mut Session,
 ) -> Result<bool, Failure> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Uri};
+use http::Uri;
 use knit_channels::Event;
 use knit_crds::contract::Egress;
 
@@ -54,8 +54,6 @@ pub struct EgressRuntime {
     pub reply: Option<Target>,
     /// Where undeliverable events go.
     pub dead_letter_sink: Option<Target>,
-    /// The `Kn-Namespace` header value.
-    pub namespace: Option<HeaderValue>,
     /// Keep retrying a failing dead-letter sink instead of dropping the event (durable logs:
     /// the record's position is held until the sink takes it).
     pub hold_dead_letters: bool,
@@ -78,7 +76,6 @@ impl EgressRuntime {
             subscriber: config.subscriber.as_deref().map(Target::new),
             reply: config.reply.as_ref().map(|r| Target::new(&r.url)),
             dead_letter_sink: config.dead_letter_sink.as_deref().map(Target::new),
-            namespace: HeaderValue::from_str(&config.namespace).ok(),
             filter,
             rate,
             config,

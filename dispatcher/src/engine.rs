@@ -192,12 +192,18 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                 .lock()
                 .configure(rt.config.ordering, rt.config.max_in_flight);
         }
+        // Ask to be woken by finishing workers *before* reading the backlog: a worker that
+        // finishes after the read then wakes us, one that finished before shows in it.
+        ctx.watching.store(true, Ordering::SeqCst);
         let (backlog, limit) = {
             let s = ctx.sched.lock();
             (s.backlog(), s.max_in_flight())
         };
         let high = limit.saturating_mul(2).max(2);
         let full = backlog >= high;
+        if !full {
+            ctx.watching.store(false, Ordering::Relaxed);
+        }
         let stalled_at = if full {
             Some(*full_since.get_or_insert_with(Instant::now) + KEEPALIVE)
         } else {
@@ -216,7 +222,6 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             paused = false;
             full_since = None;
         }
-        ctx.watching.store(full, Ordering::Relaxed);
         if ctx.durable {
             let uncommitted = ctx.uncommitted.load(Ordering::Relaxed);
             if uncommitted >= COMMIT_EVERY {

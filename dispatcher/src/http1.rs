@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+
+use crate::binding::Lines;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -57,7 +59,7 @@ impl Connections {
     pub(crate) async fn post(
         &mut self,
         uri: &Uri,
-        headers: &HeaderMap,
+        headers: &Lines,
         body: &Bytes,
         max_body: usize,
     ) -> Result<Response, String> {
@@ -105,7 +107,7 @@ impl Connections {
     }
 }
 
-fn request_head(out: &mut Vec<u8>, path: &str, authority: &str, headers: &HeaderMap, len: usize) {
+fn request_head(out: &mut Vec<u8>, path: &str, authority: &str, headers: &Lines, len: usize) {
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
@@ -113,18 +115,9 @@ fn request_head(out: &mut Vec<u8>, path: &str, authority: &str, headers: &Header
     out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(len.to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        if matches!(
-            name.as_str(),
-            "host" | "content-length" | "transfer-encoding" | "connection"
-        ) {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    // The lines come from the event's attributes and propagated headers (`Lines` only holds
+    // valid names and escaped values); none of them is host, length or framing.
+    out.extend_from_slice(headers.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -366,6 +359,7 @@ async fn more(conn: &mut Conn) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binding::HeaderSink;
     use tokio::net::TcpListener;
 
     /// A server answering each request on a connection with the next canned bytes.
@@ -392,8 +386,8 @@ mod tests {
     }
 
     async fn post(c: &mut Connections, uri: &Uri) -> Response {
-        let mut h = HeaderMap::new();
-        h.insert("ce-id", HeaderValue::from_static("1"));
+        let mut h = Lines::new();
+        h.put("ce-", "id", "1");
         c.post(uri, &h, &Bytes::from_static(b"{}"), 1024)
             .await
             .expect("response")
@@ -453,13 +447,13 @@ mod tests {
         )
         .await;
         let err = c
-            .post(&uri, &HeaderMap::new(), &Bytes::new(), 1024)
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024)
             .await
             .expect_err("too large");
         assert!(err.contains("too large"), "{err}");
         let uri = server(vec![b"garbage\r\n\r\n"], false).await;
         let err = c
-            .post(&uri, &HeaderMap::new(), &Bytes::new(), 1024)
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024)
             .await
             .expect_err("invalid");
         assert!(err.contains("invalid response"), "{err}");
@@ -468,13 +462,13 @@ mod tests {
     #[test]
     fn request_head_carries_host_length_and_headers() {
         let mut out = Vec::new();
-        let mut h = HeaderMap::new();
-        h.insert("ce-type", HeaderValue::from_static("t"));
-        h.insert("host", HeaderValue::from_static("ignored"));
+        let mut h = Lines::new();
+        h.put("ce-", "type", "t\u{1}x");
+        h.put("", "bad name", "dropped");
         request_head(&mut out, "/a?b", "example:8080", &h, 2);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "POST /a?b HTTP/1.1\r\nhost: example:8080\r\ncontent-length: 2\r\nce-type: t\r\n\r\n"
+            "POST /a?b HTTP/1.1\r\nhost: example:8080\r\ncontent-length: 2\r\nce-type: t%01x\r\n\r\n"
         );
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 
+use crate::binding::Lines;
 use crate::egress::Target;
 
 /// Largest response body read from a subscriber (a reply event); longer bodies fail the attempt.
@@ -124,7 +125,7 @@ impl Sender {
     pub async fn post(
         &self,
         target: &Target,
-        headers: &HeaderMap,
+        headers: &Lines,
         body: &Bytes,
         timeout: Duration,
         session: &mut Session,
@@ -140,7 +141,7 @@ impl Sender {
                 deadline
                     .run(
                         timeout,
-                        self.post_tls(&target.url, headers.clone(), body.clone()),
+                        self.post_tls(&target.url, headers.to_header_map(), body.clone()),
                     )
                     .await
             }
