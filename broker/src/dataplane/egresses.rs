@@ -25,6 +25,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct EgressConfig {
     pub(crate) egress: Egress,
     pub(crate) filter: Option<Arc<Filter>>,
+    /// Knit named the group (a Trigger's, a Subscription's) and deletes it with the egress;
+    /// a KafkaSource's `consumerGroup` is the user's and is kept.
+    pub(crate) owns_group: bool,
 }
 
 /// A running egress task.
@@ -173,8 +176,10 @@ async fn run(
                 let next = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
                 match next {
                     Some(cfg) => {
-                        if cfg.egress.overflow != current.egress.overflow {
-                            // Memory groups take the new policy on re-open.
+                        if !durable && cfg.egress.overflow != current.egress.overflow {
+                            // Memory groups take the new policy on re-open (the overflow
+                            // policy means nothing to Kafka, whose re-open would be a second
+                            // consumer in the group).
                             let _ = log.open(spec(&cfg.egress, durable)).await;
                         }
                         task.update(runtime(&cfg, Some(&task.runtime()), durable));
@@ -183,7 +188,9 @@ async fn run(
                     None => {
                         if durable {
                             task.shutdown(STOP_GRACE).await;
-                            delete_group(&log, &group, &reference).await;
+                            if current.owns_group {
+                                delete_group(&log, &group, &reference).await;
+                            }
                         } else {
                             // No more appends reach the group; what it holds is still delivered
                             // (unless the process stops first).
@@ -199,7 +206,7 @@ async fn run(
             }
             () = task.finished() => {
                 // The log was closed (its ingress is gone) and this group delivered all of it.
-                if durable {
+                if durable && current.owns_group {
                     delete_group(&log, &group, &reference).await;
                 }
                 break;

@@ -196,13 +196,19 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         }
     }
     // Retire: no more appends; every egress delivers what was accepted, then ends. The slots
-    // stay alive meanwhile: an egress whose slot goes away takes it as its own removal.
+    // stay alive meanwhile: an egress whose slot goes away takes it as its own removal. A
+    // KafkaSource accepted nothing: its consumer just stops (its topics are someone else's).
     target.set(Err("the broker or channel was deleted".into()));
-    opened.log.close();
-    let mut slots: Vec<EgressSlot> = egresses.into_values().collect();
-    let running = slots.iter_mut().map(|s| &mut s.handle);
-    futures::future::join_all(running.chain(leaving.iter_mut())).await;
-    drop(slots);
+    if current.kind == IngressKind::Source {
+        leaving.extend(egresses.into_values().map(EgressSlot::remove));
+        futures::future::join_all(leaving).await;
+    } else {
+        opened.log.close();
+        let mut slots: Vec<EgressSlot> = egresses.into_values().collect();
+        let running = slots.iter_mut().map(|s| &mut s.handle);
+        futures::future::join_all(running.chain(leaving.iter_mut())).await;
+        drop(slots);
+    }
     if let Some((cluster, topics)) = opened.owned_topics
         && let Err(e) = cluster.delete_topics(&topics).await
     {
@@ -257,12 +263,14 @@ fn sync(
                 slot.update(Arc::new(EgressConfig {
                     egress: e.clone(),
                     filter,
+                    owns_group: ingress.kind != IngressKind::Source,
                 }));
             }
             None => {
                 let cfg = Arc::new(EgressConfig {
                     egress: e.clone(),
                     filter: compiled(ingress, e),
+                    owns_group: ingress.kind != IngressKind::Source,
                 });
                 egresses.insert(
                     e.uid.clone(),

@@ -574,9 +574,13 @@ impl Consumer for KafkaConsumer {
     }
 
     fn stats(&self) -> GroupStats {
+        // What this consumer holds unfinished; what waits in the topic is not counted.
         let st = self.shared.state.lock();
-        GroupStats { lag: None, shed: 0 }
-            .with_outstanding(st.trackers.values().map(Tracker::outstanding).sum())
+        let outstanding: usize = st.trackers.values().map(Tracker::outstanding).sum();
+        GroupStats {
+            lag: Some(outstanding as u64),
+            shed: 0,
+        }
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -598,16 +602,5 @@ impl Consumer for KafkaConsumer {
             })
             .await;
         })
-    }
-}
-
-trait WithOutstanding {
-    fn with_outstanding(self, n: usize) -> Self;
-}
-
-impl WithOutstanding for GroupStats {
-    fn with_outstanding(mut self, n: usize) -> Self {
-        self.lag = Some(n as u64);
-        self
     }
 }
