@@ -67,6 +67,11 @@ async fn a_failing_trigger_does_not_hold_back_the_broker(b: Backend, events: usi
     let got = good.wait_for(events).await;
     let ids: BTreeSet<String> = got.iter().map(|r| r.id()).collect();
     assert_eq!(ids.len(), events, "the healthy trigger got every event");
+    eprintln!(
+        "isolation ({b:?}): {events} events posted one by one, {} refused, {} at the healthy trigger",
+        refused.len(),
+        ids.len()
+    );
     if b == Backend::Memory && events > 10_200 {
         // 10,000 waiting + 100 in flight + 100 read ahead fit; the rest was shed, counted.
         let shed = eventually("the shed count in the stats", || async {
@@ -76,6 +81,7 @@ async fn a_failing_trigger_does_not_hold_back_the_broker(b: Backend, events: usi
         })
         .await;
         assert!(shed <= (events - 10_000) as u64, "{shed}");
+        eprintln!("isolation (memory): {shed} events shed by the failing trigger");
         let t = eventually("KeepingUp=False on the trigger", || async {
             let t = knit.object("triggers", "bad").await?;
             (condition(&t, "KeepingUp")?["status"] == "False").then_some(t)
