@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use knit_channels::event::{Event, ExtValue, SpecVersion, is_context_attribute};
+use knit_channels::event::{Event, ExtValue, SpecVersion, is_context_attribute, rules};
 
 /// The structured-mode media type.
 pub const STRUCTURED: &str = "application/cloudevents+json";
@@ -147,10 +147,17 @@ fn header_text(name: &str, v: &HeaderValue) -> Result<String, BindingError> {
 pub fn decode_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, BindingError> {
     let mut ev = Event::new("", "", "");
     let mut specversion = None;
+    let mut seen: Vec<&str> = Vec::new();
     for (name, value) in headers {
         let Some(attr) = name.as_str().strip_prefix("ce-") else {
             continue;
         };
+        if seen.contains(&attr) {
+            return Err(BindingError::Invalid(format!(
+                "attribute {attr} is given twice"
+            )));
+        }
+        seen.push(attr);
         let text = header_text(attr, value)?;
         match attr {
             "specversion" => specversion = Some(text),
@@ -162,9 +169,10 @@ pub fn decode_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, BindingE
             "time" => ev.time = Some(text),
             "datacontenttype" => ev.datacontenttype = Some(text),
             _ => {
-                if ev.extension(attr).is_some() {
+                if ev.extensions.len() >= rules::MAX_EXTENSIONS {
                     return Err(BindingError::Invalid(format!(
-                        "attribute {attr} is given twice"
+                        "too many extension attributes (at most {})",
+                        rules::MAX_EXTENSIONS
                     )));
                 }
                 ev.extensions

@@ -299,7 +299,9 @@ async fn dead_letter(
             reason: format!("{} ({})", failure.error, failure.dest),
         };
     };
-    event.set_extension("knativeerrordest", ExtValue::String(failure.dest.clone()));
+    if !failure.dest.is_empty() {
+        event.set_extension("knativeerrordest", ExtValue::String(failure.dest.clone()));
+    }
     if let Some(code) = failure.status {
         event.set_extension("knativeerrorcode", ExtValue::String(code.to_string()));
     }

@@ -61,7 +61,11 @@ impl Event {
                         serde_json::Value::Bool(b) => ExtValue::Boolean(b),
                         serde_json::Value::Number(n) => match n.as_i64() {
                             Some(i) => ExtValue::Integer(i),
-                            None => ExtValue::String(n.to_string()),
+                            None => {
+                                return Err(err(format!(
+                                    "invalid attribute {name}: {n} is not an integer (CloudEvents numbers are 32-bit integers)"
+                                )));
+                            }
                         },
                         _ => {
                             return Err(err(format!(

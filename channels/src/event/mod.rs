@@ -154,12 +154,14 @@ pub fn is_context_attribute(name: &str) -> bool {
     )
 }
 
-/// A valid attribute name: lower-case ASCII letters and digits.
-pub fn valid_attribute_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+fn check_timestamp(name: &str, value: &str) -> Result<(), EventError> {
+    if rules::is_rfc3339(value) && value.parse::<jiff::Timestamp>().is_ok() {
+        Ok(())
+    } else {
+        Err(err(format!(
+            "invalid attribute {name}: {value:?} is not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SS[.frac] with Z or an offset)"
+        )))
+    }
 }
 
 impl Event {
@@ -246,29 +248,82 @@ impl Event {
         if self.source.is_empty() {
             return Err(err("missing required attribute: source"));
         }
+        if !rules::is_uri_reference(&self.source) {
+            return Err(err(format!(
+                "invalid attribute source: {:?} is not a URI-reference (RFC 3986)",
+                self.source
+            )));
+        }
         if self.ty.is_empty() {
             return Err(err("missing required attribute: type"));
         }
-        if let Some(t) = &self.time
-            && t.parse::<jiff::Timestamp>().is_err()
-        {
-            {
+        if let Some(t) = &self.time {
+            check_timestamp("time", t)?;
+        }
+        if let Some(ct) = &self.datacontenttype {
+            if ct.is_empty() {
+                return Err(err("invalid attribute datacontenttype: must not be empty"));
+            }
+            if !rules::is_media_type(ct) {
                 return Err(err(format!(
-                    "invalid attribute time: {t:?} is not an RFC 3339 timestamp"
+                    "invalid attribute datacontenttype: {ct:?} is not a media type (RFC 2046)"
                 )));
             }
         }
-        if self.datacontenttype.as_deref() == Some("") {
-            return Err(err("invalid attribute datacontenttype: must not be empty"));
+        if let Some(ds) = &self.dataschema {
+            let name = match self.spec_version {
+                SpecVersion::V03 => "schemaurl",
+                SpecVersion::V10 => "dataschema",
+            };
+            if ds.is_empty() {
+                return Err(err(format!("invalid attribute {name}: must not be empty")));
+            }
+            // 1.0 types `dataschema` as an absolute URI; 0.3's `schemaurl` was a URI-reference.
+            let ok = match self.spec_version {
+                SpecVersion::V03 => rules::is_uri_reference(ds),
+                SpecVersion::V10 => rules::is_uri(ds),
+            };
+            if !ok {
+                return Err(err(format!(
+                    "invalid attribute {name}: {ds:?} is not {} (RFC 3986)",
+                    if self.spec_version == SpecVersion::V03 {
+                        "a URI-reference"
+                    } else {
+                        "an absolute URI"
+                    }
+                )));
+            }
         }
         if self.subject.as_deref() == Some("") {
             return Err(err("invalid attribute subject: must not be empty"));
         }
-        for (name, _) in &self.extensions {
+        if self.extensions.len() > rules::MAX_EXTENSIONS {
+            return Err(err(format!(
+                "too many extension attributes: {} (at most {})",
+                self.extensions.len(),
+                rules::MAX_EXTENSIONS
+            )));
+        }
+        for (name, value) in &self.extensions {
             if !valid_attribute_name(name) {
                 return Err(err(format!(
-                    "invalid attribute name {name:?}: must be lower-case letters and digits"
+                    "invalid attribute name {name:?}: must be 1 to {} lower-case letters and digits",
+                    rules::MAX_ATTRIBUTE_NAME
                 )));
+            }
+            match value {
+                ExtValue::String(s) if s.is_empty() => {
+                    return Err(err(format!("invalid attribute {name}: must not be empty")));
+                }
+                ExtValue::String(s) if rules::TIMESTAMP_EXTENSIONS.contains(&name.as_str()) => {
+                    check_timestamp(name, s)?;
+                }
+                ExtValue::Integer(i) if i32::try_from(*i).is_err() => {
+                    return Err(err(format!(
+                        "invalid attribute {name}: {i} is outside the 32-bit integer range"
+                    )));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -295,8 +350,10 @@ impl Event {
 }
 
 mod json;
+pub mod rules;
 
 pub use json::json_string;
+pub use rules::valid_attribute_name;
 
 #[cfg(test)]
 mod tests {

@@ -83,7 +83,7 @@
 
 use bytes::Bytes;
 
-use crate::event::{Event, ExtValue, SpecVersion, is_context_attribute};
+use crate::event::{Event, ExtValue, SpecVersion, is_context_attribute, rules};
 
 /// The `content-type` header Knit writes on structured-mode records.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
@@ -392,10 +392,14 @@ pub fn wrap_foreign(record: &InRecord<'_>, source: &str) -> Event {
             content_type = Some(value);
             continue;
         }
-        event.set_extension(
-            &foreign_header_extension(name),
-            ExtValue::String(text(value)),
-        );
+        // Only what makes a valid event: no empty values, at most as many extensions as an
+        // event may carry (the rest of the headers are not kept).
+        if !value.is_empty() && event.extensions.len() < rules::MAX_EXTENSIONS {
+            event.set_extension(
+                &foreign_header_extension(name),
+                ExtValue::String(text(value)),
+            );
+        }
         if is_transport_header(name)
             && let Ok(v) = std::str::from_utf8(value)
         {
@@ -404,7 +408,7 @@ pub fn wrap_foreign(record: &InRecord<'_>, source: &str) -> Event {
     }
     event.datacontenttype = content_type
         .map(|ct| String::from_utf8_lossy(ct).to_lowercase())
-        .filter(|ct| !ct.trim().is_empty());
+        .filter(|ct| rules::is_media_type(ct));
     if let Some(value) = record.value {
         event.set_data_from_body(Bytes::copy_from_slice(value));
     }
@@ -421,6 +425,7 @@ fn foreign_header_extension(name: &str) -> String {
             .flat_map(char::to_lowercase)
             .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
     );
+    out.truncate(rules::MAX_ATTRIBUTE_NAME);
     out
 }
 
