@@ -86,6 +86,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             capacity: args.log_capacity,
             ..Default::default()
         },
+        limits: knit_broker::ingress::Limits {
+            header_timeout: std::time::Duration::from_secs(args.header_timeout),
+            connections_per_client: usize::try_from(args.connections_per_client)
+                .unwrap_or(usize::MAX),
+            ..Default::default()
+        },
         ..Default::default()
     })?);
     let dp = dataplane.clone();

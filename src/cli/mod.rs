@@ -150,6 +150,13 @@ pub struct RunArgs {
     /// Largest event accepted by an ingress, in bytes (larger ones get 413).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_event_size: usize,
+    /// Seconds a client has to send a request's head (request line and headers) before its
+    /// connection is closed (slow clients hold connections).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// Connections one client address may hold open at the ingress; the next is answered 429.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub connections_per_client: u64,
     /// Events an in-memory log holds waiting for one Trigger or Subscription; past that, its
     /// oldest are shed (or, with `knit.dev/overflow: block`, the ingress answers 429).
     #[arg(long, default_value_t = 10_000)]

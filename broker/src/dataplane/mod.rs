@@ -32,8 +32,10 @@ pub struct Config {
     pub max_event_size: usize,
     /// Bounds of memory logs, per consumer group.
     pub memory: MemoryConfig,
-    /// Hop limit given to events entering a Broker without one.
-    pub default_ttl: i64,
+    /// Hop limit given to events entering a Broker without one (and the most one may carry).
+    pub default_ttl: i32,
+    /// Limits of the ingress listener.
+    pub limits: crate::ingress::Limits,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             max_event_size: 4 * 1024 * 1024,
             memory: MemoryConfig::default(),
             default_ttl: 255,
+            limits: crate::ingress::Limits::default(),
         }
     }
 }

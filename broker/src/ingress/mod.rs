@@ -6,23 +6,26 @@
 //! answers 200); 413 above the size limit; 415 for an unknown event format; 429 with
 //! `Retry-After` when the log is full. Brokers apply the `knativebrokerttl` hop limit.
 
+mod body;
+mod hop;
+mod limits;
+mod server;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use knit_channels::{AppendError, Event, ExtValue};
+use http_body_util::Full;
+use hyper::body::Body;
+use knit_channels::{AppendError, Event};
 use knit_dispatcher::binding::{self, BindingError, Decoded};
-use tokio::net::TcpListener;
 
 use crate::dataplane::{Shared, Target};
+use body::BodyError;
 
-/// The extension carrying a Broker's remaining hop count.
-pub const TTL_EXTENSION: &str = "knativebrokerttl";
+pub use hop::TTL_EXTENSION;
+pub use limits::Limits;
+pub use server::serve;
 
 /// An ingress response.
 pub type Response = http::Response<Full<Bytes>>;
@@ -89,139 +92,87 @@ fn lookup(shared: &Shared, path: &str, headers: &HeaderMap) -> Lookup {
     }
 }
 
-/// Apply the hop limit: set 255 when absent or unreadable, otherwise decrement; `Err` when
-/// nothing is left.
-fn hop(event: &mut Event, default_ttl: i64) -> Result<(), String> {
-    let current = event.extension(TTL_EXTENSION).and_then(|v| match v {
-        ExtValue::Integer(i) => Some(*i),
-        ExtValue::String(s) => s.trim().parse::<i64>().ok(),
-        ExtValue::Boolean(_) => None,
-    });
-    let next = match current {
-        None => default_ttl,
-        Some(n) => (n - 1).max(0),
-    };
-    if next <= 0 {
-        return Err(format!(
-            "dropping event {:?}: hop limit ({TTL_EXTENSION}) reached",
-            event.id
-        ));
-    }
-    event.set_extension(TTL_EXTENSION, ExtValue::Integer(next));
-    Ok(())
-}
-
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Response>
-where
-    B: Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the event is larger than {limit} bytes"),
-                ))
-            } else {
-                Err(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read the request body: {e}"),
-                ))
-            }
-        }
-    }
-}
-
-/// Most ingress connections open at once; more wait in the accept queue.
-pub const MAX_CONNECTIONS: usize = 10_000;
-
-/// Serve the ingress on `listener`, forever (HTTP/1.1; `Upgrade` requests are answered as plain
-/// HTTP/1.1, E33). Connections are capped and request headers must arrive within 30 s.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "ingress accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
-            });
-            let served = http1::Builder::new()
-                .keep_alive(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "ingress connection closed");
-            }
-            drop(slot);
-        });
-    }
-}
-
-/// Handle one ingress request.
+/// Handle one ingress request. A request refused before its body is read has the body
+/// drained in the background (see [`Limits::drain_bytes`]).
 pub async fn handle<B>(shared: &Shared, req: Request<B>) -> Response
 where
-    B: Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::fmt::Display,
 {
-    match *req.method() {
+    let (parts, mut body) = req.into_parts();
+    let limits = &shared.config.limits;
+    let refuse = |r: Response, body: B| {
+        body::drain(body, limits.drain_bytes, limits.drain_time);
+        r
+    };
+    match parts.method {
         Method::POST => {}
         Method::OPTIONS => {
             let mut r = allow(empty(StatusCode::OK));
             let h = r.headers_mut();
             h.insert("WebHook-Allowed-Origin", HeaderValue::from_static("*"));
             h.insert("WebHook-Allowed-Rate", HeaderValue::from_static("*"));
-            return r;
+            return refuse(r, body);
         }
-        _ => return allow(text(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed")),
+        _ => {
+            return refuse(
+                allow(text(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed")),
+                body,
+            );
+        }
     }
-    let target = match lookup(shared, req.uri().path(), req.headers()) {
+    let target = match lookup(shared, parts.uri.path(), &parts.headers) {
         Lookup::Found(t) => t,
-        Lookup::NotFound(m) => return text(StatusCode::NOT_FOUND, m),
-        Lookup::Malformed(m) => return text(StatusCode::BAD_REQUEST, m),
+        Lookup::NotFound(m) => return refuse(text(StatusCode::NOT_FOUND, m), body),
+        Lookup::Malformed(m) => return refuse(text(StatusCode::BAD_REQUEST, m), body),
     };
     let limit = shared.config.max_event_size;
-    let length = req
-        .headers()
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the event is larger than {limit} bytes (--max-event-size)"),
+        )
+    };
+    let length = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if length.is_some_and(|l| l > limit) {
-        return text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the event is larger than {limit} bytes"),
-        );
+        return refuse(too_large(), body);
     }
-    let (parts, body) = req.into_parts();
-    let body = match read_body(body, limit).await {
-        // The body is a slice of the connection's read buffer; events outlive the request in
-        // the log, so they get their own right-sized copy instead of pinning that buffer.
-        Ok(b) => Bytes::copy_from_slice(&b),
-        Err(r) => return r,
+    let bytes = match body::read(&mut body, limit, length, limits.body_timeout).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return refuse(too_large(), body),
+        Err(BodyError::TimedOut) => {
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    limits.body_timeout.as_secs()
+                ),
+            );
+        }
+        Err(BodyError::Broken(e)) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {e}"),
+            );
+        }
     };
-    let events = match binding::decode(&parts.headers, body) {
+    let events = match binding::decode(&parts.headers, bytes) {
         Ok(Decoded::One(e)) => vec![*e],
-        Ok(Decoded::Batch(es)) if es.is_empty() => {
-            return text(StatusCode::BAD_REQUEST, "empty batch");
+        // An empty batch is a valid batch: nothing to store.
+        Ok(Decoded::Batch(es)) if es.is_empty() => return empty(StatusCode::ACCEPTED),
+        Ok(Decoded::Batch(es)) if es.len() > limits.max_batch => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a batch of {} events; at most {} are accepted at once",
+                    es.len(),
+                    limits.max_batch
+                ),
+            );
         }
         Ok(Decoded::Batch(es)) => es,
         Err(e @ BindingError::UnsupportedMediaType(_)) => {
@@ -233,7 +184,7 @@ where
     let mut stored = Vec::with_capacity(events.len());
     for mut ev in events {
         if target.is_broker()
-            && let Err(m) = hop(&mut ev, shared.config.default_ttl)
+            && let Err(m) = hop::hop(&mut ev, shared.config.default_ttl)
         {
             return text(StatusCode::BAD_REQUEST, m);
         }
@@ -278,21 +229,4 @@ fn retry_later(status: StatusCode, msg: String) -> Response {
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttl() {
-        let mut e = Event::new("1", "s", "t");
-        hop(&mut e, 255).expect("fresh event");
-        assert_eq!(e.extension(TTL_EXTENSION), Some(&ExtValue::Integer(255)));
-        let mut e = Event::new("1", "s", "t");
-        e.set_extension(TTL_EXTENSION, ExtValue::String("2".into()));
-        hop(&mut e, 255).expect("one hop left");
-        assert_eq!(e.extension(TTL_EXTENSION), Some(&ExtValue::Integer(1)));
-        assert!(hop(&mut e, 255).is_err());
-    }
 }
