@@ -22,6 +22,8 @@ use super::sources::kafka_source_log_uid;
 
 /// The default most deliveries in flight per Trigger or Subscription.
 pub(crate) const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
+/// The most deliveries one egress may have in flight, whatever its annotation asks.
+pub(crate) const MAX_IN_FLIGHT: u32 = 10_000;
 
 fn ms(v: Option<&String>) -> Option<u64> {
     v.and_then(|s| duration::parse_iso8601(s).ok())
@@ -59,6 +61,7 @@ fn flow_control(o: &Object) -> (u32, Option<f64>) {
     let max = annotation(o, names::MAX_IN_FLIGHT_ANNOTATION)
         .and_then(|v| v.parse().ok())
         .filter(|n| *n >= 1)
+        .map(|n: u32| n.min(MAX_IN_FLIGHT))
         .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
     let rate = annotation(o, names::RATE_LIMIT_ANNOTATION)
         .and_then(|v| v.parse::<f64>().ok())
