@@ -88,6 +88,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         },
         limits: knit_broker::ingress::Limits {
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
+            body_timeout: std::time::Duration::from_secs(args.body_timeout),
             connections_per_client: usize::try_from(args.connections_per_client)
                 .unwrap_or(usize::MAX),
             ..Default::default()

@@ -349,7 +349,14 @@ async fn the_listener_bounds_heads_slow_clients_and_connections_per_client() {
     let (knit, url) = broker_with_trigger_flags(
         &sink,
         "",
-        &["--header-timeout", "1", "--connections-per-client", "4"],
+        &[
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+            "--connections-per-client",
+            "4",
+        ],
     )
     .await;
     // Too many headers, or a head too large: 431.
@@ -395,6 +402,22 @@ async fn the_listener_bounds_heads_slow_clients_and_connections_per_client() {
         closed.is_ok(),
         "a client sending half a head is disconnected"
     );
+    drop(slow);
+
+    // A slow body: the head arrives, the body never completes. 408, readable.
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    slow.write_all(
+        b"POST /default/b HTTP/1.1\r\nhost: x\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-source: /s\r\nce-type: t\r\ncontent-length: 100\r\n\r\n0123456789",
+    )
+    .await
+    .expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the slow body is answered");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     drop(slow);
 
     // Connections per client: the fifth open connection from this address is answered 429,

@@ -154,6 +154,9 @@ pub struct RunArgs {
     /// connection is closed (slow clients hold connections).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
+    /// Seconds a client has to send a request's body once its head arrived (408 after).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
     /// Connections one client address may hold open at the ingress; the next is answered 429.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub connections_per_client: u64,
