@@ -295,7 +295,16 @@ fn operand(
     ret: Type,
     errs: &mut Option<EvalError>,
 ) -> Result<Value, (Value, EvalError)> {
-    match eval(e, ev) {
+    evaluated(eval(e, ev), ret, errs)
+}
+
+/// [`operand`] for an operand already evaluated.
+fn evaluated(
+    result: Eval,
+    ret: Type,
+    errs: &mut Option<EvalError>,
+) -> Result<Value, (Value, EvalError)> {
+    match result {
         Ok((v, err)) => {
             if let Some(err) = err {
                 note(errs, err);
@@ -358,7 +367,7 @@ fn eval(e: &Expr, ev: &dyn Attributes) -> Eval {
             }
             Value::Bool(found != *negated)
         }
-        Expr::Binary(op, a, b) => return binary(*op, a, b, ev),
+        Expr::Binary(..) => return binary_chain(e, ev),
         Expr::Call(name, args, _) => return call(name, args, ev),
     };
     Ok((v, errs))
@@ -382,11 +391,30 @@ fn as_str(v: Value, errs: &mut Option<EvalError>) -> String {
     }
 }
 
-fn binary(op: Op, a: &Expr, b: &Expr, ev: &dyn Attributes) -> Eval {
+/// A chain of binary operators of one precedence level, `a op1 b op2 c ...`, is a left-deep
+/// tree `Binary(op2, Binary(op1, a, b), c)`; it is evaluated walking down its left spine (as
+/// many levels as operators) and folding back up, so a long `x OR y OR z ...` does not recurse.
+/// Operands are evaluated left to right, as the recursion would.
+fn binary_chain(e: &Expr, ev: &dyn Attributes) -> Eval {
+    let mut rights = Vec::new();
+    let mut left = e;
+    while let Expr::Binary(op, a, b) = left {
+        rights.push((*op, b.as_ref()));
+        left = a;
+    }
+    let mut acc = eval(left, ev);
+    for (op, b) in rights.into_iter().rev() {
+        acc = binary(op, acc, b, ev);
+    }
+    acc
+}
+
+/// `a op b` where `a` has been evaluated already.
+fn binary(op: Op, a: Eval, b: &Expr, ev: &dyn Attributes) -> Eval {
     let mut errs = None;
     let v = match op {
         Op::And | Op::Or => {
-            let l = as_bool(operand(a, ev, Type::Bool, &mut errs)?, &mut errs);
+            let l = as_bool(evaluated(a, Type::Bool, &mut errs)?, &mut errs);
             // Short-circuit: AND stops at false, OR at true.
             if (op == Op::And && !l) || (op == Op::Or && l) {
                 return Ok((Value::Bool(l), errs));
@@ -395,18 +423,18 @@ fn binary(op: Op, a: &Expr, b: &Expr, ev: &dyn Attributes) -> Eval {
             Value::Bool(r)
         }
         Op::Xor => {
-            let l = as_bool(operand(a, ev, Type::Bool, &mut errs)?, &mut errs);
+            let l = as_bool(evaluated(a, Type::Bool, &mut errs)?, &mut errs);
             let r = as_bool(operand(b, ev, Type::Bool, &mut errs)?, &mut errs);
             Value::Bool(l != r)
         }
         Op::Eq | Op::NotEq => {
-            let l = operand(a, ev, Type::Bool, &mut errs)?;
+            let l = evaluated(a, Type::Bool, &mut errs)?;
             let r = operand(b, ev, Type::Bool, &mut errs)?;
             let l = cast(l, r.ty(), &mut errs);
             Value::Bool((l == r) == (op == Op::Eq))
         }
         Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-            let l = as_int(operand(a, ev, Type::Bool, &mut errs)?, &mut errs);
+            let l = as_int(evaluated(a, Type::Bool, &mut errs)?, &mut errs);
             let r = as_int(operand(b, ev, Type::Bool, &mut errs)?, &mut errs);
             Value::Bool(match op {
                 Op::Lt => l < r,
@@ -416,7 +444,7 @@ fn binary(op: Op, a: &Expr, b: &Expr, ev: &dyn Attributes) -> Eval {
             })
         }
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod => {
-            let l = as_int(operand(a, ev, Type::Int, &mut errs)?, &mut errs);
+            let l = as_int(evaluated(a, Type::Int, &mut errs)?, &mut errs);
             let r = as_int(operand(b, ev, Type::Int, &mut errs)?, &mut errs);
             let res = match op {
                 Op::Add => l.checked_add(r),
@@ -428,8 +456,10 @@ fn binary(op: Op, a: &Expr, b: &Expr, ev: &dyn Attributes) -> Eval {
                 Op::Mod if r == 0 => {
                     return Err((Value::Int(0), error(ErrorKind::Math, "modulo by zero")));
                 }
+                // `i32::MIN / -1` overflows; `i32::MIN % -1` is 0 (checked_rem calls it an
+                // overflow because the hardware division behind it would trap).
                 Op::Div => l.checked_div(r),
-                _ => l.checked_rem(r),
+                _ => Some(l.wrapping_rem(r)),
             };
             match res {
                 Some(n) => Value::Int(n),

@@ -103,7 +103,19 @@ const BP_PREFIX: u8 = 70;
 
 /// Longest expression accepted, in bytes.
 pub(crate) const MAX_LEN: usize = 64 * 1024;
-const MAX_DEPTH: usize = 200;
+/// Deepest syntax tree accepted (the longest path from the root to a leaf). A chain such as
+/// `a OR b OR c ...` is parsed in a loop and evaluated without recursion, but builds one tree
+/// level per operator, and checking, cloning and dropping a tree recurse once per level (with
+/// small frames).
+pub(crate) const MAX_DEPTH: usize = 1000;
+/// Deepest nesting accepted: parentheses, prefix operators, function calls, the right operand
+/// of an operator of lower precedence, and `LIKE`/`IN` applied one after another. Parsing and
+/// evaluating recurse once per level with large frames (several KiB in debug builds), so this
+/// keeps both well inside a 1 MiB stack (tokio's worker threads have 2 MiB).
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// An expression and its height.
+type Parsed = Result<(Expr, usize), ParseError>;
 
 struct Parser {
     toks: Vec<Token>,
@@ -133,7 +145,7 @@ pub(crate) fn parse(src: &str) -> Result<Expr, ParseError> {
         i: 0,
         depth: 0,
     };
-    let e = p.expr(0)?;
+    let (e, _) = p.expr(0)?;
     match &p.peek().tok {
         Tok::Eof => Ok(e),
         _ => Err(p.unexpected()),
@@ -176,22 +188,39 @@ impl Parser {
         }
     }
 
-    fn expr(&mut self, min_bp: u8) -> Result<Expr, ParseError> {
+    fn too_deep(&self) -> ParseError {
+        ParseError::new(
+            self.peek().pos,
+            format!(
+                "expression nested too deeply (more than {MAX_NESTING} nested or {MAX_DEPTH} \
+                 chained operators)"
+            ),
+        )
+    }
+
+    fn expr(&mut self, min_bp: u8) -> Parsed {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(ParseError::new(
-                self.peek().pos,
-                "expression nested too deeply",
-            ));
+        if self.depth > MAX_NESTING {
+            return Err(self.too_deep());
         }
-        let mut lhs = self.prefix()?;
+        let (mut lhs, mut height) = self.prefix()?;
+        // `LIKE` and `IN` applied in a row nest like prefix operators do.
+        let mut postfix = 0;
         loop {
+            if height > MAX_DEPTH {
+                return Err(self.too_deep());
+            }
             let t = self.peek().tok.clone();
             let negated_postfix = keyword(&t, "NOT")
                 && (keyword(self.peek2(), "LIKE") || keyword(self.peek2(), "IN"));
             if keyword(&t, "LIKE") || (negated_postfix && keyword(self.peek2(), "LIKE")) {
                 if BP_LIKE < min_bp {
                     break;
+                }
+                postfix += 1;
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err(self.too_deep());
                 }
                 if negated_postfix {
                     self.bump();
@@ -205,24 +234,36 @@ impl Parser {
                     ));
                 };
                 lhs = Expr::Like(Box::new(lhs), like::compile(&p), negated_postfix);
+                height += 1;
                 continue;
             }
             if keyword(&t, "IN") || negated_postfix {
                 if BP_IN < min_bp {
                     break;
                 }
+                postfix += 1;
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err(self.too_deep());
+                }
                 if negated_postfix {
                     self.bump();
                 }
                 self.bump();
                 self.expect(Tok::LParen)?;
-                let mut set = vec![self.expr(0)?];
-                while self.peek().tok == Tok::Comma {
+                let mut set = Vec::new();
+                loop {
+                    let (item, h) = self.expr(0)?;
+                    set.push(item);
+                    height = height.max(h);
+                    if self.peek().tok != Tok::Comma {
+                        break;
+                    }
                     self.bump();
-                    set.push(self.expr(0)?);
                 }
                 self.expect(Tok::RParen)?;
                 lhs = Expr::In(Box::new(lhs), set, negated_postfix);
+                height += 1;
                 continue;
             }
             let (op, bp) = match &t {
@@ -246,25 +287,29 @@ impl Parser {
                 break;
             }
             self.bump();
-            let rhs = self.expr(bp + 1)?;
+            let (rhs, h) = self.expr(bp + 1)?;
             lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
+            height = height.max(h) + 1;
         }
-        self.depth -= 1;
-        Ok(lhs)
+        if height > MAX_DEPTH {
+            return Err(self.too_deep());
+        }
+        self.depth -= 1 + postfix;
+        Ok((lhs, height))
     }
 
-    fn int_literal(pos: usize, n: i64) -> Result<Expr, ParseError> {
+    fn int_literal(pos: usize, n: i64) -> Parsed {
         i32::try_from(n)
-            .map(Expr::Int)
+            .map(|n| (Expr::Int(n), 1))
             .map_err(|_| ParseError::new(pos, "integer literal out of the 32-bit range"))
     }
 
-    fn prefix(&mut self) -> Result<Expr, ParseError> {
+    fn prefix(&mut self) -> Parsed {
         let save = self.i;
         let t = self.bump();
         match t.tok {
             Tok::Int(n) => Self::int_literal(t.pos, n),
-            Tok::Str(s) => Ok(Expr::Str(s)),
+            Tok::Str(s) => Ok((Expr::Str(s), 1)),
             Tok::LParen => {
                 let e = self.expr(0)?;
                 self.expect(Tok::RParen)?;
@@ -276,18 +321,20 @@ impl Parser {
                     let pos = self.bump().pos;
                     return Self::int_literal(pos, -n);
                 }
-                Ok(Expr::Neg(Box::new(self.expr(BP_PREFIX)?)))
+                let (e, h) = self.expr(BP_PREFIX)?;
+                Ok((Expr::Neg(Box::new(e)), h + 1))
             }
             Tok::Word(w) if w.eq_ignore_ascii_case("NOT") => {
-                Ok(Expr::Not(Box::new(self.expr(BP_PREFIX)?)))
+                let (e, h) = self.expr(BP_PREFIX)?;
+                Ok((Expr::Not(Box::new(e)), h + 1))
             }
-            Tok::Word(w) if w.eq_ignore_ascii_case("TRUE") => Ok(Expr::Bool(true)),
-            Tok::Word(w) if w.eq_ignore_ascii_case("FALSE") => Ok(Expr::Bool(false)),
+            Tok::Word(w) if w.eq_ignore_ascii_case("TRUE") => Ok((Expr::Bool(true), 1)),
+            Tok::Word(w) if w.eq_ignore_ascii_case("FALSE") => Ok((Expr::Bool(false), 1)),
             Tok::Word(w) if w.eq_ignore_ascii_case("EXISTS") => {
                 let id = self.bump();
                 match id.tok {
                     Tok::Word(name) if is_identifier(&name) => {
-                        Ok(Expr::Exists(name.to_ascii_lowercase()))
+                        Ok((Expr::Exists(name.to_ascii_lowercase()), 1))
                     }
                     _ => Err(ParseError::new(id.pos, "EXISTS needs an attribute name")),
                 }
@@ -303,20 +350,25 @@ impl Parser {
                 }
                 self.bump();
                 let mut args = Vec::new();
+                let mut height = 0;
                 if self.peek().tok != Tok::RParen {
-                    args.push(self.expr(0)?);
-                    while self.peek().tok == Tok::Comma {
+                    loop {
+                        let (arg, h) = self.expr(0)?;
+                        args.push(arg);
+                        height = height.max(h);
+                        if self.peek().tok != Tok::Comma {
+                            break;
+                        }
                         self.bump();
-                        args.push(self.expr(0)?);
                     }
                 }
                 self.expect(Tok::RParen)?;
-                Ok(Expr::Call(w.to_ascii_uppercase(), args, t.pos))
+                Ok((Expr::Call(w.to_ascii_uppercase(), args, t.pos), height + 1))
             }
             Tok::Word(w)
                 if is_identifier(&w) && !KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) =>
             {
-                Ok(Expr::Ident(w.to_ascii_lowercase()))
+                Ok((Expr::Ident(w.to_ascii_lowercase()), 1))
             }
             _ => {
                 self.i = save;
