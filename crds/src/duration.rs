@@ -33,7 +33,12 @@ pub fn parse_iso8601(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parse a Go duration such as `30s`, `1h30m`, `1.5h` or `300ms`.
+/// The longest Go duration: `time.Duration` is an i64 of nanoseconds (about 292 years);
+/// `time.ParseDuration` refuses anything longer.
+const GO_MAX_SECS: f64 = 9_223_372_036.854_775;
+
+/// Parse a Go duration such as `30s`, `1h30m`, `1.5h` or `300ms`; beyond Go's range (about
+/// 292 years) is an error, as in Go.
 pub fn parse_go(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (e.g. 30s, 15m, 1h)");
     let t = s.trim();
@@ -70,8 +75,10 @@ pub fn parse_go(s: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
         total += n * factor;
     }
-    if !total.is_finite() || total > 1e12 {
-        return Err(bad());
+    if !total.is_finite() || total > GO_MAX_SECS {
+        return Err(format!(
+            "{s:?} is longer than a Go duration can be (about 292 years)"
+        ));
     }
     Ok(Duration::from_secs_f64(total))
 }
@@ -101,5 +108,48 @@ mod tests {
         assert!(parse_go("15").is_err());
         assert!(parse_go("abc").is_err());
         assert!(parse_go("-1s").is_err());
+    }
+
+    #[test]
+    fn huge_go_durations_are_errors() {
+        // Go's limit: 2562047h47m16.854775807s.
+        assert_eq!(
+            parse_go("2562047h"),
+            Ok(Duration::from_secs(2_562_047 * 3600))
+        );
+        assert!(parse_go("2562048h").is_err());
+        assert!(parse_go("9223372037s").is_err());
+        assert!(parse_go("9223372036854775808ns").is_err());
+        assert!(parse_go("99999999999999999999999999999h").is_err());
+        assert!(
+            parse_go(&format!("{}s", "9".repeat(400))).is_err(),
+            "infinite as f64"
+        );
+        assert!(
+            parse_go(&"1000000h".repeat(3)).is_err(),
+            "the sum overflows"
+        );
+        assert!(parse_go(".s").is_err());
+        assert!(parse_go("1.2.3s").is_err());
+        assert_eq!(parse_go(".5s"), Ok(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn huge_iso8601_durations_are_errors() {
+        for s in [
+            "PT99999999999999999999S",
+            "PT9223372036854775808S",
+            "P99999999999D",
+            "P106751991167300DT15H30M8S",
+            "P9999999999999999999999Y",
+            "PT-1S",
+        ] {
+            assert!(parse_iso8601(s).is_err(), "{s}");
+        }
+        // The largest accepted are far beyond any delivery setting, and still exact.
+        assert_eq!(
+            parse_iso8601("PT9223372036854775807S"),
+            Ok(Duration::from_secs(i64::MAX as u64))
+        );
     }
 }
