@@ -286,3 +286,100 @@ mod tests {
         assert_eq!(out, vec![7, 1000, 1001]);
     }
 }
+
+/// Property test: the index finds exactly the groups whose filter matches on its own, for
+/// random filters (every kind, nested) and random events over a small alphabet.
+#[cfg(test)]
+mod props {
+    use std::sync::Arc;
+
+    use knit_channels::ExtValue;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: &[&str] = &["type", "source", "subject", "myext", "id", "TYPE"];
+    const VALUES: &[&str] = &["", "a", "b", "ab", "ba"];
+    const CESQL: &[&str] = &[
+        "type = 'a'",
+        "source LIKE 'a%'",
+        "EXISTS myext",
+        "myext = 'ab' OR subject = 'b'",
+        "type = 'a' AND source = 'b'",
+        "NOT (type IN ('a', 'b'))",
+        "missing = 'a'",
+    ];
+
+    fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec(
+            (prop::sample::select(NAMES), prop::sample::select(VALUES))
+                .prop_map(|(k, v)| (k.to_string(), v.to_string())),
+            0..3,
+        )
+    }
+
+    fn filter() -> impl Strategy<Value = Filter> {
+        let leaf = prop_oneof![
+            Just(Filter::True),
+            Just(Filter::Never),
+            pairs().prop_map(Filter::Attributes),
+            pairs().prop_map(Filter::Exact),
+            pairs().prop_map(Filter::Prefix),
+            pairs().prop_map(Filter::Suffix),
+            prop::sample::select(CESQL).prop_map(|s| match Expression::parse(s) {
+                Ok(e) => Filter::Cesql(Box::new(e)),
+                Err(_) => Filter::Never,
+            }),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Filter::All),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Filter::Any),
+                inner.prop_map(|f| Filter::Not(Box::new(f))),
+            ]
+        })
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        let v = || prop::sample::select(VALUES);
+        (v(), v(), v(), prop::option::of(v()), prop::option::of(v())).prop_map(
+            |(id, source, ty, subject, ext)| {
+                let mut e = Event::new(id, source, ty);
+                e.subject = subject.map(str::to_string);
+                if let Some(x) = ext {
+                    e.set_extension("myext", ExtValue::String(x.to_string()));
+                }
+                e
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn index_selects_what_naive_evaluation_selects(
+            filters in prop::collection::vec(filter(), 0..12),
+            events in prop::collection::vec(event(), 1..8),
+        ) {
+            let router = TriggerRouter::new(
+                filters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (format!("g{i}"), Arc::new(f.clone())))
+                    .collect(),
+            );
+            prop_assert_eq!(router.groups().len(), filters.len());
+            for ev in &events {
+                let mut got = Vec::new();
+                router.select(ev, &mut got);
+                let n = got.len();
+                got.sort_unstable();
+                got.dedup();
+                prop_assert_eq!(got.len(), n, "a group selected twice");
+                let want: Vec<usize> = (0..filters.len())
+                    .filter(|&i| filters[i].matches(ev))
+                    .collect();
+                prop_assert_eq!(got, want, "event {:?}", ev);
+            }
+        }
+    }
+}

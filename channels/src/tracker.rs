@@ -151,3 +151,126 @@ mod tests {
         }
     }
 }
+
+/// Property tests: whatever the start offset, the gaps the log leaves and the order in which
+/// records finish, the commit point is the lowest unfinished offset seen (or the end).
+#[cfg(test)]
+mod props {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::Tracker;
+
+    /// Offsets the log hands out: from `start` (or later), increasing, with gaps.
+    fn offsets() -> impl Strategy<Value = (i64, Vec<i64>)> {
+        let start = prop_oneof![
+            -3i64..3,
+            0i64..1_000_000,
+            any::<i64>().prop_map(|s| s.clamp(i64::MIN, i64::MAX - 1_000)),
+            Just(i64::MAX - 1_000),
+        ];
+        (start, 0i64..4, prop::collection::vec(0i64..4, 0..48)).prop_map(|(start, first, gaps)| {
+            let mut next = start + first;
+            let offsets = gaps
+                .into_iter()
+                .map(|g| {
+                    let o = next;
+                    next = o + 1 + g;
+                    o
+                })
+                .collect();
+            (start, offsets)
+        })
+    }
+
+    /// What the commit point must be: the lowest seen offset not finished, else one past the
+    /// last seen offset, else the start.
+    fn expected(start: i64, seen: &[i64], finished: &BTreeSet<i64>) -> i64 {
+        seen.iter()
+            .find(|o| !finished.contains(o))
+            .copied()
+            .or_else(|| seen.last().map(|o| o + 1))
+            .unwrap_or(start)
+    }
+
+    proptest! {
+        /// Everything handed out first, then finished in any order.
+        #[test]
+        fn any_finishing_order(
+            (start, order, seen) in offsets().prop_flat_map(|(start, seen)| {
+                (Just(start), Just(seen.clone()).prop_shuffle(), Just(seen))
+            })
+        ) {
+            let mut t = Tracker::new(start);
+            for &o in &seen {
+                t.seen(o);
+            }
+            prop_assert_eq!(t.commit_point(), expected(start, &seen[..seen.len().min(1)], &BTreeSet::new()));
+            let mut finished = BTreeSet::new();
+            for o in order {
+                let before = t.commit_point();
+                let moved = t.finish(o);
+                finished.insert(o);
+                let now = t.commit_point();
+                prop_assert_eq!(now, expected(start, &seen, &finished));
+                prop_assert_eq!(moved, now != before);
+                prop_assert!(now >= before, "the commit point went back");
+                prop_assert!(
+                    seen.iter().filter(|s| **s < now).all(|s| finished.contains(s)),
+                    "the commit point covers an unfinished offset"
+                );
+            }
+            prop_assert_eq!(t.commit_point(), seen.last().map_or(start, |o| o + 1));
+            prop_assert_eq!(t.outstanding(), 0);
+            prop_assert_eq!(t.window(), 0);
+        }
+
+        /// Handing out and finishing interleaved, with replays and stray finishes.
+        #[test]
+        fn interleaved_with_replays(
+            (start, seen) in offsets(),
+            steps in prop::collection::vec((0u8..4, any::<prop::sample::Index>()), 0..160),
+        ) {
+            let mut t = Tracker::new(start);
+            let mut handed = 0;
+            let mut finished = BTreeSet::new();
+            for (what, pick) in steps {
+                let before = t.commit_point();
+                match what {
+                    0 | 1 if handed < seen.len() => {
+                        t.seen(seen[handed]);
+                        handed += 1;
+                    }
+                    2 if handed > 0 => {
+                        // A replay of a record already handed out changes nothing.
+                        t.seen(seen[pick.index(handed)]);
+                    }
+                    _ => {
+                        // Finish any offset: handed out or not, finished already or not.
+                        let o = if handed > 0 {
+                            seen[pick.index(handed)]
+                        } else {
+                            start.saturating_add(pick.index(8) as i64)
+                        };
+                        let moved = t.finish(o);
+                        if seen[..handed].contains(&o) {
+                            finished.insert(o);
+                        }
+                        prop_assert_eq!(moved, t.commit_point() != before);
+                    }
+                }
+                let now = t.commit_point();
+                prop_assert!(now >= before, "the commit point went back");
+                let first_seen = seen.first().copied().filter(|_| handed > 0);
+                let base = first_seen.unwrap_or(start);
+                prop_assert_eq!(now, expected(base, &seen[..handed], &finished));
+            }
+            for &o in &seen[..handed] {
+                t.finish(o);
+            }
+            prop_assert_eq!(t.commit_point(), seen[..handed].last().map_or(start, |o| o + 1));
+            prop_assert_eq!(t.outstanding(), 0);
+        }
+    }
+}

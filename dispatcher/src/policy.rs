@@ -32,11 +32,14 @@ pub fn backoff(policy: &DeliveryPolicy, k: u32) -> Duration {
     }
 }
 
-/// Parse `Retry-After`: delta seconds or an HTTP date.
+/// Parse `Retry-After`: delta seconds or an HTTP date (RFC 9110 §10.2.3). Seconds are digits
+/// only (no sign); a number beyond u64 saturates (callers cap it with `retryAfterMax`). A date
+/// in the past is no wait.
 pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: only an overflow makes `parse` fail.
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
     }
     let dt = jiff::fmt::strtime::parse("%a, %d %b %Y %H:%M:%S GMT", v)
         .ok()?
@@ -95,9 +98,30 @@ mod tests {
     fn capped_and_no_overflow() {
         let pol = p(Some(Backoff::Exponential), 1000, Some(5000));
         assert_eq!(backoff(&pol, 60).as_millis(), 5000);
+        assert_eq!(backoff(&pol, u32::MAX).as_millis(), 5000);
         let pol = p(Some(Backoff::Exponential), u64::MAX, None);
-        let _ = backoff(&pol, 1000);
+        assert_eq!(backoff(&pol, 1000), Duration::MAX, "saturates");
+        assert_eq!(backoff(&pol, u32::MAX), Duration::MAX);
+        let pol = p(Some(Backoff::Linear), u64::MAX, Some(u64::MAX));
+        assert_eq!(backoff(&pol, u32::MAX), Duration::from_millis(u64::MAX));
+        let pol = p(Some(Backoff::Exponential), 1, None);
+        assert_eq!(backoff(&pol, 32), Duration::from_millis(1 << 31));
+        assert_eq!(
+            backoff(&pol, 33),
+            Duration::from_millis(u64::from(u32::MAX))
+        );
+        assert_eq!(
+            backoff(&pol, u32::MAX),
+            Duration::from_millis(u64::from(u32::MAX))
+        );
         assert_eq!(backoff(&p(None, 1000, None), 3), Duration::ZERO);
+        // Retry-After far beyond any cap is held to retryAfterMax.
+        let mut pol = p(Some(Backoff::Linear), 100, None);
+        pol.retry_after_max_ms = Some(u64::MAX);
+        assert_eq!(
+            wait_before(&pol, u32::MAX, Some(503), Some(Duration::MAX)),
+            Duration::from_millis(u64::MAX)
+        );
     }
 
     #[test]
@@ -119,6 +143,41 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        assert_eq!(
+            parse_retry_after("+3", now),
+            None,
+            "delta-seconds has no sign"
+        );
+        assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after("3.5", now), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX)),
+            "saturates"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past is no wait"
+        );
+        // Far dates: as far as timestamps go (jiff's end at 9999-12-30T22:00Z), then ignored.
+        assert_eq!(
+            parse_retry_after("Thu, 30 Dec 9999 00:00:00 GMT", now),
+            Some(Duration::from_secs(253_402_128_000 - 1_445_412_480))
+        );
+        assert!(
+            parse_retry_after("Thu, 30 Dec 9999 00:00:00 GMT", jiff::Timestamp::MIN)
+                .is_some_and(|d| d > Duration::from_secs(600_000_000_000))
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 01 Jan 10000 00:00:00 GMT", now),
+            None
+        );
         let mut pol = p(Some(Backoff::Linear), 100, None);
         assert_eq!(
             wait_before(&pol, 1, Some(429), Some(Duration::from_secs(3))),
@@ -133,5 +192,106 @@ mod tests {
             wait_before(&pol, 1, Some(500), Some(Duration::from_secs(3))),
             Duration::from_millis(100)
         );
+    }
+}
+
+/// Property tests of the backoff arithmetic: never negative, capped, monotone, and equal to
+/// the documented formula (saturating) wherever that fits.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn policies() -> impl Strategy<Value = DeliveryPolicy> {
+        let backoffs = prop_oneof![
+            Just(None),
+            Just(Some(Backoff::Linear)),
+            Just(Some(Backoff::Exponential)),
+        ];
+        let millis = || prop_oneof![0u64..10_000, any::<u64>(), Just(u64::MAX)];
+        (
+            backoffs,
+            millis(),
+            prop::option::of(millis()),
+            prop::option::of(millis()),
+        )
+            .prop_map(|(backoff, delay, max, ra_max)| DeliveryPolicy {
+                retry: u32::MAX,
+                backoff,
+                backoff_delay_ms: delay,
+                backoff_max_ms: max,
+                retry_after_max_ms: ra_max,
+                ..Default::default()
+            })
+    }
+
+    fn attempts() -> impl Strategy<Value = u32> {
+        prop_oneof![0u32..70, any::<u32>(), Just(u32::MAX)]
+    }
+
+    /// The documented wait in milliseconds, computed wide: `delay × k` or `delay × 2^(k−1)`
+    /// (the factor saturating at u32::MAX), the product saturating at Duration::MAX, then
+    /// capped by backoffMax.
+    fn model(p: &DeliveryPolicy, k: u32) -> u128 {
+        let delay = u128::from(p.backoff_delay_ms);
+        let raw = match p.backoff {
+            None => 0,
+            Some(Backoff::Linear) => delay * u128::from(k),
+            Some(Backoff::Exponential) => {
+                let exp = k.saturating_sub(1);
+                let factor = if exp < 32 {
+                    1u128 << exp
+                } else {
+                    u128::from(u32::MAX)
+                };
+                delay * factor
+            }
+        };
+        let raw = raw.min(Duration::MAX.as_millis());
+        p.backoff_max_ms.map_or(raw, |m| raw.min(u128::from(m)))
+    }
+
+    proptest! {
+        #[test]
+        fn backoff_is_bounded_and_monotone(p in policies(), k in attempts(), step in 0u32..1_000) {
+            let w = backoff(&p, k);
+            prop_assert!(w >= Duration::ZERO);
+            prop_assert_eq!(w.as_millis(), model(&p, k));
+            if let Some(max) = p.backoff_max_ms {
+                prop_assert!(w <= Duration::from_millis(max), "{:?} above backoffMax {}", w, max);
+            }
+            if p.backoff.is_none() {
+                prop_assert_eq!(w, Duration::ZERO);
+            }
+            let later = backoff(&p, k.saturating_add(step));
+            prop_assert!(w <= later, "retry {} waits {:?}, a later one {:?}", k, w, later);
+        }
+
+        #[test]
+        fn retry_after_is_honoured_within_its_bounds(
+            p in policies(),
+            k in attempts(),
+            status in prop::sample::select(vec![None, Some(429u16), Some(503), Some(500), Some(404)]),
+            ra in prop::option::of(prop_oneof![0u64..100_000, any::<u64>()].prop_map(Duration::from_millis)),
+        ) {
+            let base = backoff(&p, k);
+            let w = wait_before(&p, k, status, ra);
+            prop_assert!(w >= base, "never shorter than the backoff");
+            let ceiling = base.max(Duration::from_millis(p.retry_after_max_ms.unwrap_or(0)));
+            prop_assert!(w <= ceiling, "{:?} above both the backoff and retryAfterMax", w);
+            if !matches!(status, Some(429 | 503)) || p.retry_after_max_ms.is_none() {
+                prop_assert_eq!(w, base);
+            }
+        }
+
+        #[test]
+        fn retry_after_seconds_any_size(n in any::<u64>(), extra in 0u32..30) {
+            let now = jiff::Timestamp::UNIX_EPOCH;
+            prop_assert_eq!(parse_retry_after(&n.to_string(), now), Some(Duration::from_secs(n)));
+            // Beyond u64: as long as representable (saturated).
+            let huge = format!("{n}{}", "9".repeat(extra as usize + 20));
+            prop_assert_eq!(parse_retry_after(&huge, now), Some(Duration::from_secs(u64::MAX)));
+        }
     }
 }
