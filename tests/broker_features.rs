@@ -118,7 +118,9 @@ async fn a_thousand_triggers_route_by_type() {
     }
     let knit = Knit::start(&[("b.yaml", &broker("b", "")), ("t.yaml", &triggers)]);
     let url = knit.address("brokers", "b").await;
+    // Every Trigger reads on its own: the one that matters must be Ready, not just the last.
     knit.ready("triggers", "t999").await;
+    knit.ready("triggers", "t777").await;
     send(&url, "type777", "x").await;
     let got = sink.wait_for(1).await;
     assert_eq!(got[0].path, "/t777");
