@@ -147,17 +147,18 @@ fn header_text(name: &str, v: &HeaderValue) -> Result<String, BindingError> {
 pub fn decode_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, BindingError> {
     let mut ev = Event::new("", "", "");
     let mut specversion = None;
-    let mut seen: Vec<&str> = Vec::new();
+    // A header map yields a name's values one after the other: a repeat is the previous name.
+    let mut previous: Option<&str> = None;
     for (name, value) in headers {
         let Some(attr) = name.as_str().strip_prefix("ce-") else {
             continue;
         };
-        if seen.contains(&attr) {
+        if previous == Some(attr) {
             return Err(BindingError::Invalid(format!(
                 "attribute {attr} is given twice"
             )));
         }
-        seen.push(attr);
+        previous = Some(attr);
         let text = header_text(attr, value)?;
         match attr {
             "specversion" => specversion = Some(text),
