@@ -11,6 +11,13 @@ use serde::{Deserialize, Serialize};
 use crate::api::duck::DeliveryFormat;
 use crate::api::eventing::{SubscriptionsApiFilter, TriggerFilter};
 
+mod source;
+
+pub use source::{
+    Adapter, ApiServerAdapter, ApiServerMode, ContainerAdapter, GitHubAdapter, PingAdapter,
+    Process, PubSubAdapter, Source, WatchedResource,
+};
+
 /// The whole data-plane configuration.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -19,6 +26,9 @@ pub struct Contract {
     pub generation: u64,
     /// Every ingress (a Broker or a channel) and what consumes its log.
     pub ingresses: Vec<Ingress>,
+    /// Every event source with a resolved sink.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
 }
 
 /// What kind of object an ingress belongs to.

@@ -2,7 +2,8 @@
 //! later sources): the per-egress consumer loop over any log backend, ordering and in-flight
 //! limits, the HTTP binding, sending with timeouts, retry and backoff (in memory or through the
 //! log's durable retry stream), `Retry-After`, dead-lettering, reply routing, commit-after-done;
-//! and the one place every event's fate is recorded.
+//! and the one place every event's fate is recorded. Sources send through [`send()`], the same
+//! engine without a log.
 //!
 //! It must not know about Knative kinds: it sees consumers, egress configurations and filters.
 
@@ -14,11 +15,16 @@ mod http1;
 pub mod lanes;
 pub mod observe;
 pub mod policy;
+pub mod report;
+pub mod send;
 pub mod sender;
+pub mod webhook;
 
 pub use egress::{EgressRuntime, EventFilter, Target};
 pub use engine::{EgressTask, Shared};
 pub use observe::{Counters, Fate, Stats};
+pub use report::Reporter;
+pub use send::{Destination, send};
 pub use sender::Sender;
 
 /// Errors of the dispatcher.

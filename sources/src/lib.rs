@@ -1,6 +1,34 @@
 //! knit-sources: the event sources — PingSource, GitHubSource, ApiServerSource,
-//! CloudPubSubSource, and the ContainerSource/SinkBinding adapters with `ceOverrides`.
+//! CloudPubSubSource, ContainerSource (with SinkBinding) — run from the Contract's sources
+//! section, one module per source with the same shape: a `run` task that takes its config
+//! from the Contract, reports its state back under the source's UID, and emits events.
 //!
-//! Sources produce events and hand them to the dispatcher's sender; they must not deliver on
-//! their own (no retries or HTTP clients of their own). Their resources are already admitted and
-//! their sinks resolved by the control plane; the adapters arrive with the sources issue.
+//! Sources emit through [`emit::Emitter`], which applies `ceOverrides` and hands each event
+//! to the dispatcher's one delivery entry ([`knit_dispatcher::send()`]): retries, dead letters
+//! and fates are the dispatcher's. Sources must not open HTTP clients to sinks, and must not
+//! know about Brokers, Triggers or the control plane.
+
+pub mod apiserver;
+pub mod container;
+pub mod emit;
+pub mod github;
+pub mod logs;
+pub mod ping;
+pub mod pubsub;
+mod runtime;
+
+pub use runtime::{Config, Ctx, FilterFactory, Runtime, Stop, StopSignal};
+
+/// Errors of the sources.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot run.
+    #[error("{0}")]
+    Config(String),
+    /// An external system failed.
+    #[error("{0}")]
+    Upstream(String),
+}
+
+/// Result with the sources' [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,7 +7,6 @@
 mod backends;
 mod egresses;
 mod ingresses;
-mod report;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use ingresses::IngressSlot;
 pub use ingresses::Target;
-pub use report::Reporter;
+pub use knit_dispatcher::Reporter;
 
 /// Settings of the data plane.
 #[derive(Debug, Clone)]
@@ -61,6 +60,8 @@ pub struct Table {
 /// State shared with the ingress handler.
 pub struct Shared {
     table: RwLock<Arc<Table>>,
+    /// Source webhooks on this listener.
+    pub webhooks: Arc<knit_dispatcher::webhook::Webhooks>,
     /// Settings.
     pub config: Config,
 }
@@ -76,7 +77,7 @@ impl Shared {
 pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) dispatch: Dispatch,
-    pub(crate) report: Reporter,
+    pub(crate) report: Arc<Reporter>,
     pub(crate) clusters: Clusters,
     pub(crate) shutdown: watch::Sender<bool>,
 }
@@ -104,6 +105,7 @@ impl DataPlane {
         Ok(Self {
             shared: Arc::new(Shared {
                 table: RwLock::new(Arc::new(Table::default())),
+                webhooks: Arc::new(knit_dispatcher::webhook::Webhooks::new()),
                 config: config.clone(),
             }),
             ctx: Arc::new(Ctx {
@@ -112,7 +114,7 @@ impl DataPlane {
                     sender: Sender::new()?,
                     stats: Arc::new(Stats::default()),
                 },
-                report: Reporter::new(),
+                report: Arc::new(Reporter::new()),
                 clusters: Clusters::new(config_kafka_client_id()),
                 shutdown,
             }),
@@ -129,6 +131,21 @@ impl DataPlane {
     /// Delivery counters.
     pub fn stats(&self) -> Arc<Stats> {
         self.ctx.dispatch.stats.clone()
+    }
+
+    /// The report sources write into as well.
+    pub fn reporter(&self) -> Arc<Reporter> {
+        self.ctx.report.clone()
+    }
+
+    /// HTTP clients and fate counters, for the sources' deliveries.
+    pub fn dispatch(&self) -> Dispatch {
+        self.ctx.dispatch.clone()
+    }
+
+    /// Receivers on the ingress listener that are not Brokers or channels (source webhooks).
+    pub fn webhooks(&self) -> Arc<knit_dispatcher::webhook::Webhooks> {
+        self.shared.webhooks.clone()
     }
 
     /// Follow what the data plane made of the Contract.

@@ -1,5 +1,6 @@
 //! The ingress of Brokers and channels: one listener, routed by path (`/<ns>/<broker>`,
-//! `/channels/<ns>/<channel>`) or, for channels, by Host (`<channel>-kn-channel.<ns>...`).
+//! `/channels/<ns>/<channel>`) or, for channels, by Host (`<channel>-kn-channel.<ns>...`); a
+//! source's webhook (`/github/<ns>/<name>`) gets the body read within the same limits.
 //!
 //! Answers (eventing-spec E1–E11): 202 once the event is in the log; 400 naming the bad or
 //! missing attribute; 404 for an unknown target; 405 with `Allow` for other methods (OPTIONS
@@ -55,6 +56,7 @@ fn allow(mut r: Response) -> Response {
 /// Where a request goes.
 enum Lookup {
     Found(Arc<Target>),
+    Webhook,
     NotFound(String),
     Malformed(String),
 }
@@ -73,7 +75,11 @@ fn lookup(shared: &Shared, path: &str, headers: &HeaderMap) -> Lookup {
             None => Lookup::NotFound("no broker or channel at /".into()),
         };
     }
+    if shared.webhooks.get(trimmed).is_some() {
+        return Lookup::Webhook;
+    }
     match segments.as_slice() {
+        ["github", ns, name] => Lookup::NotFound(format!("no GitHubSource {ns}/{name}")),
         [ns, name] => match table.by_path.get(trimmed) {
             Some(t) => Lookup::Found(t.clone()),
             None => Lookup::NotFound(format!("no broker {ns}/{name}")),
@@ -122,7 +128,8 @@ where
         }
     }
     let target = match lookup(shared, parts.uri.path(), &parts.headers) {
-        Lookup::Found(t) => t,
+        Lookup::Found(t) => Some(t),
+        Lookup::Webhook => None,
         Lookup::NotFound(m) => return refuse(text(StatusCode::NOT_FOUND, m), body),
         Lookup::Malformed(m) => return refuse(text(StatusCode::BAD_REQUEST, m), body),
     };
@@ -159,6 +166,11 @@ where
                 format!("cannot read the request body: {e}"),
             );
         }
+    };
+    let target = match target {
+        Some(t) => t,
+        // Looked up again: the receiver may have been replaced while the body arrived.
+        None => return webhook(shared, parts, bytes).await,
     };
     let events = match binding::decode(&parts.headers, bytes) {
         Ok(Decoded::One(e)) => vec![*e],
@@ -214,6 +226,21 @@ where
         Err(AppendError::Closed) => {
             text(StatusCode::NOT_FOUND, "the broker or channel was deleted")
         }
+    }
+}
+
+/// Hand a request to the source webhook registered at its path.
+async fn webhook(shared: &Shared, parts: http::request::Parts, body: Bytes) -> Response {
+    let path = parts.uri.path().trim_end_matches('/');
+    let Some(hook) = shared.webhooks.get(path) else {
+        return text(StatusCode::NOT_FOUND, format!("no receiver at {path}"));
+    };
+    let answer = hook.handle(parts.headers, body).await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if answer.body.is_empty() {
+        empty(status)
+    } else {
+        text(status, answer.body)
     }
 }
 

@@ -307,5 +307,6 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
     Contract {
         generation: 0,
         ingresses: ingresses.into_values().collect(),
+        sources: world.sources.clone(),
     }
 }

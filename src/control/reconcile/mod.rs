@@ -55,6 +55,8 @@ pub(crate) struct World<'a> {
     pub(crate) backends: BTreeMap<ObjectKey, Backend>,
     /// What the data plane made of the previous Contract.
     pub(crate) report: &'a Report,
+    /// The sources the data plane runs (those whose sink resolves).
+    pub(crate) sources: Vec<knit_crds::contract::Source>,
 }
 
 /// Reconcile `input` (objects as stored: spec and metadata, no status), with what the data plane
@@ -80,6 +82,7 @@ pub fn reconcile(
         addresses: HashMap::new(),
         backends: BTreeMap::new(),
         report,
+        sources: Vec::new(),
     };
     world.addresses = resolve::addresses(&world);
 

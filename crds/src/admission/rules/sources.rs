@@ -27,10 +27,11 @@ pub fn split_schedule(schedule: &str) -> (Option<&str>, &str) {
     (None, s)
 }
 
-/// Parse a 5-field cron pattern (or a descriptor such as `@hourly`).
+/// Parse a cron pattern: five fields, six with a seconds field in front (Knit's extension, as
+/// croner reads it: `*/2 * * * * *` is every two seconds), or a descriptor such as `@hourly`.
 pub fn parse_cron(pattern: &str) -> Result<croner::Cron, String> {
     croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Disallowed)
+        .seconds(croner::parser::Seconds::Optional)
         .build()
         .parse(pattern)
         .map_err(|e| e.to_string())

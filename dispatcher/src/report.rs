@@ -1,5 +1,6 @@
-//! What the data plane tells the control plane: per object UID, whether its log or consumer
-//! group runs, and why not. Changes are published on a watch channel (which coalesces bursts).
+//! What the data plane tells the control plane: per object UID (a log, a consumer group, a
+//! source adapter), whether it runs, and why not. Changes are published on a watch channel
+//! (which coalesces bursts).
 
 use std::sync::Arc;
 

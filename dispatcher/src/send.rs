@@ -1,0 +1,125 @@
+//! The one delivery entry for events that are not read from a log: what sources emit. It runs
+//! the same [`crate::deliver::deliver`] as every Trigger and Subscription (attempts, backoff,
+//! timeout, dead letter) and records the fate under the source's reference, so a source never
+//! opens an HTTP client of its own nor counts on the side.
+
+use std::sync::Arc;
+
+use knit_channels::{
+    BoxFuture, Consumer, Event, GroupStats, LogError, Polled, Position, Record, RecordId,
+    RetryState,
+};
+use knit_crds::contract::{DeliveryPolicy, Egress};
+
+use crate::egress::EgressRuntime;
+use crate::engine::Shared;
+use crate::observe::Fate;
+use crate::sender::Session;
+
+/// Where one producer's events go: a sink, its delivery policy and dead-letter sink.
+pub struct Destination {
+    runtime: EgressRuntime,
+}
+
+impl Destination {
+    /// A destination for the producer `reference` (`Kind/namespace/name`, the key of its
+    /// fates) in `namespace`.
+    pub fn new(
+        reference: &str,
+        namespace: &str,
+        sink: &str,
+        dead_letter_sink: Option<&str>,
+        delivery: DeliveryPolicy,
+    ) -> Self {
+        let config = Egress {
+            uid: String::new(),
+            group: String::new(),
+            reference: reference.to_string(),
+            namespace: namespace.to_string(),
+            filter: None,
+            subscriber: Some(sink.to_string()),
+            reply: None,
+            dead_letter_sink: dead_letter_sink.map(str::to_string),
+            delivery,
+            max_in_flight: 1,
+            rate_limit: None,
+            ordering: Default::default(),
+            overflow: Default::default(),
+            start: Default::default(),
+        };
+        Self {
+            runtime: EgressRuntime::new(config, None, None, false),
+        }
+    }
+
+    /// The sink URL.
+    pub fn sink(&self) -> &str {
+        self.runtime
+            .config
+            .subscriber
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    /// The producer's reference.
+    pub fn reference(&self) -> &str {
+        &self.runtime.config.reference
+    }
+}
+
+/// A stand-in consumer: an event sent directly has no log, so no durable retry stream; retries
+/// happen in memory and nothing is committed.
+struct Direct;
+
+impl Consumer for Direct {
+    fn poll(&self, _max: usize) -> BoxFuture<'_, Option<Polled>> {
+        Box::pin(async { None })
+    }
+    fn done(&self, _id: RecordId) {}
+    fn commit(&self) -> BoxFuture<'_, Result<(), LogError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn pause(&self) {}
+    fn resume(&self) {}
+    fn defer(&self, _record: &Record, _state: RetryState) -> BoxFuture<'_, Result<bool, LogError>> {
+        Box::pin(async { Ok(false) })
+    }
+    fn stats(&self) -> GroupStats {
+        GroupStats::default()
+    }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Send `event` to `dest` with its retries and dead letter; the fate is recorded under the
+/// destination's reference and returned. Replies from the sink are discarded (as Knative's
+/// source adapters do).
+pub async fn send(
+    shared: &Shared,
+    dest: &Destination,
+    event: Event,
+    session: &mut Session,
+) -> Fate {
+    let record = Record {
+        id: RecordId {
+            position: Position {
+                stream: 0,
+                partition: 0,
+                offset: 0,
+            },
+            generation: 0,
+        },
+        event: Arc::new(event),
+        key: None,
+        retry: None,
+    };
+    let fate =
+        crate::deliver::deliver(&shared.sender, &dest.runtime, &record, &Direct, session).await;
+    let reference = dest.reference();
+    let counters = shared.stats.egress(reference);
+    shared
+        .stats
+        .record(&counters, reference, &record.event.id, &fate);
+    fate
+}

@@ -1,0 +1,188 @@
+//! Runs the Contract's sources: one task per source, started, restarted when its entry in the
+//! Contract changes (and only then), and stopped when it goes away.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use knit_crds::api::eventing::SubscriptionsApiFilter;
+use knit_crds::contract::{Adapter, Source};
+use knit_dispatcher::webhook::Webhooks;
+use knit_dispatcher::{EventFilter, Reporter, Shared};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::logs::Logs;
+
+/// Builds the Subscriptions API filters of an ApiServerSource (the dialects live in the
+/// broker crate, which sources must not depend on).
+pub trait FilterFactory: Send + Sync {
+    /// A filter for `filters`, or why they cannot run.
+    fn build(&self, filters: &[SubscriptionsApiFilter]) -> Result<Arc<dyn EventFilter>, String>;
+}
+
+/// Settings of the process that every adapter may need.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `knit run --kubeconfig` or `KUBECONFIG`: the API server ApiServerSources watch.
+    pub kubeconfig: Option<PathBuf>,
+    /// `PUBSUB_EMULATOR_HOST` (`host:port`): CloudPubSubSources talk to the emulator there.
+    pub pubsub_emulator_host: Option<String>,
+}
+
+/// What every adapter shares.
+pub struct Ctx {
+    /// HTTP clients and fate counters (the one delivery entry).
+    pub dispatch: Shared,
+    /// Where adapters report whether they run, under their source's UID.
+    pub report: Arc<Reporter>,
+    /// Receivers on the ingress listener.
+    pub webhooks: Arc<Webhooks>,
+    /// Builds ApiServerSource filters.
+    pub filters: Arc<dyn FilterFactory>,
+    /// Output of local processes.
+    pub logs: Arc<Logs>,
+    /// Process settings.
+    pub config: Config,
+}
+
+/// Why an adapter is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Its configuration changed: a new task takes over at once.
+    Replaced,
+    /// The source was deleted: undo what it set up outside (a GitHub webhook).
+    Removed,
+    /// Knit is stopping: leave outside state as it is.
+    Shutdown,
+}
+
+/// An adapter's view of its stop signal.
+#[derive(Clone)]
+pub struct StopSignal(watch::Receiver<Option<Stop>>);
+
+impl StopSignal {
+    /// Resolves when the adapter must stop, with why.
+    pub async fn stopped(&mut self) -> Stop {
+        loop {
+            if let Some(s) = *self.0.borrow_and_update() {
+                return s;
+            }
+            if self.0.changed().await.is_err() {
+                return Stop::Shutdown;
+            }
+        }
+    }
+
+    /// Whether the adapter was told to stop.
+    pub fn is_stopped(&self) -> Option<Stop> {
+        *self.0.borrow()
+    }
+
+    /// A signal that never fires (tests).
+    pub fn never() -> (watch::Sender<Option<Stop>>, Self) {
+        let (tx, rx) = watch::channel(None);
+        (tx, Self(rx))
+    }
+}
+
+struct Slot {
+    source: Source,
+    stop: watch::Sender<Option<Stop>>,
+    handle: JoinHandle<()>,
+}
+
+/// The running sources.
+pub struct Runtime {
+    ctx: Arc<Ctx>,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl Runtime {
+    /// No sources yet.
+    pub fn new(ctx: Ctx) -> Self {
+        Self {
+            ctx: Arc::new(ctx),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What the adapters share.
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// Run `sources`: start new ones, restart changed ones, stop removed ones. Returns at once.
+    pub fn apply(&self, sources: &[Source]) {
+        let mut slots = self.slots.lock();
+        let mut next = HashMap::new();
+        for src in sources {
+            let slot = match slots.remove(&src.uid) {
+                Some(s) if s.source == *src => s,
+                Some(old) => {
+                    tracing::info!(source = %src.reference, "source changed: its adapter restarts");
+                    old.stop.send_replace(Some(Stop::Replaced));
+                    self.start(src)
+                }
+                None => {
+                    tracing::info!(source = %src.reference, "source started");
+                    self.start(src)
+                }
+            };
+            next.insert(src.uid.clone(), slot);
+        }
+        for (uid, old) in slots.drain() {
+            tracing::info!(source = %old.source.reference, "source removed");
+            old.stop.send_replace(Some(Stop::Removed));
+            let report = self.ctx.report.clone();
+            let handle = old.handle;
+            tokio::spawn(async move {
+                let _ = handle.await;
+                report.forget(&uid);
+            });
+        }
+        *slots = next;
+    }
+
+    fn start(&self, src: &Source) -> Slot {
+        let (stop, rx) = watch::channel(None);
+        let signal = StopSignal(rx);
+        let ctx = self.ctx.clone();
+        let source = Arc::new(src.clone());
+        let handle = tokio::spawn(async move {
+            match &source.adapter {
+                Adapter::Ping(_) => crate::ping::run(ctx, source, signal).await,
+                Adapter::GitHub(_) => crate::github::run(ctx, source, signal).await,
+                Adapter::ApiServer(_) => crate::apiserver::run(ctx, source, signal).await,
+                Adapter::PubSub(_) => crate::pubsub::run(ctx, source, signal).await,
+                Adapter::Container(_) => crate::container::run(ctx, source, signal).await,
+            }
+        });
+        Slot {
+            source: src.clone(),
+            stop,
+            handle,
+        }
+    }
+
+    /// Stop every adapter (outside state such as webhooks is left in place), waiting up to
+    /// `grace` for them to finish what they are sending.
+    pub async fn shutdown(&self, grace: Duration) {
+        let handles: Vec<JoinHandle<()>> = {
+            let mut slots = self.slots.lock();
+            slots
+                .drain()
+                .map(|(_, s)| {
+                    s.stop.send_replace(Some(Stop::Shutdown));
+                    s.handle
+                })
+                .collect()
+        };
+        let all = futures::future::join_all(handles);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("some sources did not stop in time");
+        }
+    }
+}
