@@ -8,7 +8,8 @@
 //! | GET | `/api/v1/{kind}/{namespace}/{name}` | one object with its status |
 //! | DELETE | `/api/v1/{kind}/{namespace}/{name}` | delete one object |
 //! | POST | `/api/v1/apply` | `{"file": NAME, "manifest": YAML}`: admit and store |
-//! | GET | `/api/v1/contract` | the data-plane Contract |
+//! | GET | `/api/v1/contract` | the data-plane Contract (secret values redacted) |
+//! | GET | `/api/v1/logs/{kind}/{namespace}/{name}?after=N` | output of a ContainerSource's processes after line N |
 //! | GET | `/api/v1/stats` | fate counters in total and per egress (`egresses`, by `Kind/ns/name`): delivered, filtered, deferred, deadLettered, dropped, shed, retries; and unmatched |
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
@@ -31,6 +32,7 @@ struct AdminState {
     control: Handle,
     token: Option<Arc<str>>,
     stats: Arc<knit_dispatcher::Stats>,
+    logs: Arc<knit_sources::logs::Logs>,
 }
 
 /// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
@@ -38,17 +40,20 @@ pub fn router(
     control: Handle,
     token: Option<String>,
     stats: Arc<knit_dispatcher::Stats>,
+    logs: Arc<knit_sources::logs::Logs>,
 ) -> Router {
     let state = AdminState {
         control,
         token: token.map(Arc::from),
         stats,
+        logs,
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/contract", get(contract))
         .route("/api/v1/stats", get(stats_handler))
         .route("/api/v1/apply", post(apply))
+        .route("/api/v1/logs/{kind}/{namespace}/{name}", get(logs_handler))
         .route("/api/v1/{kind}", get(list))
         .route(
             "/api/v1/{kind}/{namespace}/{name}",
@@ -198,6 +203,44 @@ async fn stats_handler(State(s): State<AdminState>) -> Response {
     Json(Value::Object(map)).into_response()
 }
 
+/// The Contract, with the secret values sources carry replaced by `(redacted)`.
 async fn contract(State(s): State<AdminState>) -> Response {
-    Json(&s.control.snapshot().contract).into_response()
+    let mut contract = s.control.snapshot().contract.clone();
+    for src in &mut contract.sources {
+        if let knit_crds::contract::Adapter::GitHub(g) = &mut src.adapter {
+            g.secret_token = "(redacted)".into();
+            g.access_token = "(redacted)".into();
+        }
+    }
+    Json(&contract).into_response()
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    /// Lines after this sequence number (0: everything kept).
+    #[serde(default)]
+    after: u64,
+}
+
+/// Output of a source's local processes: `{"lines": [{seq, process, stream, text}], "next": N}`.
+async fn logs_handler(
+    State(s): State<AdminState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> Response {
+    let Some(kind) = Kind::lookup(&kind) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown kind {kind:?}"));
+    };
+    let key = knit_sources::logs::key(&kind.to_string(), &namespace, &name);
+    let Some(buffer) = s.logs.get(&key) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no output kept for {kind} {namespace}/{name} (only ContainerSources run local processes)"
+            ),
+        );
+    };
+    let lines = buffer.since(q.after, 1000);
+    let next = lines.last().map(|l| l.seq).unwrap_or(q.after);
+    Json(json!({ "lines": lines, "next": next })).into_response()
 }

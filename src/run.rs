@@ -16,14 +16,36 @@ use crate::control::{self, Applier, reconcile::Env};
 /// How long deliveries in flight may take to finish when knit is stopped.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
-struct DataPlaneApplier(Arc<DataPlane>);
+struct DataPlaneApplier {
+    dataplane: Arc<DataPlane>,
+    sources: Arc<knit_sources::Runtime>,
+}
 
 impl Applier for DataPlaneApplier {
     fn apply<'a>(
         &'a self,
         contract: &'a Contract,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move { self.0.apply(contract) })
+        Box::pin(async move {
+            self.dataplane.apply(contract);
+            self.sources.apply(&contract.sources);
+        })
+    }
+}
+
+/// ApiServerSource filters use the Trigger filter dialects of the broker crate.
+struct BrokerFilters;
+
+impl knit_sources::FilterFactory for BrokerFilters {
+    fn build(
+        &self,
+        filters: &[knit_crds::api::eventing::SubscriptionsApiFilter],
+    ) -> Result<Arc<dyn knit_dispatcher::EventFilter>, String> {
+        let spec = knit_crds::contract::EgressFilter {
+            attributes: None,
+            filters: filters.to_vec(),
+        };
+        Ok(Arc::new(knit_broker::filter::compile(Some(&spec))))
     }
 }
 
@@ -102,7 +124,28 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         ingress_url: ingress_url.clone(),
         kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
     };
-    let applier = Arc::new(DataPlaneApplier(dataplane.clone()));
+    let logs = Arc::new(knit_sources::logs::Logs::new());
+    let sources = Arc::new(knit_sources::Runtime::new(knit_sources::Ctx {
+        dispatch: dataplane.dispatch(),
+        report: dataplane.reporter(),
+        webhooks: dataplane.webhooks(),
+        filters: Arc::new(BrokerFilters),
+        logs: logs.clone(),
+        config: knit_sources::Config {
+            kubeconfig: args
+                .kubeconfig
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
+            pubsub_emulator_host: args
+                .pubsub_emulator_host
+                .clone()
+                .filter(|h| !h.trim().is_empty()),
+        },
+    }));
+    let applier = Arc::new(DataPlaneApplier {
+        dataplane: dataplane.clone(),
+        sources: sources.clone(),
+    });
     let report = dataplane.report();
     let handle =
         match control::start(args.files.clone(), env, crate::hooks(), applier, report).await {
@@ -121,7 +164,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     serve(
         "admin",
         admin,
-        crate::admin::router(handle, args.admin_token.clone(), dataplane.stats()),
+        crate::admin::router(handle, args.admin_token.clone(), dataplane.stats(), logs),
     );
     serve("gateway", gateway, gateway_router());
 
@@ -129,6 +172,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, "knit is running");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing deliveries in flight and committing");
+    sources.shutdown(SHUTDOWN_GRACE).await;
     dataplane.shutdown(SHUTDOWN_GRACE).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -168,4 +168,10 @@ pub struct RunArgs {
     /// and Kafka objects that name no cluster use this one.
     #[arg(long, env = "KNIT_KAFKA")]
     pub kafka: Option<String>,
+    /// Kubeconfig of the API server ApiServerSources watch.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// `host:port` of a Google Pub/Sub emulator for CloudPubSubSources.
+    #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
+    pub pubsub_emulator_host: Option<String>,
 }

@@ -306,6 +306,9 @@ pub struct GitHubSourceStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub webhook_id_key: Option<String>,
+    /// Where GitHub posts deliveries (Knit's receiver on the ingress listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<super::duck::Addressable>,
 }
 
 /// A source of Google Cloud Pub/Sub messages.
@@ -316,7 +319,7 @@ pub struct GitHubSourceStatus {
     kind = "CloudPubSubSource",
     namespaced,
     derive = "PartialEq",
-    status = "SourceStatus",
+    status = "CloudPubSubSourceStatus",
     doc = "CloudPubSubSource pulls messages from a Pub/Sub topic and sends them as CloudEvents.",
     category = "all",
     category = "knative",
@@ -484,4 +487,19 @@ pub struct KafkaSourceStatus {
     /// Consumers actually running in the consumer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumers: Option<i32>,
+}
+
+/// The status of a CloudPubSubSource: the common source status plus its pull subscription.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudPubSubSourceStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceStatus,
+    /// The project of the topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// The pull subscription Knit created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
 }

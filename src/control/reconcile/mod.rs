@@ -15,6 +15,7 @@ mod kafka_sink;
 mod messaging;
 mod resolve;
 mod serving;
+mod source_adapters;
 mod sources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -126,7 +127,7 @@ fn status_mut(o: &mut Object) -> Option<&mut knit_crds::api::duck::Status> {
         Object::ContainerSource(x) => &mut x.status.as_mut()?.status,
         Object::GitHubSource(x) => &mut x.status.as_mut()?.source.status,
         Object::KafkaSource(x) => &mut x.status.as_mut()?.source.status,
-        Object::CloudPubSubSource(x) => &mut x.status.as_mut()?.status,
+        Object::CloudPubSubSource(x) => &mut x.status.as_mut()?.source.status,
         Object::Service(x) => &mut x.status.as_mut()?.status,
         Object::Configuration(x) => &mut x.status.as_mut()?.status,
         Object::Revision(x) => &mut x.status.as_mut()?.status,
@@ -172,7 +173,7 @@ pub(crate) fn status_ref(o: &Object) -> Option<&knit_crds::api::duck::Status> {
         Object::ContainerSource(x) => &x.status.as_ref()?.status,
         Object::GitHubSource(x) => &x.status.as_ref()?.source.status,
         Object::KafkaSource(x) => &x.status.as_ref()?.source.status,
-        Object::CloudPubSubSource(x) => &x.status.as_ref()?.status,
+        Object::CloudPubSubSource(x) => &x.status.as_ref()?.source.status,
         Object::Service(x) => &x.status.as_ref()?.status,
         Object::Configuration(x) => &x.status.as_ref()?.status,
         Object::Revision(x) => &x.status.as_ref()?.status,

@@ -1,13 +1,14 @@
 //! Source statuses: the resolved sink, and the adapter conditions.
 
-use knit_crds::api::duck::{
-    CloudEventAttributes, Destination, SecretValueFromSource, SourceStatus,
-};
+use knit_crds::api::duck::{CloudEventAttributes, Destination, SourceStatus};
 use knit_crds::api::sources::KafkaSourceStatus;
 use knit_crds::{Kind, Object, ObjectKey, names};
 
+use knit_crds::contract::{Adapter, Source};
+
 use super::World;
 use super::conditions::Conditions;
+use super::source_adapters as adapters;
 
 fn sink(
     world: &World<'_>,
@@ -28,37 +29,6 @@ fn sink(
             c.fail("SinkProvided", "NotFound", "spec.sink is not set");
             None
         }
-    }
-}
-
-fn adapter_missing(c: &mut Conditions, condition: &str, kind: Kind) {
-    c.fail(
-        condition,
-        "AdapterNotAvailable",
-        format!("{kind} adapters are not part of this Knit build yet; the resource is stored and its sink resolved"),
-    );
-}
-
-fn secret_ok(world: &World<'_>, s: Option<&SecretValueFromSource>, ns: &str) -> Result<(), String> {
-    let Some(k) = s.and_then(|s| s.secret_key_ref.as_ref()) else {
-        return Err("no secretKeyRef".into());
-    };
-    let name = k.name.clone().unwrap_or_default();
-    let key = k.key.clone().unwrap_or_default();
-    match world.objects.get(&ObjectKey::new(Kind::Secret, ns, &name)) {
-        Some(Object::Secret(sec)) => {
-            let has = sec.data.as_ref().is_some_and(|d| d.contains_key(&key))
-                || sec
-                    .string_data
-                    .as_ref()
-                    .is_some_and(|d| d.contains_key(&key));
-            if has {
-                Ok(())
-            } else {
-                Err(format!("Secret {ns}/{name} has no key {key:?}"))
-            }
-        }
-        _ => Err(format!("Secret {ns}/{name} does not exist")),
     }
 }
 
@@ -176,11 +146,107 @@ fn kafka_source_ce_attributes(
         .collect()
 }
 
+/// Set the adapter condition from what the data plane reported under `uid`: True once it
+/// runs, False with its reason, Unknown before it reported. Returns the report's annotations.
+fn adapter_condition(
+    world: &World<'_>,
+    uid: &str,
+    condition: &str,
+    c: &mut Conditions,
+) -> std::collections::BTreeMap<String, String> {
+    match world.report.objects.get(uid) {
+        Some(r) if r.ready => {
+            c.ok(condition);
+            r.annotations.clone()
+        }
+        Some(r) => {
+            let reason = if r.reason.is_empty() {
+                "AdapterFailed"
+            } else {
+                r.reason.as_str()
+            };
+            c.fail(condition, reason, r.message.clone());
+            r.annotations.clone()
+        }
+        None => {
+            c.unknown(
+                condition,
+                "AdapterStarting",
+                "waiting for the adapter to start",
+            );
+            Default::default()
+        }
+    }
+}
+
+/// The SinkBindings whose subject is a ContainerSource, by that source; each binding's status.
+fn sink_bindings(
+    world: &mut World<'_>,
+) -> std::collections::HashMap<ObjectKey, Vec<adapters::Binding>> {
+    let mut by_subject: std::collections::HashMap<ObjectKey, Vec<adapters::Binding>> =
+        Default::default();
+    for key in world.keys_of(Kind::SinkBinding) {
+        let Some(Object::SinkBinding(mut b)) = world.objects.get(&key).cloned() else {
+            continue;
+        };
+        let ns = key.namespace.clone();
+        let mut c = Conditions::new();
+        let mut st = SourceStatus {
+            sink_uri: sink(world, b.spec.sink.as_ref(), &ns, &mut c),
+            ..Default::default()
+        };
+        let subject = b.spec.subject.clone().unwrap_or_default();
+        let subject_ns = subject.namespace.clone().unwrap_or_else(|| ns.clone());
+        let kind = subject.kind.clone().unwrap_or_default();
+        if kind == "ContainerSource" {
+            let targets: Vec<ObjectKey> = world
+                .keys_of(Kind::ContainerSource)
+                .into_iter()
+                .filter(|k| k.namespace == subject_ns)
+                .filter(|k| match (&subject.name, &subject.selector) {
+                    (Some(n), _) => &k.name == n,
+                    (None, Some(sel)) => world.objects.get(k).is_some_and(|o| {
+                        adapters::selects(sel, &o.meta().labels.clone().unwrap_or_default())
+                    }),
+                    (None, None) => false,
+                })
+                .collect();
+            if targets.is_empty() {
+                c.fail(
+                    "BindingAvailable",
+                    "SubjectMissing",
+                    format!("no ContainerSource in {subject_ns} matches spec.subject"),
+                );
+            } else {
+                if let Some(url) = &st.sink_uri {
+                    for t in targets {
+                        by_subject.entry(t).or_default().push(adapters::Binding {
+                            sink: url.clone(),
+                            overrides: b.spec.ce_overrides.clone(),
+                        });
+                    }
+                }
+                c.ok("BindingAvailable");
+            }
+        } else {
+            c.fail(
+                "BindingAvailable",
+                "SubjectNotSupported",
+                format!("a {kind} runs in a cluster; in standalone mode a SinkBinding binds ContainerSources (and, once serving runs, Knative Services)"),
+            );
+        }
+        st.status.conditions = c.roll_up(&["SinkProvided", "BindingAvailable"]);
+        b.status = Some(st);
+        world.objects.insert(key, Object::SinkBinding(b));
+    }
+    by_subject
+}
+
 pub(crate) fn sources(world: &mut World<'_>) {
+    let bindings = sink_bindings(world);
     let kinds = [
         Kind::PingSource,
         Kind::ApiServerSource,
-        Kind::SinkBinding,
         Kind::ContainerSource,
         Kind::GitHubSource,
         Kind::KafkaSource,
@@ -192,64 +258,154 @@ pub(crate) fn sources(world: &mut World<'_>) {
                 continue;
             };
             let ns = key.namespace.clone();
+            let meta = o.meta().clone();
+            let uid = meta.uid.clone().unwrap_or_default();
             let mut c = Conditions::new();
             let mut st = SourceStatus::default();
+            let mut entry: Option<Source> = None;
             match &mut o {
                 Object::PingSource(p) => {
                     st.sink_uri = sink(world, p.spec.sink.as_ref(), &ns, &mut c);
                     st.ce_attributes = vec![CloudEventAttributes {
-                        type_: Some("dev.knative.sources.ping".into()),
-                        source: Some(format!("/apis/v1/namespaces/{ns}/pingsources/{}", key.name)),
+                        type_: Some(knit_sources::ping::EVENT_TYPE.into()),
+                        source: Some(knit_sources::ping::event_source(&ns, &key.name)),
                     }];
-                    adapter_missing(&mut c, "Deployed", kind);
+                    if let Some(url) = st.sink_uri.clone() {
+                        let adapter = Adapter::Ping(adapters::ping(&p.spec));
+                        entry = Some(adapters::entry(
+                            kind,
+                            &meta,
+                            url,
+                            p.spec.ce_overrides.as_ref(),
+                            adapter,
+                        ));
+                        adapter_condition(world, &uid, "Deployed", &mut c);
+                    } else {
+                        c.unknown(
+                            "Deployed",
+                            "SinkNotResolved",
+                            "the adapter starts once the sink resolves",
+                        );
+                    }
                     st.status.conditions = c.roll_up(&["SinkProvided", "Deployed"]);
                     p.status = Some(st);
                 }
                 Object::ApiServerSource(a) => {
                     st.sink_uri = sink(world, a.spec.sink.as_ref(), &ns, &mut c);
-                    c.fail(
-                        "Deployed",
-                        "NoKubernetesAPI",
-                        "ApiServerSource watches a Kubernetes API server; it runs in cluster mode",
-                    );
-                    c.unknown("SufficientPermissions", "NoKubernetesAPI", "");
+                    let cfg = adapters::api_server(&a.spec, &ns);
+                    st.ce_attributes = api_server_attributes(&cfg);
                     let mut status = a.status.clone().unwrap_or_default();
+                    if let Some(url) = st.sink_uri.clone() {
+                        entry = Some(adapters::entry(
+                            kind,
+                            &meta,
+                            url,
+                            a.spec.ce_overrides.as_ref(),
+                            Adapter::ApiServer(cfg.clone()),
+                        ));
+                        adapter_condition(world, &uid, "Deployed", &mut c);
+                        if c.is_true("Deployed") {
+                            c.ok("SufficientPermissions");
+                        } else {
+                            c.unknown(
+                                "SufficientPermissions",
+                                "NotChecked",
+                                "checked once the watches run",
+                            );
+                        }
+                    } else {
+                        c.unknown(
+                            "Deployed",
+                            "SinkNotResolved",
+                            "the adapter starts once the sink resolves",
+                        );
+                        c.unknown("SufficientPermissions", "NotChecked", "");
+                    }
                     st.status.conditions =
                         c.roll_up(&["SinkProvided", "Deployed", "SufficientPermissions"]);
                     status.source = st;
-                    status.namespaces = vec![ns.clone()];
+                    status.namespaces = if cfg.namespaces.is_empty() {
+                        vec![]
+                    } else {
+                        cfg.namespaces.clone()
+                    };
                     a.status = Some(status);
-                }
-                Object::SinkBinding(b) => {
-                    st.sink_uri = sink(world, b.spec.sink.as_ref(), &ns, &mut c);
-                    c.fail(
-                        "BindingAvailable",
-                        "SubjectNotSupported",
-                        "SinkBinding subjects are Kubernetes workloads; they are bound in cluster mode",
-                    );
-                    st.status.conditions = c.roll_up(&["SinkProvided", "BindingAvailable"]);
-                    b.status = Some(st);
                 }
                 Object::ContainerSource(cs) => {
                     st.sink_uri = sink(world, cs.spec.sink.as_ref(), &ns, &mut c);
-                    adapter_missing(&mut c, "ReceiveAdapterReady", kind);
+                    let bound = bindings.get(&key).cloned().unwrap_or_default();
+                    match (
+                        &st.sink_uri,
+                        adapters::container(
+                            &cs.spec,
+                            st.sink_uri.as_deref().unwrap_or_default(),
+                            &bound,
+                        ),
+                    ) {
+                        (_, Err(why)) => {
+                            c.fail("ReceiveAdapterReady", "ImageNotRunnableLocally", why);
+                        }
+                        (Some(url), Ok(cfg)) => {
+                            entry = Some(adapters::entry(
+                                kind,
+                                &meta,
+                                url.clone(),
+                                cs.spec.ce_overrides.as_ref(),
+                                Adapter::Container(cfg),
+                            ));
+                            adapter_condition(world, &uid, "ReceiveAdapterReady", &mut c);
+                        }
+                        (None, Ok(_)) => {
+                            c.unknown(
+                                "ReceiveAdapterReady",
+                                "SinkNotResolved",
+                                "the processes start once the sink resolves",
+                            );
+                        }
+                    }
                     st.status.conditions = c.roll_up(&["SinkProvided", "ReceiveAdapterReady"]);
                     cs.status = Some(st);
                 }
                 Object::GitHubSource(g) => {
-                    match secret_ok(world, g.spec.access_token.as_ref(), &ns)
-                        .and_then(|_| secret_ok(world, g.spec.secret_token.as_ref(), &ns))
-                    {
-                        Ok(()) => {
+                    let cfg = adapters::github(world, &ns, &key.name, &g.spec);
+                    match &cfg {
+                        Ok(_) => {
                             c.ok("SecretsProvided");
                         }
                         Err(e) => {
-                            c.fail("SecretsProvided", "SecretNotFound", e);
+                            c.fail("SecretsProvided", "SecretNotFound", e.clone());
                         }
                     }
                     st.sink_uri = sink(world, g.spec.sink.as_ref(), &ns, &mut c);
-                    adapter_missing(&mut c, "WebhookConfigured", kind);
+                    st.ce_attributes = github_attributes(&g.spec);
                     let mut status = g.status.clone().unwrap_or_default();
+                    status.address = None;
+                    status.webhook_id_key = None;
+                    match (cfg, st.sink_uri.clone()) {
+                        (Ok(cfg), Some(url)) => {
+                            status.address = Some(knit_crds::api::duck::Addressable {
+                                name: Some("http".into()),
+                                url: Some(cfg.url.clone()),
+                                ..Default::default()
+                            });
+                            entry = Some(adapters::entry(
+                                kind,
+                                &meta,
+                                url,
+                                g.spec.ce_overrides.as_ref(),
+                                Adapter::GitHub(cfg),
+                            ));
+                            let notes = adapter_condition(world, &uid, "WebhookConfigured", &mut c);
+                            status.webhook_id_key = notes.get("webhookIDKey").cloned();
+                        }
+                        _ => {
+                            c.unknown(
+                                "WebhookConfigured",
+                                "NotStarted",
+                                "the receiver starts once the secrets and the sink resolve",
+                            );
+                        }
+                    }
                     st.status.conditions =
                         c.roll_up(&["SecretsProvided", "SinkProvided", "WebhookConfigured"]);
                     status.source = st;
@@ -259,7 +415,6 @@ pub(crate) fn sources(world: &mut World<'_>) {
                     st.sink_uri = sink(world, k.spec.sink.as_ref(), &ns, &mut c);
                     st.ce_attributes = kafka_source_ce_attributes(&ns, &key.name, &k.spec.topics);
                     let mut status = KafkaSourceStatus::default();
-                    let uid = k.metadata.uid.clone().unwrap_or_default();
                     world
                         .backends
                         .insert(key.clone(), kafka_source_backend(&ns, &key.name, &k.spec));
@@ -275,15 +430,87 @@ pub(crate) fn sources(world: &mut World<'_>) {
                 }
                 Object::CloudPubSubSource(p) => {
                     st.sink_uri = sink(world, p.spec.sink.as_ref(), &ns, &mut c);
-                    adapter_missing(&mut c, "PullSubscriptionReady", kind);
+                    let project = p.spec.project.clone().unwrap_or_default();
+                    let topic = p.spec.topic.clone().unwrap_or_default();
+                    st.ce_attributes = vec![CloudEventAttributes {
+                        type_: Some(PUBSUB_EVENT_TYPE.into()),
+                        source: Some(format!(
+                            "//pubsub.googleapis.com/projects/{project}/topics/{topic}"
+                        )),
+                    }];
+                    let mut status = knit_crds::api::sources::CloudPubSubSourceStatus::default();
+                    match (
+                        adapters::pubsub(&ns, &key.name, &uid, &p.spec),
+                        st.sink_uri.clone(),
+                    ) {
+                        (Err(why), _) => {
+                            c.fail("PullSubscriptionReady", "ProjectNotSet", why);
+                        }
+                        (Ok(cfg), Some(url)) => {
+                            status.project_id = Some(cfg.project.clone());
+                            status.subscription_id = Some(cfg.subscription.clone());
+                            entry = Some(adapters::entry(
+                                kind,
+                                &meta,
+                                url,
+                                p.spec.ce_overrides.as_ref(),
+                                Adapter::PubSub(cfg),
+                            ));
+                            adapter_condition(world, &uid, "PullSubscriptionReady", &mut c);
+                        }
+                        (Ok(_), None) => {
+                            c.unknown(
+                                "PullSubscriptionReady",
+                                "SinkNotResolved",
+                                "the subscription is pulled once the sink resolves",
+                            );
+                        }
+                    }
                     st.status.conditions = c.roll_up(&["SinkProvided", "PullSubscriptionReady"]);
-                    p.status = Some(st);
+                    status.source = st;
+                    p.status = Some(status);
                 }
                 _ => continue,
+            }
+            if let Some(e) = entry {
+                world.sources.push(e);
             }
             world.objects.insert(key, o);
         }
     }
+}
+
+/// `type` of CloudPubSubSource events.
+const PUBSUB_EVENT_TYPE: &str = "google.cloud.pubsub.topic.v1.messagePublished";
+
+fn github_attributes(
+    spec: &knit_crds::api::sources::GitHubSourceSpec,
+) -> Vec<CloudEventAttributes> {
+    let source = format!(
+        "https://github.com/{}",
+        spec.owner_and_repository.clone().unwrap_or_default()
+    );
+    spec.event_types
+        .iter()
+        .map(|t| CloudEventAttributes {
+            type_: Some(format!("dev.knative.source.github.{t}")),
+            source: Some(source.clone()),
+        })
+        .collect()
+}
+
+fn api_server_attributes(cfg: &knit_crds::contract::ApiServerAdapter) -> Vec<CloudEventAttributes> {
+    let kind = match cfg.mode {
+        knit_crds::contract::ApiServerMode::Resource => "resource",
+        knit_crds::contract::ApiServerMode::Reference => "ref",
+    };
+    ["add", "update", "delete"]
+        .iter()
+        .map(|op| CloudEventAttributes {
+            type_: Some(format!("dev.knative.apiserver.{kind}.{op}")),
+            source: None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
