@@ -105,6 +105,14 @@ fn main() -> ExitCode {
             } => cli::client::delete(&server, &kind, &name, &namespace)
                 .await
                 .map(|_| ExitCode::SUCCESS),
+            Command::Logs {
+                target,
+                namespace,
+                follow,
+                server,
+            } => cli::client::logs(&server, &target, &namespace, follow)
+                .await
+                .map(|_| ExitCode::SUCCESS),
             Command::Send(args) => cli::send::run(args).await.map(|_| ExitCode::SUCCESS),
             Command::EventDisplay { listen } => {
                 cli::display::run(listen).await.map(|_| ExitCode::SUCCESS)

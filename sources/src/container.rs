@@ -1,14 +1,259 @@
-//! Placeholder: replaced by the adapter.
+//! ContainerSource in standalone mode: each container of the template runs as a supervised
+//! local process (its `command` + `args`, `env`, `workingDir`) with `K_SINK` and
+//! `K_CE_OVERRIDES` set, and any SinkBinding naming the source applied on top. A process that
+//! exits is restarted after an exponential backoff (0.5 s doubling to 30 s, reset after a run
+//! of 10 s or more); its output goes to the source's log ring (`knit logs containersource/NAME`).
+//! Stopping sends SIGTERM to the process group, then SIGKILL after 5 s.
+//!
+//! The process itself posts to `$K_SINK` (as a container would): its events do not pass
+//! through the dispatcher, so their fates are the process's own.
 
+use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 
-use knit_crds::contract::Source;
+use knit_crds::contract::{Adapter, Process, Source};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::runtime::{Ctx, StopSignal};
+use crate::logs::{Buffer, MAX_LINE_BYTES};
+use crate::runtime::{Ctx, Stop, StopSignal};
 
-/// Run the adapter until told to stop.
+/// First wait before a restart.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest wait before a restart.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A run at least this long resets the backoff.
+const RUN_THAT_LASTED: Duration = Duration::from_secs(10);
+/// How long a process has to exit after SIGTERM.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+
+/// The next wait after `current`.
+fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(BACKOFF_MAX)
+}
+
+/// What one process is doing, for the source's report.
+#[derive(Debug, Clone)]
+enum State {
+    Starting,
+    Running,
+    Waiting(String),
+}
+
 pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal) {
-    ctx.report
-        .not_ready(&source.uid, "AdapterNotAvailable", "not built yet");
-    stop.stopped().await;
+    let Adapter::Container(cfg) = &source.adapter else {
+        return;
+    };
+    let key = crate::logs::key("ContainerSource", &source.namespace, &source.name);
+    let buffer = ctx.logs.buffer(&key);
+    let states = Arc::new(Mutex::new(vec![State::Starting; cfg.processes.len()]));
+    let (changed_tx, mut changed) = watch::channel(());
+    let mut tasks = Vec::new();
+    for (i, p) in cfg.processes.iter().enumerate() {
+        let sup = Supervisor {
+            process: p.clone(),
+            buffer: buffer.clone(),
+            states: states.clone(),
+            index: i,
+            changed: changed_tx.clone(),
+        };
+        tasks.push(tokio::spawn(sup.run(stop.clone())));
+    }
+    drop(changed_tx);
+    loop {
+        report(&ctx, &source, &states.lock(), &key);
+        tokio::select! {
+            why = stop.stopped() => {
+                futures::future::join_all(tasks).await;
+                if why == Stop::Removed {
+                    ctx.logs.forget(&key);
+                }
+                return;
+            }
+            r = changed.changed() => if r.is_err() {
+                stop.stopped().await;
+                return;
+            },
+        }
+    }
+}
+
+fn report(ctx: &Ctx, source: &Source, states: &[State], key: &str) {
+    if let Some(why) = states.iter().find_map(|s| match s {
+        State::Waiting(w) => Some(w.clone()),
+        _ => None,
+    }) {
+        ctx.report.not_ready(
+            &source.uid,
+            "ProcessExited",
+            format!("{why}; see knit logs {key}"),
+        );
+    } else if states.iter().all(|s| matches!(s, State::Running)) {
+        ctx.report.ready(&source.uid, &[], 0);
+    } else {
+        ctx.report
+            .not_ready(&source.uid, "Starting", "the processes are starting");
+    }
+}
+
+struct Supervisor {
+    process: Process,
+    buffer: Arc<Buffer>,
+    states: Arc<Mutex<Vec<State>>>,
+    index: usize,
+    changed: watch::Sender<()>,
+}
+
+impl Supervisor {
+    fn set(&self, state: State) {
+        if let Some(s) = self.states.lock().get_mut(self.index) {
+            *s = state;
+        }
+        self.changed.send_replace(());
+    }
+
+    fn note(&self, text: &str) {
+        self.buffer.push(&self.process.name, "knit", text);
+    }
+
+    fn spawn(&self) -> std::io::Result<Child> {
+        let p = &self.process;
+        let Some((program, args)) = p.argv.split_first() else {
+            return Err(std::io::Error::other("no command"));
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so stopping reaches what it started too.
+            .process_group(0);
+        for (k, v) in &p.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &p.working_dir {
+            cmd.current_dir(dir);
+        }
+        cmd.spawn()
+    }
+
+    async fn run(self, mut stop: StopSignal) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            let started = Instant::now();
+            let why = match self.spawn() {
+                Ok(mut child) => {
+                    self.note(&format!("started (pid {})", child.id().unwrap_or(0)));
+                    self.set(State::Running);
+                    let pumps = [
+                        child.stdout.take().map(|o| self.pump(o, "stdout")),
+                        child.stderr.take().map(|e| self.pump(e, "stderr")),
+                    ];
+                    tokio::select! {
+                        status = child.wait() => {
+                            for p in pumps.into_iter().flatten() {
+                                // Whatever the process wrote before exiting is kept.
+                                let _ = tokio::time::timeout(Duration::from_secs(1), p).await;
+                            }
+                            match status {
+                                Ok(s) => format!("exited with {s}"),
+                                Err(e) => format!("cannot wait for it: {e}"),
+                            }
+                        }
+                        _ = stop.stopped() => {
+                            terminate(&mut child).await;
+                            self.note("stopped");
+                            return;
+                        }
+                    }
+                }
+                Err(e) => format!("cannot start {:?}: {e}", self.process.argv.first()),
+            };
+            if started.elapsed() >= RUN_THAT_LASTED {
+                backoff = BACKOFF_START;
+            }
+            let msg = format!(
+                "process {} {why}; restarting in {:.1} s",
+                self.process.name,
+                backoff.as_secs_f64()
+            );
+            tracing::warn!(process = %self.process.name, reason = %why, wait_ms = backoff.as_millis() as u64, "container process ended; restarting");
+            self.note(&msg);
+            self.set(State::Waiting(msg));
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.stopped() => return,
+            }
+            backoff = next_backoff(backoff);
+        }
+    }
+
+    /// Copy `out` into the log ring, line by line (over-long lines are cut).
+    fn pump<R>(&self, mut out: R, stream: &'static str) -> tokio::task::JoinHandle<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let buffer = self.buffer.clone();
+        let name = self.process.name.clone();
+        tokio::spawn(async move {
+            let mut pending: Vec<u8> = Vec::new();
+            let mut chunk = vec![0u8; 8192];
+            loop {
+                let n = match out.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                for &b in &chunk[..n] {
+                    if b == b'\n' {
+                        buffer.push(&name, stream, &String::from_utf8_lossy(&pending));
+                        pending.clear();
+                    } else if pending.len() < MAX_LINE_BYTES {
+                        pending.push(b);
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                buffer.push(&name, stream, &String::from_utf8_lossy(&pending));
+            }
+        })
+    }
+}
+
+/// SIGTERM to the process group, SIGKILL after [`TERM_GRACE`].
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_to_a_cap() {
+        let mut b = BACKOFF_START;
+        let mut seen = vec![b];
+        for _ in 0..8 {
+            b = next_backoff(b);
+            seen.push(b);
+        }
+        assert_eq!(seen[1], Duration::from_secs(1));
+        assert_eq!(seen[2], Duration::from_secs(2));
+        assert_eq!(*seen.last().unwrap_or(&Duration::ZERO), BACKOFF_MAX);
+    }
 }

@@ -291,3 +291,39 @@ pub async fn delete(
     println!("{}.{} \"{name}\" deleted", k.plural(), k.group());
     Ok(())
 }
+
+/// How often `knit logs -f` asks for new output.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// `knit logs KIND/NAME [-f]`.
+pub async fn logs(server: &ServerArgs, target: &str, namespace: &str, follow: bool) -> Result<()> {
+    let Some((k, name)) = target.split_once('/') else {
+        bail!("give the source as KIND/NAME, e.g. containersource/heartbeats");
+    };
+    let k = kind(k)?;
+    let client = Client::new(server)?;
+    let mut after = 0u64;
+    loop {
+        let v = client
+            .get(&format!(
+                "/api/v1/logs/{}/{namespace}/{name}?after={after}",
+                k.plural()
+            ))
+            .await?;
+        for line in v["lines"].as_array().into_iter().flatten() {
+            let process = line["process"].as_str().unwrap_or_default();
+            let stream = line["stream"].as_str().unwrap_or_default();
+            let text = line["text"].as_str().unwrap_or_default();
+            if stream == "knit" {
+                println!("[{process}] knit: {text}");
+            } else {
+                println!("[{process}] {text}");
+            }
+        }
+        after = v["next"].as_u64().unwrap_or(after);
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}

@@ -107,6 +107,19 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Print the output of a ContainerSource's local processes (`containersource/NAME`).
+    Logs {
+        /// `KIND/NAME`, e.g. `containersource/heartbeats`.
+        target: String,
+        /// Namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Keep printing new output until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Check manifests offline, as admission would; exit 0 when valid, 2 otherwise.
     Validate {
         /// Files or folders.

@@ -125,7 +125,8 @@ pub enum ApiServerMode {
 pub struct ApiServerAdapter {
     /// What to watch.
     pub resources: Vec<WatchedResource>,
-    /// Only objects owned (controller or not) by an object of this `apiVersion`/`kind`.
+    /// Only objects whose controller (the ownerReference with `controller: true`) is of this
+    /// `apiVersion`/`kind`, as Knative filters them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<(String, String)>,
     /// Reference or Resource.

@@ -143,7 +143,9 @@ mod tests {
     }
 
     fn tracker() -> Tracker {
-        Tracker::new(ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Pod")))
+        Tracker::new(ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "", "v1", "Pod",
+        )))
     }
 
     fn names(out: &[(Change, DynamicObject)]) -> Vec<(Change, String)> {
@@ -169,7 +171,10 @@ mod tests {
         assert_eq!(t.len(), 2);
         let out = t.on(watcher::Event::Apply(pod("c", "3")));
         let types = out[0].1.types.clone().expect("types filled");
-        assert_eq!((types.api_version.as_str(), types.kind.as_str()), ("v1", "Pod"));
+        assert_eq!(
+            (types.api_version.as_str(), types.kind.as_str()),
+            ("v1", "Pod")
+        );
     }
 
     #[test]
@@ -195,7 +200,10 @@ mod tests {
     #[test]
     fn a_relist_reports_only_what_changed_while_the_watch_was_down() {
         let mut t = tracker();
-        list(&mut t, vec![pod("same", "1"), pod("changed", "2"), pod("gone", "3")]);
+        list(
+            &mut t,
+            vec![pod("same", "1"), pod("changed", "2"), pod("gone", "3")],
+        );
         let out = list(
             &mut t,
             vec![pod("same", "1"), pod("changed", "9"), pod("new", "10")],

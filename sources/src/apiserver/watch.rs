@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
 use knit_crds::contract::{ApiServerMode, Source};
 use knit_dispatcher::{EventFilter, Reporter};
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::RwLock;

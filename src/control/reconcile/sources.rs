@@ -306,6 +306,15 @@ pub(crate) fn sources(world: &mut World<'_>) {
                         adapter_condition(world, &uid, "Deployed", &mut c);
                         if c.is_true("Deployed") {
                             c.ok("SufficientPermissions");
+                        } else if c
+                            .get("Deployed")
+                            .is_some_and(|d| d.reason.as_deref() == Some("WatchForbidden"))
+                        {
+                            let msg = c
+                                .get("Deployed")
+                                .and_then(|d| d.message.clone())
+                                .unwrap_or_default();
+                            c.fail("SufficientPermissions", "WatchForbidden", msg);
                         } else {
                             c.unknown(
                                 "SufficientPermissions",
