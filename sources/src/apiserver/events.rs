@@ -261,6 +261,9 @@ mod tests {
         .expect("ns");
         let ev = event("s", ApiServerMode::Reference, Change::Add, &ns).expect("event");
         assert!(ev.extension("namespace").is_none());
-        assert_eq!(data(&ev), r#"{"kind":"Namespace","name":"x","apiVersion":"v1"}"#);
+        assert_eq!(
+            data(&ev),
+            r#"{"kind":"Namespace","name":"x","apiVersion":"v1"}"#
+        );
     }
 }

@@ -87,12 +87,9 @@ fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
 
 /// Resolve a resource through discovery: its plural and whether it is namespaced.
 async fn discover(client: &kube::Client, gvk: &GroupVersionKind) -> Result<(ApiResource, bool)> {
-    let found = tokio::time::timeout(
-        DISCOVERY_TIMEOUT,
-        kube::discovery::pinned_kind(client, gvk),
-    )
-    .await
-    .map_err(|_| Error::Upstream("discovery timed out".into()))?;
+    let found = tokio::time::timeout(DISCOVERY_TIMEOUT, kube::discovery::pinned_kind(client, gvk))
+        .await
+        .map_err(|_| Error::Upstream("discovery timed out".into()))?;
     match found {
         Ok((ar, caps)) => Ok((ar, caps.scope == Scope::Namespaced)),
         Err(kube::Error::Discovery(e)) => Err(Error::Config(format!(
@@ -270,6 +267,9 @@ mod tests {
             "apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters:\n- name: ca\n  cluster: {server: 'https://a:6443'}\n- name: cb\n  cluster: {server: 'https://10.96.0.1:443'}\ncontexts:\n- name: a\n  context: {cluster: ca}\n- name: b\n  context: {cluster: cb}\nusers: []\n",
         )
         .expect("kubeconfig");
-        assert_eq!(current_server(&kc).as_deref(), Some("https://10.96.0.1:443"));
+        assert_eq!(
+            current_server(&kc).as_deref(),
+            Some("https://10.96.0.1:443")
+        );
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
 use knit_crds::contract::{ApiServerMode, Source};
 use knit_dispatcher::{EventFilter, Reporter};
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::RwLock;
@@ -181,7 +181,10 @@ pub(super) async fn objects(
     let reference = shared.source.reference.clone();
     let stream = watcher(api, watch_config(target.label_selector.as_deref())).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut tracker = Tracker::new(target.resource.clone());
+    let mut tracker = Tracker::new(
+        target.resource.clone(),
+        shared.mode == ApiServerMode::Resource,
+    );
     tracing::debug!(source = %reference, watch = %what, "watch started");
     loop {
         let next = tokio::select! {
