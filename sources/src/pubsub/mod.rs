@@ -13,12 +13,13 @@
 //! **Acknowledgement.** A message is acknowledged only after the sink (or its dead-letter sink)
 //! accepted its event. While a send is retrying its ack deadline is extended, so Pub/Sub does
 //! not hand the message out twice. A message whose delivery was given up is *nacked*
-//! (`modifyAckDeadline 0`): Pub/Sub redelivers it, again and again, until the sink takes it
+//! (`modifyAckDeadline`): Pub/Sub redelivers it, again and again, until the sink takes it
 //! or the subscription's retention (`retentionDuration`, 7 days by default) expires it. Each
-//! give-up is logged, and pulling then pauses with a growing delay (up to
-//! [`MAX_BACKOFF`]), so a sink that is down is not flooded with redeliveries. Nothing is lost
-//! inside retention, and a message may arrive more than once (at-least-once: an ack that fails
-//! after the sink took it means one redelivery).
+//! give-up is logged. The first nack after a success is immediate (deadline 0); while the sink
+//! keeps dropping, nacks ask for redelivery after a growing delay (1 s, 2 s, ... up to
+//! [`MAX_BACKOFF`]) and new pulls pause too, so a sink that is down is not flooded with
+//! redeliveries. Nothing is lost inside retention, and a message may arrive more than once
+//! (at-least-once: an ack that fails after the sink took it means one redelivery).
 //!
 //! **Errors.** When the topic or subscription cannot be set up, or a pull fails, the source is
 //! Ready=False with the API's reason and retries with exponential backoff, Ready again once a
@@ -52,6 +53,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use knit_crds::contract::{Adapter, Source};
@@ -120,6 +122,19 @@ struct Puller {
     /// `projects/P/subscriptions/S`.
     subscription: String,
     spec: SubscriptionSpec,
+    /// Deliveries given up since the last one the sink took.
+    drops: Arc<AtomicU32>,
+}
+
+/// Seconds until Pub/Sub redelivers a message after the `drops`-th consecutive give-up.
+fn nack_delay(drops: u32) -> u32 {
+    match drops {
+        0 | 1 => 0,
+        n => 1u32
+            .checked_shl(n - 2)
+            .unwrap_or(u32::MAX)
+            .min(MAX_BACKOFF.as_secs() as u32),
+    }
 }
 
 pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal) {
@@ -161,6 +176,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
             retain_acked_messages: cfg.retain_acked_messages,
             retention_seconds: cfg.retention_seconds,
         },
+        drops: Arc::new(AtomicU32::new(0)),
         ctx,
         source,
     };
@@ -361,6 +377,7 @@ impl Puller {
         let reference = self.source.reference.clone();
         let subscription = self.subscription.clone();
         let deadline = self.spec.ack_deadline_seconds;
+        let drops = self.drops.clone();
         let converted = event::event(&self.project, &self.topic_id, &subscription, &m.message);
         async move {
             let ack_id = m.ack_id.as_str();
@@ -388,10 +405,11 @@ impl Puller {
                 }
             };
             if !accepted(&fate) {
-                tracing::warn!(source = %reference, message_id = %id, fate = ?fate,
+                let delay = nack_delay(drops.fetch_add(1, Ordering::Relaxed).saturating_add(1));
+                tracing::warn!(source = %reference, message_id = %id, fate = ?fate, redeliver_in_s = delay,
                     "the sink did not take the message: nacked, Pub/Sub redelivers it");
                 if let Err(e) = client
-                    .modify_ack_deadline(&subscription, &[ack_id], 0)
+                    .modify_ack_deadline(&subscription, &[ack_id], delay)
                     .await
                 {
                     tracing::debug!(source = %reference, message_id = %id, error = %e,
@@ -399,6 +417,7 @@ impl Puller {
                 }
                 return Outcome::Nacked;
             }
+            drops.store(0, Ordering::Relaxed);
             let mut delay = Duration::from_millis(100);
             for attempt in 1..=ACK_ATTEMPTS {
                 match client.acknowledge(&subscription, &[ack_id]).await {
@@ -421,6 +440,13 @@ impl Puller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nacks_are_immediate_at_first_then_delayed_more_and_more() {
+        let delays: Vec<u32> = (1..=9).map(nack_delay).collect();
+        assert_eq!(delays, [0, 1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(nack_delay(u32::MAX), 30);
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap_and_resets() {
