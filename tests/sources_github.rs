@@ -324,6 +324,40 @@ async fn every_octokit_example_arrives_signed_and_byte_identical() {
     }));
     assert_eq!(got.len(), sent.len() + 1);
 
+    // The legacy SHA-1 header alone is accepted; beside a bad SHA-256 one it is not.
+    let sha1 = signature::sign_sha1(SECRET.as_bytes(), &body);
+    let legacy = http()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-github-event", issues.as_str())
+        .header("x-github-delivery", "legacy-sha1")
+        .header("x-hub-signature", &sha1)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(legacy.status().as_u16(), 202);
+    let mixed = http()
+        .post(&url)
+        .header("x-github-event", issues.as_str())
+        .header("x-github-delivery", "mixed")
+        .header("x-hub-signature", &sha1)
+        .header("x-hub-signature-256", &bad)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(mixed.status().as_u16(), 401);
+    let got = sink.wait_for(sent.len() + 2).await;
+    assert!(
+        got.iter()
+            .any(|r| r.header("ce-id").as_deref() == Some("legacy-sha1"))
+    );
+    assert!(
+        got.iter()
+            .all(|r| r.header("ce-id").as_deref() != Some("mixed"))
+    );
+
     // Deleting the source deletes the hook at GitHub.
     knit.remove("gh.yaml");
     eventually("the hook to be deleted", || async {
