@@ -34,6 +34,9 @@ use watch::{Readiness, Shared, Target};
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting to the API server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence on a response (a hung list): above the watcher's server-side watch
+/// timeout (290 s) and its idle margin, so quiet watches are never cut by it.
+const READ_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// A client for the API server of `kubeconfig`, with that server's URL as written there
 /// (the events' `source`, as Knative's `rest.Config.Host`).
@@ -45,6 +48,8 @@ pub async fn client(kubeconfig: &Path) -> Result<(kube::Client, String)> {
         .await
         .map_err(|e| Error::Config(format!("invalid kubeconfig {}: {e}", kubeconfig.display())))?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.read_timeout = Some(READ_TIMEOUT);
+    config.reset_reader_on_write = true;
     let server = server.unwrap_or_else(|| {
         config
             .cluster_url

@@ -31,17 +31,41 @@ pub struct Tracker {
     known: BTreeMap<Key, DynamicObject>,
     relist: Option<BTreeMap<Key, DynamicObject>>,
     primed: bool,
+    whole: bool,
 }
 
 impl Tracker {
     /// Nothing known yet; objects without `apiVersion`/`kind` (list items) get `resource`'s.
-    pub fn new(resource: ApiResource) -> Self {
+    /// Unless `whole` (Resource mode, where a delete found by a re-list sends the last known
+    /// object), only what references and filters need is kept: identity, labels, owners
+    /// and resourceVersion.
+    pub fn new(resource: ApiResource, whole: bool) -> Self {
         Self {
             resource,
             known: BTreeMap::new(),
             relist: None,
             primed: false,
+            whole,
         }
+    }
+
+    fn kept(&self, obj: &DynamicObject) -> DynamicObject {
+        if self.whole {
+            return obj.clone();
+        }
+        let mut light = DynamicObject {
+            types: obj.types.clone(),
+            metadata: Default::default(),
+            data: serde_json::Value::Null,
+        };
+        let m = &obj.metadata;
+        light.metadata.name = m.name.clone();
+        light.metadata.namespace = m.namespace.clone();
+        light.metadata.uid = m.uid.clone();
+        light.metadata.resource_version = m.resource_version.clone();
+        light.metadata.labels = m.labels.clone();
+        light.metadata.owner_references = m.owner_references.clone();
+        light
     }
 
     /// Whether the first list is complete.
@@ -81,7 +105,7 @@ impl Tracker {
                 Vec::new()
             }
             watcher::Event::InitApply(obj) => {
-                let obj = self.typed(obj);
+                let obj = self.kept(&self.typed(obj));
                 self.relist
                     .get_or_insert_with(BTreeMap::new)
                     .insert(key(&obj), obj);
@@ -118,7 +142,7 @@ impl Tracker {
                     Some(prev) if same_version(prev, &obj) => None,
                     Some(_) => Some(Change::Update),
                 };
-                self.known.insert(key(&obj), obj.clone());
+                self.known.insert(key(&obj), self.kept(&obj));
                 change.map(|c| vec![(c, obj)]).unwrap_or_default()
             }
             watcher::Event::Delete(obj) => {
@@ -143,9 +167,10 @@ mod tests {
     }
 
     fn tracker() -> Tracker {
-        Tracker::new(ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "", "v1", "Pod",
-        )))
+        Tracker::new(
+            ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Pod")),
+            true,
+        )
     }
 
     fn names(out: &[(Change, DynamicObject)]) -> Vec<(Change, String)> {
@@ -224,5 +249,26 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn reference_mode_keeps_only_what_references_need() {
+        let mut t = Tracker::new(
+            ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Pod")),
+            false,
+        );
+        let mut big = pod("a", "1");
+        big.data = serde_json::json!({"spec": {"containers": []}});
+        list(&mut t, vec![big]);
+        // `a` vanished while the watch was down: its delete still names it and its kind.
+        let out = {
+            t.on(watcher::Event::Init);
+            t.on(watcher::Event::InitDone)
+        };
+        let (change, obj) = &out[0];
+        assert_eq!(*change, Change::Delete);
+        assert_eq!(obj.metadata.name.as_deref(), Some("a"));
+        assert_eq!(obj.types.as_ref().map(|t| t.kind.as_str()), Some("Pod"));
+        assert!(obj.data.is_null());
     }
 }

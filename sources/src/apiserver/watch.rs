@@ -181,7 +181,10 @@ pub(super) async fn objects(
     let reference = shared.source.reference.clone();
     let stream = watcher(api, watch_config(target.label_selector.as_deref())).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut tracker = Tracker::new(target.resource.clone());
+    let mut tracker = Tracker::new(
+        target.resource.clone(),
+        shared.mode == ApiServerMode::Resource,
+    );
     tracing::debug!(source = %reference, watch = %what, "watch started");
     loop {
         let next = tokio::select! {

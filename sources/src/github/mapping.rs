@@ -3,9 +3,10 @@
 //! id, URL or field; extensions `owner`, `repository`, `sender`, `action` and the kind's own).
 //!
 //! Differences from Knative, on purpose: the data is the original body (set by the caller);
-//! extension values absent from the payload are left out rather than sent empty or zero; and
-//! kinds outside Knative's list (Knative answers 404) are forwarded with no subject and the
-//! common extensions that the payload has.
+//! extension values absent from the payload (or empty) are left out rather than sent empty or
+//! zero (an empty extension is not a valid CloudEvents value for Knit's ingress); and kinds
+//! outside Knative's list (Knative answers 404) are forwarded with no subject and the common
+//! extensions that the payload has.
 
 use serde_json::Value;
 
@@ -214,7 +215,7 @@ impl Mapped<'_> {
     }
 
     fn ext(&mut self, name: &'static str, pointer: &str) {
-        if let Some(v) = self.text(pointer) {
+        if let Some(v) = self.text(pointer).filter(|v| !v.is_empty()) {
             self.exts.push((name, v));
         }
     }
@@ -339,6 +340,10 @@ mod tests {
         let (s, exts) = subject_and_extensions("release", &p);
         assert_eq!(s.as_deref(), Some("0.0.1"));
         assert_eq!(ext(&exts, "release"), Some("First"));
+        // An empty release name is left out (an empty extension is not a valid value).
+        let p = json!({"release": {"tag_name": "0.0.1", "name": ""}, "action": "created"});
+        let (_, exts) = subject_and_extensions("release", &p);
+        assert_eq!(ext(&exts, "release"), None);
 
         let p = json!({"sha": "6113728f", "state": "success", "name": "Codertocat/Hello-World", "context": "default", "repository": repo(), "sender": {"login": "a"}});
         let (s, exts) = subject_and_extensions("status", &p);

@@ -210,7 +210,7 @@ impl Registrar {
         let transport = |e: reqwest::Error| ApiError::Transport {
             method: method.clone(),
             url: url.to_string(),
-            reason: e.to_string(),
+            reason: chain(&e),
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
@@ -244,6 +244,21 @@ fn hooks_url(api_url: &str, owner_and_repository: &str) -> Result<String, ApiErr
         None if ok(target) => Ok(format!("{base}/orgs/{target}/hooks")),
         _ => Err(ApiError::Target(owner_and_repository.to_string())),
     }
+}
+
+/// An error with its causes (reqwest's own message omits them: "error sending request").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    truncate(&out)
 }
 
 /// GitHub's `message` of an error body, or the start of the body.
