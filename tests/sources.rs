@@ -173,7 +173,8 @@ async fn a_failing_sink_is_retried_and_what_still_fails_is_counted() {
 #[tokio::test]
 async fn editing_one_source_restarts_only_its_adapter() {
     let a = Sink::start().await;
-    let long_running = "echo up\nwhile true; do sleep 1; done";
+    // Runs until knit is gone (tests kill knit with SIGKILL, which it cannot pass on).
+    let long_running = "echo up\nwhile kill -0 $PPID 2>/dev/null; do sleep 1; done";
     let knit = Knit::start(&[
         (
             "a.yaml",
@@ -217,7 +218,7 @@ async fn editing_one_source_restarts_only_its_adapter() {
         "b.yaml",
         &container_source(
             "b",
-            "echo up again\nwhile true; do sleep 1; done",
+            "echo up again\nwhile kill -0 $PPID 2>/dev/null; do sleep 1; done",
             "uri: http://127.0.0.1:9/",
             "",
         ),
