@@ -92,7 +92,18 @@ async fn apiserversource_to_broker_to_trigger_with_a_410_relist() {
         &["--kubeconfig", &kubeconfig],
     );
     knit.ready("triggers", "t").await;
-    knit.ready("apiserversources", "watcher").await;
+    let src = knit.ready("apiserversources", "watcher").await;
+    let attrs = src["status"]["ceAttributes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(attrs.len(), 3, "{src}");
+    assert!(
+        attrs
+            .iter()
+            .all(|a| a["source"].as_str() == Some(kube.url.as_str())),
+        "ceAttributes name the API server: {src}"
+    );
 
     kube.put("Pod", pod("new", json!({"app": "web"})));
     kube.put("Pod", pod("unlabelled", json!({})));

@@ -221,11 +221,11 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
         source: source.clone(),
         mode: cfg.mode,
         owner: cfg.owner.clone(),
-        server,
+        server: server.clone(),
         emitter: Emitter::new(&ctx.dispatch, &source),
         filter,
         namespaces: RwLock::new(HashSet::new()),
-        readiness: Readiness::new(ctx.report.clone(), source.uid.clone(), pending),
+        readiness: Readiness::new(ctx.report.clone(), source.uid.clone(), server, pending),
     });
     if pending == 0 {
         shared.readiness.check();

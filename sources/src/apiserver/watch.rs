@@ -35,15 +35,18 @@ pub(super) struct Target {
 pub(super) struct Readiness {
     report: Arc<Reporter>,
     uid: String,
+    /// The API server URL: the `source` of every event, reported for `status.ceAttributes`.
+    server: String,
     pending: AtomicUsize,
     ready: AtomicBool,
 }
 
 impl Readiness {
-    pub(super) fn new(report: Arc<Reporter>, uid: String, pending: usize) -> Self {
+    pub(super) fn new(report: Arc<Reporter>, uid: String, server: String, pending: usize) -> Self {
         Self {
             report,
             uid,
+            server,
             pending: AtomicUsize::new(pending),
             ready: AtomicBool::new(false),
         }
@@ -60,7 +63,8 @@ impl Readiness {
     /// Report ready once nothing is pending.
     pub(super) fn check(&self) {
         if self.pending.load(Ordering::SeqCst) == 0 && !self.ready.swap(true, Ordering::SeqCst) {
-            self.report.ready(&self.uid, &[], 0);
+            self.report
+                .ready(&self.uid, &[("source", self.server.as_str())], 0);
         }
     }
 

@@ -303,7 +303,12 @@ pub(crate) fn sources(world: &mut World<'_>) {
                             a.spec.ce_overrides.as_ref(),
                             Adapter::ApiServer(cfg.clone()),
                         ));
-                        adapter_condition(world, &uid, "Deployed", &mut c);
+                        let notes = adapter_condition(world, &uid, "Deployed", &mut c);
+                        if let Some(server) = notes.get("source") {
+                            for a in &mut st.ce_attributes {
+                                a.source = Some(server.clone());
+                            }
+                        }
                         if c.is_true("Deployed") {
                             c.ok("SufficientPermissions");
                         } else if c
