@@ -21,7 +21,8 @@ use knit_sources::pubsub::client::{Client, Outgoing};
 use knit_sources::{Config, Ctx, FilterFactory, Runtime};
 use parking_lot::Mutex;
 
-const PATIENCE: Duration = Duration::from_secs(30);
+/// Longer than `PULL_TIMEOUT`: a subscription deleted outside is noticed at the next pull.
+const PATIENCE: Duration = Duration::from_secs(45);
 
 fn emulator() -> Option<String> {
     match std::env::var("PUBSUB_EMULATOR_HOST") {
@@ -291,4 +292,86 @@ async fn without_the_emulator_the_source_says_why_it_cannot_run() {
     assert!(!o.ready);
     assert_eq!(o.reason, "CredentialsNotSupported");
     assert!(o.message.contains("PUBSUB_EMULATOR_HOST"), "{}", o.message);
+}
+
+#[tokio::test]
+async fn an_unreachable_pubsub_is_reported_with_the_reason() {
+    // Port 9 (discard) on loopback: nothing listens there.
+    let rt = runtime(Some("127.0.0.1:9".into()));
+    rt.apply(&[source("ps4", "http://127.0.0.1:9/", "proj", "topic", "sub")]);
+    let o = eventually("a report", || async {
+        rt.ctx()
+            .report
+            .subscribe()
+            .borrow()
+            .objects
+            .get("ps4")
+            .cloned()
+    })
+    .await;
+    assert!(!o.ready);
+    assert_eq!(o.reason, "SubscriptionFailed");
+    assert!(
+        o.message.contains("projects/proj/topics/topic"),
+        "{}",
+        o.message
+    );
+    rt.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_subscription_follows_topic_changes_and_comes_back_when_deleted_outside() {
+    let Some(host) = emulator() else { return };
+    let s = suffix();
+    let (project, sub) = (format!("proj-{s}"), format!("knit-{s}"));
+    let (url, got) = sink(0).await;
+    let client = Client::emulator(&host).expect("client");
+    let sub_name = format!("projects/{project}/subscriptions/{sub}");
+    let rt = runtime(Some(host.clone()));
+    rt.apply(&[source("ps5", &url, &project, "first-topic", &sub)]);
+    eventually("the subscription on the first topic", || async {
+        let s = client.get_subscription(&sub_name).await.ok()?;
+        (s.topic == format!("projects/{project}/topics/first-topic")).then_some(())
+    })
+    .await;
+
+    // Same subscription name, another topic: the adapter restarts and moves it.
+    let mut moved = source("ps5", &url, &project, "second-topic", &sub);
+    if let Adapter::PubSub(cfg) = &mut moved.adapter {
+        cfg.ack_deadline_seconds = 45;
+    }
+    rt.apply(std::slice::from_ref(&moved));
+    eventually("the subscription on the second topic", || async {
+        let s = client.get_subscription(&sub_name).await.ok()?;
+        (s.topic == format!("projects/{project}/topics/second-topic")
+            && s.ack_deadline_seconds == 45)
+            .then_some(())
+    })
+    .await;
+
+    // Deleted behind Knit's back: the next pull finds it gone and recreates it.
+    assert!(client.delete_subscription(&sub_name).await.expect("delete"));
+    eventually("the subscription to come back", || async {
+        client.get_subscription(&sub_name).await.ok()
+    })
+    .await;
+    let ids = client
+        .publish(
+            &format!("projects/{project}/topics/second-topic"),
+            &[Outgoing {
+                data: b"after".to_vec(),
+                attributes: BTreeMap::new(),
+            }],
+        )
+        .await
+        .expect("publish");
+    eventually("the message after the recreation", || async {
+        got.events
+            .lock()
+            .iter()
+            .any(|e| Some(&e.0) == ids.first())
+            .then_some(())
+    })
+    .await;
+    rt.shutdown(Duration::from_secs(5)).await;
 }

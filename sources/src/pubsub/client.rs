@@ -1,8 +1,11 @@
 //! A small client of the Pub/Sub REST API (`/v1/projects/*/topics`, `/v1/projects/*/subscriptions`)
 //! over reqwest: the calls the adapter needs (create a topic, create / read / update / delete a
 //! subscription, pull, acknowledge, modify ack deadlines) and `publish` for tests and demos.
-//! Every call has a timeout; `pull` is a long poll, so its timeout is longer than the server's
-//! wait (the emulator holds an empty pull for about 90 s).
+//! Every call has a timeout. `pull` is a long poll that the server may hold for a long time
+//! (the emulator holds an empty pull for about 90 s, even after its subscription was deleted),
+//! so its timeout is shorter: the adapter then pulls again, and notices a deleted subscription
+//! within [`PULL_TIMEOUT`]. A message the server hands out just as a pull times out is not lost:
+//! it is redelivered once its ack deadline passes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,8 +15,8 @@ use serde_json::json;
 
 /// Timeout of every call except `pull`.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Timeout of a `pull`, a long poll the server ends by itself when no message comes.
-pub const PULL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Timeout of a `pull` (a long poll): an empty pull ends after this long at the latest.
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]

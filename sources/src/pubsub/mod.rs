@@ -23,7 +23,8 @@
 //!
 //! **Errors.** When the topic or subscription cannot be set up, or a pull fails, the source is
 //! Ready=False with the API's reason and retries with exponential backoff, Ready again once a
-//! call succeeds. A subscription deleted behind Knit's back is recreated.
+//! call succeeds. A subscription deleted behind Knit's back is recreated (noticed at the next
+//! pull, within [`client::PULL_TIMEOUT`]).
 //!
 //! **Stopping.** `Removed` (the source was deleted): sends in flight are abandoned and Knit's
 //! subscription is deleted (the topic is kept: others may publish to it or read it).
@@ -311,7 +312,7 @@ impl Puller {
                                 in_flight.insert(handle.id(), ack_id);
                             }
                         }
-                        // An empty long poll that outlived the client's timeout.
+                        // An empty long poll that reached `PULL_TIMEOUT`: pull again.
                         Err(e) if e.timed_out() => {}
                         Err(e) if e.not_found() => {
                             tracing::warn!(source = %self.source.reference, subscription = %self.subscription, "the subscription is gone: recreating it");
