@@ -2,10 +2,4 @@
 # GitHubSource: build Knit, start the event display on 127.0.0.1:9080 and run this folder.
 # Then, in another terminal, send a signed delivery as the README shows. Stop with Ctrl-C.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-cargo build --release --locked --bin knit
-bin="${CARGO_TARGET_DIR:-target}/release/knit"
-"$bin" event-display --listen 127.0.0.1:9080 &
-display=$!
-trap 'kill $display 2>/dev/null' EXIT
-"$bin" run -f examples/github-source
+exec "$(dirname "$0")/../with-display.sh" -f examples/github-source

@@ -3,10 +3,4 @@
 # trigger of this folder on the embedded (in-memory) default. Events sent to the broker show up
 # in this terminal. Stop with Ctrl-C.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-cargo build --release --locked --bin knit
-bin="${CARGO_TARGET_DIR:-target}/release/knit"
-"$bin" event-display --listen 127.0.0.1:9080 &
-display=$!
-trap 'kill $display 2>/dev/null' EXIT
-"$bin" run -f examples/quickstart
+exec "$(dirname "$0")/../with-display.sh" -f examples/quickstart
