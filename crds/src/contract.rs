@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::duck::DeliveryFormat;
 use crate::api::eventing::{SubscriptionsApiFilter, TriggerFilter};
 
+pub mod serving;
 mod source;
 
 pub use source::{
@@ -29,6 +30,9 @@ pub struct Contract {
     /// Every event source with a resolved sink.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Source>,
+    /// Revisions and routes (serving).
+    #[serde(default)]
+    pub serving: serving::Serving,
 }
 
 /// What kind of object an ingress belongs to.

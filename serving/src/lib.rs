@@ -2,5 +2,9 @@
 //! cluster), the gateway that routes by Host and traffic split, the proxy that counts
 //! concurrency, the KPA autoscaler and the activator that scales from zero.
 //!
-//! It stands alone: it must not depend on the eventing crates. Serving resources are already
-//! admitted and stored by the control plane; this crate's runtime arrives with the serving issue.
+//! It stands alone: it must not depend on the eventing crates (only on `knit-crds` for the
+//! Contract's serving section and the report type). The control plane computes what to run;
+//! this crate runs it and reports back per Revision UID.
+
+pub mod autoscaler;
+pub mod runtime;

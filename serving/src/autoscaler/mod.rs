@@ -1,0 +1,1 @@
+//! The KPA autoscaler's maths (placeholder: the autoscaler lands here).

@@ -1,0 +1,1 @@
+//! The serving data plane (placeholder: revisions, proxy, gateway and activator land here).
