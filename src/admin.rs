@@ -9,6 +9,7 @@
 //! | DELETE | `/api/v1/{kind}/{namespace}/{name}` | delete one object |
 //! | POST | `/api/v1/apply` | `{"file": NAME, "manifest": YAML}`: admit and store |
 //! | GET | `/api/v1/contract` | the data-plane Contract (secret values redacted) |
+//! | POST | `/api/v1/filter-test/{namespace}/{broker}` | `{"event": CE-JSON}` → `{"triggers": [{name, verdict: {matched, clause, reason}}]}` |
 //! | GET | `/api/v1/logs/{kind}/{namespace}/{name}?after=N` | output of a ContainerSource's processes after line N |
 //! | GET | `/api/v1/stats` | fate counters in total and per egress (`egresses`, by `Kind/ns/name`): delivered, filtered, deferred, deadLettered, dropped, shed, retries; and unmatched |
 //!
@@ -54,6 +55,10 @@ pub fn router(
         .route("/api/v1/stats", get(stats_handler))
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/logs/{kind}/{namespace}/{name}", get(logs_handler))
+        .route(
+            "/api/v1/filter-test/{namespace}/{broker}",
+            post(filter_test),
+        )
         .route("/api/v1/{kind}", get(list))
         .route(
             "/api/v1/{kind}/{namespace}/{name}",
@@ -243,4 +248,54 @@ async fn logs_handler(
     let lines = buffer.since(q.after, 1000);
     let next = lines.last().map(|l| l.seq).unwrap_or(q.after);
     Json(json!({ "lines": lines, "next": next })).into_response()
+}
+
+#[derive(Deserialize)]
+struct FilterTest {
+    event: Value,
+}
+
+/// Every Trigger of a Broker against one event: matched or not, and the clause that decided.
+async fn filter_test(
+    State(s): State<AdminState>,
+    Path((namespace, broker)): Path<(String, String)>,
+    Json(body): Json<FilterTest>,
+) -> Response {
+    let bytes = match serde_json::to_vec(&body.event) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/cloudevents+json"),
+    );
+    let event = match knit_dispatcher::binding::decode(&headers, bytes.into()) {
+        Ok(knit_dispatcher::binding::Decoded::One(e)) => *e,
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "give one event, not a batch"),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("not a valid CloudEvent: {e}"),
+            );
+        }
+    };
+    let snapshot = s.control.snapshot();
+    let path = format!("/{namespace}/{broker}");
+    let Some(ingress) = snapshot.contract.ingress(&path) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no running Broker {namespace}/{broker}"),
+        );
+    };
+    let triggers: Vec<Value> = ingress
+        .egresses
+        .iter()
+        .map(|e| {
+            let name = e.reference.rsplit('/').next().unwrap_or_default();
+            let verdict = knit_broker::explain::explain(e.filter.as_ref(), &event);
+            json!({ "name": name, "verdict": verdict })
+        })
+        .collect();
+    Json(json!({ "triggers": triggers })).into_response()
 }

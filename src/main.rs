@@ -105,6 +105,25 @@ fn main() -> ExitCode {
             } => cli::client::delete(&server, &kind, &name, &namespace)
                 .await
                 .map(|_| ExitCode::SUCCESS),
+            Command::Filter(cli::FilterCommand::Test {
+                files,
+                broker,
+                event,
+                server,
+            }) => {
+                let matched = match broker {
+                    Some(b) => cli::filter::online(&server, &b, &event).await,
+                    None => cli::filter::offline(&files, &event),
+                };
+                Ok(match matched {
+                    Ok(true) => ExitCode::SUCCESS,
+                    Ok(false) => ExitCode::from(1),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::from(2)
+                    }
+                })
+            }
             Command::Logs {
                 target,
                 namespace,

@@ -7,6 +7,7 @@
 
 pub mod cesql;
 pub mod dataplane;
+pub mod explain;
 pub mod filter;
 pub mod ingress;
 

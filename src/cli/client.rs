@@ -47,6 +47,22 @@ impl Client {
         Ok((status, value))
     }
 
+    /// POST JSON to a path of the admin API, failing on any non-2xx answer.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let (status, v) = self
+            .send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await?;
+        if !status.is_success() {
+            bail!(
+                "{}",
+                v.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or(status.as_str())
+            );
+        }
+        Ok(v)
+    }
+
     /// GET a path of the admin API, failing on any non-2xx answer.
     pub async fn get(&self, path: &str) -> Result<Value> {
         let (status, v) = self

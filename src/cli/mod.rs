@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod display;
+pub mod filter;
 pub mod send;
 pub mod table;
 pub mod validate;
@@ -107,6 +108,9 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Filter dry-run: which Triggers take an event, and the clause that decided.
+    #[command(subcommand)]
+    Filter(FilterCommand),
     /// Print the output of a ContainerSource's local processes (`containersource/NAME`).
     Logs {
         /// `KIND/NAME`, e.g. `containersource/heartbeats`.
@@ -139,6 +143,27 @@ pub enum Command {
         /// Write one file per CRD into this folder instead of printing.
         #[arg(long)]
         write: Option<PathBuf>,
+    },
+}
+
+/// `knit filter ...`.
+#[derive(Subcommand, Debug)]
+pub enum FilterCommand {
+    /// Test an event against Triggers: offline from manifests (`-f`), or every Trigger of a
+    /// running server's Broker (`--broker NS/NAME`). Exit 0 when a Trigger matched, 1 when none
+    /// did, 2 on errors.
+    Test {
+        /// Trigger manifests (files or folders).
+        #[arg(short = 'f', long = "filename", conflicts_with = "broker")]
+        files: Vec<PathBuf>,
+        /// A Broker of a running server, `NAMESPACE/NAME`.
+        #[arg(long, required_unless_present = "files")]
+        broker: Option<String>,
+        /// The event in structured JSON mode (`-` reads standard input).
+        #[arg(long)]
+        event: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
