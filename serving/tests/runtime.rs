@@ -1,0 +1,267 @@
+//! The serving data plane end to end: `tests/app.py` as the revision's process, requests through
+//! the gateway by Host.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, get, revision, route, spec};
+use knit_crds::contract::serving::Tag;
+use knit_serving::runtime::Config;
+
+const START: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_by_host_with_forwarding_headers() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    h.serving.apply(&spec(
+        vec![revision("hello", "hello-00001", &[])],
+        vec![route("hello", &[("hello-00001", 100)])],
+    ));
+    h.wait_report("uid-hello-00001", START, |r| r.ready).await?;
+    let (status, body) = h.get("Hello.default.localhost:8081", "/").await?;
+    assert_eq!((status, body.as_str()), (200, "hello-00001"));
+    let (status, body) = h.get("hello.default.localhost", "/headers").await?;
+    assert_eq!(status, 200);
+    assert!(body.contains("Host=hello.default.localhost"), "{body}");
+    assert!(
+        body.contains("Forwarded=for=127.0.0.1;proto=http;host=\"hello.default.localhost\""),
+        "{body}"
+    );
+    assert!(body.contains("X-Forwarded-For=127.0.0.1"), "{body}");
+    assert!(body.contains("X-Forwarded-Proto=http"), "{body}");
+    let (status, body) = h.get("nope.default.localhost", "/").await?;
+    assert_eq!(status, 404);
+    assert!(body.contains("no route for host"), "{body}");
+    let report = h.sink.get("uid-hello-00001").unwrap_or_default();
+    assert_eq!(
+        report.annotations.get("actualReplicas").map(String::as_str),
+        Some("1")
+    );
+    // The app's output, with $(PORT) expanded in its argv, is in the logs.
+    let lines = h.serving.logs("default", "hello", 0);
+    let listening = lines.iter().find(|l| l.text.starts_with("listening on"));
+    let Some(listening) = listening else {
+        anyhow::bail!("no output in {lines:?}");
+    };
+    assert!(
+        listening.text.contains("as hello/hello-00001"),
+        "{}",
+        listening.text
+    );
+    assert!(
+        listening.text.contains("--port=") && !listening.text.contains("$(PORT)"),
+        "{}",
+        listening.text
+    );
+    let after = lines.last().map(|l| l.seq).unwrap_or(0);
+    assert!(h.serving.logs("default", "hello", after).is_empty());
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_and_tags() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    let mut r = route("split", &[("split-00001", 70), ("split-00002", 30)]);
+    r.tags.push(Tag {
+        tag: "candidate".into(),
+        hosts: vec!["candidate-split.default.localhost".into()],
+        revision: "split-00002".into(),
+    });
+    let mut s = spec(
+        vec![
+            revision("split", "split-00001", &[]),
+            revision("split", "split-00002", &[]),
+        ],
+        vec![r],
+    );
+    s.tag_header_routing = true;
+    h.serving.apply(&s);
+    h.wait_report("uid-split-00001", START, |r| r.ready).await?;
+    h.wait_report("uid-split-00002", START, |r| r.ready).await?;
+    let mut first = 0;
+    for _ in 0..2000 {
+        let (status, body) = h.get("split.default.localhost", "/").await?;
+        assert_eq!(status, 200, "{body}");
+        if body == "split-00001" {
+            first += 1;
+        }
+    }
+    assert!(
+        (1300..=1500).contains(&first),
+        "70% of 2000 went to {first}"
+    );
+    let (status, body) = h.get("candidate-split.default.localhost", "/").await?;
+    assert_eq!((status, body.as_str()), (200, "split-00002"));
+    for _ in 0..10 {
+        let (status, body) = get(
+            h.gateway,
+            "split.default.localhost",
+            "/",
+            &[("Knative-Serving-Tag", "candidate")],
+        )
+        .await?;
+        assert_eq!((status, body.as_str()), (200, "split-00002"));
+    }
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_concurrency_one_is_enforced() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    let mut rev = revision("cc", "cc-00001", &[]);
+    rev.container_concurrency = 1;
+    rev.autoscaling
+        .insert("autoscaling.knative.dev/max-scale".into(), "1".into());
+    h.serving
+        .apply(&spec(vec![rev], vec![route("cc", &[("cc-00001", 100)])]));
+    h.wait_report("uid-cc-00001", START, |r| r.ready).await?;
+    let mut calls = Vec::new();
+    for _ in 0..15 {
+        let gw = h.gateway;
+        calls.push(tokio::spawn(async move {
+            get(gw, "cc.default.localhost", "/slow?ms=400", &[]).await
+        }));
+    }
+    let mut ok = 0;
+    let mut full = 0;
+    for c in calls {
+        let (status, body) = c.await??;
+        match status {
+            200 => ok += 1,
+            503 => {
+                assert!(body.contains("queue full"), "{body}");
+                full += 1;
+            }
+            other => anyhow::bail!("unexpected {other}: {body}"),
+        }
+    }
+    // One at the app, ten queued (10 × CC), the rest refused.
+    assert_eq!((ok, full), (11, 4));
+    let (status, most) = h.get("cc.default.localhost", "/stats").await?;
+    assert_eq!((status, most.as_str()), (200, "1"));
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_to_zero_and_back() -> anyhow::Result<()> {
+    let h = Harness::start(Config {
+        tick: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await?;
+    let mut rev = revision("zero", "zero-00001", &[]);
+    rev.autoscaling
+        .insert("autoscaling.knative.dev/window".into(), "2s".into());
+    let mut s = spec(vec![rev], vec![route("zero", &[("zero-00001", 100)])]);
+    s.autoscaler_config
+        .insert("scale-to-zero-grace-period".into(), "1s".into());
+    h.serving.apply(&s);
+    h.wait_report("uid-zero-00001", START, |r| r.ready).await?;
+    let (status, _) = h.get("zero.default.localhost", "/").await?;
+    assert_eq!(status, 200);
+    let at_zero = h
+        .wait_report("uid-zero-00001", START, |r| {
+            r.annotations.get("actualReplicas").map(String::as_str) == Some("0")
+                && r.annotations.get("desiredReplicas").map(String::as_str) == Some("0")
+        })
+        .await?;
+    assert!(at_zero.ready, "healthy at zero: {at_zero:?}");
+    assert!(!at_zero.annotations.contains_key("lastColdStartMs"));
+    // The request at zero starts a replica and is answered.
+    let (status, body) = h.get("zero.default.localhost", "/").await?;
+    assert_eq!((status, body.as_str()), (200, "zero-00001"));
+    let r = h
+        .wait_report("uid-zero-00001", START, |r| {
+            r.annotations.contains_key("lastColdStartMs")
+        })
+        .await?;
+    let ms: u64 = r.annotations["lastColdStartMs"].parse()?;
+    assert!(ms > 0 && ms < 20_000, "{ms}");
+    assert_eq!(
+        r.annotations.get("actualReplicas").map(String::as_str),
+        Some("1")
+    );
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exits_are_reported_and_replaced() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    h.serving.apply(&spec(
+        vec![
+            revision(
+                "bad",
+                "bad-00001",
+                &[("CRASH", "boom: missing DATABASE_URL")],
+            ),
+            revision("crash", "crash-00001", &[]),
+        ],
+        vec![route("crash", &[("crash-00001", 100)])],
+    ));
+    let bad = h
+        .wait_report("uid-bad-00001", START, |r| {
+            !r.reason.is_empty() && r.reason != "Deploying"
+        })
+        .await?;
+    assert!(!bad.ready);
+    assert_eq!(bad.reason, "ExitCode");
+    assert!(bad.message.contains("exit status: 3"), "{}", bad.message);
+    assert!(
+        bad.message.contains("boom: missing DATABASE_URL"),
+        "{}",
+        bad.message
+    );
+
+    h.wait_report("uid-crash-00001", START, |r| r.ready).await?;
+    let (status, _) = h.get("crash.default.localhost", "/crash").await?;
+    assert_eq!(status, 502);
+    // A replacement starts and answers.
+    let deadline = std::time::Instant::now() + START;
+    loop {
+        let (status, _) = h.get("crash.default.localhost", "/").await?;
+        if status == 200 {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "never replaced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = h.serving.logs("default", "crash-00001", 0);
+    assert!(
+        lines.iter().any(|l| l.stream == "knit"
+            && l.text.contains("ExitCode")
+            && l.text.contains("exit status: 4")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.text.starts_with("started"))
+            .count()
+            >= 2
+    );
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_program_reports_exit_code() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    let mut rev = revision("missing", "missing-00001", &[]);
+    rev.container = common::container(&["/nonexistent/knit-app"], &[]);
+    h.serving.apply(&spec(
+        vec![rev],
+        vec![route("missing", &[("missing-00001", 100)])],
+    ));
+    let r = h
+        .wait_report("uid-missing-00001", START, |r| r.reason == "ExitCode")
+        .await?;
+    assert!(!r.ready);
+    assert!(r.message.contains("cannot start"), "{}", r.message);
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
