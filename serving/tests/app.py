@@ -5,6 +5,7 @@ outlives the test), and answers:
   /slow?ms=N   sleeps N ms, counting overlapping requests
   /stats       the most requests it ever handled at once
   /crash       exits with status 4
+  /ws          with `Upgrade: echo`, switches protocols and echoes bytes
 With CRASH set it prints CRASH to stderr and exits with status 3 at once."""
 import os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,18 @@ class H(BaseHTTPRequestHandler):
             self.reply("slept")
         elif url.path == "/stats":
             self.reply(str(most))
+        elif url.path == "/ws" and self.headers.get("Upgrade") == "echo":
+            self.send_response(101)
+            self.send_header("Upgrade", "echo")
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                data = self.connection.recv(1024)
+                if not data:
+                    break
+                self.connection.sendall(data)
+            self.close_connection = True
         elif url.path == "/crash":
             os._exit(4)
         else:

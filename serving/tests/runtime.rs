@@ -265,3 +265,96 @@ async fn missing_program_reports_exit_code() -> anyhow::Result<()> {
     h.serving.shutdown(Duration::from_secs(5)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_answer_504() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    let mut total = revision("slow", "slow-00001", &[]);
+    total.timeout_seconds = 1;
+    let mut start = revision("slow", "slow-00002", &[]);
+    start.response_start_timeout_seconds = Some(1);
+    let mut r = route("slow", &[("slow-00001", 100)]);
+    r.tags.push(Tag {
+        tag: "start".into(),
+        hosts: vec!["start-slow.default.localhost".into()],
+        revision: "slow-00002".into(),
+    });
+    h.serving.apply(&spec(vec![total, start], vec![r]));
+    h.wait_report("uid-slow-00001", START, |r| r.ready).await?;
+    h.wait_report("uid-slow-00002", START, |r| r.ready).await?;
+    let (status, _) = h.get("slow.default.localhost", "/slow?ms=50").await?;
+    assert_eq!(status, 200);
+    let (status, body) = h.get("slow.default.localhost", "/slow?ms=3000").await?;
+    assert_eq!(status, 504, "{body}");
+    let (status, body) = h
+        .get("start-slow.default.localhost", "/slow?ms=3000")
+        .await?;
+    assert_eq!(status, 504, "{body}");
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_pass_through() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::start(Config::default()).await?;
+    h.serving.apply(&spec(
+        vec![revision("ws", "ws-00001", &[])],
+        vec![route("ws", &[("ws-00001", 100)])],
+    ));
+    h.wait_report("uid-ws-00001", START, |r| r.ready).await?;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let mut s = tokio::net::TcpStream::connect(h.gateway).await?;
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: ws.default.localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .await?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            anyhow::ensure!(s.read(&mut byte).await? == 1, "closed in the head: {head:?}");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        anyhow::ensure!(head.starts_with("HTTP/1.1 101"), "{head}");
+        for msg in [&b"ping"[..], b"pong pong"] {
+            s.write_all(msg).await?;
+            let mut got = vec![0u8; msg.len()];
+            s.read_exact(&mut got).await?;
+            assert_eq!(got, msg);
+        }
+        Ok(())
+    })
+    .await??;
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_ready_times_out_and_exceeds_the_progress_deadline() -> anyhow::Result<()> {
+    let h = Harness::start(Config {
+        progress_deadline: Duration::from_secs(1),
+        tick: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await?;
+    let mut rev = revision("mute", "mute-00001", &[]);
+    // Never listens; exits when its stdin closes.
+    rev.container = common::container(&["python3", "-c", "import sys; sys.stdin.read()"], &[]);
+    rev.timeout_seconds = 1;
+    h.serving.apply(&spec(
+        vec![rev],
+        vec![route("mute", &[("mute-00001", 100)])],
+    ));
+    // The wait for a replica counts against the revision timeout.
+    let (status, body) = h.get("mute.default.localhost", "/").await?;
+    assert_eq!(status, 504, "{body}");
+    let r = h
+        .wait_report("uid-mute-00001", START, |r| {
+            r.reason == "ProgressDeadlineExceeded"
+        })
+        .await?;
+    assert!(!r.ready);
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
