@@ -43,6 +43,7 @@ class H(BaseHTTPRequestHandler):
             with lock:
                 current += 1
                 most = max(most, current)
+            print(f"slow {ms} ms", flush=True)
             time.sleep(ms / 1000)
             with lock:
                 current -= 1

@@ -358,3 +358,48 @@ async fn never_ready_times_out_and_exceeds_the_progress_deadline() -> anyhow::Re
     h.serving.shutdown(Duration::from_secs(5)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_drains_in_flight_requests() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    let mut rev = revision("drain", "drain-00001", &[]);
+    rev.autoscaling
+        .insert("autoscaling.knative.dev/min-scale".into(), "2".into());
+    h.serving.apply(&spec(
+        vec![rev],
+        vec![route("drain", &[("drain-00001", 100)])],
+    ));
+    h.wait_report("uid-drain-00001", START, |r| {
+        r.annotations.get("actualReplicas").map(String::as_str) == Some("2")
+    })
+    .await?;
+    let gw = h.gateway;
+    let slow =
+        tokio::spawn(async move { get(gw, "drain.default.localhost", "/slow?ms=1500", &[]).await });
+    // Wait until the request reached the app (it says so on stdout).
+    let deadline = std::time::Instant::now() + START;
+    while !h
+        .serving
+        .logs("default", "drain", 0)
+        .iter()
+        .any(|l| l.text == "slow 1500 ms")
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the request never reached the app"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.serving.apply(&spec(vec![], vec![]));
+    let (status, body) = slow.await??;
+    assert_eq!((status, body.as_str()), (200, "slept"));
+    let deadline = std::time::Instant::now() + START;
+    while h.sink.get("uid-drain-00001").is_some() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "never forgotten");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = h.get("drain.default.localhost", "/").await?;
+    assert_eq!(status, 404);
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
