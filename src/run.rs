@@ -122,6 +122,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
 
     let env = Env {
         ingress_url: ingress_url.clone(),
+        gateway_url: gateway_url.clone(),
         kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
     };
     let logs = Arc::new(knit_sources::logs::Logs::new());

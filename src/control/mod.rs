@@ -121,6 +121,8 @@ impl Handle {
 struct ControlPlane {
     store: Store,
     prev: PreviousConditions,
+    /// The Revisions the previous reconcile stamped, passed back so past generations stay.
+    history: Vec<Object>,
     env: Env,
     hooks: Hooks,
     applier: Arc<dyn Applier>,
@@ -248,10 +250,17 @@ impl ControlPlane {
     }
 
     async fn publish(&mut self) {
-        let objects: Vec<Object> = self.store.objects().cloned().collect();
+        // History first: a stored object of the same key wins.
+        let objects: Vec<Object> = self
+            .history
+            .iter()
+            .chain(self.store.objects())
+            .cloned()
+            .collect();
         let stamp = now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let report = self.report.borrow_and_update().clone();
-        let out = reconcile(&objects, &self.prev, &self.env, &report, &stamp);
+        let mut out = reconcile(&objects, &self.prev, &self.env, &report, &stamp);
+        self.history = std::mem::take(&mut out.history);
         self.prev = out
             .objects
             .iter()
@@ -298,6 +307,7 @@ pub async fn start(
     let mut cp = ControlPlane {
         store: Store::default(),
         prev: PreviousConditions::default(),
+        history: Vec::new(),
         env,
         hooks,
         applier,

@@ -59,6 +59,10 @@ pub struct Container {
     /// `workingDir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// The declared `containerPort`, if any. Informational: each replica's `PORT` is a free
+    /// port the data plane picks (an app that ignores `PORT` can only run one replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// `readinessProbe`; `None`: TCP on `PORT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<Probe>,

@@ -1,8 +1,11 @@
 //! Objects Knit derives from others, exactly as Knative's controllers create them: a Channel's
-//! backing channel, a Sequence's and a Parallel's channels and subscriptions.
+//! backing channel, a Sequence's and a Parallel's channels and subscriptions, a Knative
+//! Service's Configuration and Route (a Configuration's Revisions carry history and are stamped in
+//! `serving::revisions`).
 
 use knit_crds::api::duck::{DeliverySpec, Destination, KReference};
 use knit_crds::api::messaging::ChannelTemplateSpec;
+use knit_crds::api::serving::TrafficTarget;
 use knit_crds::{Kind, Object};
 use serde_json::{Value, json};
 
@@ -75,13 +78,89 @@ pub(crate) fn derive(input: &[Object]) -> Vec<Object> {
                     ));
                 }
             }
+            Object::Service(s) => out.extend(service_children(o, s)),
             _ => {}
         }
     }
     out
 }
 
-fn uid_for(owner: &Object, kind: Kind, name: &str) -> String {
+/// A Service's Configuration and Route, both named after it (Knative's service reconciler): the
+/// Service's labels and annotations plus `serving.knative.dev/service{,UID}`; the Route's
+/// traffic is the Service's with `configurationName` implied (100% to the latest ready Revision
+/// when none is given).
+fn service_children(owner: &Object, s: &knit_crds::api::serving::Service) -> Vec<Object> {
+    let name = owner.name();
+    let mut out = Vec::new();
+    let with_labels = |kind: Kind| {
+        let mut meta = metadata(owner, kind, name);
+        let m = owner.meta();
+        let mut labels: serde_json::Map<String, Value> = m
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        labels.insert(
+            names_serving::SERVICE_LABEL.into(),
+            Value::String(name.into()),
+        );
+        labels.insert(
+            names_serving::SERVICE_UID_LABEL.into(),
+            Value::String(m.uid.clone().unwrap_or_default()),
+        );
+        let annotations: serde_json::Map<String, Value> = m
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != "kubectl.kubernetes.io/last-applied-configuration")
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        if let Some(map) = meta.as_object_mut() {
+            map.insert("labels".into(), Value::Object(labels));
+            map.insert("annotations".into(), Value::Object(annotations));
+        }
+        meta
+    };
+    let config = json!({
+        "metadata": with_labels(Kind::Configuration),
+        "spec": {"template": s.spec.template.clone()},
+    });
+    out.extend(Kind::Configuration.parse(config).ok());
+    let mut traffic: Vec<TrafficTarget> = s.spec.traffic.clone();
+    if traffic.is_empty() {
+        traffic.push(TrafficTarget {
+            latest_revision: Some(true),
+            percent: Some(100),
+            ..Default::default()
+        });
+    }
+    for t in &mut traffic {
+        if t.revision_name.is_none() {
+            t.configuration_name = Some(name.to_string());
+            t.latest_revision.get_or_insert(true);
+        } else {
+            t.latest_revision.get_or_insert(false);
+        }
+        t.percent.get_or_insert(0);
+    }
+    let route = json!({
+        "metadata": with_labels(Kind::Route),
+        "spec": {"traffic": traffic},
+    });
+    out.extend(Kind::Route.parse(route).ok());
+    out
+}
+
+/// Label names of serving's derived objects.
+pub(crate) mod names_serving {
+    /// The Service that owns a Configuration, Route or Revision.
+    pub(crate) const SERVICE_LABEL: &str = "serving.knative.dev/service";
+    /// Its UID.
+    pub(crate) const SERVICE_UID_LABEL: &str = "serving.knative.dev/serviceUID";
+}
+
+pub(crate) fn uid_for(owner: &Object, kind: Kind, name: &str) -> String {
     let owner_uid = owner.meta().uid.clone().unwrap_or_default();
     let ns = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, owner_uid.as_bytes());
     uuid::Uuid::new_v5(&ns, format!("{}/{name}", kind.name()).as_bytes()).to_string()

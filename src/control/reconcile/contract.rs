@@ -308,6 +308,6 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
         generation: 0,
         ingresses: ingresses.into_values().collect(),
         sources: world.sources.clone(),
-        serving: Default::default(),
+        serving: super::serving::contract::build(world),
     }
 }

@@ -111,6 +111,7 @@ spec:
             .collect();
         let env = Env {
             ingress_url: "http://127.0.0.1:8080/".into(),
+            gateway_url: "http://127.0.0.1:8081".into(),
             kafka: None,
         };
         let mut report = Report::default();

@@ -29,6 +29,9 @@ use knit_crds::{Object, ObjectKey};
 pub struct Env {
     /// Base URL of the broker/channel ingress, e.g. `http://127.0.0.1:8080`.
     pub ingress_url: String,
+    /// Base URL of the serving gateway, e.g. `http://127.0.0.1:8081`: its port goes into every
+    /// Knative Service's URL (`http://hello.default.localhost:8081`).
+    pub gateway_url: String,
     /// `knit run --kafka`: the default Kafka bootstrap servers, making Kafka the default log.
     pub kafka: Option<String>,
 }
@@ -44,6 +47,10 @@ pub struct Output {
     pub objects: Vec<Object>,
     /// The data-plane configuration (generation 0: the caller numbers it).
     pub contract: Contract,
+    /// The Revisions the control plane stamped (no status): pass them back with the next
+    /// input, after the stored objects, so that past generations keep existing (Knative keeps
+    /// them as API objects; see `serving::revisions`).
+    pub history: Vec<Object>,
 }
 
 /// The objects being reconciled, by key.
@@ -70,6 +77,12 @@ pub fn reconcile(
     now: &str,
 ) -> Output {
     let mut input = input.to_vec();
+    for o in input
+        .iter_mut()
+        .filter(|o| o.kind() == knit_crds::Kind::Revision)
+    {
+        o.clear_status();
+    }
     defaults::channel_templates(&mut input, env.kafka.is_some());
     let mut objects: BTreeMap<ObjectKey, Object> =
         input.iter().map(|o| (o.key(), o.clone())).collect();
@@ -100,11 +113,16 @@ pub fn reconcile(
     serving::serving(&mut world);
 
     let contract = contract::build(&world);
+    let history = serving::revisions::history(&world);
     let mut objects: Vec<Object> = world.objects.into_values().collect();
     for o in &mut objects {
         stamp(o, prev, now);
     }
-    Output { objects, contract }
+    Output {
+        objects,
+        contract,
+        history,
+    }
 }
 
 /// The mutable common status block of any object that has one.

@@ -1,4 +1,5 @@
-//! Addresses of addressable objects and Destination resolution (eventing-spec §4).
+//! Addresses of addressable objects and Destination resolution (eventing-spec §4); a `ksvc` or
+//! Route reference resolves to its host on the serving gateway.
 
 use std::collections::HashMap;
 
@@ -68,6 +69,10 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
                 Some(format!("{base}{}", channel_path(&key.namespace, &key.name)))
             }
             Object::KafkaSink(_) => Some(format!("{base}{}", sink_path(&key.namespace, &key.name))),
+            // A Knative Service or Route as a sink: a URL only, so the gateway's URL with the
+            // Route's host (`http://hello.default.localhost:8081`, loopback), not the
+            // cluster-local `status.address.url`.
+            Object::Service(_) | Object::Route(_) => super::serving::sink_url(world, key),
             _ => None,
         };
         if let Some(u) = url {

@@ -24,6 +24,7 @@ fn load(yaml: &str) -> Vec<Object> {
 fn run(yaml: &str) -> Output {
     let env = Env {
         ingress_url: "http://127.0.0.1:8080".into(),
+        gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
     };
     reconcile(
@@ -212,6 +213,7 @@ spec:
 fn last_transition_time_is_kept_while_unchanged() {
     let env = Env {
         ingress_url: "http://127.0.0.1:8080".into(),
+        gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
     };
     let objects = load(BROKER_AND_TRIGGER);

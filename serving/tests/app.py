@@ -1,0 +1,78 @@
+"""A tiny HTTP app for the serving tests: listens on $PORT, exits when stdin closes (so it never
+outlives the test), and answers:
+  /            "<K_REVISION>"
+  /headers     the Host, Forwarded, X-Forwarded-For and X-Forwarded-Proto it received
+  /slow?ms=N   sleeps N ms, counting overlapping requests
+  /stats       the most requests it ever handled at once
+  /crash       exits with status 4
+  /ws          with `Upgrade: echo`, switches protocols and echoes bytes
+With CRASH set it prints CRASH to stderr and exits with status 3 at once."""
+import os, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse, parse_qs
+
+if os.environ.get("CRASH"):
+    print(os.environ["CRASH"], file=sys.stderr, flush=True)
+    sys.exit(3)
+
+lock = threading.Lock()
+current = 0
+most = 0
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, body):
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        global current, most
+        url = urlparse(self.path)
+        if url.path == "/headers":
+            h = self.headers
+            self.reply("\n".join(f"{k}={h.get(k)}" for k in ["Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto"]))
+        elif url.path == "/slow":
+            ms = int(parse_qs(url.query).get("ms", ["100"])[0])
+            with lock:
+                current += 1
+                most = max(most, current)
+            print(f"slow {ms} ms", flush=True)
+            time.sleep(ms / 1000)
+            with lock:
+                current -= 1
+            self.reply("slept")
+        elif url.path == "/stats":
+            self.reply(str(most))
+        elif url.path == "/ws" and self.headers.get("Upgrade") == "echo":
+            self.send_response(101)
+            self.send_header("Upgrade", "echo")
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                data = self.connection.recv(1024)
+                if not data:
+                    break
+                self.connection.sendall(data)
+            self.close_connection = True
+        elif url.path == "/crash":
+            os._exit(4)
+        else:
+            self.reply(os.environ.get("K_REVISION", ""))
+
+def watch_stdin():
+    sys.stdin.read()
+    os._exit(0)
+
+threading.Thread(target=watch_stdin, daemon=True).start()
+server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+server.daemon_threads = True
+print(f"listening on {os.environ['PORT']} as {os.environ.get('K_SERVICE')}/{os.environ.get('K_REVISION')} arg={sys.argv[1:]}", flush=True)
+server.serve_forever()

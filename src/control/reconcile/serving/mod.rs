@@ -1,0 +1,162 @@
+//! Serving: Service → Configuration → Revision → Route, as Knative's controllers do it.
+//!
+//! - `children` derives a Service's Configuration and Route; [`revisions`] stamps a Revision
+//!   per Configuration generation, keeping the ones stamped before (they come back as input:
+//!   see [`revisions`] for the history and what a restart does);
+//! - [`revisions`] also sets each Revision's status from the data plane's report under its UID;
+//! - [`configuration`] picks `latestCreatedRevisionName` and `latestReadyRevisionName`;
+//! - [`route`] resolves traffic targets to concrete revisions, sets URLs and rolls a Service's
+//!   status up from its Configuration and Route;
+//! - [`contract`] is the Contract's serving section.
+//!
+//! URLs: a Route's host is `{name}.{namespace}.{domain}` (domain from the `config-domain`
+//! ConfigMap in `knative-serving`, standalone default `localhost`), and its public URL carries
+//! the gateway's port: `http://hello.default.localhost:8081`. The cluster-local host
+//! `{name}.{namespace}.svc.cluster.local` is `status.address.url` and is served by the gateway
+//! too; `networking.knative.dev/visibility: cluster-local` keeps the public host off.
+
+pub(crate) mod configuration;
+pub(crate) mod contract;
+pub(crate) mod revisions;
+pub(crate) mod route;
+
+use knit_crds::{Kind, Object, ObjectKey};
+
+use super::World;
+
+/// Namespace of serving's ConfigMaps.
+pub(crate) const SYSTEM_NAMESPACE: &str = "knative-serving";
+/// The standalone default domain: `*.localhost` resolves to loopback.
+pub(crate) const DEFAULT_DOMAIN: &str = "localhost";
+/// The cluster-local domain suffix.
+pub(crate) const CLUSTER_LOCAL_DOMAIN: &str = "svc.cluster.local";
+/// The visibility label (and its legacy serving.knative.dev spelling).
+pub(crate) const VISIBILITY_LABELS: [&str; 2] = [
+    "networking.knative.dev/visibility",
+    "serving.knative.dev/visibility",
+];
+
+/// Run every serving step.
+pub(crate) fn serving(world: &mut World<'_>) {
+    revisions::stamp(world);
+    revisions::statuses(world);
+    configuration::statuses(world);
+    route::statuses(world);
+}
+
+/// The data of ConfigMap `knative-serving/{name}`.
+pub(crate) fn config_map<'a>(
+    world: &'a World<'_>,
+    name: &str,
+) -> Option<&'a std::collections::BTreeMap<String, String>> {
+    match world
+        .objects
+        .get(&ObjectKey::new(Kind::ConfigMap, SYSTEM_NAMESPACE, name))
+    {
+        Some(Object::ConfigMap(cm)) => cm.data.as_ref(),
+        _ => None,
+    }
+}
+
+/// The domain of public hosts: the `config-domain` key whose value is empty (Knative's default
+/// domain; label selectors are not supported), else `localhost`.
+pub(crate) fn domain(world: &World<'_>) -> String {
+    config_map(world, "config-domain")
+        .and_then(|d| {
+            d.iter()
+                .find(|(k, v)| v.trim().is_empty() && k.as_str() != CLUSTER_LOCAL_DOMAIN)
+                .map(|(k, _)| k.trim().to_ascii_lowercase())
+        })
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| DEFAULT_DOMAIN.to_string())
+}
+
+/// Whether an object's labels make it cluster-local.
+pub(crate) fn cluster_local(o: &Object) -> bool {
+    let labels = o.meta().labels.as_ref();
+    VISIBILITY_LABELS
+        .iter()
+        .any(|l| labels.and_then(|m| m.get(*l)).map(String::as_str) == Some("cluster-local"))
+}
+
+/// Host names and URLs of one Route (or the Service that owns it).
+#[derive(Clone, Debug)]
+pub(crate) struct Urls {
+    /// `name.ns.domain`, or `None` when cluster-local.
+    pub(crate) public_host: Option<String>,
+    /// `name.ns.svc.cluster.local`.
+    pub(crate) local_host: String,
+    /// `status.url`.
+    pub(crate) url: String,
+    /// `status.address.url`.
+    pub(crate) address: String,
+    /// Where an eventing sink reaches it through the gateway (a URL only: the host names the
+    /// Route, the port the gateway).
+    pub(crate) sink: String,
+}
+
+/// `:{port}` of the gateway, empty for port 80 or when unknown.
+fn port_suffix(gateway_url: &str) -> String {
+    url::Url::parse(gateway_url)
+        .ok()
+        .and_then(|u| u.port())
+        .filter(|p| *p != 80)
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default()
+}
+
+/// The URLs of Route `name` in `ns` (or of its tag `tag`).
+pub(crate) fn urls(
+    world: &World<'_>,
+    ns: &str,
+    name: &str,
+    tag: Option<&str>,
+    local: bool,
+) -> Urls {
+    let label = match tag {
+        Some(t) => format!("{t}-{name}"),
+        None => name.to_string(),
+    };
+    let local_host = format!("{label}.{ns}.{CLUSTER_LOCAL_DOMAIN}");
+    let port = port_suffix(&world.env.gateway_url);
+    let public_host = (!local).then(|| format!("{label}.{ns}.{}", domain(world)));
+    let address = format!("http://{local_host}");
+    let url = match &public_host {
+        Some(h) => format!("http://{h}{port}"),
+        None => address.clone(),
+    };
+    let sink = match &public_host {
+        Some(h) => format!("http://{h}{port}"),
+        None => format!("http://{local_host}{port}"),
+    };
+    Urls {
+        public_host,
+        local_host,
+        url,
+        address,
+        sink,
+    }
+}
+
+/// The Route that serves a Service or Route reference: itself, or the Service's Route.
+pub(crate) fn sink_url(world: &World<'_>, key: &ObjectKey) -> Option<String> {
+    let o = world.objects.get(key)?;
+    match o {
+        Object::Service(_) | Object::Route(_) => {
+            Some(urls(world, &key.namespace, &key.name, None, cluster_local(o)).sink)
+        }
+        _ => None,
+    }
+}
+
+/// A label of an object.
+pub(crate) fn label<'a>(o: &'a Object, name: &str) -> Option<&'a str> {
+    o.meta()
+        .labels
+        .as_ref()
+        .and_then(|a| a.get(name))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests;
