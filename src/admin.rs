@@ -10,7 +10,7 @@
 //! | POST | `/api/v1/apply` | `{"file": NAME, "manifest": YAML}`: admit and store |
 //! | GET | `/api/v1/contract` | the data-plane Contract (secret values redacted) |
 //! | POST | `/api/v1/filter-test/{namespace}/{broker}` | `{"event": CE-JSON}` → `{"triggers": [{name, verdict: {matched, clause, reason}}]}` |
-//! | GET | `/api/v1/logs/{kind}/{namespace}/{name}?after=N` | output of a ContainerSource's processes after line N |
+//! | GET | `/api/v1/logs/{kind}/{namespace}/{name}?after=N` | output of a ContainerSource's processes, or of a Knative Service's (Configuration's, Revision's) replicas, after line N |
 //! | GET | `/api/v1/stats` | fate counters in total and per egress (`egresses`, by `Kind/ns/name`): delivered, filtered, deferred, deadLettered, dropped, shed, retries; and unmatched |
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
@@ -34,6 +34,7 @@ struct AdminState {
     token: Option<Arc<str>>,
     stats: Arc<knit_dispatcher::Stats>,
     logs: Arc<knit_sources::logs::Logs>,
+    serving: knit_serving::runtime::Serving,
 }
 
 /// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
@@ -42,12 +43,14 @@ pub fn router(
     token: Option<String>,
     stats: Arc<knit_dispatcher::Stats>,
     logs: Arc<knit_sources::logs::Logs>,
+    serving: knit_serving::runtime::Serving,
 ) -> Router {
     let state = AdminState {
         control,
         token: token.map(Arc::from),
         stats,
         logs,
+        serving,
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -236,6 +239,11 @@ async fn logs_handler(
     let Some(kind) = Kind::lookup(&kind) else {
         return error(StatusCode::NOT_FOUND, format!("unknown kind {kind:?}"));
     };
+    if matches!(kind, Kind::Service | Kind::Configuration | Kind::Revision) {
+        let lines = s.serving.logs(&namespace, &name, q.after);
+        let next = lines.last().map(|l| l.seq).unwrap_or(q.after);
+        return Json(json!({ "lines": lines, "next": next })).into_response();
+    }
     let key = knit_sources::logs::key(&kind.to_string(), &namespace, &name);
     let Some(buffer) = s.logs.get(&key) else {
         return error(

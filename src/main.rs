@@ -127,9 +127,10 @@ fn main() -> ExitCode {
             Command::Logs {
                 target,
                 namespace,
+                revision,
                 follow,
                 server,
-            } => cli::client::logs(&server, &target, &namespace, follow)
+            } => cli::client::logs(&server, &target, &namespace, revision.as_deref(), follow)
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Send(args) => cli::send::run(args).await.map(|_| ExitCode::SUCCESS),

@@ -19,6 +19,19 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 struct DataPlaneApplier {
     dataplane: Arc<DataPlane>,
     sources: Arc<knit_sources::Runtime>,
+    serving: knit_serving::runtime::Serving,
+}
+
+/// Serving reports per Revision into the same report as the eventing data plane.
+struct ServingReport(Arc<knit_broker::dataplane::Reporter>);
+
+impl knit_serving::runtime::ReportSink for ServingReport {
+    fn set(&self, uid: &str, state: knit_crds::contract::ObjectReport) {
+        self.0.set(uid, state);
+    }
+    fn forget(&self, uid: &str) {
+        self.0.forget(uid);
+    }
 }
 
 impl Applier for DataPlaneApplier {
@@ -29,6 +42,7 @@ impl Applier for DataPlaneApplier {
         Box::pin(async move {
             self.dataplane.apply(contract);
             self.sources.apply(&contract.sources);
+            self.serving.apply(&contract.serving);
         })
     }
 }
@@ -71,17 +85,6 @@ fn serve(name: &'static str, listener: TcpListener, router: axum::Router) {
             tracing::error!(listener = name, error = %e, "server stopped");
         }
     });
-}
-
-/// The gateway answers for Knative Services; until serving runs, no host has a route.
-fn gateway_router() -> axum::Router {
-    axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
-        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
-        (
-            axum::http::StatusCode::NOT_FOUND,
-            format!("no Knative Service routes host {host:?}: serving is not part of this Knit build yet\n"),
-        )
-    })
 }
 
 /// Run until interrupted. Exit status 2 when the manifests are invalid.
@@ -143,9 +146,18 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 .filter(|h| !h.trim().is_empty()),
         },
     }));
+    let serving = knit_serving::runtime::Serving::new(
+        knit_serving::runtime::Config::default(),
+        Arc::new(ServingReport(dataplane.reporter())),
+    );
+    {
+        let serving = serving.clone();
+        tokio::spawn(async move { serving.serve_gateway(gateway).await });
+    }
     let applier = Arc::new(DataPlaneApplier {
         dataplane: dataplane.clone(),
         sources: sources.clone(),
+        serving: serving.clone(),
     });
     let report = dataplane.report();
     let handle =
@@ -165,15 +177,21 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     serve(
         "admin",
         admin,
-        crate::admin::router(handle, args.admin_token.clone(), dataplane.stats(), logs),
+        crate::admin::router(
+            handle,
+            args.admin_token.clone(),
+            dataplane.stats(),
+            logs,
+            serving.clone(),
+        ),
     );
-    serve("gateway", gateway, gateway_router());
 
     println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}");
     tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, "knit is running");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing deliveries in flight and committing");
     sources.shutdown(SHUTDOWN_GRACE).await;
+    serving.shutdown(SHUTDOWN_GRACE).await;
     dataplane.shutdown(SHUTDOWN_GRACE).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -311,8 +311,14 @@ pub async fn delete(
 /// How often `knit logs -f` asks for new output.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
-/// `knit logs KIND/NAME [-f]`.
-pub async fn logs(server: &ServerArgs, target: &str, namespace: &str, follow: bool) -> Result<()> {
+/// `knit logs KIND/NAME [--revision R] [-f]`.
+pub async fn logs(
+    server: &ServerArgs,
+    target: &str,
+    namespace: &str,
+    revision: Option<&str>,
+    follow: bool,
+) -> Result<()> {
     let Some((k, name)) = target.split_once('/') else {
         bail!("give the source as KIND/NAME, e.g. containersource/heartbeats");
     };
@@ -327,7 +333,12 @@ pub async fn logs(server: &ServerArgs, target: &str, namespace: &str, follow: bo
             ))
             .await?;
         for line in v["lines"].as_array().into_iter().flatten() {
-            let process = line["process"].as_str().unwrap_or_default();
+            // Replicas are named `revision/replica`; a source's processes by container name.
+            let process = match line["revision"].as_str() {
+                Some(rev) if revision.is_some_and(|r| r != rev) => continue,
+                Some(rev) => format!("{rev}/{}", line["replica"].as_u64().unwrap_or(0)),
+                None => line["process"].as_str().unwrap_or_default().to_string(),
+            };
             let stream = line["stream"].as_str().unwrap_or_default();
             let text = line["text"].as_str().unwrap_or_default();
             if stream == "knit" {

@@ -111,13 +111,17 @@ pub enum Command {
     /// Filter dry-run: which Triggers take an event, and the clause that decided.
     #[command(subcommand)]
     Filter(FilterCommand),
-    /// Print the output of a ContainerSource's local processes (`containersource/NAME`).
+    /// Print the output of a ContainerSource's processes (`containersource/NAME`) or of a
+    /// Knative Service's replicas (`ksvc/NAME`).
     Logs {
-        /// `KIND/NAME`, e.g. `containersource/heartbeats`.
+        /// `KIND/NAME`, e.g. `containersource/heartbeats` or `ksvc/hello`.
         target: String,
         /// Namespace.
         #[arg(short, long, default_value = "default")]
         namespace: String,
+        /// Only this revision's replicas (with `ksvc/NAME`).
+        #[arg(long)]
+        revision: Option<String>,
         /// Keep printing new output until interrupted.
         #[arg(short, long)]
         follow: bool,

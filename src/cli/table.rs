@@ -14,8 +14,15 @@ pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
 }
 
-/// The URL an object is best known by: its address, its URL, or where it sends events.
+/// The URL an object is best known by: its address, its URL, or where it sends events (a
+/// Knative Service or Route by its public URL, as `kn` shows it).
 pub fn url_of(obj: &Value) -> String {
+    let serving = obj["apiVersion"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("serving.knative.dev/"));
+    if serving && let Some(u) = str_at(obj, "/status/url") {
+        return u.to_string();
+    }
     [
         "/status/address/url",
         "/status/url",
