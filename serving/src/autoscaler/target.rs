@@ -197,6 +197,27 @@ impl RevisionSpec {
         self.class == KPA_CLASS && matches!(self.metric, Metric::Concurrency | Metric::Rps)
     }
 
+    /// Why Knit's KPA does not run this revision, as a (reason, message) for its Ready
+    /// condition; `None` when it does.
+    pub fn unsupported(&self) -> Option<(&'static str, String)> {
+        if self.class != KPA_CLASS {
+            return Some((
+                "UnsupportedAutoscalerClass",
+                format!(
+                    "autoscaler class {:?} is not run by Knit (only {KPA_CLASS})",
+                    self.class
+                ),
+            ));
+        }
+        match &self.metric {
+            Metric::Other(m) => Some((
+                "UnsupportedMetric",
+                format!("metric {m:?} is not supported by the KPA (concurrency or rps)"),
+            )),
+            _ => None,
+        }
+    }
+
     /// Whether the decider needs replica stats ("a scrape target"): false when TBC = -1,
     /// where only the activator reports.
     pub fn has_scrape_target(&self) -> bool {

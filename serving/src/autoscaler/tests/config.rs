@@ -218,6 +218,11 @@ fn target_resolution() {
     assert_eq!(d.scale_to_zero_grace_period, s(30));
     let hpa = spec(&[("class", "hpa.autoscaling.knative.dev")], 0);
     assert!(!hpa.is_kpa());
+    assert_eq!(
+        hpa.unsupported().map(|(r, _)| r),
+        Some("UnsupportedAutoscalerClass")
+    );
+    assert_eq!(d.unsupported(), None);
     assert_eq!(hpa.metric, Metric::Other("cpu".into()));
 }
 
