@@ -148,14 +148,11 @@ async fn container_concurrency_one_is_enforced() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_to_zero_and_back() -> anyhow::Result<()> {
-    let h = Harness::start(Config {
-        tick: Duration::from_millis(200),
-        ..Config::default()
-    })
-    .await?;
+    let h = Harness::start(Config::default()).await?;
     let mut rev = revision("zero", "zero-00001", &[]);
+    // The shortest stable window Knative admits.
     rev.autoscaling
-        .insert("autoscaling.knative.dev/window".into(), "2s".into());
+        .insert("autoscaling.knative.dev/window".into(), "6s".into());
     let mut s = spec(vec![rev], vec![route("zero", &[("zero-00001", 100)])]);
     s.autoscaler_config
         .insert("scale-to-zero-grace-period".into(), "1s".into());
@@ -334,7 +331,6 @@ async fn upgrades_pass_through() -> anyhow::Result<()> {
 async fn never_ready_times_out_and_exceeds_the_progress_deadline() -> anyhow::Result<()> {
     let h = Harness::start(Config {
         progress_deadline: Duration::from_secs(1),
-        tick: Duration::from_millis(200),
         ..Config::default()
     })
     .await?;

@@ -59,7 +59,7 @@ pub trait ReportSink: Send + Sync + 'static {
 /// Tunables of the data plane.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The scaler's period (reference §1.1: 1 s).
+    /// The scaler's period (reference §1.1: 1 s; the KPA's buckets expect one stat a second).
     pub tick: Duration,
     /// Requests that may wait per revision for a ready replica (reference §2: 10,000).
     pub activator_queue: usize,

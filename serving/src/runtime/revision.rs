@@ -50,6 +50,8 @@ pub(crate) struct Rev {
     pub(crate) max_waiting: usize,
     state: Mutex<State>,
     decider: Mutex<Box<dyn Decide>>,
+    /// The decider's inputs: the annotations and `config-autoscaler`.
+    inputs: Mutex<(BTreeMap<String, String>, BTreeMap<String, String>)>,
     next_id: AtomicU64,
     rr: AtomicUsize,
     pub(crate) cancel: CancellationToken,
@@ -65,8 +67,9 @@ impl Rev {
         report: Arc<dyn ReportSink>,
         config: Arc<Config>,
     ) -> Arc<Self> {
-        let decider = scaler::decider(&spec, autoscaler);
+        let decider = scaler::decider(&spec, autoscaler, config.progress_deadline);
         let initial = decider.initial();
+        let inputs = (spec.autoscaling.clone(), autoscaler.clone());
         let rev = Arc::new(Self {
             routed: AtomicBool::new(spec.routed),
             spec,
@@ -78,6 +81,7 @@ impl Rev {
             max_waiting: config.activator_queue,
             state: Mutex::new(State::default()),
             decider: Mutex::new(decider),
+            inputs: Mutex::new(inputs),
             next_id: AtomicU64::new(0),
             rr: AtomicUsize::new(0),
             cancel: CancellationToken::new(),
@@ -89,10 +93,15 @@ impl Rev {
         rev
     }
 
-    /// Take the Contract's new routing flag and autoscaling inputs (the container is the same).
+    /// Take the Contract's new routing flag and autoscaling inputs (the container is the same);
+    /// the autoscaler starts afresh only when its inputs changed.
     pub(crate) fn update(&self, spec: &Revision, autoscaler: &BTreeMap<String, String>) {
         self.routed.store(spec.routed, Ordering::Release);
-        *self.decider.lock() = scaler::decider(spec, autoscaler);
+        let mut inputs = self.inputs.lock();
+        if inputs.0 != spec.autoscaling || inputs.1 != *autoscaler {
+            *inputs = (spec.autoscaling.clone(), autoscaler.clone());
+            *self.decider.lock() = scaler::decider(spec, autoscaler, self.config.progress_deadline);
+        }
     }
 
     /// Whether `spec` runs the same processes as this revision.
@@ -274,11 +283,14 @@ impl Rev {
         }
         let initialized = self.state.lock().ever_ready;
         let routed = self.routed.load(Ordering::Acquire);
-        let mut want = self.decider.lock().tick(now, sample, routed, initialized);
+        let (ready, live) = self.counts();
+        let mut want = self
+            .decider
+            .lock()
+            .tick(now, sample, ready, routed, initialized);
         if want == 0 && self.waiting.load(Ordering::Acquire) > 0 {
             want = 1;
         }
-        let (ready, live) = self.counts();
         if want != live || want != self.state.lock().desired {
             self.scale_to(want);
         }

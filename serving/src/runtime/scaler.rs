@@ -2,8 +2,8 @@
 //! one revision-wide stat, a [`Decide`] turns the stats into a wanted replica count, and the
 //! revision starts or drains replicas to match.
 //!
-//! [`Decide`] is the seam for the KPA of `crate::autoscaler`; until it is wired, [`Simple`]
-//! stands in: the stable-window average of concurrency (or rps) over the target, min/max/initial
+//! [`Decide`] is the seam for the KPA of `crate::autoscaler` (`super::kpa`); [`Simple`] stands
+//! in when the KPA refuses a revision's inputs: the stable-window average of concurrency (or rps) over the target, min/max/initial
 //! scale, and zero only after a stable window without traffic plus the grace period.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -18,16 +18,28 @@ use super::proxy::Sample;
 /// A per-revision autoscaler.
 pub(crate) trait Decide: Send {
     /// Record one tick's revision-wide sample; answer the replica count wanted, bounds and the
-    /// scale-to-zero gates applied. `initialized`: a replica has been ready once.
-    fn tick(&mut self, now: Instant, sample: Sample, routed: bool, initialized: bool) -> u32;
+    /// scale-to-zero gates applied. `ready`: replicas ready now; `initialized`: a replica has
+    /// been ready once.
+    fn tick(
+        &mut self,
+        now: Instant,
+        sample: Sample,
+        ready: u32,
+        routed: bool,
+        initialized: bool,
+    ) -> u32;
     /// A request waits at zero: scale up at once.
     fn poke(&mut self, now: Instant);
     /// Replicas to start with.
     fn initial(&self) -> u32;
 }
 
-/// The autoscaler of a revision.
-pub(crate) fn decider(rev: &Revision, config: &BTreeMap<String, String>) -> Box<dyn Decide> {
+/// The autoscaler of a revision ([`Simple`] until the KPA of `crate::autoscaler` is wired).
+pub(crate) fn decider(
+    rev: &Revision,
+    config: &BTreeMap<String, String>,
+    _progress_deadline: Duration,
+) -> Box<dyn Decide> {
     Box::new(Simple::new(Params::of(rev, config), Instant::now()))
 }
 
@@ -118,7 +130,14 @@ impl Simple {
 }
 
 impl Decide for Simple {
-    fn tick(&mut self, now: Instant, sample: Sample, routed: bool, initialized: bool) -> u32 {
+    fn tick(
+        &mut self,
+        now: Instant,
+        sample: Sample,
+        _ready: u32,
+        routed: bool,
+        initialized: bool,
+    ) -> u32 {
         let value = if self.p.rps {
             sample.rps
         } else {
@@ -258,14 +277,14 @@ mod tests {
             concurrency: 1.0,
             rps: 1.0,
         };
-        assert_eq!(s.tick(t0, busy, true, true), 1);
+        assert_eq!(s.tick(t0, busy, 1, true, true), 1);
         let idle = Sample::default();
         for i in 1..8 {
-            let n = s.tick(t0 + Duration::from_secs(i), idle, true, true);
+            let n = s.tick(t0 + Duration::from_secs(i), idle, 1, true, true);
             assert_eq!(n, 1, "second {i}");
         }
-        assert_eq!(s.tick(t0 + Duration::from_secs(9), idle, true, true), 0);
+        assert_eq!(s.tick(t0 + Duration::from_secs(9), idle, 1, true, true), 0);
         s.poke(t0 + Duration::from_secs(10));
-        assert_eq!(s.tick(t0 + Duration::from_secs(10), idle, true, true), 1);
+        assert_eq!(s.tick(t0 + Duration::from_secs(10), idle, 1, true, true), 1);
     }
 }

@@ -193,142 +193,182 @@ pub(crate) fn revision(spec: &RevisionSpec, path: &str, errs: &mut Errors) {
     }
 }
 
-fn annotation<'a>(a: &'a BTreeMap<String, String>, key: &str) -> Option<(&'a str, String)> {
-    let legacy = key
-        .split('-')
-        .enumerate()
-        .map(|(i, w)| {
-            if i == 0 {
-                w.to_string()
-            } else {
-                w[..1].to_uppercase() + &w[1..]
-            }
-        })
-        .collect::<String>();
-    for k in [
-        format!("autoscaling.knative.dev/{key}"),
-        format!("autoscaling.knative.dev/{legacy}"),
-    ] {
-        if let Some(v) = a.get(&k) {
-            return Some((v.as_str(), k));
-        }
-    }
-    None
+/// An `autoscaling.knative.dev/*` annotation: its canonical key and Knative's legacy alias
+/// (read when the canonical key is absent).
+type AnnotationKey = (&'static str, Option<&'static str>);
+
+const CLASS: AnnotationKey = ("class", None);
+const METRIC: AnnotationKey = ("metric", None);
+const TARGET: AnnotationKey = ("target", None);
+const TARGET_UTILIZATION: AnnotationKey = (
+    "target-utilization-percentage",
+    Some("targetUtilizationPercentage"),
+);
+const TARGET_BURST_CAPACITY: AnnotationKey = ("target-burst-capacity", Some("targetBurstCapacity"));
+const MIN_SCALE: AnnotationKey = ("min-scale", Some("minScale"));
+const MAX_SCALE: AnnotationKey = ("max-scale", Some("maxScale"));
+const INITIAL_SCALE: AnnotationKey = ("initial-scale", Some("initialScale"));
+const ACTIVATION_SCALE: AnnotationKey = ("activation-scale", None);
+const WINDOW: AnnotationKey = ("window", None);
+const PANIC_WINDOW_PERCENTAGE: AnnotationKey =
+    ("panic-window-percentage", Some("panicWindowPercentage"));
+const PANIC_THRESHOLD_PERCENTAGE: AnnotationKey = (
+    "panic-threshold-percentage",
+    Some("panicThresholdPercentage"),
+);
+const SCALE_DOWN_DELAY: AnnotationKey = ("scale-down-delay", Some("scaleDownDelay"));
+const SCALE_TO_ZERO_POD_RETENTION: AnnotationKey = (
+    "scale-to-zero-pod-retention-period",
+    Some("scaleToZeroPodRetentionPeriod"),
+);
+const METRIC_AGGREGATION_ALGORITHM: AnnotationKey = (
+    "metric-aggregation-algorithm",
+    Some("metricAggregationAlgorithm"),
+);
+const KPA: &str = "kpa.autoscaling.knative.dev";
+const HPA: &str = "hpa.autoscaling.knative.dev";
+
+/// The annotation's key as written and its value.
+fn annotation(a: &BTreeMap<String, String>, (key, legacy): AnnotationKey) -> Option<(&str, &str)> {
+    std::iter::once(key)
+        .chain(legacy)
+        .find_map(|k| a.get_key_value(&format!("autoscaling.knative.dev/{k}")))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
-/// `autoscaling.knative.dev/*` annotations.
+/// A number as Go's `strconv.ParseFloat` reads it; NaN refused.
+fn float(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok().filter(|f| !f.is_nan())
+}
+
+/// `autoscaling.knative.dev/*` annotations, with Knative's rules and messages
+/// (`annotation_validation.go`) under the default `config-autoscaler` (no `max-scale-limit`,
+/// `allow-zero-initial-scale` false). The serving crate's `autoscaler::validate_annotations`
+/// holds the same rules (and applies the cluster's ConfigMap); a serving test cross-checks
+/// the two.
 pub(crate) fn autoscaling(a: &BTreeMap<String, String>, path: &str, errs: &mut Errors) {
-    let mut int = |key: &str, min: i64| -> Option<i64> {
-        let (v, k) = annotation(a, key)?;
-        match v.parse::<i64>() {
-            Ok(n) if n >= min => Some(n),
-            _ => {
-                errs.add(
-                    format!("{path}.{k}"),
-                    format!("invalid value {v:?}: must be a whole number of at least {min}"),
-                );
-                None
-            }
-        }
-    };
-    let min = int("min-scale", 0);
-    let max = int("max-scale", 0);
-    let initial = int("initial-scale", 0);
-    let activation = int("activation-scale", 2);
-    if let (Some(mn), Some(mx)) = (min, max)
-        && mx > 0
-        && mn > mx
-    {
-        errs.add(
-            format!("{path}.autoscaling.knative.dev/max-scale"),
-            format!("max-scale={mx} is less than min-scale={mn}"),
-        );
-    }
-    if let Some(act) = activation
-        && (min.is_some_and(|m| act < m) || max.is_some_and(|m| m > 0 && act > m))
-    {
-        errs.add(
-            format!("{path}.autoscaling.knative.dev/activation-scale"),
-            "must be between min-scale and max-scale",
-        );
-    }
-    if initial == Some(0) {
-        errs.add(
-            format!("{path}.autoscaling.knative.dev/initial-scale"),
-            "0 is only allowed when allow-zero-initial-scale is enabled",
-        );
-    }
-    let mut float = |key: &str, lo: f64, hi: f64| {
-        if let Some((v, k)) = annotation(a, key)
-            && !v.parse::<f64>().is_ok_and(|n| n >= lo && n <= hi)
-        {
-            errs.add(
-                format!("{path}.{k}"),
-                format!("invalid value {v:?}: must be between {lo} and {hi}"),
-            );
-        }
-    };
-    float("target", 0.01, f64::MAX);
-    float("target-utilization-percentage", 1.0, 100.0);
-    float("panic-window-percentage", 1.0, 100.0);
-    float("panic-threshold-percentage", 110.0, 1000.0);
-    if let Some((v, k)) = annotation(a, "target-burst-capacity")
-        && !v.parse::<f64>().is_ok_and(|n| n >= 0.0 || n == -1.0)
-    {
-        errs.add(
-            format!("{path}.{k}"),
-            format!("invalid value {v:?}: must be 0 or more, or -1"),
-        );
-    }
-    if let Some((v, k)) = annotation(a, "class")
+    let mut err = |k: &str, m: String| errs.add(format!("{path}.{k}"), m);
+
+    if let Some((k, v)) = annotation(a, CLASS)
         && v.ends_with(".knative.dev")
-        && v != "kpa.autoscaling.knative.dev"
-        && v != "hpa.autoscaling.knative.dev"
+        && v != KPA
+        && v != HPA
     {
-        errs.add(
-            format!("{path}.{k}"),
-            format!("unknown autoscaler class {v:?}"),
-        );
+        err(k, format!("invalid value: {v}"));
     }
-    let kpa = annotation(a, "class").is_none_or(|(v, _)| v == "kpa.autoscaling.knative.dev");
-    if let Some((v, k)) = annotation(a, "metric")
-        && kpa
-        && v != "concurrency"
-        && v != "rps"
-    {
-        errs.add(
-            format!("{path}.{k}"),
-            format!("invalid value {v:?}: the KPA scales on concurrency or rps"),
-        );
-    }
-    let mut secs = |key: &str, lo: u64, hi: u64, whole: bool| {
-        if let Some((v, k)) = annotation(a, key) {
-            match duration::parse_go(v) {
-                Ok(d) if d.as_secs() < lo || d.as_secs() > hi || d.as_secs_f64() > hi as f64 => {
-                    errs.add(
-                        format!("{path}.{k}"),
-                        format!("invalid value {v:?}: must be between {lo}s and {hi}s"),
-                    )
-                }
-                Ok(d) if whole && d.subsec_nanos() != 0 => errs.add(
-                    format!("{path}.{k}"),
-                    format!("invalid value {v:?}: must be whole seconds"),
-                ),
-                Ok(_) => {}
-                Err(e) => errs.add(format!("{path}.{k}"), e),
+
+    let mut scale = |key: AnnotationKey| -> i64 {
+        let Some((k, v)) = annotation(a, key) else {
+            return 0;
+        };
+        match v.parse::<i64>() {
+            Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => n,
+            Ok(_) => {
+                err(k, format!("expected 0 <= {v} <= {}", i32::MAX));
+                0
+            }
+            Err(_) => {
+                err(k, format!("invalid value: {v}"));
+                0
             }
         }
     };
-    secs("window", 6, 3600, true);
-    secs("scale-down-delay", 0, 3600, true);
-    secs("scale-to-zero-pod-retention-period", 0, 3600, false);
-    if let Some((v, k)) = annotation(a, "metric-aggregation-algorithm")
+    let min = scale(MIN_SCALE);
+    let max = scale(MAX_SCALE);
+    if max != 0
+        && max < min
+        && let Some((k, _)) = annotation(a, MAX_SCALE)
+    {
+        err(k, format!("max-scale={max} is less than min-scale={min}"));
+    }
+    if let Some((k, v)) = annotation(a, ACTIVATION_SCALE) {
+        match v.parse::<i32>().map(i64::from) {
+            Err(_) => err(k, format!("invalid value: {v}")),
+            Ok(n) if min > n => err(
+                k,
+                format!("min-scale={min} is greater than activation-scale={n}"),
+            ),
+            Ok(n) if max < n && max != 0 => err(
+                k,
+                format!("max-scale={max} is less than activation-scale={n}"),
+            ),
+            Ok(n) if n < 2 => err(k, format!("activation-scale={n} must be greater than 1")),
+            Ok(_) => {}
+        }
+    }
+
+    let mut number = |key: AnnotationKey, bad: &dyn Fn(&str, f64) -> Option<String>| {
+        if let Some((k, v)) = annotation(a, key) {
+            match float(v) {
+                None => err(k, format!("invalid value: {v}")),
+                Some(f) => {
+                    if let Some(m) = bad(v, f) {
+                        err(k, m);
+                    }
+                }
+            }
+        }
+    };
+    number(PANIC_WINDOW_PERCENTAGE, &|v, f| {
+        (!(1.0..=100.0).contains(&f)).then(|| format!("expected 1 <= {v} <= 100"))
+    });
+    number(PANIC_THRESHOLD_PERCENTAGE, &|v, f| {
+        (!(110.0..=1000.0).contains(&f)).then(|| format!("expected 110 <= {v} <= 1000"))
+    });
+    number(TARGET, &|v, f| {
+        (f < 0.01).then(|| format!("target {v} should be at least 0.01"))
+    });
+    number(TARGET_UTILIZATION, &|v, f| {
+        (!(1.0..=100.0).contains(&f)).then(|| format!("expected 1 <= {v} <= 100"))
+    });
+    number(TARGET_BURST_CAPACITY, &|v, f| {
+        (f < 0.0 && f != -1.0).then(|| format!("invalid value: {v}"))
+    });
+
+    let mut secs = |key: AnnotationKey, lo: u64, whole: bool| {
+        if let Some((k, v)) = annotation(a, key) {
+            match duration::parse_go(v) {
+                Err(_) => err(k, format!("invalid value: {v}")),
+                Ok(d) if d.as_secs() < lo || d > std::time::Duration::from_secs(3600) => {
+                    err(k, format!("expected {lo}s <= {v} <= 1h0m0s"))
+                }
+                Ok(d) if whole && d.subsec_nanos() != 0 => {
+                    err(k, "must be specified with at most second precision".into())
+                }
+                Ok(_) => {}
+            }
+        }
+    };
+    secs(WINDOW, 6, true);
+    secs(SCALE_TO_ZERO_POD_RETENTION, 0, false);
+    secs(SCALE_DOWN_DELAY, 0, true);
+
+    let class = annotation(a, CLASS).map_or(KPA, |(_, v)| v);
+    if let Some((k, m)) = annotation(a, METRIC) {
+        let ok = match class {
+            KPA => matches!(m, "concurrency" | "rps"),
+            HPA => !m.is_empty(),
+            _ => true,
+        };
+        if !ok {
+            err(k, format!("invalid value: {m}"));
+        }
+    }
+    if class == KPA
+        && let Some((k, v)) = annotation(a, METRIC_AGGREGATION_ALGORITHM)
+        && !v.is_empty()
         && !matches!(v, "linear" | "weighted-exponential" | "weightedExponential")
     {
-        errs.add(
-            format!("{path}.{k}"),
-            format!("invalid value {v:?}: must be linear or weighted-exponential"),
-        );
+        err(k, format!("invalid value: {v}"));
+    }
+
+    if let Some((k, v)) = annotation(a, INITIAL_SCALE) {
+        match v.parse::<i64>() {
+            Err(_) => err(k, format!("invalid value: {v}")),
+            Ok(n) if n < 0 => err(k, format!("invalid value: {v}: must be greater than 0")),
+            Ok(0) => err(k, "invalid value: 0: 0 not allowed by cluster".into()),
+            Ok(_) => {}
+        }
     }
 }
 

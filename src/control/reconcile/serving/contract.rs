@@ -1,5 +1,5 @@
 //! The Contract's serving section: every Revision that can run locally (its container has a
-//! `command`) and every Route whose traffic resolved, plus the `config-autoscaler` data and
+//! `command` and its environment resolves) and every Route whose traffic resolved, plus the `config-autoscaler` data and
 //! the `tag-header-based-routing` feature flag.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use knit_crds::{Kind, Object};
 
 use super::super::World;
 use super::super::children::names_serving::SERVICE_LABEL;
+use super::environment::environment;
 use super::revisions::{
     CONFIGURATION_LABEL, DEFAULT_CONTAINER_NAME, DEFAULT_TIMEOUT_SECONDS, ROUTING_STATE_LABEL,
     runnable, serving_container,
@@ -45,7 +46,7 @@ fn probe(p: Option<&KProbe>) -> Option<Probe> {
     })
 }
 
-fn container(spec: &RevisionSpec) -> Option<Container> {
+fn container(spec: &RevisionSpec, env: Vec<(String, String)>) -> Option<Container> {
     let c = serving_container(spec)?;
     let argv = c
         .command
@@ -62,13 +63,7 @@ fn container(spec: &RevisionSpec) -> Option<Container> {
         },
         image: c.image.clone().unwrap_or_default(),
         argv,
-        env: c
-            .env
-            .iter()
-            .flatten()
-            .filter(|e| e.value_from.is_none())
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-            .collect(),
+        env,
         working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
         port: c
             .ports
@@ -85,7 +80,7 @@ fn positive(v: Option<i64>) -> Option<u64> {
     v.and_then(|n| u64::try_from(n).ok())
 }
 
-fn revision(o: &Object) -> Option<Revision> {
+fn revision(world: &World<'_>, o: &Object) -> Option<Revision> {
     let Object::Revision(r) = o else {
         return None;
     };
@@ -93,6 +88,7 @@ fn revision(o: &Object) -> Option<Revision> {
     if !runnable(spec) {
         return None;
     }
+    let env = environment(world, o.namespace(), spec).ok()?;
     Some(Revision {
         uid: r.metadata.uid.clone().unwrap_or_default(),
         namespace: o.namespace().to_string(),
@@ -101,7 +97,7 @@ fn revision(o: &Object) -> Option<Revision> {
             .unwrap_or_default()
             .to_string(),
         service: label(o, SERVICE_LABEL).map(str::to_string),
-        container: container(spec)?,
+        container: container(spec, env)?,
         container_concurrency: spec
             .container_concurrency
             .and_then(|n| u32::try_from(n).ok())
@@ -186,7 +182,7 @@ pub(crate) fn build(world: &World<'_>) -> Serving {
     let mut out = Serving::default();
     for o in world.objects.values() {
         match o.kind() {
-            Kind::Revision => out.revisions.extend(revision(o)),
+            Kind::Revision => out.revisions.extend(revision(world, o)),
             Kind::Route => out.routes.extend(route(world, o)),
             _ => {}
         }

@@ -17,6 +17,7 @@
 
 pub(crate) mod configuration;
 pub(crate) mod contract;
+pub(crate) mod environment;
 pub(crate) mod revisions;
 pub(crate) mod route;
 

@@ -35,6 +35,7 @@ use super::super::World;
 use super::super::children::names_serving::{SERVICE_LABEL, SERVICE_UID_LABEL};
 use super::super::children::uid_for;
 use super::super::conditions::Conditions;
+use super::environment::{CONFIG_ERROR, environment};
 use super::label;
 
 /// The Configuration a Revision belongs to.
@@ -316,6 +317,7 @@ pub(crate) fn statuses(world: &mut World<'_>) {
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         let is_runnable = runnable(spec);
+        let env_error = environment(world, &key.namespace, spec).err();
         let report = world.report.objects.get(&uid).cloned();
         let Some(Object::Revision(r)) = world.objects.get_mut(&key) else {
             continue;
@@ -335,6 +337,14 @@ pub(crate) fn statuses(world: &mut World<'_>) {
             );
             st.actual_replicas = Some(0);
             st.desired_replicas = Some(0);
+        } else if let Some(why) = env_error {
+            c.fail("ContainerHealthy", CONFIG_ERROR, why.clone());
+            c.fail("ResourcesAvailable", CONFIG_ERROR, why);
+            c.fail(
+                "Active",
+                "NoTraffic",
+                "The target is not receiving traffic.",
+            );
         } else {
             apply_report(&mut c, st, report.as_ref());
         }
