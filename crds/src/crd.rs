@@ -10,7 +10,7 @@ use crate::api::flows::{Parallel, Sequence};
 use crate::api::messaging::{
     Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel, Subscription,
 };
-use crate::api::serving::{Configuration, Revision, Route, Service};
+use crate::api::serving::{Configuration, DomainMapping, Revision, Route, Service};
 use crate::api::sources::{
     ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, KafkaSource, PingSource,
     SinkBinding,
@@ -42,6 +42,7 @@ pub fn crd(kind: Kind) -> Option<Value> {
         Kind::Configuration => Configuration::crd(),
         Kind::Revision => Revision::crd(),
         Kind::Route => Route::crd(),
+        Kind::DomainMapping => DomainMapping::crd(),
         Kind::ConfigMap | Kind::Secret => return None,
     };
     let mut v = serde_json::to_value(crd).ok()?;

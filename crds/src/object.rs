@@ -12,7 +12,7 @@ use crate::api::flows::{Parallel, Sequence};
 use crate::api::messaging::{
     Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel, Subscription,
 };
-use crate::api::serving::{Configuration, Revision, Route, Service};
+use crate::api::serving::{Configuration, DomainMapping, Revision, Route, Service};
 use crate::api::sources::{
     ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, KafkaSource, PingSource,
     SinkBinding,
@@ -164,6 +164,7 @@ kinds! {
     Configuration(Configuration) { plural: "configurations", short: ["config", "cfg"] },
     Revision(Revision) { plural: "revisions", short: ["rev"] },
     Route(Route) { plural: "routes", short: ["rt"] },
+    DomainMapping(DomainMapping) { plural: "domainmappings", short: [] },
     ConfigMap(ConfigMap) { plural: "configmaps", short: ["cm"] },
     Secret(Secret) { plural: "secrets", short: [] },
 }
@@ -211,6 +212,7 @@ impl Kind {
                 | Kind::Parallel
                 | Kind::Service
                 | Kind::Route
+                | Kind::DomainMapping
         )
     }
 
@@ -281,6 +283,7 @@ impl Object {
             Object::Configuration(o) => o.status = None,
             Object::Revision(o) => o.status = None,
             Object::Route(o) => o.status = None,
+            Object::DomainMapping(o) => o.status = None,
             Object::ConfigMap(_) | Object::Secret(_) => {}
         }
     }

@@ -34,7 +34,6 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("eventing.knative.dev", "EventPolicy"),
     ("eventing.knative.dev", "EventTransform"),
     ("eventing.knative.dev", "RequestReply"),
-    ("serving.knative.dev", "DomainMapping"),
     ("messaging.knative.dev", "RabbitmqChannel"),
 ];
 

@@ -224,6 +224,10 @@ pub(crate) fn apply(object: &mut Object) {
         }
         Object::Revision(r) => revision_spec(&mut r.spec.revision),
         Object::Route(r) => r.spec.traffic.iter_mut().for_each(traffic_target),
+        // Knative defaults the reference's namespace to the mapping's.
+        Object::DomainMapping(d) => {
+            d.spec.reference.namespace.get_or_insert_with(|| ns.clone());
+        }
         Object::EventType(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
     }
 }

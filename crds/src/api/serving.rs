@@ -1,4 +1,4 @@
-//! `serving.knative.dev`: Service, Configuration, Revision, Route.
+//! `serving.knative.dev`: Service, Configuration, Revision, Route, DomainMapping.
 
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duck::{Addressable, Status};
+use super::duck::{Addressable, KReference, Status};
 
 /// A Revision's spec: a pod spec plus Knative's request limits.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
@@ -253,4 +253,56 @@ pub struct RouteStatus {
     /// Traffic as resolved to Revisions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<TrafficTarget>,
+}
+
+/// A DomainMapping: serves a custom host name (its own name) from a Knative Service or Route.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "serving.knative.dev",
+    version = "v1beta1",
+    kind = "DomainMapping",
+    namespaced,
+    derive = "PartialEq",
+    status = "DomainMappingStatus",
+    doc = "DomainMapping maps a custom domain name to a Knative Service or Route.",
+    category = "all",
+    category = "knative",
+    category = "serving",
+    label("duck.knative.dev/addressable", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".status.url"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainMappingSpec {
+    /// The Service or Route to serve, in the DomainMapping's namespace.
+    #[serde(rename = "ref")]
+    pub reference: KReference,
+    /// TLS (accepted; Knit serves plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SecretTls>,
+}
+
+/// A DomainMapping's TLS secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTls {
+    /// Name of the Secret holding the certificate.
+    pub secret_name: String,
+}
+
+/// DomainMapping status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainMappingStatus {
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub status: Status,
+    /// `http://{name}` with the gateway's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The same, as an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Addressable>,
 }

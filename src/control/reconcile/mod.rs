@@ -150,6 +150,7 @@ fn status_mut(o: &mut Object) -> Option<&mut knit_crds::api::duck::Status> {
         Object::Configuration(x) => &mut x.status.as_mut()?.status,
         Object::Revision(x) => &mut x.status.as_mut()?.status,
         Object::Route(x) => &mut x.status.as_mut()?.status,
+        Object::DomainMapping(x) => &mut x.status.as_mut()?.status,
         Object::ConfigMap(_) | Object::Secret(_) => return None,
     })
 }
@@ -196,6 +197,7 @@ pub(crate) fn status_ref(o: &Object) -> Option<&knit_crds::api::duck::Status> {
         Object::Configuration(x) => &x.status.as_ref()?.status,
         Object::Revision(x) => &x.status.as_ref()?.status,
         Object::Route(x) => &x.status.as_ref()?.status,
+        Object::DomainMapping(x) => &x.status.as_ref()?.status,
         Object::ConfigMap(_) | Object::Secret(_) => return None,
     })
 }

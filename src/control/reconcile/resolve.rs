@@ -72,7 +72,9 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
             // A Knative Service or Route as a sink: a URL only, so the gateway's URL with the
             // Route's host (`http://hello.default.localhost:8081`, loopback), not the
             // cluster-local `status.address.url`.
-            Object::Service(_) | Object::Route(_) => super::serving::sink_url(world, key),
+            Object::Service(_) | Object::Route(_) | Object::DomainMapping(_) => {
+                super::serving::sink_url(world, key)
+            }
             _ => None,
         };
         if let Some(u) = url {

@@ -1,6 +1,7 @@
 //! Knative's semantic validation rules, per kind, on typed (defaulted) objects.
 
 mod common;
+mod domain_mapping;
 mod eventing;
 mod messaging;
 mod serving;
@@ -64,6 +65,7 @@ pub(crate) fn validate(object: &Object, hooks: &Hooks) -> Vec<FieldError> {
             serving::traffic(&r.spec.traffic, "spec.traffic", false, &mut errs);
             serving::rollout(r.metadata.annotations.as_ref(), &mut errs);
         }
+        Object::DomainMapping(d) => domain_mapping::validate(d, &mut errs),
         // `data` of a Secret is base64 by definition; deserializing it already checked that.
         Object::ConfigMap(_) | Object::Secret(_) => {}
     }

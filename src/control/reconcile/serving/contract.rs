@@ -11,6 +11,7 @@ use knit_crds::{Kind, Object};
 
 use super::super::World;
 use super::super::children::names_serving::SERVICE_LABEL;
+use super::domain_mapping;
 use super::environment::environment;
 use super::revisions::{
     CONFIGURATION_LABEL, DEFAULT_CONTAINER_NAME, DEFAULT_TIMEOUT_SECONDS, ROUTING_STATE_LABEL,
@@ -185,6 +186,16 @@ pub(crate) fn build(world: &World<'_>) -> Serving {
             Kind::Revision => out.revisions.extend(revision(world, o)),
             Kind::Route => out.routes.extend(route(world, o)),
             _ => {}
+        }
+    }
+    for (route, host) in domain_mapping::hosts(world) {
+        if let Some(r) = out
+            .routes
+            .iter_mut()
+            .find(|r| r.namespace == route.namespace && r.name == route.name)
+            && !r.hosts.contains(&host)
+        {
+            r.hosts.push(host);
         }
     }
     out.autoscaler_config = config_map(world, "config-autoscaler")

@@ -14,9 +14,11 @@
 //! the gateway's port: `http://hello.default.localhost:8081`. The cluster-local host
 //! `{name}.{namespace}.svc.cluster.local` is `status.address.url` and is served by the gateway
 //! too; `networking.knative.dev/visibility: cluster-local` keeps the public host off.
+//! [`domain_mapping`] adds custom hosts to a Route.
 
 pub(crate) mod configuration;
 pub(crate) mod contract;
+pub(crate) mod domain_mapping;
 pub(crate) mod environment;
 pub(crate) mod revisions;
 pub(crate) mod route;
@@ -43,6 +45,7 @@ pub(crate) fn serving(world: &mut World<'_>) {
     revisions::statuses(world);
     configuration::statuses(world);
     route::statuses(world);
+    domain_mapping::statuses(world);
 }
 
 /// The data of ConfigMap `knative-serving/{name}`.
@@ -97,7 +100,7 @@ pub(crate) struct Urls {
 }
 
 /// `:{port}` of the gateway, empty for port 80 or when unknown.
-fn port_suffix(gateway_url: &str) -> String {
+pub(crate) fn port_suffix(gateway_url: &str) -> String {
     url::Url::parse(gateway_url)
         .ok()
         .and_then(|u| u.port())
@@ -145,6 +148,12 @@ pub(crate) fn sink_url(world: &World<'_>, key: &ObjectKey) -> Option<String> {
     match o {
         Object::Service(_) | Object::Route(_) => {
             Some(urls(world, &key.namespace, &key.name, None, cluster_local(o)).sink)
+        }
+        // A custom host need not resolve here: reach it through its Route's host.
+        Object::DomainMapping(d) => {
+            let route =
+                domain_mapping::target_route(world, &key.namespace, &d.spec.reference).ok()?;
+            sink_url(world, &route)
         }
         _ => None,
     }

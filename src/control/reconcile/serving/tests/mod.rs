@@ -495,3 +495,57 @@ spec:
 
 mod samples;
 mod traffic;
+
+#[test]
+fn a_domain_mapping_adds_its_host_to_the_services_route() {
+    let yaml = format!(
+        "{}---
+apiVersion: serving.knative.dev/v1beta1
+kind: DomainMapping
+metadata: {{name: hello.example.com}}
+spec:
+  ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: hello}}
+---
+apiVersion: serving.knative.dev/v1beta1
+kind: DomainMapping
+metadata: {{name: nothing.example.com}}
+spec:
+  ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: nope}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {{name: default}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: t}}
+spec:
+  broker: default
+  subscriber: {{ref: {{apiVersion: serving.knative.dev/v1beta1, kind: DomainMapping, name: hello.example.com}}}}
+",
+        hello("v1", "")
+    );
+    let objects = load(&yaml, 1);
+    let first = run_with(&objects, &[], &Report::default());
+    let rep = report(&first, &[("hello-00001", true, "", 1)]);
+    let out = run_with(&objects, &first.history, &rep);
+    let dm = get(&out, Kind::DomainMapping, "hello.example.com");
+    assert_eq!(cond(&dm, "Ready").0, "True", "{dm}");
+    assert_eq!(dm["status"]["url"], "http://hello.example.com:8081");
+    let route = &out.contract.serving.routes[0];
+    assert!(
+        route.hosts.iter().any(|h| h == "hello.example.com"),
+        "{:?}",
+        route.hosts
+    );
+    let none = get(&out, Kind::DomainMapping, "nothing.example.com");
+    assert_eq!(
+        cond(&none, "ReferenceResolved"),
+        ("False".into(), "ResolutionFailed".into())
+    );
+    let t = get(&out, Kind::Trigger, "t");
+    assert_eq!(
+        t["status"]["subscriberUri"],
+        "http://hello.default.localhost:8081"
+    );
+}

@@ -1,0 +1,145 @@
+//! DomainMappings (`serving.knative.dev/v1beta1`): a custom host, the mapping's name, served by
+//! the gateway as another host of the referenced Service's (or Route's) Route. A host is
+//! claimed by the first mapping of that name (oldest, then by namespace), as Knative's
+//! ClusterDomainClaim does; a later one reports `DomainAlreadyClaimed`.
+
+use knit_crds::api::duck::{Addressable, KReference};
+use knit_crds::{Kind, Object, ObjectKey};
+
+use super::super::World;
+use super::super::conditions::Conditions;
+use super::super::conditions_of;
+use super::super::resolve::referenced_kind;
+
+/// The Route serving a DomainMapping's reference in `ns`.
+pub(crate) fn target_route(
+    world: &World<'_>,
+    ns: &str,
+    r: &KReference,
+) -> Result<ObjectKey, String> {
+    let name = r.name.clone().unwrap_or_default();
+    let kind = referenced_kind(r).filter(|k| matches!(k, Kind::Service | Kind::Route));
+    let Some(kind) = kind else {
+        return Err(format!(
+            "Knit maps domains to Knative Services and Routes only, not {} ({})",
+            r.kind.as_deref().unwrap_or_default(),
+            r.api_version.as_deref().unwrap_or_default()
+        ));
+    };
+    if !world.objects.contains_key(&ObjectKey::new(kind, ns, &name)) {
+        return Err(format!("{} {ns}/{name} not found", kind.name()));
+    }
+    let route = ObjectKey::new(Kind::Route, ns, &name);
+    if world.objects.contains_key(&route) {
+        Ok(route)
+    } else {
+        Err(format!("Route {ns}/{name} not found"))
+    }
+}
+
+/// The mapping that holds each host: the oldest, then the first by namespace.
+fn claimant(world: &World<'_>, host: &str) -> Option<ObjectKey> {
+    world
+        .objects
+        .values()
+        .filter(|o| o.kind() == Kind::DomainMapping && o.name() == host)
+        .min_by_key(|o| {
+            (
+                o.meta().creation_timestamp.as_ref().map(|t| t.0),
+                o.namespace().to_string(),
+            )
+        })
+        .map(Object::key)
+}
+
+/// The hosts each claimed, resolved mapping adds to a Route: (route, host).
+pub(crate) fn hosts(world: &World<'_>) -> Vec<(ObjectKey, String)> {
+    world
+        .objects
+        .values()
+        .filter_map(|o| match o {
+            Object::DomainMapping(d) => {
+                (claimant(world, o.name()) == Some(o.key())).then_some(())?;
+                let route = target_route(world, o.namespace(), &d.spec.reference).ok()?;
+                Some((route, o.name().to_ascii_lowercase()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Set every DomainMapping's status.
+pub(crate) fn statuses(world: &mut World<'_>) {
+    for key in world.keys_of(Kind::DomainMapping) {
+        let Some(Object::DomainMapping(d)) = world.objects.get(&key) else {
+            continue;
+        };
+        let mut c = Conditions::new();
+        if claimant(world, &key.name) == Some(key.clone()) {
+            c.ok("DomainClaimed");
+        } else {
+            c.fail(
+                "DomainClaimed",
+                "DomainAlreadyClaimed",
+                format!(
+                    "The domain name {:?} is already in use by another DomainMapping",
+                    key.name
+                ),
+            );
+        }
+        let route = target_route(world, &key.namespace, &d.spec.reference);
+        match &route {
+            Ok(_) => {
+                c.ok("ReferenceResolved");
+            }
+            Err(e) => {
+                c.fail("ReferenceResolved", "ResolutionFailed", e.clone());
+            }
+        }
+        let route_ready = route
+            .as_ref()
+            .ok()
+            .and_then(|r| world.objects.get(r))
+            .is_some_and(|r| {
+                conditions_of(r)
+                    .iter()
+                    .any(|c| c.type_ == "AllTrafficAssigned" && c.status == "True")
+            });
+        if route_ready && c.is_true("DomainClaimed") {
+            c.ok("IngressReady");
+        } else {
+            c.unknown(
+                "IngressReady",
+                "IngressNotConfigured",
+                "Ingress has not yet been reconciled.",
+            );
+        }
+        c.ok_because(
+            "CertificateProvisioned",
+            "TLSNotEnabled",
+            "autoTLS is not enabled",
+        );
+        let url = format!(
+            "http://{}{}",
+            key.name.to_ascii_lowercase(),
+            super::port_suffix(&world.env.gateway_url)
+        );
+        let conditions = c.roll_up(&[
+            "DomainClaimed",
+            "ReferenceResolved",
+            "IngressReady",
+            "CertificateProvisioned",
+        ]);
+        let Some(Object::DomainMapping(d)) = world.objects.get_mut(&key) else {
+            continue;
+        };
+        let st = d.status.get_or_insert_with(Default::default);
+        st.status.conditions = conditions;
+        st.address = Some(Addressable {
+            name: Some("http".into()),
+            url: Some(url.clone()),
+            ..Default::default()
+        });
+        st.url = Some(url);
+    }
+}
