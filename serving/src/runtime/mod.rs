@@ -25,6 +25,7 @@
 mod activator;
 mod env;
 mod gateway;
+mod kpa;
 mod logs;
 mod probe;
 mod proxy;

@@ -34,13 +34,20 @@ pub(crate) trait Decide: Send {
     fn initial(&self) -> u32;
 }
 
-/// The autoscaler of a revision ([`Simple`] until the KPA of `crate::autoscaler` is wired).
+/// The autoscaler of a revision: the KPA, or [`Simple`] when the KPA refuses the inputs
+/// (admission validates them, so only a hand-made Contract gets there).
 pub(crate) fn decider(
     rev: &Revision,
     config: &BTreeMap<String, String>,
-    _progress_deadline: Duration,
+    progress_deadline: Duration,
 ) -> Box<dyn Decide> {
-    Box::new(Simple::new(Params::of(rev, config), Instant::now()))
+    match super::kpa::Kpa::new(rev, config, progress_deadline) {
+        Ok(kpa) => Box::new(kpa),
+        Err(why) => {
+            tracing::warn!(revision = %rev.name, namespace = %rev.namespace, reason = %why, "autoscaling inputs refused by the KPA; using the simple scaler");
+            Box::new(Simple::new(Params::of(rev, config), Instant::now()))
+        }
+    }
 }
 
 /// The inputs [`Simple`] reads from annotations and `config-autoscaler`.
