@@ -121,10 +121,29 @@ fn request_head(out: &mut Vec<u8>, path: &str, authority: &str, headers: &Lines,
     out.extend_from_slice(b"\r\n");
 }
 
+/// Names under `localhost` are loopback (RFC 6761 §6.3), as browsers and curl treat them; the
+/// system resolver often does not, and Knative Services' standalone URLs
+/// (`http://hello.default.localhost:8081`) rely on it. The Host header keeps the name.
+fn loopback_name(host: &str) -> &str {
+    let lower = host.trim_end_matches('.');
+    if lower.eq_ignore_ascii_case("localhost")
+        || lower
+            .len()
+            .checked_sub(".localhost".len())
+            .and_then(|i| lower.get(i..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
+    {
+        "127.0.0.1"
+    } else {
+        host
+    }
+}
+
 async fn connect(uri: &Uri, authority: &str) -> Result<Conn, String> {
     let host = uri.host().ok_or_else(|| format!("no host in {uri}"))?;
     // `[::1]` in a URI is `::1` to the resolver.
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = loopback_name(host);
     let port = uri.port_u16().unwrap_or(80);
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
         .await
@@ -416,6 +435,14 @@ mod tests {
             1,
             "one keep-alive connection served all three"
         );
+    }
+
+    #[test]
+    fn names_under_localhost_are_loopback() {
+        assert_eq!(loopback_name("hello.default.localhost"), "127.0.0.1");
+        assert_eq!(loopback_name("LOCALHOST."), "127.0.0.1");
+        assert_eq!(loopback_name("notlocalhost"), "notlocalhost");
+        assert_eq!(loopback_name("example.com"), "example.com");
     }
 
     #[tokio::test]

@@ -29,12 +29,22 @@ pub fn shared_dir() -> PathBuf {
 }
 
 /// Poll `check` until it returns `Some`, or panic with `what` after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + PATIENCE;
+    eventually_for(what, PATIENCE, check).await
+}
+
+/// Poll `check` until it returns `Some`, or panic with `what` after `patience` (for waits the
+/// system under test sets, such as an autoscaler's windows).
+pub async fn eventually_for<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(v) = check().await {
             return v;
