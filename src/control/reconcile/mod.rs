@@ -65,6 +65,8 @@ pub(crate) struct World<'a> {
     pub(crate) report: &'a Report,
     /// The sources the data plane runs (those whose sink resolves).
     pub(crate) sources: Vec<knit_crds::contract::Source>,
+    /// The time of this reconcile (RFC 3339), for objects created now (Revisions).
+    pub(crate) now: &'a str,
 }
 
 /// Reconcile `input` (objects as stored: spec and metadata, no status), with what the data plane
@@ -97,6 +99,7 @@ pub fn reconcile(
         backends: BTreeMap::new(),
         report,
         sources: Vec::new(),
+        now,
     };
     world.addresses = resolve::addresses(&world);
 

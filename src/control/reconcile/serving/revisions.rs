@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use knit_crds::api::serving::{RevisionSpec, RevisionTemplateSpec};
 use knit_crds::contract::ObjectReport;
 use knit_crds::{Kind, Object, ObjectKey};
@@ -110,6 +111,7 @@ fn defaulted(spec: Option<&RevisionSpec>) -> RevisionSpec {
 
 /// Render a Configuration's template as Revision `name` of `generation`.
 fn render(
+    created: Option<Time>,
     config: &Object,
     template: &RevisionTemplateSpec,
     generation: i64,
@@ -138,7 +140,7 @@ fn render(
             "namespace": config.namespace(),
             "uid": uid_for(config, Kind::Revision, name),
             "generation": 1,
-            "creationTimestamp": m.creation_timestamp,
+            "creationTimestamp": created.or_else(|| m.creation_timestamp.clone()),
             "labels": labels,
             "annotations": tm.annotations.clone().unwrap_or_default(),
             "ownerReferences": [{
@@ -217,10 +219,13 @@ fn stamp_one(world: &mut World<'_>, key: &ObjectKey) {
         .max_by_key(|o| generation_of(o))
         .cloned();
     let derived = service_owned(&config);
+    // A Revision stamped now is created now (when the caller's time parses).
+    let now = world.now.parse::<jiff::Timestamp>().ok().map(Time);
     let mut outcome: Result<(i64, String), String> = Err(String::new());
     if let Some(n) = &newest {
         let g = generation_of(n);
         let unchanged = render(
+            None,
             &config,
             &template,
             g,
@@ -239,14 +244,17 @@ fn stamp_one(world: &mut World<'_>, key: &ObjectKey) {
         }
         let name = revision_name(&key.name, &template, g);
         let rk = ObjectKey::new(Kind::Revision, &key.namespace, &name);
-        outcome = match (world.objects.get(&rk), render(&config, &template, g, &name)) {
+        outcome = match (
+            world.objects.get(&rk),
+            render(now, &config, &template, g, &name),
+        ) {
             (_, None) => Err(format!(
                 "the template of Configuration {:?} does not make a valid Revision",
                 key.name
             )),
             (Some(existing), Some(cand)) => {
                 let ours = controller_configuration(existing).is_some_and(|(_, u)| u == uid);
-                let old = render(&config, &template, generation_of(existing), &name);
+                let old = render(None, &config, &template, generation_of(existing), &name);
                 if ours && old.is_some_and(|o| template_part(&o) == template_part(existing)) {
                     Ok((generation_of(existing), name))
                 } else {

@@ -259,6 +259,8 @@ fn a_second_generation_keeps_the_first_and_latest_ready_stays_on_the_good_one() 
         "v1",
         "revisions are immutable"
     );
+    // Stamped at the time of the reconcile that made it; the first keeps its own.
+    assert_eq!(r2["metadata"]["creationTimestamp"], "2026-01-01T00:00:00Z");
     let cfg = get(&second, Kind::Configuration, "hello");
     assert_eq!(cfg["status"]["latestCreatedRevisionName"], "hello-00002");
     assert_eq!(cfg["metadata"]["generation"], 2);
