@@ -277,6 +277,9 @@ async fn a_revision_scales_to_zero_and_the_next_request_is_answered() {
     })
     .await;
     assert_eq!(rev["status"]["actualReplicas"], 1, "{rev}");
+    let (code, out, err) = knit.cli(&["describe", "revision", "sleepy-00001"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("serving.knit.dev/last-cold-start-ms"), "{out}");
 }
 
 #[tokio::test]

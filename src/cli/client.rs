@@ -212,6 +212,20 @@ pub async fn describe(
             f("message")
         );
     }
+    // Everything else the status says (replica counts, revision names, the last cold start,
+    // a source's subscription), as YAML.
+    if let Some(Value::Object(status)) = o.get("status") {
+        let mut rest = status.clone();
+        for k in ["conditions", "observedGeneration"] {
+            rest.remove(k);
+        }
+        if !rest.is_empty() {
+            println!("\nStatus:");
+            for line in serde_saphyr::to_string(&Value::Object(rest))?.lines() {
+                println!("  {line}");
+            }
+        }
+    }
     Ok(())
 }
 
