@@ -345,3 +345,36 @@ async fn an_image_without_a_command_says_to_set_one() {
         "{ready}"
     );
 }
+
+#[tokio::test]
+async fn the_autoscale_sample_runs_and_the_hpa_class_says_it_is_not_run() {
+    let hpa = service(
+        "hpa",
+        &[
+            (
+                "autoscaling.knative.dev/class",
+                "hpa.autoscaling.knative.dev",
+            ),
+            ("autoscaling.knative.dev/metric", "cpu"),
+        ],
+        "",
+        "HPA",
+    );
+    let knit = Knit::start(&[
+        (
+            "autoscale.yaml",
+            &sample("docs__docs__versioned__serving__autoscaling__autoscale-go__service.yaml"),
+        ),
+        ("hpa.yaml", &hpa),
+    ]);
+    knit.ready("ksvc", "autoscale-go").await;
+    let (status, rev, _) = get(&knit, "autoscale-go.default.localhost", "/", &[]).await;
+    assert_eq!((status, rev.as_str()), (200, "autoscale-go-00001"));
+    let r = eventually("the HPA revision's verdict", || async {
+        let o = knit.object("revisions", "hpa-00001").await?;
+        (condition(&o, "Ready")?["status"] == "False").then_some(o)
+    })
+    .await;
+    let ready = condition(&r, "Ready").expect("Ready");
+    assert_eq!(ready["reason"], "UnsupportedAutoscalerClass", "{ready}");
+}

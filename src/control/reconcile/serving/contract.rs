@@ -86,7 +86,7 @@ fn revision(world: &World<'_>, o: &Object) -> Option<Revision> {
         return None;
     };
     let spec = &r.spec.revision;
-    if !runnable(spec) {
+    if !runnable(spec) || super::revisions::autoscaler_unsupported(r).is_some() {
         return None;
     }
     let env = environment(world, o.namespace(), spec).ok()?;

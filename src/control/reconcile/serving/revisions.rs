@@ -310,6 +310,28 @@ pub(crate) fn runnable(spec: &RevisionSpec) -> bool {
         .is_some_and(|c| c.iter().any(|a| !a.is_empty()))
 }
 
+/// Why Knit's autoscaler does not run a Revision (the HPA class, a metric other than
+/// concurrency or rps): (reason, message) for its Ready condition; such revisions stay out of
+/// the Contract. Annotations that do not validate were refused at admission.
+pub(crate) fn autoscaler_unsupported(
+    r: &knit_crds::api::serving::Revision,
+) -> Option<(&'static str, String)> {
+    let annotations = r.metadata.annotations.clone().unwrap_or_default();
+    let cc = r
+        .spec
+        .revision
+        .container_concurrency
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(0);
+    knit_serving::autoscaler::target::RevisionSpec::resolve(
+        &knit_serving::autoscaler::AutoscalerConfig::default(),
+        &annotations,
+        cc,
+    )
+    .ok()?
+    .unsupported()
+}
+
 /// Reasons of a report that mean "still starting", not a failure.
 const PENDING_REASONS: &[&str] = &["", "Deploying", "Pending", "Activating", "Queued"];
 
@@ -325,6 +347,7 @@ pub(crate) fn statuses(world: &mut World<'_>) {
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         let is_runnable = runnable(spec);
+        let unsupported = autoscaler_unsupported(r);
         let env_error = environment(world, &key.namespace, spec).err();
         let report = world.report.objects.get(&uid).cloned();
         let Some(Object::Revision(r)) = world.objects.get_mut(&key) else {
@@ -345,6 +368,14 @@ pub(crate) fn statuses(world: &mut World<'_>) {
             );
             st.actual_replicas = Some(0);
             st.desired_replicas = Some(0);
+        } else if let Some((reason, msg)) = unsupported {
+            c.fail("ResourcesAvailable", reason, msg.clone());
+            c.fail("ContainerHealthy", reason, msg);
+            c.fail(
+                "Active",
+                "NoTraffic",
+                "The target is not receiving traffic.",
+            );
         } else if let Some(why) = env_error {
             c.fail("ContainerHealthy", CONFIG_ERROR, why.clone());
             c.fail("ResourcesAvailable", CONFIG_ERROR, why);
