@@ -28,13 +28,15 @@ use serde_json::{Value, json};
 
 use crate::control::Handle;
 
+/// What every admin handler can read (submodules add their routes with
+/// `Router::merge(submodule::routes())` in [`router`]).
 #[derive(Clone)]
-struct AdminState {
-    control: Handle,
-    token: Option<Arc<str>>,
-    stats: Arc<knit_dispatcher::Stats>,
-    logs: Arc<knit_sources::logs::Logs>,
-    serving: knit_serving::runtime::Serving,
+pub(crate) struct AdminState {
+    pub(crate) control: Handle,
+    pub(crate) token: Option<Arc<str>>,
+    pub(crate) stats: Arc<knit_dispatcher::Stats>,
+    pub(crate) logs: Arc<knit_sources::logs::Logs>,
+    pub(crate) serving: knit_serving::runtime::Serving,
 }
 
 /// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
@@ -95,7 +97,7 @@ async fn auth(
     next.run(req).await
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
