@@ -117,11 +117,14 @@ async fn a_thousand_triggers_route_by_type() {
         triggers.push_str("---\n");
     }
     let knit = Knit::start(&[("b.yaml", &broker("b", "")), ("t.yaml", &triggers)]);
+    let patience = std::time::Duration::from_secs(120);
+    knit.ready_within("brokers", "b", patience).await;
     let url = knit.address("brokers", "b").await;
     // Every Trigger reads on its own: the one that matters must be Ready, not just the last.
-    knit.ready("triggers", "t999").await;
-    knit.ready("triggers", "t777").await;
-    send(&url, "type777", "x").await;
+    knit.ready_within("triggers", "t999", patience).await;
+    knit.ready_within("triggers", "t777", patience).await;
+    let r = send(&url, "type777", "x").await;
+    assert_eq!(r.status().as_u16(), 202);
     let got = sink.wait_for(1).await;
     assert_eq!(got[0].path, "/t777");
 }

@@ -268,7 +268,13 @@ impl Knit {
 
     /// Wait until `kind/name` is Ready=True; returns it.
     pub async fn ready(&self, kind: &str, name: &str) -> Value {
-        eventually(&format!("{kind}/{name} to be Ready"), || async {
+        self.ready_within(kind, name, PATIENCE).await
+    }
+
+    /// [`Knit::ready`] with a longer wait (for manifests that take long to admit, such as a
+    /// thousand Triggers on a busy machine).
+    pub async fn ready_within(&self, kind: &str, name: &str, patience: Duration) -> Value {
+        eventually_for(&format!("{kind}/{name} to be Ready"), patience, || async {
             let o = self.object(kind, name).await?;
             (condition(&o, "Ready")?["status"] == "True").then_some(o)
         })
