@@ -133,6 +133,7 @@ fn main() -> ExitCode {
             } => cli::client::logs(&server, &target, &namespace, revision.as_deref(), follow)
                 .await
                 .map(|_| ExitCode::SUCCESS),
+            Command::Replay(cli::ReplayCommand::Trigger(args)) => cli::replay::trigger(args).await,
             Command::Send(args) => cli::send::run(args).await.map(|_| ExitCode::SUCCESS),
             Command::EventDisplay { listen } => {
                 cli::display::run(listen).await.map(|_| ExitCode::SUCCESS)

@@ -183,6 +183,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             dataplane.stats(),
             logs,
             serving.clone(),
+            dataplane.clone(),
         ),
     );
 

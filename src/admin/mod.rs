@@ -14,6 +14,10 @@
 //! | GET | `/api/v1/stats` | fate counters in total and per egress (`egresses`, by `Kind/ns/name`): delivered, filtered, deferred, deadLettered, dropped, shed, retries; and unmatched |
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
+//!
+//! Replays of a Trigger (`/api/v1/replay/...`) are in [`replay`].
+
+mod replay;
 
 use std::sync::Arc;
 
@@ -37,6 +41,7 @@ pub(crate) struct AdminState {
     pub(crate) stats: Arc<knit_dispatcher::Stats>,
     pub(crate) logs: Arc<knit_sources::logs::Logs>,
     pub(crate) serving: knit_serving::runtime::Serving,
+    pub(crate) dataplane: Arc<knit_broker::DataPlane>,
 }
 
 /// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
@@ -46,6 +51,7 @@ pub fn router(
     stats: Arc<knit_dispatcher::Stats>,
     logs: Arc<knit_sources::logs::Logs>,
     serving: knit_serving::runtime::Serving,
+    dataplane: Arc<knit_broker::DataPlane>,
 ) -> Router {
     let state = AdminState {
         control,
@@ -53,6 +59,7 @@ pub fn router(
         stats,
         logs,
         serving,
+        dataplane,
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -64,6 +71,7 @@ pub fn router(
             "/api/v1/filter-test/{namespace}/{broker}",
             post(filter_test),
         )
+        .merge(replay::routes())
         .route("/api/v1/{kind}", get(list))
         .route(
             "/api/v1/{kind}/{namespace}/{name}",

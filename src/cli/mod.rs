@@ -4,6 +4,7 @@
 pub mod client;
 pub mod display;
 pub mod filter;
+pub mod replay;
 pub mod send;
 pub mod table;
 pub mod validate;
@@ -128,6 +129,9 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Re-deliver a Kafka Broker's events to one Trigger.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
     /// Check manifests offline, as admission would; exit 0 when valid, 2 otherwise.
     Validate {
         /// Files or folders.
@@ -169,6 +173,16 @@ pub enum FilterCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+/// `knit replay ...`.
+#[derive(Subcommand, Debug)]
+pub enum ReplayCommand {
+    /// Re-deliver the events of the Trigger's Broker between `--from` and `--to` to this
+    /// Trigger only (through its filter), each marked with the extension `knitreplay` (the
+    /// run's id). Needs a Broker on Kafka. Exit 0 when all matching events were delivered, 1
+    /// when refused or failed, 2 when some were not delivered.
+    Trigger(replay::TriggerArgs),
 }
 
 /// Flags of `knit run`.

@@ -7,6 +7,7 @@
 mod backends;
 mod egresses;
 mod ingresses;
+mod replay;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 use ingresses::IngressSlot;
 pub use ingresses::Target;
 pub use knit_dispatcher::Reporter;
+pub use replay::{REPLAY_EXTENSION, Range, ReplayError, ReplayStatus};
 
 /// Settings of the data plane.
 #[derive(Debug, Clone)]
@@ -89,6 +91,8 @@ pub struct DataPlane {
     slots: Mutex<HashMap<String, IngressSlot>>,
     /// Ingress tasks retiring (draining, deleting topics).
     retiring: Mutex<Vec<Retiring>>,
+    /// Replays of Triggers (see [`replay`]).
+    replays: replay::Runs,
 }
 
 /// An ingress task retiring: its address, its task, and its end.
@@ -120,6 +124,7 @@ impl DataPlane {
             }),
             slots: Mutex::new(HashMap::new()),
             retiring: Mutex::new(Vec::new()),
+            replays: replay::Runs::default(),
         })
     }
 

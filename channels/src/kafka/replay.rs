@@ -1,0 +1,465 @@
+//! Reading a range of a topic again, for a replay: a consumer of its own with partitions
+//! assigned by hand (no group membership, nothing ever committed, so no consumer group moves),
+//! positioned at the range's start and stopping at its end.
+//!
+//! Bounds (`--from`, `--to`), as [`Bound::parse`] reads them:
+//!
+//! - `earliest` / `latest`: the partition's first retained offset / its end;
+//! - `N`: offset `N` on every partition;
+//! - `P:N[,P:N...]`: offset `N` on partition `P` (as `--from`, only the partitions listed are
+//!   read; as `--to`, partitions not listed end where the topic ended when the replay started);
+//! - an RFC 3339 time (`2025-01-31T12:00:00Z`): the first offset whose record timestamp is at or
+//!   after it (Kafka's `ListOffsets` by time).
+//!
+//! The start is inclusive, the end exclusive, and the end never lies beyond the topic's end
+//! when the replay started (events appended during a replay are not replayed).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+
+use super::binding::{self, InRecord};
+use super::cluster::{ADMIN_TIMEOUT, Cluster, backend};
+use crate::event::Event;
+use crate::log::LogError;
+
+/// How long `next` waits for a record before checking the consumer's positions.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// A replay that receives nothing for this long while records are still due fails.
+const STALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// One end of a replay range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// The first offset the topic retains.
+    Earliest,
+    /// The topic's end when the replay starts.
+    Latest,
+    /// This offset on every partition.
+    Offset(i64),
+    /// These offsets on these partitions.
+    Partitions(BTreeMap<i32, i64>),
+    /// The first record at or after this time.
+    Time(jiff::Timestamp),
+}
+
+/// Why a bound was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{text:?} is not a position: give an RFC 3339 time (2025-01-31T12:00:00Z), an offset (0), partition:offset pairs (0:12,1:40), earliest or latest ({why})"
+)]
+pub struct BoundError {
+    text: String,
+    why: String,
+}
+
+impl Bound {
+    /// Read a bound (see the module documentation).
+    pub fn parse(text: &str) -> Result<Bound, BoundError> {
+        let t = text.trim();
+        let fail = |why: &str| BoundError {
+            text: text.to_string(),
+            why: why.to_string(),
+        };
+        match t {
+            "" => return Err(fail("empty")),
+            "earliest" => return Ok(Bound::Earliest),
+            "latest" => return Ok(Bound::Latest),
+            _ => {}
+        }
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return t
+                .parse()
+                .map(Bound::Offset)
+                .map_err(|_| fail("offset out of range"));
+        }
+        if t.bytes()
+            .all(|b| b.is_ascii_digit() || b == b':' || b == b',')
+        {
+            let mut map = BTreeMap::new();
+            for pair in t.split(',') {
+                let (p, o) = pair
+                    .split_once(':')
+                    .ok_or_else(|| fail("expected partition:offset"))?;
+                let p: i32 = p.parse().map_err(|_| fail("bad partition"))?;
+                let o: i64 = o.parse().map_err(|_| fail("bad offset"))?;
+                if map.insert(p, o).is_some() {
+                    return Err(fail("a partition is given twice"));
+                }
+            }
+            return Ok(Bound::Partitions(map));
+        }
+        t.parse::<jiff::Timestamp>()
+            .map(Bound::Time)
+            .map_err(|e| fail(&e.to_string()))
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bound::Earliest => f.write_str("earliest"),
+            Bound::Latest => f.write_str("latest"),
+            Bound::Offset(o) => write!(f, "{o}"),
+            Bound::Partitions(m) => {
+                let parts: Vec<String> = m.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+                f.write_str(&parts.join(","))
+            }
+            Bound::Time(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+/// The offsets one partition is read between: `from` inclusive, `to` exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionRange {
+    /// The partition.
+    pub partition: i32,
+    /// The first offset read.
+    pub from: i64,
+    /// The offset reading stops at (not read).
+    pub to: i64,
+}
+
+/// A record read by a replay.
+#[derive(Debug)]
+pub struct ReplayRecord {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The event (a record that is not a CloudEvent is wrapped as the Kafka source does).
+    pub event: Event,
+}
+
+/// Reads a topic's records in a range, then ends.
+pub struct ReplayReader {
+    consumer: StreamConsumer,
+    ranges: Vec<PartitionRange>,
+    state: ReadState,
+}
+
+/// What a reader tracks besides its consumer.
+struct ReadState {
+    topic: String,
+    foreign_source: String,
+    /// Partitions not read to their end yet → the end.
+    open: HashMap<i32, i64>,
+    last_progress: Instant,
+}
+
+/// Where `bound` puts each of `parts` (partition → (low, high) watermarks); `None` for a
+/// partition the bound does not name.
+fn resolve(
+    c: &BaseConsumer,
+    topic: &str,
+    bound: &Bound,
+    parts: &BTreeMap<i32, (i64, i64)>,
+) -> Result<BTreeMap<i32, Option<i64>>, LogError> {
+    let clamp = |p: i32, o: i64| parts.get(&p).map(|&(low, high)| o.clamp(low, high));
+    let mut out = BTreeMap::new();
+    match bound {
+        Bound::Earliest => out.extend(parts.iter().map(|(&p, &(low, _))| (p, Some(low)))),
+        Bound::Latest => out.extend(parts.iter().map(|(&p, &(_, high))| (p, Some(high)))),
+        Bound::Offset(o) => out.extend(parts.keys().map(|&p| (p, clamp(p, *o)))),
+        Bound::Partitions(m) => {
+            if let Some(p) = m.keys().find(|p| !parts.contains_key(p)) {
+                return Err(LogError::Backend(format!(
+                    "topic {topic} has no partition {p} (it has {})",
+                    parts.len()
+                )));
+            }
+            out.extend(
+                parts
+                    .keys()
+                    .map(|&p| (p, m.get(&p).and_then(|&o| clamp(p, o)))),
+            );
+        }
+        Bound::Time(t) => {
+            let mut tpl = TopicPartitionList::new();
+            for &p in parts.keys() {
+                tpl.add_partition_offset(topic, p, Offset::Offset(t.as_millisecond()))
+                    .map_err(|e| backend("looking up offsets by time", e))?;
+            }
+            let found = c
+                .offsets_for_times(tpl, ADMIN_TIMEOUT)
+                .map_err(|e| backend("looking up offsets by time", e))?;
+            for e in found.elements() {
+                if let Err(err) = e.error() {
+                    return Err(backend("looking up offsets by time", err));
+                }
+                let at = match e.offset() {
+                    Offset::Offset(o) => clamp(e.partition(), o),
+                    // No record at or after that time: the end.
+                    _ => parts.get(&e.partition()).map(|&(_, high)| high),
+                };
+                out.insert(e.partition(), at);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Cluster {
+    /// Open a reader of `topic` from `from` to `to` (`None`: the end at this moment). Records
+    /// that are not CloudEvents get `foreign_source` (`#<topic>` appended) as the Kafka source
+    /// gives them. `name` identifies the reader's client (it joins no group).
+    pub async fn replay(
+        self: &Arc<Self>,
+        topic: &str,
+        foreign_source: &str,
+        from: &Bound,
+        to: Option<&Bound>,
+        name: &str,
+    ) -> Result<ReplayReader, LogError> {
+        let mut cfg = self.base_config();
+        // A group id librdkafka wants for a consumer; with manual assignment and no commits it
+        // never joins nor creates that group.
+        cfg.set("group.id", format!("knit-replay-{name}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", "8192");
+        let probe_cfg = cfg.clone();
+        let (topic_owned, from, to) = (topic.to_string(), from.clone(), to.cloned());
+        let ranges = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
+            let c: BaseConsumer = probe_cfg
+                .create()
+                .map_err(|e| backend("cannot create a consumer", e))?;
+            let topic = topic_owned.as_str();
+            let md = c
+                .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+                .map_err(|e| backend(&format!("reading the metadata of {topic}"), e))?;
+            let mut parts = BTreeMap::new();
+            for t in md.topics() {
+                if let Some(err) = t.error() {
+                    return Err(LogError::Backend(format!("topic {topic}: {err:?}")));
+                }
+                for p in t.partitions() {
+                    let marks = c
+                        .fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)
+                        .map_err(|e| backend(&format!("reading the offsets of {topic}"), e))?;
+                    parts.insert(p.id(), marks);
+                }
+            }
+            let starts = resolve(&c, topic, &from, &parts)?;
+            let ends = match &to {
+                Some(b) => resolve(&c, topic, b, &parts)?,
+                None => BTreeMap::new(),
+            };
+            let ranges: Vec<PartitionRange> = starts
+                .into_iter()
+                .filter_map(|(p, start)| {
+                    let (_, high) = *parts.get(&p)?;
+                    let end = ends.get(&p).copied().flatten().unwrap_or(high).min(high);
+                    Some(PartitionRange {
+                        partition: p,
+                        from: start?,
+                        to: end,
+                    })
+                })
+                .collect();
+            Ok(ranges)
+        })
+        .await
+        .map_err(|e| backend("resolving the replay's range", e))??;
+        let consumer: StreamConsumer = cfg
+            .create()
+            .map_err(|e| backend("cannot create a consumer", e))?;
+        let mut tpl = TopicPartitionList::new();
+        let mut open = HashMap::new();
+        for r in ranges.iter().filter(|r| r.from < r.to) {
+            tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.from))
+                .map_err(|e| backend("assigning partitions", e))?;
+            open.insert(r.partition, r.to);
+        }
+        if tpl.count() > 0 {
+            consumer
+                .assign(&tpl)
+                .map_err(|e| backend("assigning partitions", e))?;
+        }
+        Ok(ReplayReader {
+            consumer,
+            ranges,
+            state: ReadState {
+                topic: topic.to_string(),
+                foreign_source: foreign_source.to_string(),
+                open,
+                last_progress: Instant::now(),
+            },
+        })
+    }
+}
+
+impl ReplayReader {
+    /// The range of each partition.
+    pub fn ranges(&self) -> &[PartitionRange] {
+        &self.ranges
+    }
+
+    /// How many offsets the ranges span (an upper bound of the records read).
+    pub fn span(&self) -> u64 {
+        self.ranges
+            .iter()
+            .map(|r| u64::try_from(r.to.saturating_sub(r.from)).unwrap_or(0))
+            .sum()
+    }
+
+    /// Up to `max` records (at least one); `Ok(None)` once every partition was read to its
+    /// end. Fails when no record arrives for 30 s while some are due.
+    pub async fn next(&mut self, max: usize) -> Result<Option<Vec<ReplayRecord>>, LogError> {
+        let mut out = Vec::new();
+        loop {
+            let st = &mut self.state;
+            if st.open.is_empty() {
+                return Ok((!out.is_empty()).then_some(out));
+            }
+            if st.last_progress.elapsed() > STALL_LIMIT {
+                return Err(LogError::Backend(format!(
+                    "no record of topic {} arrived for {} s",
+                    st.topic,
+                    STALL_LIMIT.as_secs()
+                )));
+            }
+            let consumer = &self.consumer;
+            match tokio::time::timeout(IDLE_CHECK, consumer.recv()).await {
+                Err(_) => st.check_positions(consumer),
+                Ok(Err(e)) => {
+                    tracing::debug!(topic = %st.topic, error = %e, "replay consumer error");
+                    tokio::time::sleep(IDLE_CHECK / 5).await;
+                }
+                Ok(Ok(m)) => {
+                    st.take(consumer, &m, &mut out);
+                    drop(m);
+                    while out.len() < max.max(1) && !st.open.is_empty() {
+                        match consumer.recv().now_or_never() {
+                            Some(Ok(m)) => st.take(consumer, &m, &mut out),
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Ok(Some(out));
+            }
+        }
+    }
+}
+
+impl ReadState {
+    fn close_partition(&mut self, consumer: &StreamConsumer, partition: i32) {
+        if self.open.remove(&partition).is_some() {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.topic, partition);
+            let _ = consumer.pause(&tpl);
+        }
+    }
+
+    /// Close the partitions whose position reached their end (records at the end of a range
+    /// may be missing: compacted away, or transaction markers).
+    fn check_positions(&mut self, consumer: &StreamConsumer) {
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        for e in positions.elements() {
+            if let (Offset::Offset(at), Some(&end)) = (e.offset(), self.open.get(&e.partition()))
+                && at >= end
+            {
+                self.close_partition(consumer, e.partition());
+            }
+        }
+    }
+
+    fn take(
+        &mut self,
+        consumer: &StreamConsumer,
+        m: &rdkafka::message::BorrowedMessage<'_>,
+        out: &mut Vec<ReplayRecord>,
+    ) {
+        let (partition, offset) = (m.partition(), m.offset());
+        let Some(&end) = self.open.get(&partition) else {
+            return;
+        };
+        self.last_progress = Instant::now();
+        if offset < end {
+            let headers: Vec<(&str, &[u8])> = m
+                .headers()
+                .map(|h| h.iter().map(|x| (x.key, x.value.unwrap_or(&[]))).collect())
+                .unwrap_or_default();
+            let input = InRecord {
+                topic: &self.topic,
+                partition,
+                offset,
+                timestamp_ms: m.timestamp().to_millis(),
+                key: m.key(),
+                headers,
+                value: m.payload(),
+            };
+            let event = binding::decode(&input).unwrap_or_else(|e| {
+                tracing::debug!(topic = %self.topic, partition, offset, error = %e, "not a CloudEvent: wrapped");
+                binding::wrap_foreign(&input, &format!("{}#{}", self.foreign_source, self.topic))
+            });
+            out.push(ReplayRecord {
+                partition,
+                offset,
+                event,
+            });
+        }
+        if offset.saturating_add(1) >= end {
+            self.close_partition(consumer, partition);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_parse() {
+        assert_eq!(Bound::parse("0"), Ok(Bound::Offset(0)));
+        assert_eq!(Bound::parse(" 42 "), Ok(Bound::Offset(42)));
+        assert_eq!(Bound::parse("earliest"), Ok(Bound::Earliest));
+        assert_eq!(Bound::parse("latest"), Ok(Bound::Latest));
+        assert_eq!(
+            Bound::parse("0:5,2:7"),
+            Ok(Bound::Partitions(BTreeMap::from([(0, 5), (2, 7)])))
+        );
+        let t = Bound::parse("2025-01-31T12:00:00Z");
+        assert!(matches!(t, Ok(Bound::Time(_))), "{t:?}");
+        assert_eq!(
+            t.map(|b| b.to_string()).ok().as_deref(),
+            Some("2025-01-31T12:00:00Z")
+        );
+        for bad in [
+            "",
+            "-1",
+            "0:",
+            "0:1,0:2",
+            "yesterday",
+            "1:2:3",
+            "99999999999999999999",
+        ] {
+            assert!(Bound::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bounds_print_as_parsed() {
+        for text in ["0", "12", "0:5,2:7", "earliest", "latest"] {
+            assert_eq!(
+                Bound::parse(text).map(|b| b.to_string()).ok().as_deref(),
+                Some(text)
+            );
+        }
+    }
+}
