@@ -148,6 +148,9 @@ async fn replay_from_offset_zero_reaches_one_trigger_only() {
     let bootstrap = knit.kafka.as_ref().expect("kafka").bootstrap.clone();
     assert_eq!(offsets(&bootstrap, GROUP_A, TOPIC).await, before_a);
     assert_eq!(offsets(&bootstrap, GROUP_B, TOPIC).await, before_b);
+    // The replay's own reader committed nothing anywhere.
+    let own = offsets(&bootstrap, &format!("knit-replay-{id}"), TOPIC).await;
+    assert!(own.iter().all(|(c, _)| *c < 0), "{own:?}");
 
     // The run as the admin API keeps it.
     let run = knit.api(&format!("/api/v1/replay/{id}")).await;
@@ -160,6 +163,21 @@ async fn replay_from_offset_zero_reaches_one_trigger_only() {
     assert_eq!(run["span"], 6);
     let list = knit.api("/api/v1/replay").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    // Cancelling a run that ended changes nothing; an unknown run is 404.
+    let r = http()
+        .delete(format!("{}/api/v1/replay/{id}", knit.admin))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), 200);
+    let run: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(run["cancelled"], false);
+    let r = http()
+        .get(format!("{}/api/v1/replay/nope", knit.admin))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 404);
 
     // A second replay of the same range: the same events again, under a new id.
     let (code, out, err) = replay(&knit, &["ta", "--from", "earliest"]).await;
