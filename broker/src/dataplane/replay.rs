@@ -9,7 +9,7 @@
 //!
 //! Memory logs keep nothing to replay: a replay of a Trigger on a memory Broker is refused.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -59,8 +59,8 @@ pub enum ReplayError {
         /// The Broker's name.
         broker: String,
     },
-    /// A replay of the Trigger is running already.
-    #[error("replay {0} of this Trigger is still running")]
+    /// A replay of the Trigger is running already (its id), or being started.
+    #[error("a replay of this Trigger is still running: {0}")]
     Busy(String),
     /// The topic could not be read.
     #[error("cannot read the Broker's topic: {0}")]
@@ -168,6 +168,20 @@ impl Run {
 pub(crate) struct Runs {
     runs: Mutex<VecDeque<Arc<Run>>>,
     started: AtomicU64,
+    /// Triggers whose replay is being set up (its range resolved), not yet in `runs`.
+    starting: Mutex<HashSet<String>>,
+}
+
+/// Holds a Trigger's place in [`Runs::starting`] until dropped.
+struct Starting<'a> {
+    runs: &'a Runs,
+    trigger: String,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.runs.starting.lock().remove(&self.trigger);
+    }
 }
 
 /// A replay has no log position to hold and no retry stream: retries happen in memory.
@@ -228,7 +242,7 @@ impl DataPlane {
             return Err(LogError::Backend("the Broker has no topic".into()).into());
         };
         let trigger = format!("{namespace}/{name}");
-        {
+        let _starting = {
             let runs = self.replays.runs.lock();
             if let Some(r) = runs
                 .iter()
@@ -236,7 +250,14 @@ impl DataPlane {
             {
                 return Err(ReplayError::Busy(r.id.clone()));
             }
-        }
+            if !self.replays.starting.lock().insert(trigger.clone()) {
+                return Err(ReplayError::Busy("it is being started".into()));
+            }
+            Starting {
+                runs: &self.replays,
+                trigger: trigger.clone(),
+            }
+        };
         let n = self.replays.started.fetch_add(1, Ordering::Relaxed) + 1;
         let id = run_id(n);
         let cluster = self.ctx.clusters.cluster(&kafka.bootstrap_servers)?;
