@@ -15,9 +15,12 @@
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
 //!
+//! The live flow map (`/ui`) and its feed (`/api/v1/stream`) are in [`ui`].
+//!
 //! Replays of a Trigger (`/api/v1/replay/...`) are in [`replay`].
 
 mod replay;
+mod ui;
 
 use std::sync::Arc;
 
@@ -72,12 +75,15 @@ pub fn router(
             post(filter_test),
         )
         .merge(replay::routes())
+        .merge(ui::routes())
         .route("/api/v1/{kind}", get(list))
         .route(
             "/api/v1/{kind}/{namespace}/{name}",
             get(get_one).delete(delete),
         )
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        // After the authentication layer: the page's files are public, its data is not.
+        .merge(ui::pages())
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }
