@@ -97,7 +97,8 @@ async fn the_flow_map_draws_the_manifest_and_moves_with_events() {
     knit.ready("pingsources", "heartbeat").await;
 
     let shot = match std::env::var_os("KNIT_FLOWMAP_SCREENSHOT") {
-        Some(p) => PathBuf::from(p),
+        // Relative to the checkout (node runs in the clients' folder).
+        Some(p) => common::repo("").join(p),
         None => knit.dir.path().join("flow-map.png"),
     };
     let uri = |url: &str| format!("URI//{}", url.trim_end_matches('/'));
