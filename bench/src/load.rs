@@ -17,6 +17,8 @@ use crate::servers::now_nanos;
 pub(crate) struct Load {
     /// Target `host:port`.
     pub(crate) addr: std::net::SocketAddr,
+    /// The `Host` header; `None`: `addr`.
+    pub(crate) host: Option<String>,
     /// Request path.
     pub(crate) path: String,
     /// CloudEvent `type`.
@@ -62,7 +64,7 @@ async fn worker(load: Load, index: usize, start: Instant) -> anyhow::Result<Outc
         + interval
             .map(|i| i.mul_f64(index as f64 / load.concurrency as f64))
             .unwrap_or_default();
-    let host = load.addr.to_string();
+    let host = load.host.clone().unwrap_or_else(|| load.addr.to_string());
     let mut n: u64 = 0;
     while start.elapsed() < load.duration {
         if let Some(i) = interval {

@@ -18,22 +18,32 @@
 //!   produce → consume loop with no HTTP (10 partitions, an idempotent producer with `acks=all`
 //!   and `linger.ms=1` like Knit's, as many deliveries outstanding as the load has connections,
 //!   a consumer in its own group), and the ratio (f)/(g).
+//! - Serving (not with `--only-broker`; `serving.rs`): Knit's serving data plane runs in this
+//!   process with a revision running this binary as `knit-bench app` (a keep-alive hyper app on
+//!   `PORT`), pinned at one replica. (h) the load straight at the replica, (i) the same load at
+//!   the gateway with the route's Host header (gateway → activator → replica proxy → app), both
+//!   at 16 connections answering 200, rounds alternating; the throughput ratio (i)/(h) and the
+//!   added p50/p99. (j) cold start: the app's own start time (spawned by hand, spawn → first
+//!   200) against the first request through the gateway to a fresh revision at zero
+//!   (`initial-scale: 0`), request → response, alternating, medians of 5 (`--quick`) or 15.
 //!
 //! Measured scenarios run side by side and their rounds alternate (a, b, c, d, g, f, a, ...), so
 //! machine noise hits them alike; each figure is the median round by rate.
 //!
 //! Usage: `knit-bench [--quick] [--concurrency N] [--seconds S] [--rounds R] [--only-broker]
-//! [--kafka BOOTSTRAP]` (defaults: 32 connections, 3 s per measurement, 3 rounds; `--quick` is
-//! 1 s and one round; `--only-broker` runs (a), (b) and the Kafka scenarios). The Kafka scenarios
+//! [--only-serving] [--kafka BOOTSTRAP]` (defaults: 32 connections, 3 s per measurement, 3
+//! rounds; `--quick` is 1 s and one round; `--only-broker` runs (a), (b) and the Kafka
+//! scenarios; `--only-serving` (h), (i) and (j), which need no knit binary). The Kafka scenarios
 //! run when `--kafka` or `KNIT_BENCH_KAFKA` gives bootstrap servers, and are skipped with a note
 //! otherwise. Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
 //! `KNIT_BIN`; `BENCH_KNIT_FLAGS` adds flags to every knit, `BENCH_KNIT_THREADS` sets its worker
-//! threads.
+//! threads. `knit-bench app` is the serving scenario's app, not a benchmark.
 
 mod kafka;
 mod knit;
 mod load;
 mod servers;
+mod serving;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -52,6 +62,8 @@ struct Options {
     rounds: usize,
     quick: bool,
     only_broker: bool,
+    /// Only (h), (i) and (j): no knit binary needed.
+    only_serving: bool,
     /// Bootstrap servers of the Kafka cluster for (f) and (g).
     kafka: Option<String>,
 }
@@ -78,6 +90,7 @@ fn options() -> Options {
             .max(1),
         quick,
         only_broker: args.iter().any(|a| a == "--only-broker"),
+        only_serving: args.iter().any(|a| a == "--only-serving"),
         kafka: value("--kafka")
             .or_else(|| std::env::var("KNIT_BENCH_KAFKA").ok())
             .filter(|b| !b.trim().is_empty()),
@@ -156,9 +169,14 @@ fn warmup(o: &Options) -> Duration {
 
 /// Responses whose status is not 202.
 fn not_accepted(out: &Outcome) -> u64 {
+    not_accepted_as(out, 202)
+}
+
+/// Responses whose status is not `ok`.
+fn not_accepted_as(out: &Outcome, ok: u16) -> u64 {
     out.statuses
         .iter()
-        .filter(|(s, _)| **s != 202)
+        .filter(|(s, _)| **s != ok)
         .map(|(_, n)| n)
         .sum()
 }
@@ -188,6 +206,7 @@ async fn through_knit(
 ) -> Result<Measured> {
     let mut load = Load {
         addr: knit.ingress,
+        host: None,
         path: path.to_string(),
         ty: "bench.event".into(),
         concurrency: o.concurrency,
@@ -256,6 +275,7 @@ fn machine() -> String {
 async fn baseline(o: &Options, bare: SocketAddr) -> Result<Measured> {
     let load = Load {
         addr: bare,
+        host: None,
         path: "/".into(),
         ty: "bench.event".into(),
         concurrency: o.concurrency,
@@ -320,6 +340,7 @@ async fn overload(o: &Options, hang: SocketAddr, overflow: Option<&str>) -> Resu
     for _ in 0..if o.quick { 2 } else { 4 } {
         let out = load::run(&Load {
             addr: knit.ingress,
+            host: None,
             path: "/default/bench".into(),
             ty: "bench.event".into(),
             concurrency: o.concurrency,
@@ -359,6 +380,55 @@ fn print_overload(label: &str, r: &Overload) {
             .map(|b| mib(*b))
             .collect::<Vec<_>>()
             .join(" → ")
+    );
+}
+
+/// Runs and prints (h), (i) and (j).
+async fn serving_scenarios(o: &Options, rounds: usize) -> Result<(Measured, Measured)> {
+    let rig = serving::Rig::start().await?;
+    let (h, i) = rig.overhead(o, rounds).await?;
+    let cold = rig.cold_starts(if o.quick { 5 } else { 15 }).await?;
+    rig.shutdown().await;
+    print_serving(&h, &i, &cold);
+    Ok((h, i))
+}
+
+/// Prints (h), (i) and (j).
+fn print_serving(h: &Measured, i: &Measured, cold: &serving::ColdStarts) {
+    let failed = |m: &Measured| {
+        if m.rejected > 0 {
+            format!("   {} answers not 200", m.rejected)
+        } else {
+            String::new()
+        }
+    };
+    println!(
+        "(h) app direct (knit-bench app, {} conns):   {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms{}",
+        serving::CONCURRENCY,
+        h.rate,
+        h.p50,
+        h.p99,
+        failed(h)
+    );
+    println!(
+        "(i) gateway → proxy → app (Host routing):  {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms   ratio (i)/(h) {:.2} (target ≥ 0.50)   added p50 {:.3} ms (target ≤ 0.2)  p99 {:.3} ms (target ≤ 1){}",
+        i.rate,
+        i.p50,
+        i.p99,
+        i.rate / h.rate,
+        i.p50 - h.p50,
+        i.p99 - h.p99,
+        failed(i)
+    );
+    let app = serving::median_of(&cold.app_ms);
+    let gateway = serving::median_of(&cold.gateway_ms);
+    println!(
+        "(j) cold start, median of {}: app alone {:.1} ms (spawn → first response), through the gateway at zero {:.1} ms (request → response), difference {:.1} ms (target ≤ 20)   runtime's lastColdStartMs {:.0} ms",
+        cold.gateway_ms.len(),
+        app,
+        gateway,
+        gateway - app,
+        serving::median_of(&cold.reported_ms)
     );
 }
 
@@ -403,6 +473,9 @@ async fn kafka_rig(bootstrap: &str) -> Result<KafkaRig> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("app") {
+        return servers::app().await;
+    }
     let o = options();
     let rounds = if o.quick { 1 } else { o.rounds };
     println!(
@@ -411,6 +484,11 @@ async fn main() -> Result<()> {
         o.concurrency,
         o.seconds
     );
+    if o.only_serving {
+        let (h, i) = serving_scenarios(&o, rounds).await?;
+        anyhow::ensure!(h.accepted > 0 && i.accepted > 0, "nothing was answered");
+        return Ok(());
+    }
 
     // Everything under test runs at once, idle until measured; the rounds alternate between
     // the baseline and each Knit scenario so machine noise hits them alike.
@@ -554,6 +632,8 @@ async fn main() -> Result<()> {
         return Ok(());
     }
 
+    let (h, i) = serving_scenarios(&o, rounds).await?;
+
     // (e) A sink that never answers: the trigger's queue sheds its oldest events past the log
     // capacity, the ingress keeps accepting, memory stays flat. (e2) With overflow `block`, the
     // ingress pushes back with 429 once the trigger is the capacity behind.
@@ -569,7 +649,7 @@ async fn main() -> Result<()> {
         &e2,
     );
     anyhow::ensure!(
-        b.accepted > 0 && e.accepted > 0 && e2.accepted > 0,
+        b.accepted > 0 && e.accepted > 0 && e2.accepted > 0 && h.accepted > 0 && i.accepted > 0,
         "nothing was accepted"
     );
     Ok(())

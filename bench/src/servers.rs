@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -94,4 +94,43 @@ async fn handle(req: Request<Incoming>, c: &Counters, mode: Mode) -> Response<Em
     let mut r = Response::new(Empty::new());
     *r.status_mut() = StatusCode::ACCEPTED;
     r
+}
+
+/// `knit-bench app`: the tiny app the serving scenario runs as a revision (and starts by hand
+/// for its start time). It serves `PORT` on loopback over keep-alive HTTP/1.1, answers every
+/// request 200 `ok` once its body is read, says `listening on PORT` on stdout, and exits when
+/// its stdin closes, so it never outlives whoever started it.
+pub(crate) async fn app() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let port: u16 = std::env::var("PORT")
+        .context("PORT is not set")?
+        .trim()
+        .parse()
+        .context("PORT is not a port number")?;
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {port}")?;
+        out.flush()?;
+    }
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let svc = service_fn(|req: Request<Incoming>| async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }

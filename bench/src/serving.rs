@@ -1,0 +1,343 @@
+//! The serving scenarios: Knit's serving data plane (`knit_serving::runtime::Serving`) runs
+//! in this process, and its revisions run this very binary re-executed as `knit-bench app`
+//! (a keep-alive hyper server on `PORT`, see [`crate::servers::app`]).
+//!
+//! - Overhead: the same load (keep-alive connections, as many as [`CONCURRENCY`]) straight at
+//!   the replica's own port, and at the gateway with the route's Host header, through the
+//!   gateway, the activator's pick and the replica's proxy. One revision, pinned at one
+//!   replica (`min-scale` = `max-scale` = 1), so both hit the same process.
+//! - Cold start: the app's own start time (spawn by hand → first 200, polled on fresh
+//!   connections) against the first request through the gateway to a fresh revision at zero
+//!   (`initial-scale: 0`, allowed by `allow-zero-initial-scale`), request → response; the two
+//!   alternate, and each is the median of several.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use knit_crds::contract::ObjectReport;
+use knit_crds::contract::serving::{Revision, Route, Serving as Spec, Target};
+use knit_serving::runtime::{Config, ReportSink, Serving};
+use parking_lot::Mutex;
+
+use crate::load::{self, Load};
+use crate::{Measured, Options, median, not_accepted_as, warmup};
+
+/// Connections of the overhead measurement.
+pub(crate) const CONCURRENCY: usize = 16;
+const NAMESPACE: &str = "default";
+/// The overhead scenario's service, revision and host.
+const HOT: &str = "bench";
+const HOT_REVISION: &str = "bench-00001";
+/// The cold-start scenario's service.
+const COLD: &str = "cold";
+
+/// The last report per Revision UID.
+#[derive(Default)]
+struct Reports(Mutex<HashMap<String, ObjectReport>>);
+
+impl ReportSink for Reports {
+    fn set(&self, uid: &str, state: ObjectReport) {
+        self.0.lock().insert(uid.to_string(), state);
+    }
+    fn forget(&self, uid: &str) {
+        self.0.lock().remove(uid);
+    }
+}
+
+impl Reports {
+    fn get(&self, uid: &str) -> Option<ObjectReport> {
+        self.0.lock().get(uid).cloned()
+    }
+}
+
+/// The serving data plane with its gateway and the hot revision's replica.
+pub(crate) struct Rig {
+    serving: Serving,
+    reports: Arc<Reports>,
+    gateway: SocketAddr,
+    /// The hot revision's replica, straight.
+    app: SocketAddr,
+    exe: String,
+}
+
+fn host(service: &str) -> String {
+    format!("{service}.{NAMESPACE}.localhost")
+}
+
+fn revision(
+    exe: &str,
+    service: &str,
+    name: &str,
+    autoscaling: &[(&str, &str)],
+) -> Result<Revision> {
+    let value = serde_json::json!({
+        "uid": format!("uid-{name}"),
+        "namespace": NAMESPACE,
+        "name": name,
+        "configuration": service,
+        "service": service,
+        // Built from JSON so fields the Contract gains later keep their defaults.
+        "container": {"name": "user-container", "image": "example.com/bench-app", "argv": [exe, "app"]},
+        "containerConcurrency": 0,
+        "timeoutSeconds": 30,
+        "routed": true,
+        "autoscaling": autoscaling
+            .iter()
+            .map(|(k, v)| (format!("autoscaling.knative.dev/{k}"), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    });
+    serde_json::from_value(value).context("revision JSON")
+}
+
+fn route(service: &str, revision: &str) -> Route {
+    Route {
+        uid: format!("route-{service}"),
+        namespace: NAMESPACE.into(),
+        name: service.into(),
+        hosts: vec![host(service)],
+        traffic: vec![Target {
+            revision: revision.into(),
+            percent: 100,
+        }],
+        tags: Vec::new(),
+    }
+}
+
+impl Rig {
+    /// Start the data plane and the hot revision; wait until its replica is ready.
+    pub(crate) async fn start() -> Result<Rig> {
+        let exe = std::env::current_exe()?
+            .to_str()
+            .context("the bench binary's path is not UTF-8")?
+            .to_string();
+        let reports = Arc::new(Reports::default());
+        let serving = Serving::new(Config::default(), reports.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let gateway = listener.local_addr()?;
+        let s = serving.clone();
+        tokio::spawn(async move { s.serve_gateway(listener).await });
+        let mut rig = Rig {
+            serving,
+            reports,
+            gateway,
+            app: gateway,
+            exe,
+        };
+        rig.apply(None)?;
+        let uid = format!("uid-{HOT_REVISION}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = rig.reports.get(&uid).is_some_and(|r| r.ready);
+            let port = rig
+                .serving
+                .logs(NAMESPACE, HOT_REVISION, 0)
+                .iter()
+                .find_map(|l| {
+                    l.text
+                        .strip_prefix("listening on ")?
+                        .trim()
+                        .parse::<u16>()
+                        .ok()
+                });
+            if let (true, Some(port)) = (ready, port) {
+                rig.app = SocketAddr::from(([127, 0, 0, 1], port));
+                return Ok(rig);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the bench revision never became ready: {:?}; output: {:?}",
+                    rig.reports.get(&uid),
+                    rig.serving.logs(NAMESPACE, HOT, 0)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Run the hot revision, and the cold revision `cold` if any (a fresh one starts at zero).
+    fn apply(&self, cold: Option<&str>) -> Result<()> {
+        let mut revisions = vec![revision(
+            &self.exe,
+            HOT,
+            HOT_REVISION,
+            &[("min-scale", "1"), ("max-scale", "1")],
+        )?];
+        let mut routes = vec![route(HOT, HOT_REVISION)];
+        if let Some(name) = cold {
+            revisions.push(revision(&self.exe, COLD, name, &[("initial-scale", "0")])?);
+            routes.push(route(COLD, name));
+        }
+        self.serving.apply(&Spec {
+            revisions,
+            routes,
+            autoscaler_config: [("allow-zero-initial-scale".to_string(), "true".to_string())]
+                .into(),
+            ..Spec::default()
+        });
+        Ok(())
+    }
+
+    /// One measurement of the load at `addr` with the `Host` header `host`.
+    async fn measure(
+        &self,
+        o: &Options,
+        addr: SocketAddr,
+        host: Option<String>,
+    ) -> Result<Measured> {
+        let load = Load {
+            addr,
+            host,
+            path: "/".into(),
+            ty: "bench.event".into(),
+            concurrency: CONCURRENCY,
+            duration: warmup(o),
+            rate: None,
+        };
+        load::run(&load).await?;
+        let mut out = load::run(&Load {
+            duration: Duration::from_secs_f64(o.seconds),
+            ..load
+        })
+        .await?;
+        let rate = out.count(200) as f64 / out.elapsed.as_secs_f64();
+        Ok(Measured {
+            rate,
+            cpu_us: f64::NAN,
+            p50: load::percentile_ms(&mut out.latencies_us, 50.0),
+            p99: load::percentile_ms(&mut out.latencies_us, 99.0),
+            accepted: out.count(200),
+            accepted_rate: rate,
+            rejected: not_accepted_as(&out, 200),
+        })
+    }
+
+    /// The overhead rounds, alternating: (direct, through the gateway), each the median round.
+    pub(crate) async fn overhead(
+        &self,
+        o: &Options,
+        rounds: usize,
+    ) -> Result<(Measured, Measured)> {
+        let (mut direct, mut gateway) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            direct.push(self.measure(o, self.app, None).await?);
+            gateway.push(self.measure(o, self.gateway, Some(host(HOT))).await?);
+        }
+        Ok((median(direct), median(gateway)))
+    }
+
+    /// `runs` cold starts, alternating with starts of the app by hand.
+    pub(crate) async fn cold_starts(&self, runs: usize) -> Result<ColdStarts> {
+        let mut c = ColdStarts::default();
+        for i in 1..=runs {
+            c.app_ms.push(app_start(&self.exe).await?);
+            let name = format!("{COLD}-{i:05}");
+            self.apply(Some(&name))?;
+            let t = Instant::now();
+            let status = get(self.gateway, &host(COLD)).await?;
+            c.gateway_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            if status != 200 {
+                bail!("the first request to {name} at zero answered {status}");
+            }
+            if let Some(ms) = self
+                .reports
+                .get(&format!("uid-{name}"))
+                .and_then(|r| r.annotations.get("lastColdStartMs")?.parse::<f64>().ok())
+            {
+                c.reported_ms.push(ms);
+            }
+            // Drop the cold revision (its replica drains and stops) before the next run.
+            self.apply(None)?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(c)
+    }
+
+    pub(crate) async fn shutdown(self) {
+        self.serving.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Cold-start samples in milliseconds.
+#[derive(Default)]
+pub(crate) struct ColdStarts {
+    /// The app started by hand: spawn → first 200.
+    pub(crate) app_ms: Vec<f64>,
+    /// The first request through the gateway to a revision at zero: request → response.
+    pub(crate) gateway_ms: Vec<f64>,
+    /// What the runtime reported as `lastColdStartMs` (replica start → ready).
+    pub(crate) reported_ms: Vec<f64>,
+}
+
+/// The median of `v` (NaN when empty).
+pub(crate) fn median_of(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A free loopback port.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Start the app by hand and poll it (fresh connections, 200 µs apart) until it answers 200:
+/// spawn → first response, in milliseconds.
+async fn app_start(exe: &str) -> Result<f64> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let t = Instant::now();
+    let mut child = tokio::process::Command::new(exe)
+        .arg("app")
+        .env("PORT", port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = t + Duration::from_secs(10);
+    let ms = loop {
+        if let Ok(200) = get(addr, &addr.to_string()).await {
+            break t.elapsed().as_secs_f64() * 1e3;
+        }
+        if Instant::now() > deadline {
+            bail!("the app started by hand never answered");
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    drop(child.stdin.take());
+    let _ = child.kill().await;
+    Ok(ms)
+}
+
+/// One GET on a fresh connection; its status.
+async fn get(addr: SocketAddr, host: &str) -> Result<u16> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let req = http::Request::get("/")
+            .header("host", host)
+            .body(Empty::<Bytes>::new())?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let _ = resp.into_body().collect().await;
+        Ok(status)
+    })
+    .await
+    .context("request timed out")?
+}
