@@ -93,7 +93,8 @@ async function loadFailures() {
     box.dataset.state = 'loading';
     box.replaceChildren(h('p', { class: 'note' }, 'reading the event journal…'));
   }
-  const q = new URLSearchParams({ namespace: at.node.ns, broker: hub || '', failed: 'true', limit: '20' });
+  const q = new URLSearchParams({ namespace: at.node.ns, failed: 'true', limit: '20' });
+  q.set(at.node.kind === 'Trigger' ? 'broker' : 'channel', hub || '');
   let r;
   try {
     r = await at.api(`/api/v1/events?${q}`);
