@@ -65,11 +65,30 @@ fn main() -> ExitCode {
             }),
             Command::Get {
                 kind,
+                namespace,
+                events,
+                server,
+                ..
+            } if matches!(kind.as_str(), "events" | "event") => {
+                cli::trace::list(&server, &namespace, &events)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
+            Command::Trace(args) => cli::trace::trace(&args).await.map(|known| {
+                if known {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }),
+            Command::Get {
+                kind,
                 name,
                 namespace,
                 all_namespaces,
                 output,
                 server,
+                ..
             } => cli::client::get(
                 &server,
                 &kind,

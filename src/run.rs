@@ -111,6 +111,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             capacity: args.log_capacity,
             ..Default::default()
         },
+        journal_capacity: usize::try_from(args.journal_capacity).unwrap_or(usize::MAX),
         limits: knit_broker::ingress::Limits {
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
             body_timeout: std::time::Duration::from_secs(args.body_timeout),

@@ -3,7 +3,7 @@
 //! that fails is retried until it takes the event: the record stays unfinished, so its
 //! position is never committed past it (unlike Knative's Kafka broker, which commits it).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use knit_crds::api::duck::DeliveryFormat;
 
 use crate::binding::{self, Decoded, HeaderSink, Lines};
 use crate::egress::{EgressRuntime, Target};
-use crate::observe::Fate;
+use crate::observe::{AttemptSeen, Counters, Fate, Hop, Leg, Stats};
 use crate::policy;
 use crate::sender::{Attempt, Sender, Session};
 
@@ -87,10 +87,66 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     policy::parse_retry_after(v, jiff::Timestamp::now())
 }
 
+/// Where a delivery reports its steps: the fate record and the egress's counters.
+#[derive(Clone, Copy)]
+pub struct Obs<'a> {
+    /// The fate record (and its observers).
+    pub stats: &'a Stats,
+    /// The egress's counters.
+    pub counters: &'a Counters,
+}
+
+/// A delivery's reporting: where to, and which event at which egress.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    obs: Option<Obs<'a>>,
+    hop: Hop<'a>,
+}
+
+impl Seen<'_> {
+    /// POST through `sender` and report the attempt.
+    #[allow(clippy::too_many_arguments)]
+    async fn post(
+        &self,
+        sender: &Sender,
+        leg: Leg,
+        target: &Target,
+        headers: &Lines,
+        body: &Bytes,
+        timeout: Duration,
+        session: &mut Session,
+    ) -> Attempt {
+        let at_ms = now_ms();
+        let start = Instant::now();
+        let answer = sender.post(target, headers, body, timeout, session).await;
+        let Some(obs) = self.obs else {
+            return answer;
+        };
+        let latency = start.elapsed();
+        let (status, error) = match &answer {
+            Attempt::Response { status, .. } => (Some(*status), None),
+            Attempt::Failed { error } => (None, Some(error.as_str())),
+        };
+        obs.stats.attempt(
+            obs.counters,
+            &self.hop,
+            &AttemptSeen {
+                leg,
+                url: &target.url,
+                status,
+                error,
+                latency,
+                at_ms,
+            },
+        );
+        answer
+    }
+}
+
 /// Deliver `record` to `egress`. A record read back from a retry stream resumes its attempt
 /// count. After a failed attempt with retries left, `consumer` is asked to store the record on
 /// its durable retry stream (then the fate is [`Fate::Deferred`]); backends without one retry
-/// here, in memory.
+/// here, in memory. Nothing is reported (see [`deliver_observed`]).
 pub async fn deliver(
     sender: &Sender,
     egress: &EgressRuntime,
@@ -98,6 +154,27 @@ pub async fn deliver(
     consumer: &dyn Consumer,
     session: &mut Session,
 ) -> Fate {
+    deliver_observed(sender, egress, record, consumer, session, None).await
+}
+
+/// [`deliver`], reporting every attempt, retry and reply to `obs` (the fate is the caller's
+/// to record, with [`Stats::fate`]).
+pub async fn deliver_observed(
+    sender: &Sender,
+    egress: &EgressRuntime,
+    record: &Record,
+    consumer: &dyn Consumer,
+    session: &mut Session,
+    obs: Option<Obs<'_>>,
+) -> Fate {
+    let seen = Seen {
+        obs,
+        hop: Hop {
+            origin: egress.origin.as_ref(),
+            egress: &egress.reference,
+            event: &record.event,
+        },
+    };
     let event: &Event = &record.event;
     // Attributes carried to replies (a Broker's hop counter) are not for the subscriber.
     let skip = egress.carried();
@@ -128,7 +205,7 @@ pub async fn deliver(
         }
         loop {
             attempts += 1;
-            let f = match attempt(sender, egress, event, &headers, &body, session).await {
+            let f = match attempt(sender, egress, event, &headers, &body, session, &seen).await {
                 Ok(replied) => return Fate::Delivered { attempts, replied },
                 Err(f) => f,
             };
@@ -144,6 +221,9 @@ pub async fn deliver(
             last = Some(f);
             if !retryable || attempts >= allowed {
                 break;
+            }
+            if let Some(obs) = obs {
+                obs.stats.retry(&seen.hop, attempts, wait);
             }
             match consumer.defer(record, state).await {
                 Ok(true) => return Fate::Deferred { attempts },
@@ -170,6 +250,7 @@ pub async fn deliver(
         failure,
         attempts,
         session,
+        &seen,
     )
     .await
 }
@@ -191,12 +272,21 @@ async fn attempt(
     headers: &Lines,
     body: &Bytes,
     session: &mut Session,
+    seen: &Seen<'_>,
 ) -> Result<bool, Failure> {
     let reply = match &egress.subscriber {
         // A subscription without a subscriber forwards the event itself to its reply.
         None => Some(without(event, egress.carried())),
-        Some(target) => match sender
-            .post(target, headers, body, timeout(egress), session)
+        Some(target) => match seen
+            .post(
+                sender,
+                Leg::Subscriber,
+                target,
+                headers,
+                body,
+                timeout(egress),
+                session,
+            )
             .await
         {
             Attempt::Failed { error } => return Err(Failure::transport(target, error)),
@@ -228,11 +318,26 @@ async fn attempt(
         }
     }
     let (headers, body) = encode(&reply, None, &[]);
-    match sender
-        .post(target, &headers, &body, timeout(egress), session)
+    match seen
+        .post(
+            sender,
+            Leg::Reply,
+            target,
+            &headers,
+            &body,
+            timeout(egress),
+            session,
+        )
         .await
     {
-        Attempt::Response { status, .. } if (200..300).contains(&status) => Ok(true),
+        Attempt::Response { status, .. } if (200..300).contains(&status) => {
+            if let Some(obs) = seen.obs
+                && egress.subscriber.is_some()
+            {
+                obs.stats.replied(&seen.hop, &reply.id);
+            }
+            Ok(true)
+        }
         Attempt::Response {
             status,
             headers,
@@ -292,6 +397,7 @@ async fn dead_letter(
     failure: Failure,
     attempts: u32,
     session: &mut Session,
+    seen: &Seen<'_>,
 ) -> Fate {
     let Some(dls) = &egress.dead_letter_sink else {
         return Fate::Dropped {
@@ -329,8 +435,16 @@ async fn dead_letter(
             tokio::time::sleep(wait).await;
         }
         k = k.saturating_add(1);
-        match sender
-            .post(dls, &headers, &body, timeout(egress), session)
+        match seen
+            .post(
+                sender,
+                Leg::DeadLetter,
+                dls,
+                &headers,
+                &body,
+                timeout(egress),
+                session,
+            )
             .await
         {
             Attempt::Response { status, .. } if (200..300).contains(&status) => {

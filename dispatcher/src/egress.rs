@@ -8,6 +8,7 @@ use knit_channels::Event;
 use knit_crds::contract::Egress;
 
 use crate::lanes::RateLimiter;
+use crate::observe::Origin;
 
 /// Decides whether an egress takes an event (a Trigger's filters). The dispatcher calls it on
 /// every record it reads; it knows nothing of the filter's language.
@@ -57,6 +58,10 @@ pub struct EgressRuntime {
     /// Keep retrying a failing dead-letter sink instead of dropping the event (durable logs:
     /// the record's position is held until the sink takes it).
     pub hold_dead_letters: bool,
+    /// `config.reference`, shared with the journeys that name it.
+    pub reference: Arc<str>,
+    /// The Broker or channel it reads from (sources: the source itself), for the journal.
+    pub origin: Option<Arc<Origin>>,
 }
 
 impl EgressRuntime {
@@ -78,9 +83,17 @@ impl EgressRuntime {
             dead_letter_sink: config.dead_letter_sink.as_deref().map(Target::new),
             filter,
             rate,
+            reference: Arc::from(config.reference.as_str()),
             config,
             hold_dead_letters,
+            origin: None,
         }
+    }
+
+    /// The same, reading from `origin`.
+    pub fn with_origin(mut self, origin: Arc<Origin>) -> Self {
+        self.origin = Some(origin);
+        self
     }
 
     /// Names of attributes carried to replies (not sent to the subscriber).

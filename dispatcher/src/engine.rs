@@ -21,10 +21,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::deliver::{deliver, now_ms};
+use crate::deliver::{Obs, deliver_observed, now_ms};
 use crate::egress::EgressRuntime;
 use crate::lanes::{Scheduler, Taken};
-use crate::observe::{Counters, Fate, Stats};
+use crate::observe::{Counters, Fate, Hop, Stats};
 use crate::sender::{Sender, Session};
 
 /// How long finished records may wait for a commit.
@@ -93,6 +93,7 @@ pub struct EgressTask {
     consumer: Arc<dyn Consumer>,
     handle: JoinHandle<()>,
     ended: bool,
+    ctx: Arc<Ctx>,
 }
 
 impl EgressTask {
@@ -121,14 +122,20 @@ impl EgressTask {
             sessions: Mutex::new(Vec::new()),
             durable,
         });
-        let handle = tokio::spawn(run(ctx, stop_rx));
+        let handle = tokio::spawn(run(ctx.clone(), stop_rx));
         Self {
             runtime: runtime_tx,
             stop: stop_tx,
             consumer,
             handle,
             ended: false,
+            ctx,
         }
+    }
+
+    /// Deliveries in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.ctx.sched.lock().workers()
     }
 
     /// Deliver with `runtime` from now on (deliveries in flight finish under the old one).
@@ -278,12 +285,12 @@ fn schedule(ctx: &Arc<Ctx>, records: Vec<knit_channels::Record>) {
         if rt.takes(&r.event) {
             sched.push(r);
         } else {
-            ctx.shared.stats.record(
-                &ctx.counters,
-                &rt.config.reference,
-                &r.event.id,
-                &Fate::Filtered,
-            );
+            let hop = Hop {
+                origin: rt.origin.as_ref(),
+                egress: &rt.reference,
+                event: &r.event,
+            };
+            ctx.shared.stats.fate(&ctx.counters, &hop, &Fate::Filtered);
             ctx.consumer.done(r.id);
             ctx.finished();
         }
@@ -306,20 +313,25 @@ async fn worker(ctx: Arc<Ctx>, mut taken: Taken) {
         if let Some(rate) = &rt.rate {
             rate.acquire().await;
         }
-        let fate = deliver(
+        let obs = Obs {
+            stats: &ctx.shared.stats,
+            counters: &ctx.counters,
+        };
+        let fate = deliver_observed(
             &ctx.shared.sender,
             &rt,
             &taken.record,
             ctx.consumer.as_ref(),
             &mut session,
+            Some(obs),
         )
         .await;
-        ctx.shared.stats.record(
-            &ctx.counters,
-            &rt.config.reference,
-            &taken.record.event.id,
-            &fate,
-        );
+        let hop = Hop {
+            origin: rt.origin.as_ref(),
+            egress: &rt.reference,
+            event: &taken.record.event,
+        };
+        ctx.shared.stats.fate(&ctx.counters, &hop, &fate);
         ctx.consumer.done(taken.record.id);
         ctx.finished();
         let next = {

@@ -11,9 +11,10 @@ use knit_channels::{
 };
 use knit_crds::contract::{DeliveryPolicy, Egress};
 
+use crate::deliver::Obs;
 use crate::egress::EgressRuntime;
 use crate::engine::Shared;
-use crate::observe::Fate;
+use crate::observe::{Fate, Hop, Origin};
 use crate::sender::Session;
 
 /// Where one producer's events go: a sink, its delivery policy and dead-letter sink.
@@ -23,7 +24,7 @@ pub struct Destination {
 
 impl Destination {
     /// A destination for the producer `reference` (`Kind/namespace/name`, the key of its
-    /// fates) in `namespace`.
+    /// fates, and the origin of its events in the journal) in `namespace`.
     pub fn new(
         reference: &str,
         namespace: &str,
@@ -47,8 +48,14 @@ impl Destination {
             overflow: Default::default(),
             start: Default::default(),
         };
+        let mut parts = reference.splitn(3, '/');
+        let origin = Origin::new(
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or(namespace),
+            parts.next().unwrap_or_default(),
+        );
         Self {
-            runtime: EgressRuntime::new(config, None, None, false),
+            runtime: EgressRuntime::new(config, None, None, false).with_origin(Arc::new(origin)),
         }
     }
 
@@ -114,12 +121,26 @@ pub async fn send(
         key: None,
         retry: None,
     };
-    let fate =
-        crate::deliver::deliver(&shared.sender, &dest.runtime, &record, &Direct, session).await;
-    let reference = dest.reference();
-    let counters = shared.stats.egress(reference);
-    shared
-        .stats
-        .record(&counters, reference, &record.event.id, &fate);
+    let counters = shared.stats.egress(dest.reference());
+    let obs = Obs {
+        stats: &shared.stats,
+        counters: &counters,
+    };
+    let fate = crate::deliver::deliver_observed(
+        &shared.sender,
+        &dest.runtime,
+        &record,
+        &Direct,
+        session,
+        Some(obs),
+    )
+    .await;
+    let rt = &dest.runtime;
+    let hop = Hop {
+        origin: rt.origin.as_ref(),
+        egress: &rt.reference,
+        event: &record.event,
+    };
+    shared.stats.fate(&counters, &hop, &fate);
     fate
 }

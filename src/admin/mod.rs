@@ -15,10 +15,15 @@
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
 //!
+//! Journeys of events (`/api/v1/events...`) are in [`events`]; Prometheus metrics
+//! (`/metrics`) in [`metrics`].
+//!
 //! The live flow map (`/ui`) and its feed (`/api/v1/stream`) are in [`ui`].
 //!
 //! Replays of a Trigger (`/api/v1/replay/...`) are in [`replay`].
 
+mod events;
+mod metrics;
 mod replay;
 mod ui;
 
@@ -74,6 +79,8 @@ pub fn router(
             "/api/v1/filter-test/{namespace}/{broker}",
             post(filter_test),
         )
+        .merge(events::routes())
+        .merge(metrics::routes())
         .merge(replay::routes())
         .merge(ui::routes())
         .route("/api/v1/{kind}", get(list))

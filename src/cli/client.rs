@@ -63,6 +63,12 @@ impl Client {
         Ok(v)
     }
 
+    /// GET a path of the admin API: the status and the JSON answer, whatever the status.
+    pub async fn get_with_status(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
     /// GET a path of the admin API, failing on any non-2xx answer.
     pub async fn get(&self, path: &str) -> Result<Value> {
         let (status, v) = self

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod replay;
 pub mod send;
 pub mod table;
+pub mod trace;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -75,8 +76,13 @@ pub enum Command {
         #[arg(short, long, value_enum)]
         output: Option<Output>,
         #[command(flatten)]
+        events: trace::EventsArgs,
+        #[command(flatten)]
         server: ServerArgs,
     },
+    /// Where did an event go: its journey through a Broker or channel (accepted, each
+    /// Trigger matched or not, each attempt, retries, the reply, the outcome).
+    Trace(trace::TraceArgs),
     /// Show one resource in detail: conditions, addresses, spec.
     Describe {
         /// Kind.
@@ -220,6 +226,10 @@ pub struct RunArgs {
     /// oldest are shed (or, with `knit.dev/overflow: block`, the ingress answers 429).
     #[arg(long, default_value_t = 10_000)]
     pub log_capacity: usize,
+    /// Journeys of events kept for `knit trace` and `knit get events`; the oldest are
+    /// forgotten first.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub journal_capacity: u64,
     /// Kafka bootstrap servers: Brokers of the default class and generic Channels use Kafka,
     /// and Kafka objects that name no cluster use this one.
     #[arg(long, env = "KNIT_KAFKA")]

@@ -28,6 +28,8 @@ pub(crate) struct EgressConfig {
     /// Knit named the group (a Trigger's, a Subscription's) and deletes it with the egress;
     /// a KafkaSource's `consumerGroup` is the user's and is kept.
     pub(crate) owns_group: bool,
+    /// The Broker or channel it reads from.
+    pub(crate) origin: Arc<knit_dispatcher::observe::Origin>,
 }
 
 /// A running egress task.
@@ -85,12 +87,10 @@ fn runtime(
     durable: bool,
 ) -> Arc<EgressRuntime> {
     let filter = cfg.filter.clone().map(|f| f as Arc<dyn EventFilter>);
-    Arc::new(EgressRuntime::new(
-        cfg.egress.clone(),
-        filter,
-        previous,
-        durable,
-    ))
+    Arc::new(
+        EgressRuntime::new(cfg.egress.clone(), filter, previous, durable)
+            .with_origin(cfg.origin.clone()),
+    )
 }
 
 /// Start the task of one egress on `log`.
@@ -216,8 +216,13 @@ async fn run(
                 return;
             }
             _ = tick.tick() => {
-                let shed = task.group_stats().shed;
-                ctx.dispatch.stats.egress(&reference).shed.store(shed, std::sync::atomic::Ordering::Relaxed);
+                let group = task.group_stats();
+                let shed = group.shed;
+                let counters = ctx.dispatch.stats.egress(&reference);
+                let relaxed = std::sync::atomic::Ordering::Relaxed;
+                counters.shed.store(shed, relaxed);
+                counters.lag.store(group.lag.unwrap_or(0), relaxed);
+                counters.in_flight.store(task.in_flight() as u64, relaxed);
                 ctx.report.ready(&uid, &annotations, shed);
             }
         }

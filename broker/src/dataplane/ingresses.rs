@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use knit_channels::Log;
 use knit_crds::contract::{Ingress, IngressKind};
+use knit_dispatcher::observe::{IngressCounters, IngressView, Origin, ViewEntry};
 use parking_lot::RwLock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,14 +27,72 @@ pub struct Target {
     /// What it belongs to.
     pub kind: IngressKind,
     log: RwLock<Result<Arc<dyn Log>, String>>,
+    /// The Broker or channel, as journeys and metrics name it.
+    pub origin: Arc<Origin>,
+    /// Its request counters.
+    pub counters: Arc<IngressCounters>,
+    view: RwLock<Arc<IngressView>>,
+}
+
+/// A Trigger's filter as the event journal explains it (on demand, for `knit trace`).
+struct Explained(Option<knit_crds::contract::EgressFilter>);
+
+impl knit_dispatcher::observe::Explain for Explained {
+    fn explain(&self, event: &knit_channels::Event) -> knit_dispatcher::observe::Verdict {
+        let v = crate::explain::explain(self.0.as_ref(), event);
+        knit_dispatcher::observe::Verdict {
+            matched: v.matched,
+            clause: v.clause,
+            reason: v.reason,
+        }
+    }
+}
+
+/// The kind an ingress's events are journaled under.
+pub(crate) fn origin_kind(kind: IngressKind) -> &'static str {
+    match kind {
+        IngressKind::Broker => "Broker",
+        IngressKind::Channel => "Channel",
+        IngressKind::Sink => "KafkaSink",
+        IngressKind::Source => "KafkaSource",
+    }
 }
 
 impl Target {
-    fn new(kind: IngressKind) -> Self {
+    fn new(ingress: &Ingress, stats: &knit_dispatcher::Stats) -> Self {
+        let origin = Arc::new(Origin::new(
+            origin_kind(ingress.kind),
+            &ingress.namespace,
+            &ingress.name,
+        ));
         Self {
-            kind,
+            kind: ingress.kind,
             log: RwLock::new(Err("the log is being opened".into())),
+            counters: stats.ingress(&origin),
+            origin,
+            view: RwLock::new(Arc::default()),
         }
+    }
+
+    /// Its egresses now, with their filters (for the journal).
+    pub fn view(&self) -> Arc<IngressView> {
+        self.view.read().clone()
+    }
+
+    fn set_view(&self, ingress: &Ingress) {
+        let broker = ingress.kind == IngressKind::Broker;
+        let egresses = ingress
+            .egresses
+            .iter()
+            .map(|e| ViewEntry {
+                reference: Arc::from(e.reference.as_str()),
+                filter: broker.then(|| {
+                    Arc::new(Explained(e.filter.clone()))
+                        as Arc<dyn knit_dispatcher::observe::Explain>
+                }),
+            })
+            .collect();
+        *self.view.write() = Arc::new(IngressView { egresses });
     }
 
     /// Whether the hop limit applies.
@@ -89,7 +148,7 @@ pub(crate) fn spawn(
     ctx: Arc<Ctx>,
     after: Vec<watch::Receiver<()>>,
 ) -> IngressSlot {
-    let target = Arc::new(Target::new(ingress.kind));
+    let target = Arc::new(Target::new(&ingress, &ctx.dispatch.stats));
     let (tx, rx) = watch::channel(Some(ingress.clone()));
     let (ended_tx, ended_rx) = watch::channel(());
     let handle = tokio::spawn({
@@ -158,7 +217,14 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
     // The egresses this ingress starts with get their groups before it takes any event, so
     // a Broker recreated under a steady stream loses nothing to the gap (bounded: a group that
     // cannot be opened does not keep the ingress shut).
-    sync(&current, &opened.log, &mut egresses, &mut leaving, &ctx);
+    sync(
+        &current,
+        &opened.log,
+        &mut egresses,
+        &mut leaving,
+        &ctx,
+        &target,
+    );
     let first_groups = egresses.values().map(|s| s.opened.clone());
     let all_open = futures::future::join_all(first_groups.map(|mut o| async move {
         let _ = o.wait_for(|v| *v).await;
@@ -177,7 +243,14 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
             reported_uid = current.uid.clone();
         }
         ctx.report.ready(&current.uid, &annotations, 0);
-        sync(&current, &opened.log, &mut egresses, &mut leaving, &ctx);
+        sync(
+            &current,
+            &opened.log,
+            &mut egresses,
+            &mut leaving,
+            &ctx,
+            &target,
+        );
         tokio::select! {
             changed = rx.changed() => {
                 match (changed, rx.borrow_and_update().clone()) {
@@ -234,7 +307,9 @@ fn sync(
     egresses: &mut HashMap<String, EgressSlot>,
     leaving: &mut Vec<JoinHandle<()>>,
     ctx: &Arc<Ctx>,
+    target: &Target,
 ) {
+    target.set_view(ingress);
     leaving.retain(|h| !h.is_finished());
     let wanted: HashMap<&str, &knit_crds::contract::Egress> = ingress
         .egresses
@@ -264,6 +339,7 @@ fn sync(
                     egress: e.clone(),
                     filter,
                     owns_group: ingress.kind != IngressKind::Source,
+                    origin: target.origin.clone(),
                 }));
             }
             None => {
@@ -271,6 +347,7 @@ fn sync(
                     egress: e.clone(),
                     filter: compiled(ingress, e),
                     owns_group: ingress.kind != IngressKind::Source,
+                    origin: target.origin.clone(),
                 });
                 egresses.insert(
                     e.uid.clone(),

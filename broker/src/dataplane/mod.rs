@@ -16,6 +16,7 @@ use std::time::Duration;
 use knit_channels::MemoryConfig;
 use knit_channels::kafka::Clusters;
 use knit_crds::contract::{Contract, Ingress, Report};
+use knit_dispatcher::observe::Journal;
 use knit_dispatcher::{Sender, Shared as Dispatch, Stats};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
@@ -37,6 +38,8 @@ pub struct Config {
     pub default_ttl: i32,
     /// Limits of the ingress listener.
     pub limits: crate::ingress::Limits,
+    /// Journeys the event journal keeps (`knit trace`).
+    pub journal_capacity: usize,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             memory: MemoryConfig::default(),
             default_ttl: 255,
             limits: crate::ingress::Limits::default(),
+            journal_capacity: knit_dispatcher::observe::journal::DEFAULT_CAPACITY,
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct Shared {
     pub webhooks: Arc<knit_dispatcher::webhook::Webhooks>,
     /// Settings.
     pub config: Config,
+    /// The fate record (and the journal behind it).
+    pub stats: Arc<Stats>,
 }
 
 impl Shared {
@@ -91,6 +97,8 @@ pub struct DataPlane {
     slots: Mutex<HashMap<String, IngressSlot>>,
     /// Ingress tasks retiring (draining, deleting topics).
     retiring: Mutex<Vec<Retiring>>,
+    /// The event journal.
+    journal: Arc<Journal>,
     /// Replays of Triggers (see [`replay`]).
     replays: replay::Runs,
 }
@@ -106,17 +114,20 @@ impl DataPlane {
     /// A data plane with no ingresses.
     pub fn new(config: Config) -> knit_dispatcher::Result<Self> {
         let (shutdown, _) = watch::channel(false);
+        let journal = Arc::new(Journal::new(config.journal_capacity));
+        let stats = Arc::new(Stats::with_observers(vec![journal.clone()]));
         Ok(Self {
             shared: Arc::new(Shared {
                 table: RwLock::new(Arc::new(Table::default())),
                 webhooks: Arc::new(knit_dispatcher::webhook::Webhooks::new()),
                 config: config.clone(),
+                stats: stats.clone(),
             }),
             ctx: Arc::new(Ctx {
                 config,
                 dispatch: Dispatch {
                     sender: Sender::new()?,
-                    stats: Arc::new(Stats::default()),
+                    stats,
                 },
                 report: Arc::new(Reporter::new()),
                 clusters: Clusters::new(config_kafka_client_id()),
@@ -125,7 +136,18 @@ impl DataPlane {
             slots: Mutex::new(HashMap::new()),
             retiring: Mutex::new(Vec::new()),
             replays: replay::Runs::default(),
+            journal,
         })
+    }
+
+    /// Events a memory log holds for one group (`--log-capacity`).
+    pub fn memory_capacity(&self) -> usize {
+        self.ctx.config.memory.capacity
+    }
+
+    /// The event journal (`knit trace`, `knit get events`).
+    pub fn journal(&self) -> Arc<Journal> {
+        self.journal.clone()
     }
 
     /// Serve the ingress on `listener`.
@@ -196,6 +218,7 @@ impl DataPlane {
         }
         for (key, old) in slots.drain() {
             tracing::info!(ingress = %key, "ingress removed: its log drains");
+            self.shared.stats.forget_ingress(&old.target.origin);
             let ended = old.ended.clone();
             retiring.push(Retiring {
                 key,

@@ -20,6 +20,7 @@ use http_body_util::Full;
 use hyper::body::Body;
 use knit_channels::{AppendError, Event};
 use knit_dispatcher::binding::{self, BindingError, Decoded};
+use knit_dispatcher::observe::{Accepted, Mode};
 
 use crate::dataplane::{Shared, Target};
 use body::BodyError;
@@ -133,6 +134,15 @@ where
         Lookup::NotFound(m) => return refuse(text(StatusCode::NOT_FOUND, m), body),
         Lookup::Malformed(m) => return refuse(text(StatusCode::BAD_REQUEST, m), body),
     };
+    // Requests refused once their Broker or channel is known are counted under it.
+    let counted = |r: Response| {
+        if let Some(t) = &target {
+            shared
+                .stats
+                .answered(&t.counters, &t.origin, &[], r.status().as_u16());
+        }
+        r
+    };
     let limit = shared.config.max_event_size;
     let too_large = || {
         text(
@@ -146,11 +156,11 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if length.is_some_and(|l| l > limit) {
-        return refuse(too_large(), body);
+        return refuse(counted(too_large()), body);
     }
     let bytes = match body::read(&mut body, limit, length, limits.body_timeout).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => return refuse(too_large(), body),
+        Err(BodyError::TooLarge) => return refuse(counted(too_large()), body),
         Err(BodyError::TimedOut) => {
             return text(
                 StatusCode::REQUEST_TIMEOUT,
@@ -172,25 +182,45 @@ where
         // Looked up again: the receiver may have been replaced while the body arrived.
         None => return webhook(shared, parts, bytes).await,
     };
-    let events = match binding::decode(&parts.headers, bytes) {
+    let size = bytes.len();
+    let refused = |r: Response| {
+        shared
+            .stats
+            .answered(&target.counters, &target.origin, &[], r.status().as_u16());
+        r
+    };
+    let decoded = binding::decode(&parts.headers, bytes);
+    let mode = match &decoded {
+        Ok(Decoded::Batch(_)) => Mode::Batch,
+        _ if parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/cloudevents")) =>
+        {
+            Mode::Structured
+        }
+        _ => Mode::Binary,
+    };
+    let events = match decoded {
         Ok(Decoded::One(e)) => vec![*e],
         // An empty batch is a valid batch: nothing to store.
         Ok(Decoded::Batch(es)) if es.is_empty() => return empty(StatusCode::ACCEPTED),
         Ok(Decoded::Batch(es)) if es.len() > limits.max_batch => {
-            return text(
+            return refused(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "a batch of {} events; at most {} are accepted at once",
                     es.len(),
                     limits.max_batch
                 ),
-            );
+            ));
         }
         Ok(Decoded::Batch(es)) => es,
         Err(e @ BindingError::UnsupportedMediaType(_)) => {
-            return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string());
+            return refused(text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()));
         }
-        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return refused(text(StatusCode::BAD_REQUEST, e.to_string())),
     };
     let propagated = binding::propagated_headers(&parts.headers);
     let mut stored = Vec::with_capacity(events.len());
@@ -198,10 +228,23 @@ where
         if target.is_broker()
             && let Err(m) = hop::hop(&mut ev, shared.config.default_ttl)
         {
-            return text(StatusCode::BAD_REQUEST, m);
+            return refused(text(StatusCode::BAD_REQUEST, m));
         }
         ev.headers = propagated.clone();
         stored.push(Arc::new(ev));
+    }
+    // Reported before the append: an egress may deliver before the append returns.
+    let view = target.view();
+    let at_ms = knit_dispatcher::deliver::now_ms();
+    for event in &stored {
+        shared.stats.accepted(&Accepted {
+            origin: &target.origin,
+            view: &view,
+            event,
+            size,
+            mode,
+            at_ms,
+        });
     }
     let path = parts.uri.path();
     let mut result = append(&target, &stored).await;
@@ -212,7 +255,7 @@ where
             _ => result,
         };
     }
-    match result {
+    let answer = match result {
         Ok(()) => empty(StatusCode::ACCEPTED),
         Err(AppendError::Full) => retry_later(
             StatusCode::TOO_MANY_REQUESTS,
@@ -226,7 +269,14 @@ where
         Err(AppendError::Closed) => {
             text(StatusCode::NOT_FOUND, "the broker or channel was deleted")
         }
-    }
+    };
+    shared.stats.answered(
+        &target.counters,
+        &target.origin,
+        &stored,
+        answer.status().as_u16(),
+    );
+    answer
 }
 
 /// Hand a request to the source webhook registered at its path.
