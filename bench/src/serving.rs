@@ -293,7 +293,7 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// Start the app by hand and poll it (fresh connections, 200 µs apart) until it answers 200:
+/// Start the app by hand and poll it (fresh connections, 500 µs apart) until it answers 200:
 /// spawn → first response, in milliseconds.
 async fn app_start(exe: &str) -> Result<f64> {
     let port = free_port()?;
@@ -315,7 +315,7 @@ async fn app_start(exe: &str) -> Result<f64> {
         if Instant::now() > deadline {
             bail!("the app started by hand never answered");
         }
-        tokio::time::sleep(Duration::from_micros(200)).await;
+        tokio::time::sleep(Duration::from_micros(500)).await;
     };
     drop(child.stdin.take());
     let _ = child.kill().await;
