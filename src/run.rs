@@ -112,6 +112,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             ..Default::default()
         },
         journal_capacity: usize::try_from(args.journal_capacity).unwrap_or(usize::MAX),
+        otlp_endpoint: args.otlp_endpoint.clone().filter(|e| !e.trim().is_empty()),
         limits: knit_broker::ingress::Limits {
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
             body_timeout: std::time::Duration::from_secs(args.body_timeout),

@@ -9,6 +9,7 @@
 mod counting;
 pub mod journal;
 pub mod journey;
+pub mod otlp;
 mod seam;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub use counting::{
 };
 pub use journal::{Journal, Unknown};
 pub use journey::{Journey, Query};
+pub use otlp::Otlp;
 pub use seam::{
     Accepted, AttemptSeen, Explain, Hop, IngressView, Leg, Mode, Observer, Origin, Verdict,
     ViewEntry,

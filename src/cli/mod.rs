@@ -230,6 +230,10 @@ pub struct RunArgs {
     /// forgotten first.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub journal_capacity: u64,
+    /// Export OpenTelemetry traces of every event's journey to this OTLP/HTTP endpoint
+    /// (JSON to `URL/v1/traces`); off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Kafka bootstrap servers: Brokers of the default class and generic Channels use Kafka,
     /// and Kafka objects that name no cluster use this one.
     #[arg(long, env = "KNIT_KAFKA")]

@@ -40,6 +40,8 @@ pub struct Config {
     pub limits: crate::ingress::Limits,
     /// Journeys the event journal keeps (`knit trace`).
     pub journal_capacity: usize,
+    /// OTLP/HTTP endpoint traces are exported to (`None`: no tracing).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             default_ttl: 255,
             limits: crate::ingress::Limits::default(),
             journal_capacity: knit_dispatcher::observe::journal::DEFAULT_CAPACITY,
+            otlp_endpoint: None,
         }
     }
 }
@@ -115,7 +118,11 @@ impl DataPlane {
     pub fn new(config: Config) -> knit_dispatcher::Result<Self> {
         let (shutdown, _) = watch::channel(false);
         let journal = Arc::new(Journal::new(config.journal_capacity));
-        let stats = Arc::new(Stats::with_observers(vec![journal.clone()]));
+        let mut observers: Vec<Arc<dyn knit_dispatcher::observe::Observer>> = vec![journal.clone()];
+        if let Some(endpoint) = &config.otlp_endpoint {
+            observers.push(knit_dispatcher::observe::Otlp::start(endpoint)?);
+        }
+        let stats = Arc::new(Stats::with_observers(observers));
         Ok(Self {
             shared: Arc::new(Shared {
                 table: RwLock::new(Arc::new(Table::default())),
