@@ -133,6 +133,7 @@ impl Seen<'_> {
             &AttemptSeen {
                 leg,
                 url: &target.url,
+                shared_url: &target.shared_url,
                 status,
                 error,
                 latency,

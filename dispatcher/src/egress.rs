@@ -24,6 +24,8 @@ pub struct Target {
     pub url: String,
     /// The parsed URI for plain `http://` URLs (sent through hyper directly).
     pub uri: Option<Uri>,
+    /// The URL again, shared with the journeys that record attempts at it.
+    pub shared_url: Arc<str>,
 }
 
 impl Target {
@@ -37,6 +39,7 @@ impl Target {
         Self {
             url: url.to_string(),
             uri,
+            shared_url: Arc::from(url),
         }
     }
 }

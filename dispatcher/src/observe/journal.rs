@@ -9,7 +9,7 @@
 //! twice), the newest wins.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,51 @@ use parking_lot::Mutex;
 use super::Fate;
 use super::journey::{self, Journey, Query};
 use super::seam::{Accepted, AttemptSeen, Hop, IngressView, Leg, Mode, Observer, Origin};
+
+/// Keys of maps whose keys are hashes already.
+type Prehashed = BuildHasherDefault<Identity>;
+
+/// Passes a `u64` hash through.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A fast hash of the journal's keys (multiply-rotate, as rustc's FxHasher); not for
+/// untrusted keys in general, but a flooded bucket only slows the journal's own lookups,
+/// which walk a chain bounded by the journal's capacity.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+}
 
 /// Default number of journeys kept.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -43,7 +88,7 @@ pub(crate) enum Step {
     Attempt {
         at_ms: i64,
         leg: Leg,
-        url: String,
+        url: Arc<str>,
         status: Option<u16>,
         error: Option<String>,
         latency: Duration,
@@ -103,12 +148,12 @@ struct Inner {
     /// Sequence number of `entries[0]`.
     first: u64,
     /// key hash → newest entry's sequence number.
-    index: HashMap<u64, u64>,
+    index: HashMap<u64, u64, Prehashed>,
     bytes: usize,
     /// Hashes of forgotten keys, oldest first (bounded to 4 × capacity), and how many times
     /// each is in there.
     forgotten: VecDeque<u64>,
-    forgotten_set: HashMap<u64, u32>,
+    forgotten_set: HashMap<u64, u32, Prehashed>,
     /// When the newest forgotten entry was accepted.
     forgotten_until_ms: Option<i64>,
 }
@@ -128,7 +173,7 @@ pub struct Unknown {
 pub struct Journal {
     capacity: usize,
     max_bytes: usize,
-    hasher: std::hash::RandomState,
+    hasher: BuildHasherDefault<Fx>,
     inner: Mutex<Inner>,
 }
 
@@ -151,7 +196,7 @@ impl Journal {
         Self {
             capacity: capacity.max(1),
             max_bytes,
-            hasher: std::hash::RandomState::new(),
+            hasher: BuildHasherDefault::default(),
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -253,7 +298,7 @@ impl Journal {
             accepted: None,
             view: None,
             trails: Vec::new(),
-            bytes: event.size(),
+            bytes: event.size().min(64 * 1024),
         };
         f(entry.trail(hop.egress));
         self.push(&mut inner, entry);
@@ -346,7 +391,8 @@ impl Observer for Journal {
         let mut inner = self.inner.lock();
         for ev in events {
             let hash = self.hash(&origin.namespace, &origin.name, &ev.id);
-            if let Some(e) = self.find(&mut inner, hash, |e| Arc::ptr_eq(&e.event, ev))
+            let same = |e: &Entry| e.event.id == ev.id && e.event.source == ev.source;
+            if let Some(e) = self.find(&mut inner, hash, same)
                 && let Some(a) = &mut e.accepted
             {
                 a.refused = Some(status);
@@ -361,7 +407,7 @@ impl Observer for Journal {
                 Step::Attempt {
                     at_ms: a.at_ms,
                     leg: a.leg,
-                    url: a.url.to_string(),
+                    url: a.shared_url.clone(),
                     status: a.status,
                     error: a.error.map(str::to_string),
                     latency: a.latency,

@@ -63,9 +63,11 @@ fn a_journey_with_a_retry_a_reply_and_a_non_match() {
         egress: &egress,
         event: &e,
     };
+    let url: Arc<str> = Arc::from("http://sink");
     let attempt = |status| AttemptSeen {
         leg: Leg::Subscriber,
         url: "http://sink",
+        shared_url: &url,
         status: Some(status),
         error: None,
         latency: Duration::from_millis(3),

@@ -162,7 +162,7 @@ fn attempts(t: &Trail) -> (Vec<AttemptView>, u32) {
                 latency,
             } => out.push(AttemptView {
                 at: rfc3339(*at_ms),
-                destination: url.clone(),
+                destination: url.to_string(),
                 target: *leg,
                 status: *status,
                 error: error.clone(),

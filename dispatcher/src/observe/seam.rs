@@ -131,6 +131,8 @@ pub struct AttemptSeen<'a> {
     pub leg: Leg,
     /// The URL.
     pub url: &'a str,
+    /// The same URL, shared (cheap to keep).
+    pub shared_url: &'a Arc<str>,
     /// The answer's status, if there was one.
     pub status: Option<u16>,
     /// Why it failed, if it did.
