@@ -62,6 +62,7 @@ fn spans_of_a_delivery_link_up() {
     let seen = |status| AttemptSeen {
         leg: Leg::Subscriber,
         url: &url,
+        shared_url: &url,
         status: Some(status),
         error: None,
         latency: Duration::from_millis(2),
