@@ -252,3 +252,48 @@ async fn an_events_journey_is_exported_as_an_otlp_span_tree() {
     assert_eq!(dead["parentSpanId"], failing_span["spanId"]);
     assert_eq!(attr(&dead, "knit.leg"), Some(&Value::from("dead-letter")));
 }
+
+#[tokio::test]
+async fn an_event_without_trace_context_gets_one_its_subscriber_receives() {
+    let (receiver, endpoint) = start_receiver().await;
+    let sink = Sink::start().await;
+    let knit = Knit::start_with(
+        &[
+            ("b.yaml", &broker("b", "")),
+            ("t.yaml", &trigger("t", "b", &sink.url, "")),
+        ],
+        &["--otlp-endpoint", &endpoint],
+    );
+    let url = knit.address("brokers", "b").await;
+    knit.ready("triggers", "t").await;
+    let r = common::send(&url, "no.context", "n1").await;
+    assert_eq!(r.status(), 202);
+    let got = sink.wait_for(1).await;
+    let tp = got[0]
+        .header("traceparent")
+        .expect("a traceparent at the subscriber");
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert_eq!(parts.len(), 4, "{tp}");
+    let (trace, parent) = (parts[1].to_string(), parts[2].to_string());
+    // Knit's ingress span is a root in that trace, and the subscriber's parent is that span.
+    let ingress = eventually("the ingress span", || async {
+        receiver
+            .spans
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|s| {
+                s["name"] == "ingress Broker/default/b"
+                    && attr(s, "cloudevents.event_id") == Some(&Value::from("n1"))
+            })
+            .cloned()
+    })
+    .await;
+    assert_eq!(ingress["traceId"], Value::from(trace.as_str()));
+    assert_eq!(ingress["spanId"], Value::from(parent.as_str()));
+    assert_eq!(
+        ingress["parentSpanId"].as_str().unwrap_or_default(),
+        "",
+        "a root: {ingress}"
+    );
+}

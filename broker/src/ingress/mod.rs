@@ -231,6 +231,14 @@ where
             return refused(text(StatusCode::BAD_REQUEST, m));
         }
         ev.headers = propagated.clone();
+        if shared.config.otlp_endpoint.is_some()
+            && !ev.headers.iter().any(|(n, _)| n == "traceparent")
+        {
+            // Traces are exported: an event without a trace context gets a new one, which its
+            // subscribers receive and their replies carry back.
+            let tp = knit_dispatcher::observe::otlp::generated_traceparent(&target.origin, &ev);
+            ev.headers.push(("traceparent".into(), tp));
+        }
         stored.push(Arc::new(ev));
     }
     // Reported before the append: an egress may deliver before the append returns.

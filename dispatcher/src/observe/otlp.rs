@@ -317,15 +317,9 @@ impl Otlp {
         if let Some(ctx) = traceparent_of(event) {
             return (ctx, true);
         }
-        let a = hash64(&["trace", &event.source, &event.id]).to_be_bytes();
-        let b = hash64(&["trace2", &event.source, &event.id]).to_be_bytes();
-        let mut trace = [0u8; 16];
-        trace[..8].copy_from_slice(&a);
-        trace[8..].copy_from_slice(&b);
-        trace[0] |= 1;
         (
             SpanContext {
-                trace,
+                trace: derived_trace(event),
                 span: [0; 8],
             },
             false,
@@ -417,6 +411,28 @@ fn ingress_span_id(trace_hex: &str, origin: &str, source: &str, id: &str) -> [u8
     span_id(&["ingress", trace_hex, origin, source, id])
 }
 
+/// The trace derived for an event that arrived without a `traceparent`.
+fn derived_trace(event: &Event) -> [u8; 16] {
+    let a = hash64(&["trace", &event.source, &event.id]).to_be_bytes();
+    let b = hash64(&["trace2", &event.source, &event.id]).to_be_bytes();
+    let mut trace = [0u8; 16];
+    trace[..8].copy_from_slice(&a);
+    trace[8..].copy_from_slice(&b);
+    trace[0] |= 1;
+    trace
+}
+
+/// The `traceparent` the ingress gives an event that arrived without one (when traces are
+/// exported): the trace derived from it and, as parent, its own ingress span — so subscribers
+/// receive the trace and their spans hang under Knit's. The ingress span itself stays a root
+/// ([`Observer::accepted`] recognises the generated parent).
+pub fn generated_traceparent(origin: &Origin, event: &Event) -> String {
+    let trace = derived_trace(event);
+    let trace_hex = hex(&trace);
+    let span = ingress_span_id(&trace_hex, &origin_ref(origin), &event.source, &event.id);
+    format!("00-{trace_hex}-{}-01", hex(&span))
+}
+
 fn event_attrs(event: &Event) -> Vec<Value> {
     vec![
         attr("cloudevents.event_id", event.id.as_str()),
@@ -429,6 +445,8 @@ impl Observer for Otlp {
     fn accepted(&self, a: &Accepted<'_>) {
         let (parent, has_parent) = self.parent_of(a.event);
         let (trace, span) = self.ingress_of(a.event, Some(a.origin));
+        // A `traceparent` the ingress generated names this very span: it is a root.
+        let has_parent = has_parent && parent.span != span;
         let start = ms_to_ns(a.at_ms);
         let mut attributes = event_attrs(a.event);
         attributes.push(attr("knit.ingress", origin_ref(a.origin)));
