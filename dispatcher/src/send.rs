@@ -74,9 +74,9 @@ impl Destination {
     }
 }
 
-/// A stand-in consumer: an event sent directly has no log, so no durable retry stream; retries
-/// happen in memory and nothing is committed.
-struct Direct;
+/// A stand-in consumer for deliveries that are not read by a consumer group (sources, a
+/// replay): no durable retry stream, so retries happen in memory, and nothing is committed.
+pub struct Direct;
 
 impl Consumer for Direct {
     fn poll(&self, _max: usize) -> BoxFuture<'_, Option<Polled>> {

@@ -15,10 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use knit_channels::kafka::replay::{Bound, PartitionRange, ReplayReader};
-use knit_channels::{
-    BoxFuture, Consumer, ExtValue, GroupStats, LogError, Polled, Position, Record, RecordId,
-    RetryState,
-};
+use knit_channels::{ExtValue, LogError, Position, Record, RecordId};
 use knit_crds::contract::{self, Backend, Contract, IngressKind};
 use knit_dispatcher::sender::Session;
 use knit_dispatcher::{EgressRuntime, EventFilter, Fate, Shared as Dispatch};
@@ -181,30 +178,6 @@ struct Starting<'a> {
 impl Drop for Starting<'_> {
     fn drop(&mut self) {
         self.runs.starting.lock().remove(&self.trigger);
-    }
-}
-
-/// A replay has no log position to hold and no retry stream: retries happen in memory.
-struct NoLog;
-
-impl Consumer for NoLog {
-    fn poll(&self, _max: usize) -> BoxFuture<'_, Option<Polled>> {
-        Box::pin(async { None })
-    }
-    fn done(&self, _id: RecordId) {}
-    fn commit(&self) -> BoxFuture<'_, Result<(), LogError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn pause(&self) {}
-    fn resume(&self) {}
-    fn defer(&self, _record: &Record, _state: RetryState) -> BoxFuture<'_, Result<bool, LogError>> {
-        Box::pin(async { Ok(false) })
-    }
-    fn stats(&self) -> GroupStats {
-        GroupStats::default()
-    }
-    fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
     }
 }
 
@@ -470,7 +443,8 @@ async fn deliver_one(
         &dispatch.sender,
         &runtime,
         &record,
-        &NoLog,
+        // No log position to hold and no retry stream: retries happen in memory.
+        &knit_dispatcher::send::Direct,
         &mut session,
     )
     .await;
