@@ -155,6 +155,10 @@ async fn the_flow_map_draws_the_manifest_and_moves_with_events() {
         seen["seen"]["failing"]["value"].as_f64() > Some(0.0),
         "{seen}"
     );
+    // The failing Trigger's panel lists its failures from the event journal, and the first
+    // one's journey renders.
+    assert_eq!(seen["seen"]["failures"], "loaded", "{seen}");
+    assert_eq!(seen["seen"]["journey"], "loaded", "{seen}");
     let png = std::fs::read(&shot).expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG: {}", shot.display());
     assert!(
