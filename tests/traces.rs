@@ -261,11 +261,21 @@ async fn an_event_without_trace_context_gets_one_its_subscriber_receives() {
         &[
             ("b.yaml", &broker("b", "")),
             ("t.yaml", &trigger("t", "b", &sink.url, "")),
+            (
+                "other.yaml",
+                &trigger(
+                    "other",
+                    "b",
+                    &sink.url,
+                    "filter: {attributes: {type: something.else}}",
+                ),
+            ),
         ],
         &["--otlp-endpoint", &endpoint],
     );
     let url = knit.address("brokers", "b").await;
     knit.ready("triggers", "t").await;
+    knit.ready("triggers", "other").await;
     let r = common::send(&url, "no.context", "n1").await;
     assert_eq!(r.status(), 202);
     let got = sink.wait_for(1).await;
@@ -295,5 +305,27 @@ async fn an_event_without_trace_context_gets_one_its_subscriber_receives() {
         ingress["parentSpanId"].as_str().unwrap_or_default(),
         "",
         "a root: {ingress}"
+    );
+    // Filter evaluation: one `filter` event per Trigger, with the deciding clause.
+    let filters: Vec<&Value> = ingress["events"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["name"] == "filter").collect())
+        .unwrap_or_default();
+    assert_eq!(filters.len(), 2, "{ingress}");
+    let other = filters
+        .iter()
+        .find(|e| attr(e, "knit.egress") == Some(&Value::from("Trigger/default/other")))
+        .expect("the other Trigger's filter event");
+    assert_eq!(
+        other["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["key"] == "knit.matched"))
+            .map(|a| a["value"]["boolValue"].clone()),
+        Some(Value::from(false)),
+        "{other}"
+    );
+    assert_eq!(
+        attr(other, "knit.clause"),
+        Some(&Value::from("filter.attributes.type"))
     );
 }

@@ -433,6 +433,42 @@ pub fn generated_traceparent(origin: &Origin, event: &Event) -> String {
     format!("00-{trace_hex}-{}-01", hex(&span))
 }
 
+/// Most Triggers whose filter evaluation is recorded on one ingress span.
+const MAX_FILTER_EVENTS: usize = 100;
+
+/// Filter evaluation, as span events of the ingress span: one `filter` event per Trigger of a
+/// Broker (at most [`MAX_FILTER_EVENTS`]), matched or not and the clause that decided. Events
+/// rather than child spans, so they follow the ingress span when a reply's is re-parented.
+fn filter_events(a: &Accepted<'_>, at_ns: u64) -> Vec<Value> {
+    if a.origin.kind != "Broker" {
+        return Vec::new();
+    }
+    a.view
+        .egresses
+        .iter()
+        .take(MAX_FILTER_EVENTS)
+        .map(|e| {
+            let (matched, clause, reason) = match &e.filter {
+                Some(f) => {
+                    let v = f.explain(a.event);
+                    (v.matched, v.clause, v.reason)
+                }
+                None => (true, "(no filter)".to_string(), String::new()),
+            };
+            json!({
+                "timeUnixNano": at_ns.to_string(),
+                "name": "filter",
+                "attributes": [
+                    attr("knit.egress", e.reference.to_string()),
+                    attr("knit.matched", matched),
+                    attr("knit.clause", clause),
+                    attr("knit.reason", reason),
+                ],
+            })
+        })
+        .collect()
+}
+
 fn event_attrs(event: &Event) -> Vec<Value> {
     vec![
         attr("cloudevents.event_id", event.id.as_str()),
@@ -457,6 +493,7 @@ impl Observer for Otlp {
         };
         attributes.push(attr("knit.mode", mode));
         attributes.push(attr("knit.size", i64::try_from(a.size).unwrap_or(i64::MAX)));
+        let events = filter_events(a, start);
         let span = Span {
             trace_id: hex(&trace),
             span_id: hex(&span),
@@ -470,7 +507,7 @@ impl Observer for Otlp {
             start_time_unix_nano: start.to_string(),
             end_time_unix_nano: now_ns().max(start).to_string(),
             attributes,
-            events: Vec::new(),
+            events,
             status: status(None),
         };
         if has_parent {
