@@ -10,6 +10,7 @@ mod counting;
 pub mod journal;
 pub mod journey;
 pub mod otlp;
+mod otlp_json;
 mod seam;
 
 use std::collections::BTreeMap;
