@@ -59,15 +59,6 @@ impl Destination {
         }
     }
 
-    /// The sink URL.
-    pub fn sink(&self) -> &str {
-        self.runtime
-            .config
-            .subscriber
-            .as_deref()
-            .unwrap_or_default()
-    }
-
     /// The producer's reference.
     pub fn reference(&self) -> &str {
         &self.runtime.config.reference

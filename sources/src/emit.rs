@@ -2,8 +2,6 @@
 //! `ceOverrides` and sends through the dispatcher's one delivery entry (retries, backoff,
 //! timeout, dead letter, fate recorded under the source's reference).
 
-use std::sync::Arc;
-
 use knit_channels::{Event, ExtValue};
 use knit_crds::contract::Source;
 use knit_dispatcher::sender::Session;
@@ -42,11 +40,6 @@ impl Emitter {
         }
     }
 
-    /// The sink URL.
-    pub fn sink(&self) -> &str {
-        self.dest.sink()
-    }
-
     /// Apply the overrides to `event` (what [`Self::emit`] does first).
     pub fn apply_overrides(&self, event: &mut Event) {
         for (k, v) in &self.overrides {
@@ -72,6 +65,3 @@ impl Emitter {
 pub fn accepted(fate: &Fate) -> bool {
     matches!(fate, Fate::Delivered { .. } | Fate::DeadLettered { .. })
 }
-
-/// A shared emitter.
-pub type SharedEmitter = Arc<Emitter>;
