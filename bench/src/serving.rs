@@ -4,7 +4,8 @@
 //!
 //! - Overhead: the same load (keep-alive connections, as many as [`CONCURRENCY`]) straight at
 //!   the replica's own port, and at the gateway with the route's Host header, through the
-//!   gateway, the activator's pick and the replica's proxy. One revision, pinned at one
+//!   gateway, the activator's pick and the replica's proxy; as fast as it goes (throughput),
+//!   then at [`LATENCY_RATE`] (latency). One revision, pinned at one
 //!   replica (`min-scale` = `max-scale` = 1), so both hit the same process.
 //! - Cold start: the app's own start time (spawn by hand → first 200, polled on fresh
 //!   connections) against the first request through the gateway to a fresh revision at zero
@@ -31,6 +32,8 @@ use crate::{Measured, Options, median, not_accepted_as, warmup};
 
 /// Connections of the overhead measurement.
 pub(crate) const CONCURRENCY: usize = 16;
+/// Requests per second of the latency measurement (Knative's dataplane-probe rate).
+pub(crate) const LATENCY_RATE: f64 = 1000.0;
 const NAMESPACE: &str = "default";
 /// The overhead scenario's service, revision and host.
 const HOT: &str = "bench";
@@ -64,6 +67,8 @@ pub(crate) struct Rig {
     gateway: SocketAddr,
     /// The hot revision's replica, straight.
     app: SocketAddr,
+    /// A raw TCP relay to the replica (no HTTP), started with the rig's first measurement.
+    relay: Option<SocketAddr>,
     exe: String,
 }
 
@@ -128,6 +133,7 @@ impl Rig {
             reports,
             gateway,
             app: gateway,
+            relay: None,
             exe,
         };
         rig.apply(None)?;
@@ -148,6 +154,7 @@ impl Rig {
                 });
             if let (true, Some(port)) = (ready, port) {
                 rig.app = SocketAddr::from(([127, 0, 0, 1], port));
+                rig.relay = Some(relay(rig.app).await?);
                 return Ok(rig);
             }
             if Instant::now() > deadline {
@@ -190,6 +197,7 @@ impl Rig {
         o: &Options,
         addr: SocketAddr,
         host: Option<String>,
+        rate: Option<f64>,
     ) -> Result<Measured> {
         let load = Load {
             addr,
@@ -198,7 +206,7 @@ impl Rig {
             ty: "bench.event".into(),
             concurrency: CONCURRENCY,
             duration: warmup(o),
-            rate: None,
+            rate,
         };
         load::run(&load).await?;
         let mut out = load::run(&Load {
@@ -218,18 +226,38 @@ impl Rig {
         })
     }
 
-    /// The overhead rounds, alternating: (direct, through the gateway), each the median round.
+    /// The overhead rounds, alternating: (direct, through the gateway), each the median round;
+    /// as fast as the connections go, or at `rate` requests per second in all.
     pub(crate) async fn overhead(
         &self,
         o: &Options,
         rounds: usize,
+        rate: Option<f64>,
     ) -> Result<(Measured, Measured)> {
         let (mut direct, mut gateway) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            direct.push(self.measure(o, self.app, None).await?);
-            gateway.push(self.measure(o, self.gateway, Some(host(HOT))).await?);
+            direct.push(self.measure(o, self.app, None, rate).await?);
+            gateway.push(self.measure(o, self.gateway, Some(host(HOT)), rate).await?);
+        }
+        if rate.is_some() {
+            // At a fixed rate the rounds differ in latency, not rate: the median by p50.
+            let by_p50 = |mut v: Vec<Measured>| {
+                v.sort_by(|a, b| a.p50.total_cmp(&b.p50));
+                v.swap_remove(v.len() / 2)
+            };
+            return Ok((by_p50(direct), by_p50(gateway)));
         }
         Ok((median(direct), median(gateway)))
+    }
+
+    /// The raw relay's rounds (as fast as they go), the median round.
+    pub(crate) async fn relay(&self, o: &Options, rounds: usize) -> Result<Measured> {
+        let addr = self.relay.context("the relay did not start")?;
+        let mut v = Vec::new();
+        for _ in 0..rounds {
+            v.push(self.measure(o, addr, Some(host(HOT)), None).await?);
+        }
+        Ok(median(v))
     }
 
     /// `runs` cold starts, alternating with starts of the app by hand.
@@ -264,6 +292,83 @@ impl Rig {
     }
 }
 
+/// Runs and prints (h), (i) and (j).
+pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<(Measured, Measured)> {
+    let rig = Rig::start().await?;
+    let (h, i) = rig.overhead(o, rounds, None).await?;
+    let relay = rig.relay(o, rounds).await?;
+    let (hr, ir) = rig.overhead(o, rounds, Some(LATENCY_RATE)).await?;
+    let cold = rig.cold_starts(if o.quick { 5 } else { 15 }).await?;
+    rig.shutdown().await;
+    print_serving(&h, &i, &relay, &hr, &ir, &cold);
+    Ok((h, i))
+}
+
+/// Prints (h), (i) and (j): saturated `h`/`i`, at the fixed rate `hr`/`ir`.
+fn print_serving(
+    h: &Measured,
+    i: &Measured,
+    relay: &Measured,
+    hr: &Measured,
+    ir: &Measured,
+    cold: &ColdStarts,
+) {
+    let failed = |m: &Measured| {
+        if m.rejected > 0 {
+            format!("   {} answers not 200", m.rejected)
+        } else {
+            String::new()
+        }
+    };
+    println!(
+        "(h) app direct (knit-bench app, {} conns):   {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms{}",
+        CONCURRENCY,
+        h.rate,
+        h.p50,
+        h.p99,
+        failed(h)
+    );
+    println!(
+        "(i) gateway → proxy → app (Host routing):  {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms   ratio (i)/(h) {:.2} (target ≥ 0.50)   (added at saturation: p50 {:.3} ms, p99 {:.3} ms){}",
+        i.rate,
+        i.p50,
+        i.p99,
+        i.rate / h.rate,
+        i.p50 - h.p50,
+        i.p99 - h.p99,
+        failed(i)
+    );
+    println!(
+        "    for scale: a raw TCP relay (bytes copied both ways, no HTTP) {:>9.0} req/s   ratio {:.2} of (h){}",
+        relay.rate,
+        relay.rate / h.rate,
+        failed(relay)
+    );
+    println!(
+        "(i) latency at {:.0} req/s over {} conns: direct p50 {:.3} ms p99 {:.3} ms, gateway p50 {:.3} ms p99 {:.3} ms   added p50 {:.3} ms (target ≤ 0.2)  p99 {:.3} ms (target ≤ 1){}{}",
+        LATENCY_RATE,
+        CONCURRENCY,
+        hr.p50,
+        hr.p99,
+        ir.p50,
+        ir.p99,
+        ir.p50 - hr.p50,
+        ir.p99 - hr.p99,
+        failed(hr),
+        failed(ir)
+    );
+    let app = median_of(&cold.app_ms);
+    let gateway = median_of(&cold.gateway_ms);
+    println!(
+        "(j) cold start, median of {}: app alone {:.1} ms (spawn → first response), through the gateway at zero {:.1} ms (request → response), difference {:.1} ms (target ≤ 20)   runtime's lastColdStartMs {:.0} ms",
+        cold.gateway_ms.len(),
+        app,
+        gateway,
+        gateway - app,
+        median_of(&cold.reported_ms)
+    );
+}
+
 /// Cold-start samples in milliseconds.
 #[derive(Default)]
 pub(crate) struct ColdStarts {
@@ -284,6 +389,26 @@ pub(crate) fn median_of(v: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// A TCP relay to `app`: each connection gets its own connection to `app` and the bytes are
+/// copied both ways in one task, no HTTP parsing: what one more loopback hop costs on this
+/// machine (two more sends and receives per request through the kernel) before any HTTP work.
+async fn relay(app: SocketAddr) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut up) = tokio::net::TcpStream::connect(app).await else {
+                    return;
+                };
+                let _ = (down.set_nodelay(true), up.set_nodelay(true));
+                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            });
+        }
+    });
+    Ok(addr)
 }
 
 /// A free loopback port.

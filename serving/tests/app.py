@@ -1,7 +1,11 @@
 """A tiny HTTP app for the serving tests: listens on $PORT, exits when stdin closes (so it never
 outlives the test), and answers:
   /            "<K_REVISION>"
-  /headers     the Host, Forwarded, X-Forwarded-For and X-Forwarded-Proto it received
+  /headers     every header it received, one `name=value` a line (names lower case)
+  /peer        the port of the connection it came on (the gateway's side)
+  /chunked     a chunked body of three chunks, 20 ms apart
+  /unframed    a body without length, ended by closing the connection
+  POST /echo   the body (Content-Length or chunked) back
   /slow?ms=N   sleeps N ms, counting overlapping requests
   /stats       the most requests it ever handled at once
   /crash       exits with status 4
@@ -36,8 +40,23 @@ class H(BaseHTTPRequestHandler):
         global current, most
         url = urlparse(self.path)
         if url.path == "/headers":
-            h = self.headers
-            self.reply("\n".join(f"{k}={h.get(k)}" for k in ["Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto"]))
+            self.reply("\n".join(f"{k.lower()}={v}" for k, v in self.headers.items()))
+        elif url.path == "/peer":
+            self.reply(str(self.client_address[1]))
+        elif url.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in [b"one ", b"two ", b"three"]:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+                time.sleep(0.02)
+            self.wfile.write(b"0\r\n\r\n")
+        elif url.path == "/unframed":
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"until close")
+            self.close_connection = True
         elif url.path == "/slow":
             ms = int(parse_qs(url.query).get("ms", ["100"])[0])
             with lock:
@@ -66,6 +85,24 @@ class H(BaseHTTPRequestHandler):
             os._exit(4)
         else:
             self.reply(os.environ.get("K_REVISION", ""))
+
+    def do_POST(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    break
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 def watch_stdin():
     sys.stdin.read()

@@ -1,11 +1,14 @@
 //! The gateway: an HTTP/1.1 server that routes by Host (with or without a port, lower case) to a
 //! Route's weighted split (smooth weighted round robin, exact over any 100 requests) or a tag's
 //! revision, honours `Knative-Serving-Tag` when tag header routing is on, and sends the request
-//! through the activator and the replica's proxy. Bodies stream both ways; HTTP/1.1 upgrades
+//! through the activator and the replica's proxy. Each connection starts on the fast path
+//! (`fastpath`, plain exchanges without hyper) and moves to hyper here for the rest of its life
+//! at the first request that is not plain. Bodies stream both ways; HTTP/1.1 upgrades
 //! (websockets) pass through; `timeoutSeconds` (waiting for a replica included),
 //! `responseStartTimeoutSeconds` and `idleTimeoutSeconds` end a request with 504 (or cut the
 //! body once it started).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,13 +23,16 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use knit_crds::contract::serving::Serving as Spec;
+use knit_crds::contract::serving::{Revision, Serving as Spec};
 use parking_lot::Mutex;
 use tokio::time::{Instant, Sleep};
 
 use super::Inner;
 use super::activator::{self, Refusal};
+use super::fastpath::{self, Left};
 use super::proxy::{self, Admitted};
+use super::revision::Rev;
+use super::rewind::Rewind;
 
 /// The error type of response bodies.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -36,7 +42,7 @@ pub(crate) type GBody = BoxBody<Bytes, BoxError>;
 /// Default `timeoutSeconds`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a client may take to send its request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A Route's split.
 struct Split {
@@ -120,19 +126,19 @@ impl Table {
     }
 
     /// The (namespace, revision) for a request's host and tag header.
-    fn resolve(&self, host: &str, tag: Option<&str>) -> Result<(String, String), String> {
+    fn resolve(&self, host: &str, tag: Option<&str>) -> Result<(&str, &str), String> {
         match self.hosts.get(host) {
             None => Err(format!("no route for host {host:?}")),
-            Some(HostTarget::Revision { namespace, name }) => Ok((namespace.clone(), name.clone())),
+            Some(HostTarget::Revision { namespace, name }) => Ok((namespace, name)),
             Some(HostTarget::Split(split)) => {
                 if self.tag_header
                     && let Some(rev) = tag.and_then(|t| split.tags.get(t))
                 {
-                    return Ok((split.namespace.clone(), rev.clone()));
+                    return Ok((&split.namespace, rev));
                 }
                 split
                     .next()
-                    .map(|r| (split.namespace.clone(), r.to_string()))
+                    .map(|r| (split.namespace.as_str(), r))
                     .ok_or_else(|| format!("route for host {host:?} has no traffic target"))
             }
         }
@@ -145,13 +151,75 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().host().map(str::to_string))?;
+        .or_else(|| req.uri().host())?;
+    Some(normalize_host(raw).into_owned())
+}
+
+/// A Host header's host: lower case, without port or trailing dot (borrowed when it already
+/// is).
+pub(crate) fn normalize_host(raw: &str) -> Cow<'_, str> {
     let host = match raw.rsplit_once(':') {
         Some((h, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => raw.as_str(),
+        _ => raw,
     };
-    Some(host.trim_end_matches('.').to_ascii_lowercase())
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+/// The running revision a request for `host` (with the tag header `tag`) goes to, or the
+/// answer the gateway gives instead.
+pub(crate) fn target(
+    inner: &Inner,
+    host: &str,
+    tag: Option<&str>,
+) -> Result<Arc<Rev>, (StatusCode, String)> {
+    // Lock order: the table, then the revisions (apply never holds both).
+    let table = inner.table.read();
+    let (namespace, name) = table
+        .resolve(host, tag)
+        .map_err(|why| (StatusCode::NOT_FOUND, why))?;
+    inner.revision(namespace, name).ok_or_else(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("revision {namespace}/{name} is not running"),
+        )
+    })
+}
+
+/// A request's deadlines from the revision's timeouts.
+pub(crate) struct Deadlines {
+    /// `timeoutSeconds` (default 300 s): the whole exchange, waiting for a replica included.
+    pub(crate) total: Instant,
+    /// `responseStartTimeoutSeconds`: until the response head.
+    pub(crate) start: Instant,
+    /// `idleTimeoutSeconds`: longest pause in the response body.
+    pub(crate) idle: Option<Duration>,
+}
+
+impl Deadlines {
+    pub(crate) fn of(spec: &Revision, now: Instant) -> Self {
+        let total = now
+            + match spec.timeout_seconds {
+                0 => DEFAULT_TIMEOUT,
+                s => Duration::from_secs(s),
+            };
+        let start = match spec.response_start_timeout_seconds {
+            Some(s) if s > 0 => total.min(now + Duration::from_secs(s)),
+            _ => total,
+        };
+        Self {
+            total,
+            start,
+            idle: spec
+                .idle_timeout_seconds
+                .filter(|&s| s > 0)
+                .map(Duration::from_secs),
+        }
+    }
 }
 
 pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<GBody> {
@@ -188,6 +256,11 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) 
         let _ = stream.set_nodelay(true);
         let inner = inner.clone();
         conns.spawn(async move {
+            let client = Arc::new(proxy::Client::new(remote.ip()));
+            let (stream, read) = match fastpath::serve(&inner, stream, &client).await {
+                Left::Done => return,
+                Left::Hyper(stream, read) => (stream, read),
+            };
             let svc = service_fn(move |req| {
                 let inner = inner.clone();
                 async move { Ok::<_, Infallible>(handle(inner, req, remote).await) }
@@ -197,7 +270,7 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) 
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
             let conn = builder
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(TokioIo::new(Rewind::new(stream, read)), svc)
                 .with_upgrades();
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %remote, "gateway connection ended");
@@ -221,32 +294,13 @@ async fn handle(
         .get("knative-serving-tag")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
-    let resolved = inner.table.read().resolve(&host, tag.as_deref());
-    let (namespace, name) = match resolved {
-        Ok(x) => x,
-        Err(why) => return text(StatusCode::NOT_FOUND, why),
+    let rev = match target(&inner, &host, tag.as_deref()) {
+        Ok(rev) => rev,
+        Err((status, why)) => return text(status, why),
     };
-    let Some(rev) = inner.revision(&namespace, &name) else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("revision {namespace}/{name} is not running"),
-        );
-    };
-    let start = Instant::now();
-    let total = match rev.spec.timeout_seconds {
-        0 => DEFAULT_TIMEOUT,
-        s => Duration::from_secs(s),
-    };
-    let deadline = start + total;
-    let start_deadline = match rev.spec.response_start_timeout_seconds {
-        Some(s) if s > 0 => deadline.min(start + Duration::from_secs(s)),
-        _ => deadline,
-    };
-    let idle = rev
-        .spec
-        .idle_timeout_seconds
-        .filter(|&s| s > 0)
-        .map(Duration::from_secs);
+    let name = rev.spec.name.clone();
+    let namespace = rev.spec.namespace.clone();
+    let d = Deadlines::of(&rev.spec, Instant::now());
     let upgrade = req
         .headers()
         .contains_key(header::UPGRADE)
@@ -257,18 +311,12 @@ async fn handle(
         let resp = proxy::forward(&client, admitted.port, remote.ip(), req).await;
         Ok::<_, Refusal>((admitted, resp))
     };
-    let (admitted, resp) = match tokio::time::timeout_at(start_deadline, call).await {
+    let (admitted, resp) = match tokio::time::timeout_at(d.start, call).await {
         Err(_) => {
             tracing::info!(revision = %name, %namespace, "request timed out before the response started");
             return text(StatusCode::GATEWAY_TIMEOUT, "request timeout");
         }
-        Ok(Err(refusal)) => {
-            let status = match refusal {
-                Refusal::Gone(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return text(status, refusal.to_string());
-        }
+        Ok(Err(refusal)) => return text(StatusCode::SERVICE_UNAVAILABLE, refusal.to_string()),
         Ok(Ok((_, Err(e)))) => {
             tracing::warn!(revision = %name, %namespace, error = %e, "replica did not answer");
             return text(
@@ -282,12 +330,7 @@ async fn handle(
         return switch(resp, upgrade, admitted);
     }
     let (parts, body) = resp.into_parts();
-    let body = Timed {
-        inner: body,
-        deadline: Box::pin(tokio::time::sleep_until(deadline)),
-        idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
-        _admitted: admitted,
-    };
+    let body = Timed::new(body, d.total, d.idle, admitted);
     Response::from_parts(parts, body.boxed())
 }
 
@@ -324,12 +367,41 @@ fn switch(
 }
 
 /// A response body under the request deadline and the idle timeout; holds the replica slot
-/// until it is done.
+/// until it is done. The timer is armed only once the body has to wait (a small body that
+/// arrived with the head never touches the timer wheel).
 struct Timed {
     inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
-    idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    deadline: Instant,
+    idle: Option<Duration>,
+    /// When the last frame arrived (with an idle timeout).
+    last: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
     _admitted: Admitted,
+}
+
+impl Timed {
+    fn new(inner: Incoming, deadline: Instant, idle: Option<Duration>, admitted: Admitted) -> Self {
+        Self {
+            inner,
+            deadline,
+            idle,
+            last: if idle.is_some() {
+                Instant::now()
+            } else {
+                deadline
+            },
+            timer: None,
+            _admitted: admitted,
+        }
+    }
+
+    /// When waiting for the next frame must end.
+    fn wake_at(&self) -> Instant {
+        match self.idle {
+            Some(d) => self.deadline.min(self.last + d),
+            None => self.deadline,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -349,19 +421,35 @@ impl Body for Timed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout::Total))));
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if this.timer.as_ref().is_some_and(|t| t.is_elapsed())
+                && Instant::now() >= this.deadline
+            {
+                return Poll::Ready(Some(Err(Box::new(BodyTimeout::Total))));
+            }
+            if this.idle.is_some() {
+                this.last = Instant::now();
+            }
+            return Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BoxError)));
         }
-        if let Some((_, sleep)) = this.idle.as_mut()
-            && sleep.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout::Idle))));
-        }
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some((d, sleep)) = this.idle.as_mut() {
-            sleep.as_mut().reset(Instant::now() + *d);
-        }
-        Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BoxError)))
+        let wake_at = this.wake_at();
+        let timer = match this.timer.as_mut() {
+            Some(t) => {
+                if t.deadline() != wake_at {
+                    t.as_mut().reset(wake_at);
+                }
+                t
+            }
+            None => this
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(wake_at))),
+        };
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(if Instant::now() >= this.deadline {
+            Box::new(BodyTimeout::Total)
+        } else {
+            Box::new(BodyTimeout::Idle)
+        })))
     }
 
     fn is_end_stream(&self) -> bool {

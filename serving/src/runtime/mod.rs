@@ -23,14 +23,18 @@
 //!   `ProbeFailed`, `ProgressDeadlineExceeded`, `Deploying`.
 
 mod activator;
+mod chunked;
 mod env;
+mod fastpath;
 mod gateway;
 mod kpa;
 mod logs;
+mod pool;
 mod probe;
 mod proxy;
 mod replica;
 mod revision;
+mod rewind;
 mod scaler;
 
 use std::collections::HashMap;
@@ -85,8 +89,8 @@ pub(crate) struct Inner {
     report: Arc<dyn ReportSink>,
     /// By UID.
     pub(crate) revisions: RwLock<HashMap<String, Arc<Rev>>>,
-    /// (namespace, name) to UID.
-    names: RwLock<HashMap<(String, String), String>>,
+    /// Namespace to name to UID.
+    names: RwLock<HashMap<String, HashMap<String, String>>>,
     pub(crate) table: RwLock<Table>,
     /// Log rings by (namespace, revision name); kept while the revision runs.
     logs: RwLock<HashMap<(String, String), Arc<Ring>>>,
@@ -98,12 +102,9 @@ pub(crate) struct Inner {
 impl Inner {
     /// The running revision `namespace/name`.
     pub(crate) fn revision(&self, namespace: &str, name: &str) -> Option<Arc<Rev>> {
-        let uid = self
-            .names
-            .read()
-            .get(&(namespace.to_string(), name.to_string()))
-            .cloned()?;
-        self.revisions.read().get(&uid).cloned()
+        let names = self.names.read();
+        let uid = names.get(namespace)?.get(name)?;
+        self.revisions.read().get(uid).cloned()
     }
 }
 
@@ -172,10 +173,16 @@ impl Serving {
                     inner.config.clone(),
                 );
                 revisions.insert(r.uid.clone(), rev);
-                names.insert(key, r.uid.clone());
+                names
+                    .entry(r.namespace.clone())
+                    .or_default()
+                    .insert(r.name.clone(), r.uid.clone());
             }
-            names.retain(|_, uid| revisions.contains_key(uid));
-            logs.retain(|k, _| names.contains_key(k));
+            names.retain(|_, by_name| {
+                by_name.retain(|_, uid| revisions.contains_key(uid));
+                !by_name.is_empty()
+            });
+            logs.retain(|(ns, name), _| names.get(ns).is_some_and(|m| m.contains_key(name)));
         }
         *inner.table.write() = Table::build(spec);
         for rev in removed {

@@ -1,7 +1,9 @@
 //! The per-replica proxy (Knative's queue-proxy, in-process): `containerConcurrency` as a hard
 //! limit with a bounded wait queue of 10 × CC (full: 503), the time-weighted concurrency and
 //! request count of reference §1.2 (probes never pass here, so they are not counted), and the
-//! forwarding of one request to the replica over a pooled keep-alive client, bodies streamed.
+//! forwarding of one request to the replica: the gateway's fast path over the replica's
+//! [`Pool`] of idle keep-alive connections, the hyper path over a pooled hyper client, bodies
+//! streamed.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,21 +13,23 @@ use std::time::Instant;
 use http::header::{HOST, HeaderValue};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::Client as PooledClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::pool::Pool;
+
 /// The pooled HTTP/1.1 client to replicas.
-pub(crate) type Upstream = Client<HttpConnector, Incoming>;
+pub(crate) type Upstream = PooledClient<HttpConnector, Incoming>;
 
 /// A client with keep-alive connections to replicas.
 pub(crate) fn upstream() -> Upstream {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
-    Client::builder(TokioExecutor::new())
+    PooledClient::builder(TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .pool_max_idle_per_host(256)
         .build(connector)
@@ -144,6 +148,8 @@ impl Drop for MeterGuard {
 /// The proxy in front of one replica.
 pub(crate) struct Proxy {
     port: AtomicU16,
+    /// Idle connections to the replica (the gateway's fast path).
+    pub(crate) pool: Arc<Pool>,
     pub(crate) meter: Arc<Meter>,
     /// `containerConcurrency` slots, when limited.
     slots: Option<Arc<Semaphore>>,
@@ -166,6 +172,8 @@ pub(crate) struct Admitted {
     _counted: MeterGuard,
     /// The replica's port.
     pub(crate) port: u16,
+    /// The replica's idle connections.
+    pub(crate) pool: Arc<Pool>,
 }
 
 impl Proxy {
@@ -173,6 +181,7 @@ impl Proxy {
         let cc = container_concurrency as usize;
         Arc::new(Self {
             port: AtomicU16::new(0),
+            pool: Arc::default(),
             meter: Meter::new(),
             slots: (cc > 0).then(|| Arc::new(Semaphore::new(cc))),
             waiting: AtomicUsize::new(0),
@@ -233,6 +242,7 @@ impl Proxy {
             _permit: permit,
             _counted: counted,
             port: self.port(),
+            pool: self.pool.clone(),
         })
     }
 }
@@ -242,6 +252,25 @@ struct WaitGuard<'a>(&'a AtomicUsize);
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The client side of a gateway connection, for the forwarding headers: `X-Forwarded-For`'s
+/// address and `Forwarded`'s `for=…;proto=http`, formatted once per connection.
+pub(crate) struct Client {
+    pub(crate) ip: String,
+    pub(crate) forwarded: String,
+}
+
+impl Client {
+    pub(crate) fn new(remote: IpAddr) -> Self {
+        let ip = remote.to_string();
+        let forwarded = if remote.is_ipv6() {
+            format!("for=\"[{ip}]\";proto=http")
+        } else {
+            format!("for={ip};proto=http")
+        };
+        Self { ip, forwarded }
     }
 }
 

@@ -259,6 +259,7 @@ async fn drain(rev: &Rev, rep: &Replica, child: &mut Child) {
     {
         tracing::warn!(revision = %rev.spec.name, replica = rep.id, "requests still in flight after the drain timeout");
     }
+    rep.proxy.pool.clear();
     terminate(child, grace).await;
 }
 

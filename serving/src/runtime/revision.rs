@@ -138,25 +138,25 @@ impl Rev {
     /// robin over those with a free slot; else (or none free) the least loaded.
     pub(crate) fn pick(&self) -> Option<(Arc<Replica>, MeterGuard)> {
         let replicas = self.replicas.lock();
-        let ready: Vec<&Arc<Replica>> = replicas
-            .iter()
-            .filter(|r| r.phase() == Phase::Ready)
-            .collect();
-        if ready.is_empty() {
+        let ready = || replicas.iter().filter(|r| r.phase() == Phase::Ready);
+        let n = ready().count();
+        if n == 0 {
             return None;
         }
         let cc = self.spec.container_concurrency;
         let chosen = if cc > 0 && cc <= 3 {
-            ready.iter().find(|r| r.proxy.has_free_slot()).copied()
+            ready().find(|r| r.proxy.has_free_slot())
         } else if cc > 3 {
-            let start = self.rr.fetch_add(1, Ordering::Relaxed);
-            (0..ready.len())
-                .map(|i| ready[(start + i) % ready.len()])
+            let start = self.rr.fetch_add(1, Ordering::Relaxed) % n;
+            ready()
+                .cycle()
+                .skip(start)
+                .take(n)
                 .find(|r| r.proxy.has_free_slot())
         } else {
             None
         };
-        let chosen = chosen.or_else(|| ready.iter().min_by_key(|r| r.proxy.load()).copied())?;
+        let chosen = chosen.or_else(|| ready().min_by_key(|r| r.proxy.load()))?;
         let counted = chosen.proxy.count();
         Some((chosen.clone(), counted))
     }
@@ -278,6 +278,7 @@ impl Rev {
         let mut sample = self.activator.cut(now);
         for r in self.replicas.lock().iter() {
             let s: Sample = r.proxy.meter.cut(now);
+            r.proxy.pool.sweep(now);
             sample.concurrency += s.concurrency;
             sample.rps += s.rps;
         }
