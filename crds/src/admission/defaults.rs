@@ -75,13 +75,22 @@ pub(crate) fn apply(object: &mut Object) {
     match object {
         Object::Broker(b) => {
             let annotations = b.metadata.annotations.get_or_insert_with(BTreeMap::new);
-            annotations
+            let class = annotations
                 .entry(names::BROKER_CLASS_ANNOTATION.into())
                 .or_insert_with(|| names::DEFAULT_BROKER_CLASS.into());
+            // A Kafka-class Broker's defaults are Knative's Kafka broker ConfigMap (topic
+            // partitions, replication, bootstrap servers), not the channel-based one's.
+            let config = if class == names::KAFKA_BROKER_CLASS
+                || class == names::KAFKA_NAMESPACED_BROKER_CLASS
+            {
+                names::KAFKA_BROKER_CONFIG
+            } else {
+                names::DEFAULT_BROKER_CONFIG
+            };
             b.spec.config.get_or_insert_with(|| KReference {
                 api_version: Some("v1".into()),
                 kind: Some("ConfigMap".into()),
-                name: Some(names::DEFAULT_BROKER_CONFIG.into()),
+                name: Some(config.into()),
                 namespace: Some(names::SYSTEM_NAMESPACE.into()),
             });
             let delivery = b.spec.delivery.get_or_insert_with(|| DeliverySpec {

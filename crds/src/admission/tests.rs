@@ -342,6 +342,32 @@ fn broker_external_topic_annotation() {
 }
 
 #[test]
+fn a_broker_without_config_gets_its_class_config_map() {
+    let config = |class: &str| {
+        let yaml = format!(
+            "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: b\n  annotations: {{eventing.knative.dev/broker.class: {class}}}\n"
+        );
+        match admit(&yaml) {
+            Ok(Object::Broker(b)) => b.spec.config.and_then(|c| Some((c.namespace?, c.name?))),
+            other => panic!("{other:?}"),
+        }
+    };
+    let ns = "knative-eventing".to_string();
+    assert_eq!(
+        config("Kafka"),
+        Some((ns.clone(), "kafka-broker-config".into()))
+    );
+    assert_eq!(
+        config("KafkaNamespaced"),
+        Some((ns.clone(), "kafka-broker-config".into()))
+    );
+    assert_eq!(
+        config("MTChannelBasedBroker"),
+        Some((ns, "config-br-default-channel".into()))
+    );
+}
+
+#[test]
 fn kafka_channel_defaults_follow_knative() {
     let kc = |spec: &str| {
         format!(
