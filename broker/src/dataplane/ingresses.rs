@@ -27,6 +27,8 @@ pub struct Target {
     /// What it belongs to.
     pub kind: IngressKind,
     log: RwLock<Result<Arc<dyn Log>, String>>,
+    /// Set once the first attempt to open the log has ended (either way).
+    settled: tokio::sync::watch::Sender<bool>,
     /// The Broker or channel, as journeys and metrics name it.
     pub origin: Arc<Origin>,
     /// Its request counters.
@@ -68,6 +70,7 @@ impl Target {
         Self {
             kind: ingress.kind,
             log: RwLock::new(Err("the log is being opened".into())),
+            settled: tokio::sync::watch::Sender::new(false),
             counters: stats.ingress(&origin),
             origin,
             view: RwLock::new(Arc::default()),
@@ -105,8 +108,20 @@ impl Target {
         self.log.read().clone()
     }
 
+    /// The log, waiting up to `within` while it is first being opened (a Broker is Ready
+    /// before its ingress has opened the consumer groups of many Triggers; an event sent then
+    /// waits instead of being refused). Once an attempt failed, answers at once.
+    pub async fn log_within(&self, within: Duration) -> Result<Arc<dyn Log>, String> {
+        if !*self.settled.borrow() {
+            let mut settled = self.settled.subscribe();
+            let _ = tokio::time::timeout(within, settled.wait_for(|s| *s)).await;
+        }
+        self.log()
+    }
+
     fn set(&self, log: Result<Arc<dyn Log>, String>) {
         *self.log.write() = log;
+        self.settled.send_replace(true);
     }
 }
 

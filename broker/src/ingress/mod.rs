@@ -302,8 +302,11 @@ async fn webhook(shared: &Shared, parts: http::request::Parts, body: Bytes) -> R
     }
 }
 
+/// How long an event waits for a log that is first being opened.
+const OPENING_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 async fn append(target: &Target, events: &[Arc<Event>]) -> Result<(), AppendError> {
-    match target.log() {
+    match target.log_within(OPENING_WAIT).await {
         Ok(log) => log.append(events).await,
         Err(why) => Err(AppendError::Unavailable(why)),
     }
