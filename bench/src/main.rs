@@ -28,9 +28,10 @@
 //!   dataplane-probe does at 1,000 rps; at saturation on a small machine the added latency is
 //!   just the throughput loss again, by Little's law, and is printed too). For scale, the
 //!   saturated load through a raw TCP relay (bytes copied both ways, no HTTP): what one more
-//!   loopback hop costs on this machine before any HTTP work. (j) cold start: the app's own start time (spawned by hand, spawn → first
-//!   200) against the first request through the gateway to a fresh revision at zero
-//!   (`initial-scale: 0`), request → response, alternating, medians of 5 (`--quick`) or 15.
+//!   loopback hop costs on this machine before any HTTP work. (j) cold start: the app's own
+//!   start time (spawned by hand, spawn → first 200) against the first request through the
+//!   gateway to a fresh revision at zero (`initial-scale: 0`), request → response, alternating,
+//!   medians of 5 (`--quick`) or 15.
 //!
 //! Measured scenarios run side by side and their rounds alternate (a, b, c, d, g, f, a, ...), so
 //! machine noise hits them alike; each figure is the median round by rate.

@@ -256,7 +256,7 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) 
         let _ = stream.set_nodelay(true);
         let inner = inner.clone();
         conns.spawn(async move {
-            let client = Arc::new(proxy::Client::new(remote.ip()));
+            let client = proxy::Client::new(remote.ip());
             let (stream, read) = match fastpath::serve(&inner, stream, &client).await {
                 Left::Done => return,
                 Left::Hyper(stream, read) => (stream, read),
