@@ -23,7 +23,7 @@
 //!   `PORT`), pinned at one replica. (h) the load straight at the replica, (i) the same load at
 //!   the gateway with the route's Host header (gateway → activator → replica proxy → app), both
 //!   at 16 connections answering 200, rounds alternating: as fast as they can (the throughput
-//!   ratio (i)/(h)), then at a fixed 1,000 requests/s over the same 16 connections (the added
+//!   ratio (i)/(h), the median of each round's own ratio), then at a fixed 1,000 requests/s over the same 16 connections (the added
 //!   p50/p99: latency overhead is measured at a load both paths carry, as Knative's own
 //!   dataplane-probe does at 1,000 rps; at saturation on a small machine the added latency is
 //!   just the throughput loss again, by Little's law, and is printed too). For scale, the
