@@ -73,6 +73,9 @@ fn take(
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         .flat_map(|h| h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii))
+        // `close` and `keep-alive` name no header to drop (`Keep-Alive` is dropped anyway);
+        // without them the common request allocates nothing here.
+        .filter(|t| !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
         .collect();
     for h in req.headers.iter() {
         let name = h.name;
