@@ -37,12 +37,16 @@ impl Drop for Waiting<'_> {
 
 /// A slot on a ready replica of `rev`, waiting for one (and starting one) if needed.
 pub(crate) async fn admit(rev: &Arc<Rev>) -> Result<Admitted, Refusal> {
+    // The usual case, a ready replica, without subscribing to changes first.
+    if let Some(counted) = rev.pick() {
+        return Ok(counted.admit().await?);
+    }
     let mut waiting: Option<Waiting<'_>> = None;
     loop {
         let mut changes = rev.subscribe();
-        if let Some((replica, counted)) = rev.pick() {
+        if let Some(counted) = rev.pick() {
             drop(waiting);
-            return Ok(replica.proxy.admit(counted).await?);
+            return Ok(counted.admit().await?);
         }
         if rev.cancel.is_cancelled() {
             return Err(Refusal::Gone(rev.spec.name.clone()));

@@ -308,7 +308,7 @@ async fn handle(
     let client = inner.client.clone();
     let call = async {
         let admitted = activator::admit(&rev).await?;
-        let resp = proxy::forward(&client, admitted.port, remote.ip(), req).await;
+        let resp = proxy::forward(&client, admitted.port(), remote.ip(), req).await;
         Ok::<_, Refusal>((admitted, resp))
     };
     let (admitted, resp) = match tokio::time::timeout_at(d.start, call).await {

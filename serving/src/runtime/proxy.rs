@@ -75,13 +75,18 @@ impl Meter {
 
     /// A request starts; it ends when the guard drops.
     pub(crate) fn enter(self: &Arc<Self>) -> MeterGuard {
+        self.begin();
+        MeterGuard(self.clone())
+    }
+
+    /// A request starts; [`Self::leave`] ends it.
+    fn begin(&self) {
         let mut s = self.state.lock();
         let now = Instant::now();
         s.integral += f64::from(s.in_flight) * now.duration_since(s.last).as_secs_f64();
         s.last = now;
         s.in_flight += 1;
         s.requests += 1;
-        MeterGuard(self.clone())
     }
 
     fn leave(&self) {
@@ -149,7 +154,7 @@ impl Drop for MeterGuard {
 pub(crate) struct Proxy {
     port: AtomicU16,
     /// Idle connections to the replica (the gateway's fast path).
-    pub(crate) pool: Arc<Pool>,
+    pub(crate) pool: Pool,
     pub(crate) meter: Arc<Meter>,
     /// `containerConcurrency` slots, when limited.
     slots: Option<Arc<Semaphore>>,
@@ -165,15 +170,32 @@ pub(crate) enum Refused {
     QueueFull(usize),
 }
 
+/// A request counted in a replica's meter (and so waited for by its drain) until dropped.
+pub(crate) struct Counted(Arc<Proxy>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.meter.leave();
+    }
+}
+
 /// A request admitted to a replica: its slot and its place in the meter, both released when
 /// the response (body included) is done.
 pub(crate) struct Admitted {
     _permit: Option<OwnedSemaphorePermit>,
-    _counted: MeterGuard,
+    counted: Counted,
+}
+
+impl Admitted {
     /// The replica's port.
-    pub(crate) port: u16,
+    pub(crate) fn port(&self) -> u16 {
+        self.counted.0.port()
+    }
+
     /// The replica's idle connections.
-    pub(crate) pool: Arc<Pool>,
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.counted.0.pool
+    }
 }
 
 impl Proxy {
@@ -181,7 +203,7 @@ impl Proxy {
         let cc = container_concurrency as usize;
         Arc::new(Self {
             port: AtomicU16::new(0),
-            pool: Arc::default(),
+            pool: Pool::default(),
             meter: Meter::new(),
             slots: (cc > 0).then(|| Arc::new(Semaphore::new(cc))),
             waiting: AtomicUsize::new(0),
@@ -210,21 +232,25 @@ impl Proxy {
     }
 
     /// Count the request (under the revision's replica lock, so a drain sees it), then wait for
-    /// a slot.
-    pub(crate) fn count(self: &Arc<Self>) -> MeterGuard {
-        self.meter.enter()
+    /// a slot ([`Counted::admit`]).
+    pub(crate) fn count(self: &Arc<Self>) -> Counted {
+        self.meter.begin();
+        Counted(self.clone())
     }
+}
 
-    /// Wait for a slot (bounded queue), for a request already counted.
-    pub(crate) async fn admit(&self, counted: MeterGuard) -> Result<Admitted, Refused> {
-        let permit = match &self.slots {
+impl Counted {
+    /// Wait for a slot (bounded queue).
+    pub(crate) async fn admit(self) -> Result<Admitted, Refused> {
+        let proxy = &self.0;
+        let permit = match &proxy.slots {
             None => None,
             Some(slots) => match slots.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    let before = self.waiting.fetch_add(1, Ordering::AcqRel);
-                    let _waiting = WaitGuard(&self.waiting);
-                    if before >= self.max_waiting {
+                    let before = proxy.waiting.fetch_add(1, Ordering::AcqRel);
+                    let _waiting = WaitGuard(&proxy.waiting);
+                    if before >= proxy.max_waiting {
                         return Err(Refused::QueueFull(before));
                     }
                     // Never closed: the error cannot happen; treat it as a full queue.
@@ -240,9 +266,7 @@ impl Proxy {
         };
         Ok(Admitted {
             _permit: permit,
-            _counted: counted,
-            port: self.port(),
-            pool: self.pool.clone(),
+            counted: self,
         })
     }
 }
@@ -358,13 +382,13 @@ mod tests {
     #[tokio::test]
     async fn queue_is_bounded() {
         let p = Proxy::new(1);
-        let first = p.admit(p.count()).await;
+        let first = p.count().admit().await;
         assert!(first.is_ok());
         let mut waiting = Vec::new();
         for _ in 0..10 {
             let p2 = p.clone();
             waiting.push(tokio::spawn(
-                async move { p2.admit(p2.count()).await.is_ok() },
+                async move { p2.count().admit().await.is_ok() },
             ));
         }
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -373,7 +397,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(matches!(
-            p.admit(p.count()).await,
+            p.count().admit().await,
             Err(Refused::QueueFull(10))
         ));
         drop(first);

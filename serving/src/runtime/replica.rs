@@ -8,9 +8,9 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -36,11 +36,21 @@ pub(crate) enum Phase {
     Draining,
 }
 
+impl Phase {
+    fn of(v: u8) -> Phase {
+        match v {
+            x if x == Phase::Ready as u8 => Phase::Ready,
+            x if x == Phase::Draining as u8 => Phase::Draining,
+            _ => Phase::Starting,
+        }
+    }
+}
+
 /// One replica of a revision.
 pub(crate) struct Replica {
     pub(crate) id: u64,
     pub(crate) proxy: Arc<Proxy>,
-    phase: Mutex<Phase>,
+    phase: AtomicU8,
     pub(crate) stop: CancellationToken,
     pub(crate) since: Instant,
 }
@@ -50,29 +60,29 @@ impl Replica {
         Arc::new(Self {
             id,
             proxy: Proxy::new(container_concurrency),
-            phase: Mutex::new(Phase::Starting),
+            phase: AtomicU8::new(Phase::Starting as u8),
             stop: CancellationToken::new(),
             since: Instant::now(),
         })
     }
 
     pub(crate) fn phase(&self) -> Phase {
-        *self.phase.lock()
+        Phase::of(self.phase.load(Ordering::Acquire))
     }
 
     /// Set the phase (a draining replica stays draining).
     pub(crate) fn set_phase(&self, phase: Phase) -> bool {
-        let mut p = self.phase.lock();
-        if *p == Phase::Draining || *p == phase {
-            return false;
-        }
-        *p = phase;
-        true
+        self.phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                let p = Phase::of(p);
+                (p != Phase::Draining && p != phase).then_some(phase as u8)
+            })
+            .is_ok()
     }
 
     /// Stop taking traffic and stop.
     pub(crate) fn drain(&self) {
-        *self.phase.lock() = Phase::Draining;
+        self.phase.store(Phase::Draining as u8, Ordering::Release);
         self.stop.cancel();
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::logs::Ring;
-use super::proxy::{Meter, MeterGuard, Sample};
+use super::proxy::{Counted, Meter, Sample};
 use super::replica::{self, Phase, Replica};
 use super::scaler::{self, Decide};
 use super::{Config, ReportSink};
@@ -136,7 +136,7 @@ impl Rev {
     /// A ready replica for one request, counted in its proxy before the lock is released (so a
     /// drain that starts later waits for it). CC ≤ 3: first with a free slot; CC > 3: round
     /// robin over those with a free slot; else (or none free) the least loaded.
-    pub(crate) fn pick(&self) -> Option<(Arc<Replica>, MeterGuard)> {
+    pub(crate) fn pick(&self) -> Option<Counted> {
         let replicas = self.replicas.lock();
         let ready = || replicas.iter().filter(|r| r.phase() == Phase::Ready);
         let n = ready().count();
@@ -156,9 +156,12 @@ impl Rev {
         } else {
             None
         };
-        let chosen = chosen.or_else(|| ready().min_by_key(|r| r.proxy.load()))?;
-        let counted = chosen.proxy.count();
-        Some((chosen.clone(), counted))
+        let chosen = match chosen {
+            Some(r) => r,
+            None if n == 1 => ready().next()?,
+            None => ready().min_by_key(|r| r.proxy.load())?,
+        };
+        Some(chosen.proxy.count())
     }
 
     /// A request waits at zero (or with no ready replica): scale up now.

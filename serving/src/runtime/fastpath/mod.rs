@@ -201,7 +201,7 @@ impl Conn<'_> {
         .await;
         done?;
         if head.keep_alive && self.resp.is_empty() {
-            admitted.pool.put(up);
+            admitted.pool().put(up);
         }
         // The replica's slot and the meter's count end with the response.
         drop(admitted);
@@ -218,8 +218,8 @@ impl Conn<'_> {
         is_head: bool,
         start: Instant,
     ) -> Result<(TcpStream, Head), Fail> {
-        let port = admitted.port;
-        let reused = admitted.pool.take();
+        let port = admitted.port();
+        let reused = admitted.pool().take();
         let (out, resp) = (&self.out, &mut self.resp);
         let call = async {
             if let Some(mut up) = reused {
