@@ -9,6 +9,7 @@ outlives the test), and answers:
   /slow?ms=N   sleeps N ms, counting overlapping requests
   /stats       the most requests it ever handled at once
   /crash       exits with status 4
+  /pause-accepts?ms=N  accepts no connection for N ms (the backlog, 5, fills and drops SYNs)
   /ws          with `Upgrade: echo`, switches protocols and echoes bytes
 With CRASH set it prints CRASH to stderr and exits with status 3 at once."""
 import os, sys, threading, time
@@ -22,6 +23,7 @@ if os.environ.get("CRASH"):
 lock = threading.Lock()
 current = 0
 most = 0
+accepts_paused_until = 0.0
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -37,7 +39,7 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        global current, most
+        global current, most, accepts_paused_until
         url = urlparse(self.path)
         if url.path == "/headers":
             self.reply("\n".join(f"{k.lower()}={v}" for k, v in self.headers.items()))
@@ -83,6 +85,10 @@ class H(BaseHTTPRequestHandler):
             self.close_connection = True
         elif url.path == "/crash":
             os._exit(4)
+        elif url.path == "/pause-accepts":
+            ms = int(parse_qs(url.query).get("ms", ["1000"])[0])
+            accepts_paused_until = time.monotonic() + ms / 1000
+            self.reply("paused")
         else:
             self.reply(os.environ.get("K_REVISION", ""))
 
@@ -109,7 +115,14 @@ def watch_stdin():
     os._exit(0)
 
 threading.Thread(target=watch_stdin, daemon=True).start()
-server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+class Server(ThreadingHTTPServer):
+    def get_request(self):
+        delay = accepts_paused_until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        return super().get_request()
+
+server = Server(("127.0.0.1", int(os.environ["PORT"])), H)
 server.daemon_threads = True
 print(f"listening on {os.environ['PORT']} as {os.environ.get('K_SERVICE')}/{os.environ.get('K_REVISION')} arg={sys.argv[1:]}", flush=True)
 server.serve_forever()

@@ -147,3 +147,68 @@ async fn exchanges_pass_through_both_paths() -> anyhow::Result<()> {
     h.serving.shutdown(Duration::from_secs(5)).await;
     Ok(())
 }
+
+/// A replica that stops accepting for a while (its backlog of 5 full, the kernel dropping SYNs
+/// and sending them again after 1 s and 3 s) slows a burst of new connections down; none of
+/// the requests fails for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_waits_for_a_replica_slow_to_accept() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    h.serving.apply(&spec(
+        vec![revision("x", "x-00001", &[])],
+        vec![route("x", &[("x-00001", 100)])],
+    ));
+    h.wait_report("uid-x-00001", START, |r| r.ready).await?;
+    let (status, _) = get(h.gateway, HOST, "/pause-accepts?ms=2500", &[]).await?;
+    ensure!(status == 200, "pause: {status}");
+    let burst: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(get(h.gateway, HOST, "/slow?ms=100", &[])))
+        .collect();
+    for (i, answer) in burst.into_iter().enumerate() {
+        let (status, body) = answer.await??;
+        ensure!(status == 200, "request {i}: {status} {body}");
+    }
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// A kept-alive client connection follows the routes as they change: its next request goes to
+/// the revision the route names now, and to nowhere once the route is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_follows_route_changes() -> anyhow::Result<()> {
+    let h = Harness::start(Config::default()).await?;
+    let one = revision("x", "x-00001", &[]);
+    let two = revision("x", "x-00002", &[]);
+    h.serving.apply(&spec(
+        vec![one.clone()],
+        vec![route("x", &[("x-00001", 100)])],
+    ));
+    h.wait_report("uid-x-00001", START, |r| r.ready).await?;
+    let stream = tokio::net::TcpStream::connect(h.gateway).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut ask = async move || -> anyhow::Result<(u16, Bytes)> {
+        sender.ready().await?;
+        let req = http::Request::builder()
+            .uri("/")
+            .header("host", HOST)
+            .body(Full::new(Bytes::new()))?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
+    };
+    ensure!(ask().await? == (200, Bytes::from("x-00001")));
+
+    h.serving.apply(&spec(
+        vec![one.clone(), two.clone()],
+        vec![route("x", &[("x-00002", 100)])],
+    ));
+    h.wait_report("uid-x-00002", START, |r| r.ready).await?;
+    ensure!(ask().await? == (200, Bytes::from("x-00002")));
+
+    h.serving.apply(&spec(vec![one, two], Vec::new()));
+    let (status, _) = ask().await?;
+    ensure!(status == 404, "after the route went: {status}");
+    h.serving.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}

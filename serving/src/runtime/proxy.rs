@@ -28,7 +28,7 @@ pub(crate) type Upstream = PooledClient<HttpConnector, Incoming>;
 pub(crate) fn upstream() -> Upstream {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+    // No connect timeout of its own (see the fast path's): the request's deadlines bound it.
     PooledClient::builder(TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .pool_max_idle_per_host(256)
