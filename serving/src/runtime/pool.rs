@@ -3,6 +3,7 @@
 //! accept one per request either), most recently used first, at most [`MAX_IDLE`], each closed
 //! after [`IDLE_TIMEOUT`] unused (the scaler's tick sweeps), and dropped with the replica.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
@@ -18,6 +19,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub(crate) struct Pool {
     idle: Mutex<Vec<(TcpStream, Instant)>>,
+    /// The replica is stopping: nothing is kept any more.
+    closed: AtomicBool,
 }
 
 impl Pool {
@@ -34,14 +37,16 @@ impl Pool {
     /// Keep `stream` (idle, its last response read whole) for the next request.
     pub(crate) fn put(&self, stream: TcpStream) {
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE {
+        if idle.len() < MAX_IDLE && !self.closed.load(Ordering::Acquire) {
             idle.push((stream, Instant::now()));
         }
     }
 
-    /// Close every idle connection (the replica is stopping).
+    /// Close every idle connection and keep none from now on (the replica is stopping).
     pub(crate) fn clear(&self) {
-        self.idle.lock().clear();
+        let mut idle = self.idle.lock();
+        self.closed.store(true, Ordering::Release);
+        idle.clear();
     }
 
     /// Close the connections idle for longer than [`IDLE_TIMEOUT`].
@@ -96,6 +101,19 @@ mod tests {
         assert!(pool.take().is_none());
         pool.put(s);
         pool.sweep(Instant::now() + IDLE_TIMEOUT);
+        assert!(pool.take().is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_cleared_pool_keeps_nothing_handed_back_later() -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let pool = Pool::default();
+        let a = TcpStream::connect(listener.local_addr()?).await?;
+        let (_server_a, _) = listener.accept().await?;
+        // A request that outlived the drain's wait hands `a` back after the pool was cleared.
+        pool.clear();
+        pool.put(a);
         assert!(pool.take().is_none());
         Ok(())
     }
