@@ -70,6 +70,8 @@ pub(crate) struct Rig {
     /// A raw TCP relay to the replica (no HTTP), started with the rig's first measurement.
     relay: Option<SocketAddr>,
     exe: String,
+    /// The app's CPU per request in the last measurement, in microseconds.
+    app_cpu_us: Mutex<f64>,
 }
 
 fn host(service: &str) -> String {
@@ -135,6 +137,7 @@ impl Rig {
             app: gateway,
             relay: None,
             exe,
+            app_cpu_us: Mutex::new(f64::NAN),
         };
         rig.apply(None)?;
         let uid = format!("uid-{HOT_REVISION}");
@@ -209,15 +212,20 @@ impl Rig {
             rate,
         };
         load::run(&load).await?;
+        let cpu = || [crate::knit::cpu_seconds("self"), children_cpu_seconds()];
+        let before = cpu();
         let mut out = load::run(&Load {
             duration: Duration::from_secs_f64(o.seconds),
             ..load
         })
         .await?;
+        let after = cpu();
+        let n = out.count(200).max(1) as f64;
         let rate = out.count(200) as f64 / out.elapsed.as_secs_f64();
+        *self.app_cpu_us.lock() = (after[1] - before[1]) * 1e6 / n;
         Ok(Measured {
             rate,
-            cpu_us: f64::NAN,
+            cpu_us: (after[0] - before[0]) * 1e6 / n,
             p50: load::percentile_ms(&mut out.latencies_us, 50.0),
             p99: load::percentile_ms(&mut out.latencies_us, 99.0),
             accepted: out.count(200),
@@ -258,17 +266,24 @@ impl Rig {
         let relay = self.relay.context("the relay did not start")?;
         let (mut direct, mut gateway, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
         let (mut ratios, mut relay_ratios) = (Vec::new(), Vec::new());
+        let mut app: [Vec<f64>; 3] = Default::default();
         for _ in 0..rounds {
             let h = self.measure(o, self.app, None, None).await?;
+            app[0].push(*self.app_cpu_us.lock());
             let i = self.measure(o, self.gateway, Some(host(HOT)), None).await?;
+            app[1].push(*self.app_cpu_us.lock());
             let r = self.measure(o, relay, Some(host(HOT)), None).await?;
+            app[2].push(*self.app_cpu_us.lock());
             ratios.push(i.rate / h.rate);
             relay_ratios.push(r.rate / h.rate);
             direct.push(h);
             gateway.push(i);
             relayed.push(r);
         }
+        let cpu = |v: &[Measured]| median_of(&v.iter().map(|m| m.cpu_us).collect::<Vec<_>>());
         Ok(Throughput {
+            cpu_us: [cpu(&direct), cpu(&gateway), cpu(&relayed)],
+            app_cpu_us: app.map(|v| median_of(&v)),
             direct: median(direct),
             gateway: median(gateway),
             relay: median(relayed),
@@ -354,6 +369,12 @@ fn print_serving(t: &Throughput, hr: &Measured, ir: &Measured, cold: &ColdStarts
         t.relay_ratio,
         failed(relay)
     );
+    let ([hc, ic, rc], [ha, ia, ra]) = (t.cpu_us, t.app_cpu_us);
+    println!(
+        "    CPU per request: this process (load generator + gateway or relay) direct {hc:.1} µs, gateway {ic:.1} µs (+{:.1}), relay {rc:.1} µs (+{:.1}); the app direct {ha:.1} µs, via gateway {ia:.1} µs, via relay {ra:.1} µs",
+        ic - hc,
+        rc - hc
+    );
     println!(
         "(i) latency at {:.0} req/s over {} conns: direct p50 {:.3} ms p99 {:.3} ms, gateway p50 {:.3} ms p99 {:.3} ms   added p50 {:.3} ms (target ≤ 0.2)  p99 {:.3} ms (target ≤ 1){}{}",
         LATENCY_RATE,
@@ -391,6 +412,11 @@ pub(crate) struct Throughput {
     pub(crate) ratio: f64,
     /// Median of the rounds' relay/(h).
     pub(crate) relay_ratio: f64,
+    /// Medians of this process's CPU per request (load generator included): direct, gateway,
+    /// relay, in microseconds.
+    pub(crate) cpu_us: [f64; 3],
+    /// The same for the app (the replica process).
+    pub(crate) app_cpu_us: [f64; 3],
 }
 
 /// Cold-start samples in milliseconds.
@@ -433,6 +459,22 @@ async fn relay(app: SocketAddr) -> Result<SocketAddr> {
         }
     });
     Ok(addr)
+}
+
+/// CPU time of this process's children (the replicas), in seconds.
+fn children_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .map(crate::knit::cpu_seconds)
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// A free loopback port.
