@@ -33,12 +33,7 @@ async fn raw(h: &Harness, request: &[u8]) -> anyhow::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchanges_pass_through_both_paths() -> anyhow::Result<()> {
-    let h = Harness::start(Config::default()).await?;
-    h.serving.apply(&spec(
-        vec![revision("x", "x-00001", &[])],
-        vec![route("x", &[("x-00001", 100)])],
-    ));
-    h.wait_report("uid-x-00001", START, |r| r.ready).await?;
+    let h = Harness::one_revision("x", "x-00001", START).await?;
 
     // Pipelined requests on one connection are answered in order.
     let text = raw(
@@ -153,12 +148,7 @@ async fn exchanges_pass_through_both_paths() -> anyhow::Result<()> {
 /// the requests fails for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_waits_for_a_replica_slow_to_accept() -> anyhow::Result<()> {
-    let h = Harness::start(Config::default()).await?;
-    h.serving.apply(&spec(
-        vec![revision("x", "x-00001", &[])],
-        vec![route("x", &[("x-00001", 100)])],
-    ));
-    h.wait_report("uid-x-00001", START, |r| r.ready).await?;
+    let h = Harness::one_revision("x", "x-00001", START).await?;
     let (status, _) = get(h.gateway, HOST, "/pause-accepts?ms=2500", &[]).await?;
     ensure!(status == 200, "pause: {status}");
     let burst: Vec<_> = (0..20)

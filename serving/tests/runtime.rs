@@ -13,12 +13,7 @@ const START: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_by_host_with_forwarding_headers() -> anyhow::Result<()> {
-    let h = Harness::start(Config::default()).await?;
-    h.serving.apply(&spec(
-        vec![revision("hello", "hello-00001", &[])],
-        vec![route("hello", &[("hello-00001", 100)])],
-    ));
-    h.wait_report("uid-hello-00001", START, |r| r.ready).await?;
+    let h = Harness::one_revision("hello", "hello-00001", START).await?;
     let (status, body) = h.get("Hello.default.localhost:8081", "/").await?;
     assert_eq!((status, body.as_str()), (200, "hello-00001"));
     let (status, body) = h.get("hello.default.localhost", "/headers").await?;

@@ -58,6 +58,19 @@ impl Harness {
         })
     }
 
+    /// A data plane running the service `svc` with its one revision `name` (all traffic),
+    /// ready within `within`.
+    pub async fn one_revision(svc: &str, name: &str, within: Duration) -> anyhow::Result<Self> {
+        let h = Self::start(Config::default()).await?;
+        h.serving.apply(&spec(
+            vec![revision(svc, name, &[])],
+            vec![route(svc, &[(name, 100)])],
+        ));
+        h.wait_report(&format!("uid-{name}"), within, |r| r.ready)
+            .await?;
+        Ok(h)
+    }
+
     /// Poll until the report of `uid` satisfies `ok`.
     pub async fn wait_report(
         &self,
