@@ -23,15 +23,15 @@
 //!   `PORT`), pinned at one replica. (h) the load straight at the replica, (i) the same load at
 //!   the gateway with the route's Host header (gateway → activator → replica proxy → app), both
 //!   at 16 connections answering 200, rounds alternating: as fast as they can (the throughput
-//!   ratio (i)/(h), the median of each round's own ratio), then at a fixed 1,000 requests/s over the same 16 connections (the added
-//!   p50/p99: latency overhead is measured at a load both paths carry, as Knative's own
-//!   dataplane-probe does at 1,000 rps; at saturation on a small machine the added latency is
-//!   just the throughput loss again, by Little's law, and is printed too). For scale, the
-//!   saturated load through a raw TCP relay (bytes copied both ways, no HTTP): what one more
-//!   loopback hop costs on this machine before any HTTP work. (j) cold start: the app's own
-//!   start time (spawned by hand, spawn → first 200) against the first request through the
-//!   gateway to a fresh revision at zero (`initial-scale: 0`), request → response, alternating,
-//!   medians of 5 (`--quick`) or 15.
+//!   ratio (i)/(h), the median of each round's own ratio), then at a fixed 1,000 requests/s
+//!   over the same 16 connections (the added p50/p99: latency overhead is measured at a load
+//!   both paths carry, as Knative's own dataplane-probe does at 1,000 rps; at saturation on a
+//!   small machine the added latency is just the throughput loss again, by Little's law, and is
+//!   printed too). For scale, the saturated load through a raw TCP relay (bytes copied both
+//!   ways, no HTTP): what one more loopback hop costs on this machine before any HTTP work.
+//!   (j) cold start: the app's own start time (spawned by hand, spawn → first 200) against the
+//!   first request through the gateway to a fresh revision at zero (`initial-scale: 0`),
+//!   request → response, alternating, medians of 5 (`--quick`) or 15.
 //!
 //! Measured scenarios run side by side and their rounds alternate (a, b, c, d, g, f, a, ...), so
 //! machine noise hits them alike; each figure is the median round by rate.

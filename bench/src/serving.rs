@@ -70,8 +70,6 @@ pub(crate) struct Rig {
     /// A raw TCP relay to the replica (no HTTP), started with the rig's first measurement.
     relay: Option<SocketAddr>,
     exe: String,
-    /// The app's CPU per request in the last measurement, in microseconds.
-    app_cpu_us: Mutex<f64>,
 }
 
 fn host(service: &str) -> String {
@@ -137,7 +135,6 @@ impl Rig {
             app: gateway,
             relay: None,
             exe,
-            app_cpu_us: Mutex::new(f64::NAN),
         };
         rig.apply(None)?;
         let uid = format!("uid-{HOT_REVISION}");
@@ -194,14 +191,15 @@ impl Rig {
         Ok(())
     }
 
-    /// One measurement of the load at `addr` with the `Host` header `host`.
+    /// One measurement of the load at `addr` with the `Host` header `host`, and the app's CPU
+    /// per request during it (microseconds).
     async fn measure(
         &self,
         o: &Options,
         addr: SocketAddr,
         host: Option<String>,
         rate: Option<f64>,
-    ) -> Result<Measured> {
+    ) -> Result<(Measured, f64)> {
         let load = Load {
             addr,
             host,
@@ -222,8 +220,7 @@ impl Rig {
         let after = cpu();
         let n = out.count(200).max(1) as f64;
         let rate = out.count(200) as f64 / out.elapsed.as_secs_f64();
-        *self.app_cpu_us.lock() = (after[1] - before[1]) * 1e6 / n;
-        Ok(Measured {
+        let measured = Measured {
             rate,
             cpu_us: (after[0] - before[0]) * 1e6 / n,
             p50: load::percentile_ms(&mut out.latencies_us, 50.0),
@@ -231,7 +228,8 @@ impl Rig {
             accepted: out.count(200),
             accepted_rate: rate,
             rejected: not_accepted_as(&out, 200),
-        })
+        };
+        Ok((measured, (after[1] - before[1]) * 1e6 / n))
     }
 
     /// The overhead rounds, alternating: (direct, through the gateway), each the median round;
@@ -244,8 +242,12 @@ impl Rig {
     ) -> Result<(Measured, Measured)> {
         let (mut direct, mut gateway) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            direct.push(self.measure(o, self.app, None, rate).await?);
-            gateway.push(self.measure(o, self.gateway, Some(host(HOT)), rate).await?);
+            direct.push(self.measure(o, self.app, None, rate).await?.0);
+            gateway.push(
+                self.measure(o, self.gateway, Some(host(HOT)), rate)
+                    .await?
+                    .0,
+            );
         }
         if rate.is_some() {
             // At a fixed rate the rounds differ in latency, not rate: the median by p50.
@@ -268,12 +270,12 @@ impl Rig {
         let (mut ratios, mut relay_ratios) = (Vec::new(), Vec::new());
         let mut app: [Vec<f64>; 3] = Default::default();
         for _ in 0..rounds {
-            let h = self.measure(o, self.app, None, None).await?;
-            app[0].push(*self.app_cpu_us.lock());
-            let i = self.measure(o, self.gateway, Some(host(HOT)), None).await?;
-            app[1].push(*self.app_cpu_us.lock());
-            let r = self.measure(o, relay, Some(host(HOT)), None).await?;
-            app[2].push(*self.app_cpu_us.lock());
+            let (h, app_h) = self.measure(o, self.app, None, None).await?;
+            let (i, app_i) = self.measure(o, self.gateway, Some(host(HOT)), None).await?;
+            let (r, app_r) = self.measure(o, relay, Some(host(HOT)), None).await?;
+            for (v, cpu) in app.iter_mut().zip([app_h, app_i, app_r]) {
+                v.push(cpu);
+            }
             ratios.push(i.rate / h.rate);
             relay_ratios.push(r.rate / h.rate);
             direct.push(h);
@@ -469,10 +471,10 @@ fn children_cpu_seconds() -> f64 {
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
+        .map(|c| {
             c.split_whitespace()
                 .map(crate::knit::cpu_seconds)
-                .collect::<Vec<_>>()
+                .sum::<f64>()
         })
         .sum()
 }

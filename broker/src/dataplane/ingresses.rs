@@ -112,10 +112,12 @@ impl Target {
     /// before its ingress has opened the consumer groups of many Triggers; an event sent then
     /// waits instead of being refused). Once an attempt failed, answers at once.
     pub async fn log_within(&self, within: Duration) -> Result<Arc<dyn Log>, String> {
-        if !*self.settled.borrow() {
-            let mut settled = self.settled.subscribe();
-            let _ = tokio::time::timeout(within, settled.wait_for(|s| *s)).await;
+        let log = self.log();
+        if log.is_ok() || *self.settled.borrow() {
+            return log;
         }
+        let mut settled = self.settled.subscribe();
+        let _ = tokio::time::timeout(within, settled.wait_for(|s| *s)).await;
         self.log()
     }
 
