@@ -7,6 +7,7 @@
 mod admin;
 mod cli;
 mod control;
+mod reaper;
 mod run;
 
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ fn init_tracing(default: &str) {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == reaper::ARG) {
+        return reaper::run();
+    }
     knit_dispatcher::sender::install_crypto_provider();
     let cli = Cli::parse();
     // `knit run` logs its progress; the other commands only warnings and errors.

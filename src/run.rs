@@ -130,6 +130,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         gateway_url: gateway_url.clone(),
         kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
     };
+    let reaper = crate::reaper::Reaper::start();
     let logs = Arc::new(knit_sources::logs::Logs::new());
     let sources = Arc::new(knit_sources::Runtime::new(knit_sources::Ctx {
         dispatch: dataplane.dispatch(),
@@ -147,9 +148,17 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 .clone()
                 .filter(|h| !h.trim().is_empty()),
         },
+        on_spawn: reaper
+            .clone()
+            .map(|r| Arc::new(move |pid: u32| r.watch(pid)) as Arc<dyn Fn(u32) + Send + Sync>),
     }));
     let serving = knit_serving::runtime::Serving::new(
-        knit_serving::runtime::Config::default(),
+        knit_serving::runtime::Config {
+            on_spawn: reaper.clone().map_or_else(Default::default, |r| {
+                knit_serving::runtime::OnSpawn::new(move |pid| r.watch(pid))
+            }),
+            ..Default::default()
+        },
         Arc::new(ServingReport(dataplane.reporter())),
     );
     {
@@ -196,6 +205,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     sources.shutdown(SHUTDOWN_GRACE).await;
     serving.shutdown(SHUTDOWN_GRACE).await;
     dataplane.shutdown(SHUTDOWN_GRACE).await;
+    if let Some(r) = reaper {
+        let _ = tokio::task::spawn_blocking(move || r.finish()).await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

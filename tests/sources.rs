@@ -1,6 +1,7 @@
 //! Sources end to end through the binary: PingSource ticks, ContainerSource processes (with a
 //! SinkBinding), and what every source shares — status, `ceOverrides`, an unresolvable sink,
-//! a failing sink retried, and editing one source restarting only its adapter.
+//! a failing sink retried, editing one source restarting only its adapter, and a knit killed with
+//! SIGKILL taking the processes it started (ContainerSource and replicas) with it.
 //! GitHubSource, ApiServerSource and CloudPubSubSource have their own files.
 
 mod common;
@@ -355,4 +356,67 @@ async fn a_sink_binding_without_a_subject_it_can_bind_says_so() {
     let c = condition(&b, "BindingAvailable").expect("condition");
     assert_eq!(c["status"], "False");
     assert_eq!(c["reason"], "SubjectNotSupported");
+}
+
+/// Whether `pid` has ended (gone, or a zombie nobody has reaped yet).
+fn ended(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "Z"),
+        Err(_) => true,
+    }
+}
+
+#[tokio::test]
+async fn a_killed_knit_takes_the_processes_it_started_with_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    // Each writes its PID and that of a child it starts, then runs until stopped: no
+    // `kill -0 $PPID` loop here, knit has to stop them.
+    let script = |name: &str| {
+        format!(
+            "echo $$ > {0}.sh.pid\nsleep 300 &\necho $! > {0}.child.pid\nwait",
+            at(name)
+        )
+    };
+    let service = format!(
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: held\n  namespace: default\nspec:\n  template:\n    spec:\n      containers:\n        - image: example.com/held\n          command: [\"sh\", \"-c\", {:?}]\n",
+        // Kubernetes' expansion in `command` reads `$$` as one `$`.
+        script("replica").replace('$', "$$")
+    );
+    let knit = Knit::start(&[
+        (
+            "source.yaml",
+            &container_source("held", &script("source"), "uri: http://127.0.0.1:9/", ""),
+        ),
+        ("service.yaml", &service),
+    ]);
+    let files = ["source.sh", "source.child", "replica.sh", "replica.child"];
+    let pids: Vec<String> = eventually("every process to write its PID", || async {
+        files
+            .iter()
+            .map(|f| {
+                let pid = std::fs::read_to_string(at(&format!("{f}.pid"))).ok()?;
+                let pid = pid.trim().to_string();
+                (!pid.is_empty()).then_some(pid)
+            })
+            .collect::<Option<Vec<_>>>()
+    })
+    .await;
+    for (file, pid) in files.iter().zip(&pids) {
+        assert!(
+            !ended(pid),
+            "{file} (pid {pid}) runs while knit does; knit logs: {}",
+            knit.logs()
+        );
+    }
+    drop(knit); // SIGKILL: knit runs no shutdown of its own.
+    for (file, pid) in files.iter().zip(&pids) {
+        eventually(&format!("{file} (pid {pid}) to be stopped"), || async {
+            ended(pid).then_some(())
+        })
+        .await;
+    }
 }

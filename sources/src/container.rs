@@ -60,6 +60,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
             states: states.clone(),
             index: i,
             changed: changed_tx.clone(),
+            on_spawn: ctx.on_spawn.clone(),
         };
         tasks.push(tokio::spawn(sup.run(stop.clone())));
     }
@@ -106,6 +107,7 @@ struct Supervisor {
     states: Arc<Mutex<Vec<State>>>,
     index: usize,
     changed: watch::Sender<()>,
+    on_spawn: Option<Arc<dyn Fn(u32) + Send + Sync>>,
 }
 
 impl Supervisor {
@@ -139,7 +141,11 @@ impl Supervisor {
         if let Some(dir) = &p.working_dir {
             cmd.current_dir(dir);
         }
-        cmd.spawn()
+        let child = cmd.spawn()?;
+        if let (Some(f), Some(pid)) = (&self.on_spawn, child.id()) {
+            f(pid);
+        }
+        Ok(child)
     }
 
     async fn run(self, mut stop: StopSignal) {

@@ -46,6 +46,9 @@ pub struct Ctx {
     pub logs: Arc<Logs>,
     /// Process settings.
     pub config: Config,
+    /// Told the PID of every ContainerSource process started (each leads its own process
+    /// group), so whoever runs knit can stop them if knit dies without stopping them.
+    pub on_spawn: Option<Arc<dyn Fn(u32) + Send + Sync>>,
 }
 
 /// Why an adapter is told to stop.

@@ -143,6 +143,7 @@ fn runtime(kubeconfig: Option<&std::path::Path>) -> (Runtime, Arc<Reporter>) {
             kubeconfig: kubeconfig.map(|p| p.to_path_buf()),
             ..Default::default()
         },
+        on_spawn: None,
     };
     (Runtime::new(ctx), report)
 }

@@ -65,6 +65,7 @@ fn runtime(emulator: Option<String>) -> Runtime {
             kubeconfig: None,
             pubsub_emulator_host: emulator,
         },
+        on_spawn: None,
     })
 }
 

@@ -71,6 +71,35 @@ pub struct Config {
     /// A revision with no replica ready this long after one started reports
     /// `ProgressDeadlineExceeded` (Knative: 600 s).
     pub progress_deadline: Duration,
+    /// Told the PID of every replica started (each leads its own process group).
+    pub on_spawn: OnSpawn,
+}
+
+/// A hook told the PID of every process started, so whoever runs the data plane can stop
+/// those processes if it dies without stopping them itself (SIGKILL, a crash).
+#[derive(Clone, Default)]
+pub struct OnSpawn(Option<Arc<dyn Fn(u32) + Send + Sync>>);
+
+impl OnSpawn {
+    pub fn new(f: impl Fn(u32) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+
+    pub(crate) fn call(&self, pid: Option<u32>) {
+        if let (Some(f), Some(pid)) = (&self.0, pid) {
+            f(pid);
+        }
+    }
+}
+
+impl std::fmt::Debug for OnSpawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OnSpawn(set)"
+        } else {
+            "OnSpawn(none)"
+        })
+    }
 }
 
 impl Default for Config {
@@ -79,6 +108,7 @@ impl Default for Config {
             tick: Duration::from_secs(1),
             activator_queue: 10_000,
             progress_deadline: Duration::from_secs(600),
+            on_spawn: OnSpawn::default(),
         }
     }
 }

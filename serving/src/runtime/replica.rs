@@ -193,6 +193,7 @@ fn spawn(rev: &Rev, rep: &Replica) -> Result<Child, String> {
     let child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+    rev.config.on_spawn.call(child.id());
     tracing::info!(revision = %rev.spec.name, namespace = %rev.spec.namespace, replica = rep.id, port, pid = child.id().unwrap_or(0), "replica started");
     rev.note(
         rep.id,

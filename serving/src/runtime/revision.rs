@@ -56,7 +56,7 @@ pub(crate) struct Rev {
     rr: AtomicUsize,
     pub(crate) cancel: CancellationToken,
     report: Arc<dyn ReportSink>,
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
 }
 
 impl Rev {

@@ -147,6 +147,7 @@ fn ctx(webhooks: Arc<Webhooks>, report: Arc<Reporter>) -> Arc<Ctx> {
         filters: Arc::new(NoFilters),
         logs: Arc::new(Logs::new()),
         config: Default::default(),
+        on_spawn: None,
     })
 }
 
