@@ -244,7 +244,7 @@ fn container_source(name: &str, script: &str, sink: &str, extra: &str) -> String
 /// data) and exits, so the supervisor restarts it.
 const POST_ONCE: &str = r#"echo "posting to $K_SINK"
 curl -sS -o /dev/null -w 'status %{http_code}\n' -X POST "$K_SINK" \
-  -H 'ce-specversion: 1.0' -H "ce-id: $$-$(date +%s%N)" -H 'ce-type: heartbeat' \
+  -H 'ce-specversion: 1.0' -H "ce-id: $(date +%s%N)" -H 'ce-type: heartbeat' \
   -H 'ce-source: local/heartbeats' -H 'content-type: application/json' \
   -d "{\"greeting\": \"$GREETING\", \"overrides\": $K_CE_OVERRIDES}"
 exit 3"#;
@@ -374,17 +374,18 @@ async fn a_killed_knit_takes_the_processes_it_started_with_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let at = |name: &str| dir.path().join(name).display().to_string();
     // Each writes its PID and that of a child it starts, then runs until stopped: no
-    // `kill -0 $PPID` loop here, knit has to stop them.
+    // `kill -0 $PPID` loop here, knit has to stop them. (Kubernetes' expansion in command and
+    // args reads `$$` as one `$`.)
     let script = |name: &str| {
         format!(
             "echo $$ > {0}.sh.pid\nsleep 300 &\necho $! > {0}.child.pid\nwait",
             at(name)
         )
+        .replace('$', "$$")
     };
     let service = format!(
         "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: held\n  namespace: default\nspec:\n  template:\n    spec:\n      containers:\n        - image: example.com/held\n          command: [\"sh\", \"-c\", {:?}]\n",
-        // Kubernetes' expansion in `command` reads `$$` as one `$`.
-        script("replica").replace('$', "$$")
+        script("replica")
     );
     let knit = Knit::start(&[
         (

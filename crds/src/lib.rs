@@ -10,6 +10,7 @@ pub mod api;
 pub mod contract;
 pub mod crd;
 pub mod duration;
+pub mod expand;
 pub mod names;
 mod object;
 pub mod yaml;

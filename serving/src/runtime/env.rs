@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use knit_crds::contract::serving::Revision;
+use knit_crds::expand::{expand, expand_argv};
 
 /// The environment of one replica listening on `port`, in order.
 pub(crate) fn environment(rev: &Revision, port: u16) -> Vec<(String, String)> {
@@ -35,64 +36,5 @@ pub(crate) fn environment(rev: &Revision, port: u16) -> Vec<(String, String)> {
 
 /// The argv with `$(VAR)` expanded from `env`.
 pub(crate) fn argv(rev: &Revision, env: &[(String, String)]) -> Vec<String> {
-    let vars: HashMap<String, String> = env.iter().cloned().collect();
-    rev.container
-        .argv
-        .iter()
-        .map(|a| expand(a, &vars))
-        .collect()
-}
-
-/// Kubernetes' `$(VAR)` expansion.
-pub(crate) fn expand(input: &str, vars: &HashMap<String, String>) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            // `$$` is one literal `$` (so `$$(VAR)` stays `$(VAR)`).
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('(') {
-            match body.find(')') {
-                Some(end) => {
-                    let name = &body[..end];
-                    match vars.get(name) {
-                        Some(v) => out.push_str(v),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
-                    rest = &body[end + 1..];
-                }
-                None => {
-                    out.push_str(&rest[i..]);
-                    rest = "";
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kubernetes_expansion_rules() {
-        let vars: HashMap<String, String> = [("PORT".to_string(), "8080".to_string())].into();
-        assert_eq!(expand("--port=$(PORT)", &vars), "--port=8080");
-        assert_eq!(expand("$$(PORT)", &vars), "$(PORT)");
-        assert_eq!(expand("$(NOPE)x", &vars), "$(NOPE)x");
-        assert_eq!(expand("a$b $(PORT", &vars), "a$b $(PORT");
-        assert_eq!(expand("$$$(PORT)", &vars), "$8080");
-    }
+    expand_argv(&rev.container.argv, env)
 }

@@ -286,12 +286,15 @@ pub(crate) fn container(
             ));
         }
         argv.extend(c.args.clone().unwrap_or_default());
-        let mut env: Vec<(String, String)> = c
+        // `$(VAR)` in env values, command and args as Kubernetes expands them in the
+        // Deployment Knative makes; K_SINK and K_CE_OVERRIDES come after the container's env.
+        let declared: Vec<(String, String)> = c
             .env
             .iter()
             .flatten()
             .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
             .collect();
+        let mut env = knit_crds::expand::expand_env(&declared);
         env.push(("K_SINK".into(), sink.to_string()));
         if let Some(o) = ce_overrides_json(spec.ce_overrides.as_ref()) {
             env.push(("K_CE_OVERRIDES".into(), o));
@@ -304,7 +307,7 @@ pub(crate) fn container(
         }
         processes.push(Process {
             name: c.name.clone(),
-            argv,
+            argv: knit_crds::expand::expand_argv(&argv, &env),
             env,
             working_dir: c.working_dir.clone(),
         });
@@ -349,5 +352,40 @@ mod tests {
         let n = pubsub_subscription("default", "my-src", "0a1b");
         assert_eq!(n, "knit_default_my-src_0a1b");
         assert!(pubsub_subscription("ns", &"x".repeat(400), "u").len() <= 255);
+    }
+
+    #[test]
+    fn container_env_and_args_expand_as_kubernetes_does() {
+        let spec: ContainerSourceSpec = serde_json::from_value(serde_json::json!({
+            "template": {"spec": {"containers": [{
+                "name": "main",
+                "command": ["adapter"],
+                "args": ["--sink=$(K_SINK)", "$(GREETING_TO)", "$$(K_SINK)", "$(UNSET)", "$$$$"],
+                "env": [
+                    {"name": "GREETING", "value": "hello"},
+                    {"name": "GREETING_TO", "value": "$(GREETING), $(NAME)"},
+                    {"name": "NAME", "value": "knit"},
+                ],
+            }]}},
+            "sink": {"uri": "http://sink.example/"},
+        }))
+        .expect("spec");
+        let adapter = container(&spec, "http://sink.example/", &[]).expect("runs locally");
+        let p = &adapter.processes[0];
+        assert_eq!(
+            p.argv,
+            [
+                "adapter",
+                "--sink=http://sink.example/",
+                "hello, $(NAME)",
+                "$(K_SINK)",
+                "$(UNSET)",
+                "$$"
+            ]
+        );
+        assert!(
+            p.env
+                .contains(&("GREETING_TO".to_string(), "hello, $(NAME)".to_string()))
+        );
     }
 }
