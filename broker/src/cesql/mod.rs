@@ -14,12 +14,36 @@
 //! As a Trigger filter, an expression matches only when it yields `true` without error.
 
 mod eval;
+mod functions;
 mod lexer;
 pub mod like;
 mod parser;
 
 pub use eval::{Attributes, ErrorKind, EvalError, Value};
 pub use parser::{Expr, ParseError};
+
+/// Why an expression is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The text is not a CESQL expression (the TCK's `parse` errors), or is too long or too
+    /// deeply nested.
+    #[error(transparent)]
+    Syntax(#[from] ParseError),
+    /// A call names no built-in function taking that many arguments (the TCK's
+    /// `missingFunction`, raised when parsing).
+    #[error("missing function: no function {name} taking {arity} arguments at position {}", .position + 1)]
+    MissingFunction {
+        /// The function's name, upper case.
+        name: String,
+        /// How many arguments the call passes.
+        arity: usize,
+        /// Byte offset of the call in the expression.
+        position: usize,
+    },
+}
+
+/// The result of parsing.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A parsed, checked expression ready to evaluate.
 #[derive(Debug, Clone)]
@@ -29,9 +53,9 @@ pub struct Expression {
 
 impl Expression {
     /// Parse and check an expression (unknown functions and wrong arities are errors here).
-    pub fn parse(text: &str) -> Result<Self, ParseError> {
+    pub fn parse(text: &str) -> Result<Self> {
         let root = parser::parse(text)?;
-        eval::check_functions(&root)?;
+        functions::check(&root)?;
         Ok(Self { root })
     }
 
@@ -46,11 +70,9 @@ impl Expression {
     }
 }
 
-/// Check an expression for admission: `Err` carries the parse error with its position.
-pub fn check(text: &str) -> Result<(), String> {
-    Expression::parse(text)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+/// Check an expression for admission: the error says what is wrong and where.
+pub fn check(text: &str) -> Result<()> {
+    Expression::parse(text).map(|_| ())
 }
 
 #[cfg(test)]

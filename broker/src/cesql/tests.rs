@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::Value as Json;
 
-use super::{ErrorKind, Expression, Value};
+use super::{Error, ErrorKind, Expression, Value};
 
 /// An event given as a map of attribute to JSON value (strings, integers, booleans).
 struct MapEvent(BTreeMap<String, Json>);
@@ -85,10 +85,9 @@ fn tck() {
             let parsed = Expression::parse(&expr);
             let (value, err) = match parsed {
                 Err(e) => {
-                    let k = if e.message.starts_with("missing function") {
-                        ErrorKind::MissingFunction
-                    } else {
-                        ErrorKind::Parse
+                    let k = match e {
+                        Error::MissingFunction { .. } => ErrorKind::MissingFunction,
+                        Error::Syntax(_) => ErrorKind::Parse,
                     };
                     if want_err != Some(k) {
                         failures.push(format!("{name}: {expr:?} failed to parse: {e}"));
@@ -234,7 +233,7 @@ fn integer_literals_beyond_32_bits_do_not_parse() {
         "1 - 2147483648",
     ] {
         let e = Expression::parse(src).expect_err(src);
-        assert!(e.message.contains("out of"), "{src}: {e}");
+        assert!(e.to_string().contains("out of"), "{src}: {e}");
     }
 }
 
@@ -286,7 +285,7 @@ fn deep_trees_are_refused_and_allowed_ones_fit_a_small_stack() {
     ];
     for src in &too_deep {
         let e = Expression::parse(src).expect_err("too deep");
-        assert!(e.message.contains("nested too deeply"), "{e}");
+        assert!(e.to_string().contains("nested too deeply"), "{e}");
     }
     let deepest = vec![
         chain(MAX_DEPTH - 1),
