@@ -1,4 +1,4 @@
-//! CloudEvents SQL (CESQL) v1: parser and evaluator.
+//! CloudEvents SQL (CESQL) v1: parser, evaluator, and the explanation of a verdict.
 //!
 //! Semantics follow the v1.0.0 specification and its TCK (`conformance/cesql-tck`):
 //! - keywords, function names and attribute names are case-insensitive;
@@ -12,14 +12,19 @@
 //!   makes its operator yield the zero value of the operator's own type.
 //!
 //! As a Trigger filter, an expression matches only when it yields `true` without error.
+//! [`Expression::explain`] says which sub-expression decided (the rules are in `explain.rs`);
+//! it is a separate pass, never run when delivering.
 
 mod eval;
+mod explain;
 mod functions;
 mod lexer;
 pub mod like;
 mod parser;
+mod render;
 
 pub use eval::{Attributes, ErrorKind, EvalError, Value};
+pub use explain::Explanation;
 pub use parser::{Expr, ParseError};
 
 /// Why an expression is refused.
@@ -67,6 +72,13 @@ impl Expression {
     /// Whether the event passes this expression as a filter: `true` and no error.
     pub fn matches(&self, event: &dyn Attributes) -> bool {
         matches!(self.evaluate(event), (Value::Bool(true), None))
+    }
+
+    /// Evaluate against an event and say which sub-expression decided. Slower than
+    /// [`Expression::evaluate`] (operands are evaluated again as the tree is walked): for
+    /// `knit filter test`, not for delivering.
+    pub fn explain(&self, event: &dyn Attributes) -> Explanation {
+        explain::explain(&self.root, event)
     }
 }
 
