@@ -1,5 +1,6 @@
 //! `knit filter test`: offline from Trigger manifests, and against a running Broker; the
-//! clause that decided is named, CESQL errors show their position, exit 0/1 says matched.
+//! clause that decided is named (inside a CESQL expression, the sub-expression and the
+//! attributes it reads), CESQL errors show their position, exit 0/1 says matched.
 
 mod common;
 
@@ -7,6 +8,13 @@ use common::{Knit, broker, cli, trigger};
 
 const EVENT: &str = r#"{"specversion": "1.0", "id": "1", "source": "/orders", "type": "order.created",
   "subject": "eu/123", "datacontenttype": "application/json", "data": {"total": 12}}"#;
+
+/// An event `by-bar`'s expression refuses for its source alone.
+const BAR_EVENT: &str =
+    r#"{"specversion": "1.0", "id": "2", "source": "/elsewhere", "type": "com.bar.created"}"#;
+
+/// What `knit filter test` says of `by-bar` on [`BAR_EVENT`].
+const BAR_VERDICT: &str = r#"trigger/by-bar: no match — filters[0].cesql: source = '/bar' is false (source is "/elsewhere")"#;
 
 fn triggers() -> String {
     [
@@ -22,6 +30,12 @@ fn triggers() -> String {
             "default",
             "http://127.0.0.1:9/",
             "filters:\n  - cesql: \"subject LIKE 'eu/%' AND type = 'order.created'\"",
+        ),
+        trigger(
+            "by-bar",
+            "default",
+            "http://127.0.0.1:9/",
+            "filters:\n  - cesql: \"type LIKE 'com.bar.%' AND source = '/bar'\"",
         ),
     ]
     .join("---\n")
@@ -51,7 +65,28 @@ fn offline_names_the_deciding_clause_of_every_trigger() {
         out.contains("trigger/by-region: no match — filters[1].any: none matched (filters[1].any[0].prefix.subject: subject is \"eu/123\""),
         "{out}"
     );
-    assert!(out.contains("trigger/by-sql: matched"), "{out}");
+    assert!(
+        out.contains("trigger/by-sql: matched — filters: all 1 matched"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"trigger/by-bar: no match — filters[0].cesql: type LIKE 'com.bar.%' is false (type is "order.created")"#),
+        "{out}"
+    );
+
+    // The sub-expression that refused the event, with the attribute's value.
+    let bar = dir.path().join("bar.json");
+    std::fs::write(&bar, BAR_EVENT).expect("write");
+    let (code, out, err) = cli(&[
+        "filter",
+        "test",
+        "-f",
+        &t.to_string_lossy(),
+        "--event",
+        &bar.to_string_lossy(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(BAR_VERDICT), "{out}");
 
     // No Trigger takes it: exit 1. A CESQL error shows its position.
     let other = dir.path().join("other.json");
@@ -67,7 +102,7 @@ fn offline_names_the_deciding_clause_of_every_trigger() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("trigger/by-type: no match — filter.attributes.type: type is \"order.paid\", not \"order.created\""), "{out}");
     assert!(
-        out.contains("trigger/by-sql: no match — filters[0].cesql"),
+        out.contains(r#"trigger/by-sql: no match — filters[0].cesql: type = 'order.created' is false (type is "order.paid")"#),
         "{out}"
     );
 
@@ -101,7 +136,7 @@ async fn against_a_running_broker_every_trigger_is_judged() {
         ("triggers.yaml", &triggers()),
     ]);
     knit.ready("brokers", "default").await;
-    for t in ["by-type", "by-region", "by-sql"] {
+    for t in ["by-type", "by-region", "by-sql", "by-bar"] {
         knit.ready("triggers", t).await;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -118,13 +153,25 @@ async fn against_a_running_broker_every_trigger_is_judged() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         out.lines().filter(|l| l.starts_with("trigger/")).count(),
-        3,
+        4,
         "{out}"
     );
     assert!(
         out.contains("trigger/by-region: no match — filters[1].any"),
         "{out}"
     );
+    let bar = dir.path().join("bar.json");
+    std::fs::write(&bar, BAR_EVENT).expect("write");
+    let (code, out, err) = knit.cli(&[
+        "filter",
+        "test",
+        "--broker",
+        "default/default",
+        "--event",
+        &bar.to_string_lossy(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(BAR_VERDICT), "{out}");
     let (code, _, err) = knit.cli(&[
         "filter",
         "test",

@@ -1,6 +1,7 @@
 //! Filter dry-run: why a Trigger's filter takes or refuses an event, naming the clause that
-//! decided (`filters[1].any[0].exact.type`, `filter.attributes.source`, a CESQL expression
-//! with its value or error). It walks the filter as written, with the same semantics as
+//! decided (`filters[1].any[0].exact.type`, `filter.attributes.source`, `filters[0].cesql`
+//! with the sub-expression that decided and the attributes it reads, or the error — see
+//! [`crate::cesql::Explanation`]). It walks the filter as written, with the same semantics as
 //! [`crate::filter::Filter`] (a test keeps the two in agreement), for `knit filter test`.
 
 use knit_channels::Event;
@@ -8,7 +9,7 @@ use knit_crds::api::eventing::SubscriptionsApiFilter;
 use knit_crds::contract::EgressFilter;
 use serde::{Deserialize, Serialize};
 
-use crate::cesql::{Expression, Value};
+use crate::cesql::Expression;
 
 /// The verdict of one filter on one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,26 +168,13 @@ fn one(f: &SubscriptionsApiFilter, path: &str, event: &Event) -> Verdict {
         let clause = format!("{path}.cesql");
         return match Expression::parse(text) {
             Err(e) => verdict(false, clause, format!("{text:?} does not parse: {e}")),
-            Ok(expr) => match expr.evaluate(event) {
-                (Value::Bool(true), None) => verdict(true, clause, format!("{text:?} is true")),
-                (value, Some(err)) => verdict(
-                    false,
-                    clause,
-                    format!("{text:?} failed: {err} (value {})", show(&value)),
-                ),
-                (value, None) => verdict(false, clause, format!("{text:?} is {}", show(&value))),
-            },
+            Ok(expr) => {
+                let why = expr.explain(event);
+                verdict(why.matched(), clause, why.to_string())
+            }
         };
     }
     verdict(true, path, "an empty filter takes every event")
-}
-
-fn show(v: &Value) -> String {
-    match v {
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Str(s) => format!("{s:?}"),
-    }
 }
 
 #[cfg(test)]
@@ -229,6 +217,33 @@ mod tests {
         let v = explain(Some(&f), &event());
         assert!(v.matched, "{v:?}");
         assert_eq!(v.clause, "filters");
+
+        // Inside an expression: the sub-expression that decided, with the attribute's value.
+        let f = filters(serde_json::json!([
+            {"prefix": {"type": "order."}},
+            {"cesql": "type LIKE 'order.%' AND (source = '/bar' OR NOT EXISTS subject)"}
+        ]));
+        let v = explain(Some(&f), &event());
+        assert_eq!(
+            (v.matched, v.clause.as_str(), v.reason.as_str()),
+            (
+                false,
+                "filters[1].cesql",
+                r#"source = '/bar' OR NOT EXISTS subject is false (source is "/orders", subject is "eu/123")"#
+            )
+        );
+        let f = filters(serde_json::json!([{"cesql": "NOT (subject LIKE 'eu/%')"}]));
+        let v = explain(Some(&f), &event());
+        assert_eq!(
+            v.reason,
+            r#"NOT (subject LIKE 'eu/%') is false (subject is "eu/123")"#
+        );
+        let f = filters(serde_json::json!([{"cesql": "EXISTS subject AND myext = 'x'"}]));
+        let v = explain(Some(&f), &event());
+        assert_eq!(
+            v.reason,
+            "myext = 'x' failed: MissingAttribute: missing attribute myext (myext is absent)"
+        );
 
         let f = filters(serde_json::json!([{"cesql": "type = 'x' AND"}]));
         let v = explain(Some(&f), &event());

@@ -1,9 +1,8 @@
 //! Evaluation: values, implicit casts, operators and built-in functions.
 
-use std::fmt;
-
+use super::functions;
 use super::like;
-use super::parser::{Expr, Op, ParseError};
+use super::parser::{Expr, Op};
 
 /// A CESQL value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +15,9 @@ pub enum Value {
     Str(String),
 }
 
+/// The type of a value.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Type {
+pub(super) enum Type {
     Bool,
     Int,
     Str,
@@ -61,7 +61,8 @@ pub enum ErrorKind {
 }
 
 /// An evaluation error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?}: {message}")]
 pub struct EvalError {
     /// Its kind.
     pub kind: ErrorKind,
@@ -69,13 +70,7 @@ pub struct EvalError {
     pub message: String,
 }
 
-impl fmt::Display for EvalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {}", self.kind, self.message)
-    }
-}
-
-fn error(kind: ErrorKind, message: impl Into<String>) -> EvalError {
+pub(super) fn error(kind: ErrorKind, message: impl Into<String>) -> EvalError {
     EvalError {
         kind,
         message: message.into(),
@@ -108,7 +103,7 @@ impl Attributes for knit_channels::Event {
 }
 
 /// Cast for implicit conversions: failures give the target's zero value and a cast error.
-fn cast(v: Value, to: Type, errs: &mut Option<EvalError>) -> Value {
+pub(super) fn cast(v: Value, to: Type, errs: &mut Option<EvalError>) -> Value {
     match (v, to) {
         (v, t) if v.ty() == t => v,
         (Value::Str(s), Type::Int) => match s.trim().parse::<i32>() {
@@ -154,130 +149,8 @@ fn note(errs: &mut Option<EvalError>, e: EvalError) {
     }
 }
 
-struct Fn {
-    name: &'static str,
-    min: usize,
-    max: Option<usize>,
-    ret: Type,
-}
-
-const FUNCTIONS: &[Fn] = &[
-    Fn {
-        name: "LENGTH",
-        min: 1,
-        max: Some(1),
-        ret: Type::Int,
-    },
-    Fn {
-        name: "CONCAT",
-        min: 0,
-        max: None,
-        ret: Type::Str,
-    },
-    Fn {
-        name: "CONCAT_WS",
-        min: 1,
-        max: None,
-        ret: Type::Str,
-    },
-    Fn {
-        name: "LOWER",
-        min: 1,
-        max: Some(1),
-        ret: Type::Str,
-    },
-    Fn {
-        name: "UPPER",
-        min: 1,
-        max: Some(1),
-        ret: Type::Str,
-    },
-    Fn {
-        name: "TRIM",
-        min: 1,
-        max: Some(1),
-        ret: Type::Str,
-    },
-    Fn {
-        name: "LEFT",
-        min: 2,
-        max: Some(2),
-        ret: Type::Str,
-    },
-    Fn {
-        name: "RIGHT",
-        min: 2,
-        max: Some(2),
-        ret: Type::Str,
-    },
-    Fn {
-        name: "SUBSTRING",
-        min: 2,
-        max: Some(3),
-        ret: Type::Str,
-    },
-    Fn {
-        name: "ABS",
-        min: 1,
-        max: Some(1),
-        ret: Type::Int,
-    },
-    Fn {
-        name: "INT",
-        min: 1,
-        max: Some(1),
-        ret: Type::Int,
-    },
-    Fn {
-        name: "BOOL",
-        min: 1,
-        max: Some(1),
-        ret: Type::Bool,
-    },
-    Fn {
-        name: "STRING",
-        min: 1,
-        max: Some(1),
-        ret: Type::Str,
-    },
-];
-
-fn function(name: &str, arity: usize) -> Option<&'static Fn> {
-    FUNCTIONS
-        .iter()
-        .find(|f| f.name == name && arity >= f.min && f.max.is_none_or(|m| arity <= m))
-}
-
-/// Every function call must name a built-in with a matching arity (missingFunction otherwise).
-pub(crate) fn check_functions(e: &Expr) -> Result<(), ParseError> {
-    match e {
-        Expr::Call(name, args, pos) => {
-            if function(name, args.len()).is_none() {
-                return Err(ParseError::new(
-                    *pos,
-                    format!(
-                        "missing function: no function {name} taking {} arguments",
-                        args.len()
-                    ),
-                ));
-            }
-            args.iter().try_for_each(check_functions)
-        }
-        Expr::Not(x) | Expr::Neg(x) | Expr::Like(x, _, _) => check_functions(x),
-        Expr::Binary(_, a, b) => {
-            check_functions(a)?;
-            check_functions(b)
-        }
-        Expr::In(x, set, _) => {
-            check_functions(x)?;
-            set.iter().try_for_each(check_functions)
-        }
-        Expr::Bool(_) | Expr::Int(_) | Expr::Str(_) | Expr::Ident(_) | Expr::Exists(_) => Ok(()),
-    }
-}
-
 /// Evaluate `e`: the value and the first error.
-pub(crate) fn evaluate(e: &Expr, ev: &dyn Attributes) -> (Value, Option<EvalError>) {
+pub(super) fn evaluate(e: &Expr, ev: &dyn Attributes) -> (Value, Option<EvalError>) {
     match eval(e, ev) {
         Ok((v, err)) => (v, err),
         Err((v, err)) => (v, Some(err)),
@@ -286,7 +159,7 @@ pub(crate) fn evaluate(e: &Expr, ev: &dyn Attributes) -> (Value, Option<EvalErro
 
 /// `Ok((value, cast error))` when the operands evaluated; `Err((zero, error))` when an operand
 /// failed or the operator itself did.
-type Eval = Result<(Value, Option<EvalError>), (Value, EvalError)>;
+pub(super) type Eval = Result<(Value, Option<EvalError>), (Value, EvalError)>;
 
 /// Evaluate an operand; an operand error makes the enclosing operator return its zero value.
 fn operand(
@@ -315,7 +188,7 @@ fn evaluated(
     }
 }
 
-fn eval(e: &Expr, ev: &dyn Attributes) -> Eval {
+pub(super) fn eval(e: &Expr, ev: &dyn Attributes) -> Eval {
     let mut errs = None;
     let v = match e {
         Expr::Bool(b) => Value::Bool(*b),
@@ -373,18 +246,18 @@ fn eval(e: &Expr, ev: &dyn Attributes) -> Eval {
     Ok((v, errs))
 }
 
-fn as_int(v: Value, errs: &mut Option<EvalError>) -> i32 {
+pub(super) fn as_int(v: Value, errs: &mut Option<EvalError>) -> i32 {
     match cast(v, Type::Int, errs) {
         Value::Int(n) => n,
         _ => 0,
     }
 }
 
-fn as_bool(v: Value, errs: &mut Option<EvalError>) -> bool {
+pub(super) fn as_bool(v: Value, errs: &mut Option<EvalError>) -> bool {
     matches!(cast(v, Type::Bool, errs), Value::Bool(true))
 }
 
-fn as_str(v: Value, errs: &mut Option<EvalError>) -> String {
+pub(super) fn as_str(v: Value, errs: &mut Option<EvalError>) -> String {
     match cast(v, Type::Str, errs) {
         Value::Str(s) => s,
         _ => String::new(),
@@ -470,122 +343,20 @@ fn binary(op: Op, a: Eval, b: &Expr, ev: &dyn Attributes) -> Eval {
     Ok((v, errs))
 }
 
-fn chars_len(s: &str) -> i64 {
-    s.chars().count() as i64
-}
-
+/// `NAME(args)`: its arguments left to right (one that fails fails the call with the zero
+/// value of the function's type), then the function (see [`functions`]).
 fn call(name: &str, args: &[Expr], ev: &dyn Attributes) -> Eval {
-    let Some(f) = function(name, args.len()) else {
+    let Some(f) = functions::lookup(name, args.len()) else {
         return Err((
             Value::Bool(false),
             error(ErrorKind::MissingFunction, format!("no function {name}")),
         ));
     };
     let mut errs = None;
-    let mut vals = Vec::with_capacity(args.len());
+    let mut values = Vec::with_capacity(args.len());
     for a in args {
-        vals.push(operand(a, ev, f.ret, &mut errs)?);
+        values.push(operand(a, ev, f.ret, &mut errs)?);
     }
-    let mut it = vals.into_iter();
-    let mut next = || it.next().unwrap_or(Value::Bool(false));
-    let fe = |msg: String| error(ErrorKind::FunctionEvaluation, msg);
-    let v = match f.name {
-        "LENGTH" => {
-            Value::Int(i32::try_from(as_str(next(), &mut errs).chars().count()).unwrap_or(i32::MAX))
-        }
-        "CONCAT" => Value::Str((0..args.len()).map(|_| as_str(next(), &mut errs)).collect()),
-        "CONCAT_WS" => {
-            let sep = as_str(next(), &mut errs);
-            let parts: Vec<String> = (1..args.len()).map(|_| as_str(next(), &mut errs)).collect();
-            Value::Str(parts.join(&sep))
-        }
-        "LOWER" => Value::Str(as_str(next(), &mut errs).to_lowercase()),
-        "UPPER" => Value::Str(as_str(next(), &mut errs).to_uppercase()),
-        "TRIM" => Value::Str(as_str(next(), &mut errs).trim().to_string()),
-        "LEFT" | "RIGHT" => {
-            let s = as_str(next(), &mut errs);
-            let n = as_int(next(), &mut errs);
-            if n < 0 {
-                return Err((
-                    Value::Str(s),
-                    fe(format!("{name} with a negative length {n}")),
-                ));
-            }
-            let len = s.chars().count();
-            let n = (n as usize).min(len);
-            Value::Str(if f.name == "LEFT" {
-                s.chars().take(n).collect()
-            } else {
-                s.chars().skip(len - n).collect()
-            })
-        }
-        "SUBSTRING" => {
-            let s = as_str(next(), &mut errs);
-            let pos = i64::from(as_int(next(), &mut errs));
-            let len = if args.len() == 3 {
-                Some(i64::from(as_int(next(), &mut errs)))
-            } else {
-                None
-            };
-            let total = chars_len(&s);
-            if pos > total || pos < -total || len.is_some_and(|l| l < 0) {
-                return Err((
-                    Value::Str(String::new()),
-                    fe(format!("SUBSTRING position {pos} out of range")),
-                ));
-            }
-            if pos == 0 {
-                Value::Str(String::new())
-            } else {
-                let start = if pos > 0 { pos - 1 } else { total + pos };
-                let take = len.unwrap_or(total).min(total - start);
-                Value::Str(
-                    s.chars()
-                        .skip(start as usize)
-                        .take(take.max(0) as usize)
-                        .collect(),
-                )
-            }
-        }
-        "ABS" => {
-            let n = as_int(next(), &mut errs);
-            match n.checked_abs() {
-                Some(a) => Value::Int(a),
-                None => return Err((Value::Int(i32::MAX), error(ErrorKind::Math, "ABS overflow"))),
-            }
-        }
-        "INT" => {
-            let v = next();
-            match v {
-                Value::Bool(b) => Value::Int(i32::from(b)),
-                other => {
-                    let mut cast_err = None;
-                    let r = cast(other, Type::Int, &mut cast_err);
-                    if let Some(e) = cast_err {
-                        return Err((Value::Int(0), e));
-                    }
-                    r
-                }
-            }
-        }
-        "BOOL" => match next() {
-            Value::Int(n) => Value::Bool(n != 0),
-            other => {
-                let mut cast_err = None;
-                let r = cast(other, Type::Bool, &mut cast_err);
-                if let Some(e) = cast_err {
-                    return Err((Value::Bool(false), e));
-                }
-                r
-            }
-        },
-        "STRING" => Value::Str(as_str(next(), &mut errs)),
-        _ => {
-            return Err((
-                zero(f.ret),
-                error(ErrorKind::MissingFunction, format!("no function {name}")),
-            ));
-        }
-    };
+    let v = (f.apply)(functions::Args::new(values), &mut errs)?;
     Ok((v, errs))
 }

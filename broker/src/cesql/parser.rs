@@ -2,13 +2,12 @@
 //! calls and literals; `NOT` and unary `-`; `LIKE`; `IN`; `* / %`; `+ -`; comparisons;
 //! `AND OR XOR` (one level, left-associative).
 
-use std::fmt;
-
 use super::lexer::{Tok, Token, lex};
 use super::like::{self, Piece};
 
 /// A syntax error with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} at position {}", .position + 1)]
 pub struct ParseError {
     /// Byte offset in the expression.
     pub position: usize,
@@ -24,14 +23,6 @@ impl ParseError {
         }
     }
 }
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at position {}", self.message, self.position + 1)
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// Binary operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

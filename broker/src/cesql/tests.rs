@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::Value as Json;
 
-use super::{ErrorKind, Expression, Value};
+use super::{Error, ErrorKind, Expression, Value};
 
 /// An event given as a map of attribute to JSON value (strings, integers, booleans).
 struct MapEvent(BTreeMap<String, Json>);
@@ -85,10 +85,9 @@ fn tck() {
             let parsed = Expression::parse(&expr);
             let (value, err) = match parsed {
                 Err(e) => {
-                    let k = if e.message.starts_with("missing function") {
-                        ErrorKind::MissingFunction
-                    } else {
-                        ErrorKind::Parse
+                    let k = match e {
+                        Error::MissingFunction { .. } => ErrorKind::MissingFunction,
+                        Error::Syntax(_) => ErrorKind::Parse,
                     };
                     if want_err != Some(k) {
                         failures.push(format!("{name}: {expr:?} failed to parse: {e}"));
@@ -111,7 +110,10 @@ fn tck() {
                     if let Some(Json::Object(o)) = case.get("eventOverrides") {
                         attrs.extend(o.clone());
                     }
-                    x.evaluate(&MapEvent(attrs))
+                    let event = MapEvent(attrs);
+                    failures
+                        .extend(explained_and_rendered(&x, &event).map(|e| format!("{name}: {e}")));
+                    x.evaluate(&event)
                 }
             };
             let got_kind = err.as_ref().map(|e| e.kind);
@@ -135,6 +137,29 @@ fn tck() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The explanation has the evaluation's value and error, and the expression rendered back as
+/// text parses to the same rendering and value.
+fn explained_and_rendered(x: &Expression, event: &MapEvent) -> Option<String> {
+    let evaluated = x.evaluate(event);
+    let why = x.explain(event);
+    if (why.value.clone(), why.error.clone()) != evaluated {
+        return Some(format!("explained as {why:?}, evaluated as {evaluated:?}"));
+    }
+    let text = x.root.to_string();
+    let again = match Expression::parse(&text) {
+        Ok(again) => again,
+        Err(e) => return Some(format!("rendered as {text:?}, which does not parse: {e}")),
+    };
+    if again.root.to_string() != text || again.evaluate(event) != evaluated {
+        return Some(format!(
+            "rendered as {text:?}, which parses as {:?} and evaluates to {:?}",
+            again.root.to_string(),
+            again.evaluate(event)
+        ));
+    }
+    None
 }
 
 #[test]
@@ -234,7 +259,7 @@ fn integer_literals_beyond_32_bits_do_not_parse() {
         "1 - 2147483648",
     ] {
         let e = Expression::parse(src).expect_err(src);
-        assert!(e.message.contains("out of"), "{src}: {e}");
+        assert!(e.to_string().contains("out of"), "{src}: {e}");
     }
 }
 
@@ -260,8 +285,9 @@ fn string_functions_with_extreme_indexes() {
 /// Long operator chains are parsed in a loop and evaluated without recursion, but build one
 /// tree level per operator (checking, cloning and dropping recurse per level); nesting
 /// (parentheses, prefix operators, calls, `LIKE`/`IN` in a row) recurses when parsing and
-/// evaluating. Beyond MAX_DEPTH levels or MAX_NESTING nested ones an expression is refused, so
-/// that what is accepted fits a 1 MiB stack even in a debug build (tokio's workers have 2 MiB).
+/// evaluating (and explaining). Beyond MAX_DEPTH levels or MAX_NESTING nested ones an
+/// expression is refused, so that what is accepted fits a 1 MiB stack even in a debug build
+/// (tokio's workers have 2 MiB).
 #[test]
 fn deep_trees_are_refused_and_allowed_ones_fit_a_small_stack() {
     use super::parser::{MAX_DEPTH, MAX_NESTING};
@@ -286,7 +312,7 @@ fn deep_trees_are_refused_and_allowed_ones_fit_a_small_stack() {
     ];
     for src in &too_deep {
         let e = Expression::parse(src).expect_err("too deep");
-        assert!(e.message.contains("nested too deeply"), "{e}");
+        assert!(e.to_string().contains("nested too deeply"), "{e}");
     }
     let deepest = vec![
         chain(MAX_DEPTH - 1),
@@ -309,6 +335,9 @@ fn deep_trees_are_refused_and_allowed_ones_fit_a_small_stack() {
                 let x = Expression::parse(src).unwrap_or_else(|e| panic!("{e}"));
                 let (_, err) = x.clone().evaluate(&edge_event());
                 assert!(err.is_none(), "{err:?}");
+                // The explanation walks, renders and reads attributes within the same stack.
+                let why = x.explain(&edge_event());
+                assert!(why.error.is_none() && !why.to_string().is_empty());
             }
         })
         .expect("thread")
