@@ -54,7 +54,7 @@ impl knit_sources::FilterFactory for BrokerFilters {
     fn build(
         &self,
         filters: &[knit_crds::api::eventing::SubscriptionsApiFilter],
-    ) -> Result<Arc<dyn knit_dispatcher::EventFilter>, String> {
+    ) -> knit_sources::Result<Arc<dyn knit_dispatcher::EventFilter>> {
         let spec = knit_crds::contract::EgressFilter {
             attributes: None,
             filters: filters.to_vec(),
