@@ -29,7 +29,7 @@ pub(crate) fn dead_letter_sink(
                 c.fail(
                     "DeadLetterSinkResolved",
                     "Unable to get the DeadLetterSink's URI",
-                    e,
+                    e.to_string(),
                 );
                 None
             }
@@ -266,7 +266,7 @@ pub(crate) fn triggers(world: &mut World<'_>) {
                 c.fail(
                     "SubscriberResolved",
                     "Unable to get the Subscriber's URI",
-                    e,
+                    e.to_string(),
                 );
             }
             None => {

@@ -105,40 +105,54 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
     }
 }
 
+/// Why a Subscription's `spec.channel` names no channel; its text goes into the
+/// Subscription's `ChannelReady` and `Resolved` messages.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChannelRefError {
+    /// The reference names a kind Knit does not know.
+    #[error("Knit does not know the channel kind {0:?}")]
+    UnknownKind(String),
+    /// No object of that kind and name.
+    #[error("{plural}.{group} {name:?} not found", plural = .kind.plural(), group = .kind.group())]
+    NotFound { kind: Kind, name: String },
+    /// A generic Channel whose template names no channel implementation.
+    #[error("Channel {0:?} has no supported channelTemplate")]
+    NoTemplate(String),
+    /// The object is not a channel.
+    #[error("{kind} {name:?} is not a channel", kind = .kind.name())]
+    NotAChannel { kind: Kind, name: String },
+}
+
 /// The channel implementation a subscription's `spec.channel` ends up at (a generic Channel's
 /// backing channel has the same name), and the object the reference names.
 pub(crate) fn subscription_channel(
     world: &World<'_>,
     r: &KReference,
     ns: &str,
-) -> Result<(ObjectKey, ObjectKey), String> {
+) -> Result<(ObjectKey, ObjectKey), ChannelRefError> {
     let name = r.name.clone().unwrap_or_default();
     let Some(kind) = referenced_kind(r) else {
-        return Err(format!(
-            "Knit does not know the channel kind {:?}",
-            r.kind.clone().unwrap_or_default()
+        return Err(ChannelRefError::UnknownKind(
+            r.kind.clone().unwrap_or_default(),
         ));
     };
     let named = ObjectKey::new(kind, ns, &name);
     let Some(o) = world.objects.get(&named) else {
-        return Err(format!(
-            "{}.{} {name:?} not found",
-            kind.plural(),
-            kind.group()
-        ));
+        return Err(ChannelRefError::NotFound { kind, name });
     };
     match o {
         Object::Channel(c) => {
             let t = c.spec.channel_template.as_ref();
-            let impl_kind = channel_kind(
+            let Some(impl_kind) = channel_kind(
                 t.and_then(|t| t.api_version.as_deref()),
                 t.and_then(|t| t.kind.as_deref()),
-            )
-            .ok_or_else(|| format!("Channel {name:?} has no supported channelTemplate"))?;
+            ) else {
+                return Err(ChannelRefError::NoTemplate(name));
+            };
             Ok((named, ObjectKey::new(impl_kind, ns, &name)))
         }
         _ if kind.is_channel() => Ok((named.clone(), named)),
-        _ => Err(format!("{} {name:?} is not a channel", kind.name())),
+        _ => Err(ChannelRefError::NotAChannel { kind, name }),
     }
 }
 
