@@ -16,9 +16,9 @@ use super::World;
 use super::backends;
 use super::conditions_of;
 use super::eventing::trigger_broker;
+use super::kafka_source;
 use super::messaging::subscription_channel;
 use super::resolve::{broker_path, channel_host, channel_path, sink_path};
-use super::sources::kafka_source_log_uid;
 
 /// The default most deliveries in flight per Trigger or Subscription.
 pub(crate) const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
@@ -163,7 +163,7 @@ fn ingresses(world: &World<'_>) -> BTreeMap<ObjectKey, Ingress> {
                 IngressKind::Source,
                 String::new(),
                 vec![],
-                kafka_source_log_uid(&uid),
+                kafka_source::log_uid(&uid),
             ),
             _ => continue,
         };

@@ -3,18 +3,19 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use knit_crds::api::duck::{CloudEventAttributes, Destination, SourceStatus};
 use knit_crds::api::sources::{
-    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, KafkaSource,
-    KafkaSourceStatus, PingSource,
+    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, PingSource,
 };
-use knit_crds::{Kind, Object, ObjectKey, names};
+use knit_crds::{Kind, Object, ObjectKey};
 
 use knit_crds::contract::{Adapter, Source};
 
 use super::World;
 use super::conditions::Conditions;
+use super::kafka_source;
 use super::source_adapters as adapters;
 
-fn sink(
+/// The sink's URL, into `SinkProvided`.
+pub(super) fn sink(
     world: &World<'_>,
     sink: Option<&Destination>,
     ns: &str,
@@ -34,125 +35,6 @@ fn sink(
             None
         }
     }
-}
-
-/// KafkaSource conditions `Ready` rolls up while its sink does not resolve: the sink alone.
-const KAFKA_SOURCE_SINK_ONLY: &[&str] = &["SinkProvided"];
-/// KafkaSource conditions `Ready` rolls up once the data plane reports on its consumers
-/// (Knative's KafkaSource condition set, less OIDC).
-const KAFKA_SOURCE_WITH_CONSUMERS: &[&str] = &[
-    "SinkProvided",
-    "Deployed",
-    "ConnectionEstablished",
-    "InitialOffsetsCommitted",
-];
-
-/// What the data plane reported of a KafkaSource's consumers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Consumers {
-    /// This many consumers joined the group and committed their initial offsets.
-    Joined(i32),
-    /// They could not reach Kafka: the data plane's message.
-    Failed(String),
-}
-
-/// Data-plane hook for KafkaSources: record what the data plane reports about one source's
-/// consumer group and return the conditions `Ready` rolls up.
-///
-/// - `None`: the sink does not resolve (nothing runs), and `Ready` follows `SinkProvided`
-///   alone; or the data plane has not reported yet (`Deployed` set Unknown by the caller).
-/// - `Some(Joined(n))`: `n` consumers joined the group and committed their initial offsets:
-///   `Deployed`, `ConnectionEstablished`, `InitialOffsetsCommitted` are True and
-///   `status.consumers` is `n`.
-/// - `Some(Failed(why))`: the consumers could not reach Kafka: `ConnectionEstablished` is
-///   False with `why`, and `Ready` with it.
-pub(crate) fn kafka_source_consumers(
-    c: &mut Conditions,
-    status: &mut KafkaSourceStatus,
-    report: Option<Consumers>,
-) -> &'static [&'static str] {
-    match report {
-        None if c.get("Deployed").is_some() => KAFKA_SOURCE_WITH_CONSUMERS,
-        None => KAFKA_SOURCE_SINK_ONLY,
-        Some(Consumers::Joined(consumers)) => {
-            c.ok("Deployed");
-            c.ok("ConnectionEstablished");
-            c.ok("InitialOffsetsCommitted");
-            status.consumers = Some(consumers);
-            KAFKA_SOURCE_WITH_CONSUMERS
-        }
-        Some(Consumers::Failed(why)) => {
-            c.ok("Deployed");
-            c.fail("ConnectionEstablished", "ConnectionFailed", why);
-            c.unknown(
-                "InitialOffsetsCommitted",
-                "ConnectionFailed",
-                "the consumers are not connected to Kafka",
-            );
-            status.consumers = Some(0);
-            KAFKA_SOURCE_WITH_CONSUMERS
-        }
-    }
-}
-
-/// The log a KafkaSource reads: its topics, which must exist.
-fn kafka_source_backend(
-    ns: &str,
-    name: &str,
-    spec: &knit_crds::api::sources::KafkaSourceSpec,
-) -> knit_crds::contract::Backend {
-    knit_crds::contract::Backend::Kafka(knit_crds::contract::KafkaLog {
-        bootstrap_servers: spec.bootstrap_servers.join(","),
-        topics: spec.topics.clone(),
-        partitions: 1,
-        replication_factor: 1,
-        retention_ms: None,
-        external: true,
-        content_mode: knit_crds::contract::ContentMode::Binary,
-        foreign_source: format!("/apis/v1/namespaces/{ns}/kafkasources/{name}"),
-    })
-}
-
-/// The key under which the data plane reports a KafkaSource's topics (its consumer group is
-/// reported under the source's UID).
-pub(crate) fn kafka_source_log_uid(uid: &str) -> String {
-    format!("{uid}/topics")
-}
-
-/// What the data plane reported of a KafkaSource: `Joined(1)` once its consumer group is
-/// positioned, `Failed(why)` when its topics or group failed; `None` (with `Deployed`
-/// Unknown) before any report.
-fn kafka_source_report(world: &World<'_>, uid: &str, c: &mut Conditions) -> Option<Consumers> {
-    let log = world.report.objects.get(&kafka_source_log_uid(uid));
-    let group = world.report.objects.get(uid);
-    match (log, group) {
-        (Some(l), _) if !l.ready => Some(Consumers::Failed(l.message.clone())),
-        (_, Some(g)) if g.ready => Some(Consumers::Joined(1)),
-        (_, Some(g)) => Some(Consumers::Failed(g.message.clone())),
-        _ => {
-            c.unknown(
-                "Deployed",
-                "ConsumerGroupNotReady",
-                "waiting for the data plane",
-            );
-            None
-        }
-    }
-}
-
-/// The `ceAttributes` of a KafkaSource: one per topic, as Knative names them.
-fn kafka_source_ce_attributes(
-    ns: &str,
-    name: &str,
-    topics: &[String],
-) -> Vec<CloudEventAttributes> {
-    topics
-        .iter()
-        .map(|topic| CloudEventAttributes {
-            type_: Some(names::KAFKA_SOURCE_EVENT_TYPE.into()),
-            source: Some(names::kafka_source_event_source(ns, name, topic)),
-        })
-        .collect()
 }
 
 /// Set the adapter condition from what the data plane reported under `uid`: True once it
@@ -276,7 +158,7 @@ pub(crate) fn sources(world: &mut World<'_>) {
                 }
                 Object::GitHubSource(g) => github_source(world, &key, g),
                 Object::KafkaSource(k) => {
-                    kafka_source(world, &key, k);
+                    kafka_source::status(world, &key, k);
                     None
                 }
                 Object::CloudPubSubSource(p) => pubsub_source(world, &key, p),
@@ -291,7 +173,7 @@ pub(crate) fn sources(world: &mut World<'_>) {
 }
 
 /// The UID of a source.
-fn uid_of(meta: &ObjectMeta) -> String {
+pub(super) fn uid_of(meta: &ObjectMeta) -> String {
     meta.uid.clone().unwrap_or_default()
 }
 
@@ -507,31 +389,6 @@ fn github_source(world: &World<'_>, key: &ObjectKey, g: &mut GitHubSource) -> Op
     entry
 }
 
-/// A KafkaSource runs as an ingress of the data plane (its topics as a log, with one egress),
-/// not as a source adapter: it gets a backend here and its egress in the Contract.
-fn kafka_source(world: &mut World<'_>, key: &ObjectKey, k: &mut KafkaSource) {
-    let ns = &key.namespace;
-    world
-        .backends
-        .insert(key.clone(), kafka_source_backend(ns, &key.name, &k.spec));
-    let mut c = Conditions::new();
-    let mut st = SourceStatus {
-        sink_uri: sink(world, k.spec.sink.as_ref(), ns, &mut c),
-        ce_attributes: kafka_source_ce_attributes(ns, &key.name, &k.spec.topics),
-        ..Default::default()
-    };
-    let mut status = KafkaSourceStatus::default();
-    let report = if st.sink_uri.is_some() {
-        kafka_source_report(world, &uid_of(&k.metadata), &mut c)
-    } else {
-        None
-    };
-    let dependents = kafka_source_consumers(&mut c, &mut status, report);
-    st.status.conditions = c.roll_up(dependents);
-    status.source = st;
-    k.status = Some(status);
-}
-
 fn pubsub_source(world: &World<'_>, key: &ObjectKey, p: &mut CloudPubSubSource) -> Option<Source> {
     let ns = &key.namespace;
     let uid = uid_of(&p.metadata);
@@ -615,51 +472,4 @@ fn api_server_attributes(cfg: &knit_crds::contract::ApiServerAdapter) -> Vec<Clo
             source: None,
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::control::reconcile::conditions::ready_of;
-
-    #[test]
-    fn kafka_source_ready_follows_the_sink_until_the_data_plane_reports() {
-        let mut c = Conditions::new();
-        c.ok("SinkProvided");
-        let mut status = KafkaSourceStatus::default();
-        let set = kafka_source_consumers(&mut c, &mut status, None);
-        let conds = c.roll_up(set);
-        assert_eq!(ready_of(&conds).map(|r| r.status.as_str()), Some("True"));
-        assert_eq!(status.consumers, None);
-
-        let mut c = Conditions::new();
-        c.ok("SinkProvided");
-        let set = kafka_source_consumers(&mut c, &mut status, Some(Consumers::Joined(2)));
-        let conds = c.roll_up(set);
-        assert_eq!(ready_of(&conds).map(|r| r.status.as_str()), Some("True"));
-        assert_eq!(status.consumers, Some(2));
-
-        let mut c = Conditions::new();
-        c.ok("SinkProvided");
-        let set = kafka_source_consumers(
-            &mut c,
-            &mut status,
-            Some(Consumers::Failed("no brokers".into())),
-        );
-        let conds = c.roll_up(set);
-        let ready = ready_of(&conds).cloned().unwrap_or_default();
-        assert_eq!(ready.status, "False");
-        assert_eq!(ready.message.as_deref(), Some("no brokers"));
-    }
-
-    #[test]
-    fn kafka_source_ce_attributes_name_each_topic() {
-        let attrs = kafka_source_ce_attributes("ns", "src", &["a".into(), "b".into()]);
-        assert_eq!(attrs.len(), 2);
-        assert_eq!(attrs[0].type_.as_deref(), Some("dev.knative.kafka.event"));
-        assert_eq!(
-            attrs[1].source.as_deref(),
-            Some("/apis/v1/namespaces/ns/kafkasources/src#b")
-        );
-    }
 }
