@@ -54,7 +54,7 @@ impl knit_sources::FilterFactory for BrokerFilters {
     fn build(
         &self,
         filters: &[knit_crds::api::eventing::SubscriptionsApiFilter],
-    ) -> Result<Arc<dyn knit_dispatcher::EventFilter>, String> {
+    ) -> knit_sources::Result<Arc<dyn knit_dispatcher::EventFilter>> {
         let spec = knit_crds::contract::EgressFilter {
             attributes: None,
             filters: filters.to_vec(),
@@ -105,23 +105,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         url_of(gateway.local_addr()?),
     );
 
-    let dataplane = Arc::new(DataPlane::new(knit_broker::Config {
-        max_event_size: args.max_event_size,
-        memory: knit_channels::MemoryConfig {
-            capacity: args.log_capacity,
-            ..Default::default()
-        },
-        journal_capacity: usize::try_from(args.journal_capacity).unwrap_or(usize::MAX),
-        otlp_endpoint: args.otlp_endpoint.clone().filter(|e| !e.trim().is_empty()),
-        limits: knit_broker::ingress::Limits {
-            header_timeout: std::time::Duration::from_secs(args.header_timeout),
-            body_timeout: std::time::Duration::from_secs(args.body_timeout),
-            connections_per_client: usize::try_from(args.connections_per_client)
-                .unwrap_or(usize::MAX),
-            ..Default::default()
-        },
-        ..Default::default()
-    })?);
+    let dataplane = Arc::new(DataPlane::new(data_plane_config(&args))?);
     let dp = dataplane.clone();
     tokio::spawn(async move { dp.serve_ingress(ingress).await });
 
@@ -132,35 +116,13 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let reaper = crate::reaper::Reaper::start();
     let logs = Arc::new(knit_sources::logs::Logs::new());
-    let sources = Arc::new(knit_sources::Runtime::new(knit_sources::Ctx {
-        dispatch: dataplane.dispatch(),
-        report: dataplane.reporter(),
-        webhooks: dataplane.webhooks(),
-        filters: Arc::new(BrokerFilters),
-        logs: logs.clone(),
-        config: knit_sources::Config {
-            kubeconfig: args
-                .kubeconfig
-                .clone()
-                .filter(|p| !p.as_os_str().is_empty()),
-            pubsub_emulator_host: args
-                .pubsub_emulator_host
-                .clone()
-                .filter(|h| !h.trim().is_empty()),
-        },
-        on_spawn: reaper
-            .clone()
-            .map(|r| Arc::new(move |pid: u32| r.watch(pid)) as Arc<dyn Fn(u32) + Send + Sync>),
-    }));
-    let serving = knit_serving::runtime::Serving::new(
-        knit_serving::runtime::Config {
-            on_spawn: reaper.clone().map_or_else(Default::default, |r| {
-                knit_serving::runtime::OnSpawn::new(move |pid| r.watch(pid))
-            }),
-            ..Default::default()
-        },
-        Arc::new(ServingReport(dataplane.reporter())),
-    );
+    let sources = Arc::new(knit_sources::Runtime::new(sources_ctx(
+        &args,
+        &dataplane,
+        logs.clone(),
+        reaper.as_ref(),
+    )));
+    let serving = serving(&dataplane, reaper.as_ref());
     {
         let serving = serving.clone();
         tokio::spawn(async move { serving.serve_gateway(gateway).await });
@@ -201,6 +163,18 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}");
     tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, "knit is running");
     shutdown_signal().await;
+    shut_down(&sources, &serving, &dataplane, reaper).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stop the sources, serving and the data plane (deliveries in flight finish and commit),
+/// each within [`SHUTDOWN_GRACE`], then the reaper.
+async fn shut_down(
+    sources: &knit_sources::Runtime,
+    serving: &knit_serving::runtime::Serving,
+    dataplane: &DataPlane,
+    reaper: Option<Arc<crate::reaper::Reaper>>,
+) {
     tracing::info!("shutting down: finishing deliveries in flight and committing");
     sources.shutdown(SHUTDOWN_GRACE).await;
     serving.shutdown(SHUTDOWN_GRACE).await;
@@ -208,7 +182,73 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(r) = reaper {
         let _ = tokio::task::spawn_blocking(move || r.finish()).await;
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The eventing data plane's settings from the flags.
+fn data_plane_config(args: &RunArgs) -> knit_broker::Config {
+    knit_broker::Config {
+        max_event_size: args.max_event_size,
+        memory: knit_channels::MemoryConfig {
+            capacity: args.log_capacity,
+            ..Default::default()
+        },
+        journal_capacity: usize::try_from(args.journal_capacity).unwrap_or(usize::MAX),
+        otlp_endpoint: args.otlp_endpoint.clone().filter(|e| !e.trim().is_empty()),
+        limits: knit_broker::ingress::Limits {
+            header_timeout: std::time::Duration::from_secs(args.header_timeout),
+            body_timeout: std::time::Duration::from_secs(args.body_timeout),
+            connections_per_client: usize::try_from(args.connections_per_client)
+                .unwrap_or(usize::MAX),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// What the source adapters share: the data plane's delivery entry, reports and webhooks,
+/// the broker's filters, the process-output logs, and the reaper told of every process.
+fn sources_ctx(
+    args: &RunArgs,
+    dataplane: &DataPlane,
+    logs: Arc<knit_sources::logs::Logs>,
+    reaper: Option<&Arc<crate::reaper::Reaper>>,
+) -> knit_sources::Ctx {
+    knit_sources::Ctx {
+        dispatch: dataplane.dispatch(),
+        report: dataplane.reporter(),
+        webhooks: dataplane.webhooks(),
+        filters: Arc::new(BrokerFilters),
+        logs,
+        config: knit_sources::Config {
+            kubeconfig: args
+                .kubeconfig
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
+            pubsub_emulator_host: args
+                .pubsub_emulator_host
+                .clone()
+                .filter(|h| !h.trim().is_empty()),
+        },
+        on_spawn: reaper
+            .cloned()
+            .map(|r| Arc::new(move |pid: u32| r.watch(pid)) as Arc<dyn Fn(u32) + Send + Sync>),
+    }
+}
+
+/// Serving, reporting into the data plane's report, its replicas told to the reaper.
+fn serving(
+    dataplane: &DataPlane,
+    reaper: Option<&Arc<crate::reaper::Reaper>>,
+) -> knit_serving::runtime::Serving {
+    knit_serving::runtime::Serving::new(
+        knit_serving::runtime::Config {
+            on_spawn: reaper.cloned().map_or_else(Default::default, |r| {
+                knit_serving::runtime::OnSpawn::new(move |pid| r.watch(pid))
+            }),
+            ..Default::default()
+        },
+        Arc::new(ServingReport(dataplane.reporter())),
+    )
 }
 
 async fn shutdown_signal() {

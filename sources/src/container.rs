@@ -1,8 +1,9 @@
 //! ContainerSource in standalone mode: each container of the template runs as a supervised
 //! local process (its `command` + `args`, `env`, `workingDir`) with `K_SINK` and
 //! `K_CE_OVERRIDES` set, and any SinkBinding naming the source applied on top. A process that
-//! exits is restarted after an exponential backoff (0.5 s doubling to 30 s, reset after a run
-//! of 10 s or more); its output goes to the source's log ring (`knit logs containersource/NAME`).
+//! exits is restarted on the sources' restart schedule ([`crate::backoff`]: 0.5 s doubling to
+//! 30 s), which starts over after a run of 10 s or more; its output goes to the source's log
+//! ring (`knit logs containersource/NAME`).
 //! Stopping sends SIGTERM to the process group, then SIGKILL after 5 s.
 //!
 //! The process itself posts to `$K_SINK` (as a container would): its events do not pass
@@ -19,22 +20,14 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::backoff::{MAX_DELAY, restart_delays};
 use crate::logs::{Buffer, MAX_LINE_BYTES};
 use crate::runtime::{Ctx, Stop, StopSignal};
 
-/// First wait before a restart.
-const BACKOFF_START: Duration = Duration::from_millis(500);
-/// Longest wait before a restart.
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A run at least this long resets the backoff.
+/// A run at least this long starts the restart schedule over.
 const RUN_THAT_LASTED: Duration = Duration::from_secs(10);
 /// How long a process has to exit after SIGTERM.
 const TERM_GRACE: Duration = Duration::from_secs(5);
-
-/// The next wait after `current`.
-fn next_backoff(current: Duration) -> Duration {
-    (current * 2).min(BACKOFF_MAX)
-}
 
 /// What one process is doing, for the source's report.
 #[derive(Debug, Clone)]
@@ -149,7 +142,7 @@ impl Supervisor {
     }
 
     async fn run(self, mut stop: StopSignal) {
-        let mut backoff = BACKOFF_START;
+        let mut delays = restart_delays();
         loop {
             let started = Instant::now();
             let why = match self.spawn() {
@@ -181,8 +174,9 @@ impl Supervisor {
                 Err(e) => format!("cannot start {:?}: {e}", self.process.argv.first()),
             };
             if started.elapsed() >= RUN_THAT_LASTED {
-                backoff = BACKOFF_START;
+                delays = restart_delays();
             }
+            let backoff = delays.next().unwrap_or(MAX_DELAY);
             let msg = format!(
                 "process {} {why}; restarting in {:.1} s",
                 self.process.name,
@@ -195,7 +189,6 @@ impl Supervisor {
                 () = tokio::time::sleep(backoff) => {}
                 _ = stop.stopped() => return,
             }
-            backoff = next_backoff(backoff);
         }
     }
 
@@ -244,22 +237,4 @@ async fn terminate(child: &mut Child) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
     let _ = child.kill().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_half_a_second_to_a_cap() {
-        let mut b = BACKOFF_START;
-        let mut seen = vec![b];
-        for _ in 0..8 {
-            b = next_backoff(b);
-            seen.push(b);
-        }
-        assert_eq!(seen[1], Duration::from_secs(1));
-        assert_eq!(seen[2], Duration::from_secs(2));
-        assert_eq!(*seen.last().unwrap_or(&Duration::ZERO), BACKOFF_MAX);
-    }
 }

@@ -9,6 +9,7 @@
 //! know about Brokers, Triggers or the control plane.
 
 pub mod apiserver;
+pub mod backoff;
 pub mod container;
 pub mod emit;
 pub mod github;
@@ -28,6 +29,27 @@ pub enum Error {
     /// An external system failed.
     #[error("{0}")]
     Upstream(String),
+    /// A PingSource schedule that is not a cron expression.
+    #[error("invalid schedule {pattern:?}: {source}")]
+    Schedule {
+        /// The schedule as written.
+        pattern: String,
+        /// What the cron parser found.
+        #[source]
+        source: croner::errors::CronError,
+    },
+    /// A PingSource time zone that is not in the time zone database.
+    #[error("unknown time zone {zone:?}: {source}")]
+    TimeZone {
+        /// The zone as written.
+        zone: String,
+        /// What the lookup found.
+        #[source]
+        source: jiff::Error,
+    },
+    /// A PingSource `dataBase64` that is not base64.
+    #[error("spec.dataBase64 is not base64: {0}")]
+    DataBase64(#[source] base64::DecodeError),
 }
 
 /// Result with the sources' [`Error`].

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::emit::Emitter;
 use crate::runtime::{Ctx, Stop, StopSignal};
+use crate::{Error, Result};
 
 /// `type` of every PingSource event.
 pub const EVENT_TYPE: &str = "dev.knative.sources.ping";
@@ -35,13 +36,19 @@ pub struct Schedule {
 
 impl Schedule {
     /// Parse `pattern` (five fields, or six with seconds first) in time zone `tz`.
-    pub fn new(pattern: &str, tz: &str) -> Result<Self, String> {
+    pub fn new(pattern: &str, tz: &str) -> Result<Self> {
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build()
             .parse(pattern)
-            .map_err(|e| format!("invalid schedule {pattern:?}: {e}"))?;
-        let zone = TimeZone::get(tz).map_err(|e| format!("unknown time zone {tz:?}: {e}"))?;
+            .map_err(|source| Error::Schedule {
+                pattern: pattern.to_string(),
+                source,
+            })?;
+        let zone = TimeZone::get(tz).map_err(|source| Error::TimeZone {
+            zone: tz.to_string(),
+            source,
+        })?;
         Ok(Self { cron, zone })
     }
 
@@ -56,7 +63,7 @@ impl Schedule {
 }
 
 /// The event of one tick at `at`.
-pub fn event(source: &Source, cfg: &PingAdapter, at: Timestamp) -> Result<Event, String> {
+pub fn event(source: &Source, cfg: &PingAdapter, at: Timestamp) -> Result<Event> {
     let mut ev = Event::new(
         uuid::Uuid::new_v4().to_string(),
         event_source(&source.namespace, &source.name),
@@ -69,7 +76,7 @@ pub fn event(source: &Source, cfg: &PingAdapter, at: Timestamp) -> Result<Event,
         (None, Some(b)) => Some(Bytes::from(
             base64::engine::general_purpose::STANDARD
                 .decode(b)
-                .map_err(|e| format!("spec.dataBase64 is not base64: {e}"))?,
+                .map_err(Error::DataBase64)?,
         )),
         (None, None) => None,
     };
@@ -95,14 +102,16 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
     let schedule = match Schedule::new(&cfg.schedule, &cfg.timezone) {
         Ok(s) => s,
         Err(e) => {
-            ctx.report.not_ready(&source.uid, "InvalidSchedule", e);
+            ctx.report
+                .not_ready(&source.uid, "InvalidSchedule", e.to_string());
             stop.stopped().await;
             return;
         }
     };
     // Checked once: a bad payload fails every tick the same way.
     if let Err(e) = event(&source, cfg, Timestamp::now()) {
-        ctx.report.not_ready(&source.uid, "InvalidData", e);
+        ctx.report
+            .not_ready(&source.uid, "InvalidData", e.to_string());
         stop.stopped().await;
         return;
     }
@@ -198,6 +207,7 @@ mod tests {
         assert!(Schedule::new("61 * * * *", "UTC").is_err());
         let e = Schedule::new("* * * * *", "Mars/Olympus")
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("Mars/Olympus"), "{e}");
     }

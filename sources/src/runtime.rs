@@ -19,8 +19,8 @@ use crate::logs::Logs;
 /// Builds the Subscriptions API filters of an ApiServerSource (the dialects live in the
 /// broker crate, which sources must not depend on).
 pub trait FilterFactory: Send + Sync {
-    /// A filter for `filters`, or why they cannot run.
-    fn build(&self, filters: &[SubscriptionsApiFilter]) -> Result<Arc<dyn EventFilter>, String>;
+    /// A filter for `filters`, or why they cannot run ([`crate::Error::Config`]).
+    fn build(&self, filters: &[SubscriptionsApiFilter]) -> crate::Result<Arc<dyn EventFilter>>;
 }
 
 /// Settings of the process that every adapter may need.

@@ -119,7 +119,10 @@ impl EventFilter for Exact {
 }
 
 impl FilterFactory for ExactFilters {
-    fn build(&self, filters: &[SubscriptionsApiFilter]) -> Result<Arc<dyn EventFilter>, String> {
+    fn build(
+        &self,
+        filters: &[SubscriptionsApiFilter],
+    ) -> knit_sources::Result<Arc<dyn EventFilter>> {
         let mut all = BTreeMap::new();
         for f in filters {
             all.extend(f.exact.clone());

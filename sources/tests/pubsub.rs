@@ -46,8 +46,8 @@ fn suffix() -> String {
 
 struct NoFilters;
 impl FilterFactory for NoFilters {
-    fn build(&self, _: &[SubscriptionsApiFilter]) -> Result<Arc<dyn EventFilter>, String> {
-        Err("no filters here".into())
+    fn build(&self, _: &[SubscriptionsApiFilter]) -> knit_sources::Result<Arc<dyn EventFilter>> {
+        Err(knit_sources::Error::Config("no filters here".into()))
     }
 }
 

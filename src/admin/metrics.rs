@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use knit_crds::Kind;
-use knit_crds::contract::Backend;
+use knit_crds::contract::{Backend, Contract, Report};
 use knit_dispatcher::observe::HistogramSnapshot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -22,6 +22,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{AdminState, error};
+use crate::control::Snapshot;
 
 /// The metrics route.
 pub(crate) fn routes() -> Router<AdminState> {
@@ -59,93 +60,113 @@ fn with(mut labels: Labels, key: &'static str, value: impl Into<String>) -> Labe
     labels
 }
 
+/// Read everything one scrape shows.
 fn read(s: &AdminState) -> Scrape {
     let mut out = Scrape::default();
     let snapshot = s.control.snapshot();
-    let memory: HashSet<&str> = snapshot
-        .contract
-        .ingresses
-        .iter()
-        .filter(|i| i.backend == Backend::Memory)
-        .flat_map(|i| i.egresses.iter().map(|e| e.reference.as_str()))
-        .collect();
-    let capacity = s.dataplane.memory_capacity().max(1) as f64;
-    for (origin, counters) in s.stats.ingresses() {
-        let base: Labels = vec![
-            ("namespace", origin.namespace.clone()),
-            ("kind", origin.kind.clone()),
-            ("name", origin.name.clone()),
-        ];
-        for (status, ty, n) in counters.snapshot() {
-            let l = with(base.clone(), "cloudevents_type", ty);
-            out.ingress
-                .push((with(l, "http_response_status_code", status.to_string()), n));
-        }
-    }
-    for (reference, c) in s.stats.egress_counters() {
-        let base = object(&reference);
-        let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        for (outcome, n) in [
-            ("delivered", l(&c.delivered)),
-            ("filtered", l(&c.filtered)),
-            ("retried", l(&c.retries)),
-            ("deferred", l(&c.deferred)),
-            ("deadLettered", l(&c.dead_lettered)),
-            ("dropped", l(&c.dropped)),
-            ("shed", l(&c.shed)),
-        ] {
-            out.deliveries
-                .push((with(base.clone(), "outcome", outcome), n));
-        }
-        for (status, h) in c.latency.snapshot() {
-            let l = with(
-                base.clone(),
-                "http_response_status_code",
-                status.to_string(),
-            );
-            out.latency.push((l, h));
-        }
-        let lag = l(&c.lag);
-        out.lag.push((base.clone(), lag));
-        out.in_flight.push((base.clone(), l(&c.in_flight)));
-        if memory.contains(reference.as_str()) {
-            out.fill.push((base, lag as f64 / capacity));
-        }
-    }
+    out.ingresses(&s.stats);
+    out.egresses(
+        &s.stats,
+        &snapshot.contract,
+        s.dataplane.memory_capacity().max(1) as f64,
+    );
     out.unmatched = s.stats.unmatched.load(Ordering::Relaxed);
     let journal = s.dataplane.journal();
     out.journal = (journal.len(), journal.capacity());
-    // Serving: cold starts from the Revisions' reports.
-    let revisions: BTreeMap<&str, (&str, &str)> = snapshot
-        .objects
-        .iter()
-        .filter(|(k, _)| k.kind == Kind::Revision)
-        .filter_map(|(k, v)| {
-            let uid = v.pointer("/metadata/uid")?.as_str()?;
-            Some((uid, (k.namespace.as_str(), k.name.as_str())))
-        })
-        .collect();
     let report = s.dataplane.report().borrow().clone();
-    for (uid, r) in &report.objects {
-        let Some((ns, name)) = revisions.get(uid.as_str()) else {
-            continue;
-        };
-        let labels: Labels = vec![
-            ("namespace", ns.to_string()),
-            ("revision", name.to_string()),
-        ];
-        if let Some(n) = r.annotations.get("coldStarts").and_then(|v| v.parse().ok()) {
-            out.cold_starts.push((labels.clone(), n));
-        }
-        if let Some(ms) = r
-            .annotations
-            .get("lastColdStartMs")
-            .and_then(|v| v.parse::<f64>().ok())
-        {
-            out.last_cold_start.push((labels, ms / 1000.0));
+    out.cold_starts(&snapshot, &report);
+    out
+}
+
+impl Scrape {
+    /// Events accepted by each ingress, by type and answer.
+    fn ingresses(&mut self, stats: &knit_dispatcher::Stats) {
+        for (origin, counters) in stats.ingresses() {
+            let base: Labels = vec![
+                ("namespace", origin.namespace.clone()),
+                ("kind", origin.kind.clone()),
+                ("name", origin.name.clone()),
+            ];
+            for (status, ty, n) in counters.snapshot() {
+                let l = with(base.clone(), "cloudevents_type", ty);
+                self.ingress
+                    .push((with(l, "http_response_status_code", status.to_string()), n));
+            }
         }
     }
-    out
+
+    /// Each Trigger's and Subscription's outcomes, latencies, lag and in-flight count, and how
+    /// full the memory log is for those reading one (`capacity` events).
+    fn egresses(&mut self, stats: &knit_dispatcher::Stats, contract: &Contract, capacity: f64) {
+        let memory: HashSet<&str> = contract
+            .ingresses
+            .iter()
+            .filter(|i| i.backend == Backend::Memory)
+            .flat_map(|i| i.egresses.iter().map(|e| e.reference.as_str()))
+            .collect();
+        for (reference, c) in stats.egress_counters() {
+            let base = object(&reference);
+            let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            for (outcome, n) in [
+                ("delivered", l(&c.delivered)),
+                ("filtered", l(&c.filtered)),
+                ("retried", l(&c.retries)),
+                ("deferred", l(&c.deferred)),
+                ("deadLettered", l(&c.dead_lettered)),
+                ("dropped", l(&c.dropped)),
+                ("shed", l(&c.shed)),
+            ] {
+                self.deliveries
+                    .push((with(base.clone(), "outcome", outcome), n));
+            }
+            for (status, h) in c.latency.snapshot() {
+                let l = with(
+                    base.clone(),
+                    "http_response_status_code",
+                    status.to_string(),
+                );
+                self.latency.push((l, h));
+            }
+            let lag = l(&c.lag);
+            self.lag.push((base.clone(), lag));
+            self.in_flight.push((base.clone(), l(&c.in_flight)));
+            if memory.contains(reference.as_str()) {
+                self.fill.push((base, lag as f64 / capacity));
+            }
+        }
+    }
+
+    /// Serving: cold starts from the Revisions' reports.
+    fn cold_starts(&mut self, snapshot: &Snapshot, report: &Report) {
+        let revisions: BTreeMap<&str, (&str, &str)> = snapshot
+            .objects
+            .iter()
+            .filter(|(k, _)| k.kind == Kind::Revision)
+            .filter_map(|(k, v)| {
+                let uid = v.pointer("/metadata/uid")?.as_str()?;
+                Some((uid, (k.namespace.as_str(), k.name.as_str())))
+            })
+            .collect();
+        for (uid, r) in &report.objects {
+            let Some((ns, name)) = revisions.get(uid.as_str()) else {
+                continue;
+            };
+            let labels: Labels = vec![
+                ("namespace", ns.to_string()),
+                ("revision", name.to_string()),
+            ];
+            if let Some(n) = r.annotations.get("coldStarts").and_then(|v| v.parse().ok()) {
+                self.cold_starts.push((labels.clone(), n));
+            }
+            if let Some(ms) = r
+                .annotations
+                .get("lastColdStartMs")
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                self.last_cold_start.push((labels, ms / 1000.0));
+            }
+        }
+    }
 }
 
 fn counters(

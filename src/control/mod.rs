@@ -365,65 +365,92 @@ async fn run(mut cp: ControlPlane, watcher: files::Watcher, mut rx: mpsc::Receiv
             }
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
-                match cmd {
-                    Command::Apply { file, text, respond } => {
-                        let result = cp.apply(&file, &text);
-                        if result.is_ok() {
-                            cp.publish().await;
-                        }
-                        let _ = respond.send(result);
-                    }
-                    Command::Delete { key, respond } => {
-                        let found = cp.store.remove(&key).is_some();
-                        if found {
-                            cp.publish().await;
-                        }
-                        let _ = respond.send(found);
-                    }
-                }
+                cp.command(cmd).await;
             }
             _ = tick.tick() => {
-                let Some(mut w) = watcher.take() else { break };
-                let polled = tokio::task::spawn_blocking(move || {
-                    let c = w.poll();
-                    (w, c)
-                })
-                .await;
-                let Ok((w, changes)) = polled else { break };
+                let Some(w) = watcher.take() else { break };
+                let Some((w, changes)) = poll(w).await else { break };
                 watcher = Some(w);
-                if changes.is_empty() {
-                    continue;
+                if !changes.is_empty() {
+                    cp.file_changes(changes, &mut rejected).await;
                 }
-                for change in changes {
-                    match change {
-                        files::Change::Changed(path, text) => {
-                            rejected.remove(&path);
-                            match cp.load_file(&path, &text) {
-                                Ok(()) => tracing::info!(file = %path.display(), "manifest loaded"),
-                                Err(errors) => {
-                                    for e in errors {
-                                        tracing::error!(file = %path.display(), "rejected, keeping the last good version: {e}");
-                                    }
-                                    rejected.insert(path, text);
-                                }
-                            }
-                        }
-                        files::Change::Removed(path) => {
-                            tracing::info!(file = %path.display(), "manifest removed");
-                            rejected.remove(&path);
-                            cp.remove_file(&path);
-                        }
-                    }
-                }
-                rejected.retain(|path, text| match cp.load_file(path, text) {
-                    Ok(()) => {
-                        tracing::info!(file = %path.display(), "manifest loaded");
-                        false
-                    }
-                    Err(_) => true,
-                });
-                cp.publish().await;
             }
         }
+    }
+}
+
+/// Poll the watched files off the async threads: the watcher back, and what changed (`None`
+/// if the poll panicked).
+async fn poll(mut w: files::Watcher) -> Option<(files::Watcher, Vec<files::Change>)> {
+    tokio::task::spawn_blocking(move || {
+        let c = w.poll();
+        (w, c)
+    })
+    .await
+    .ok()
+}
+
+impl ControlPlane {
+    /// Run one admin API command, publishing when it changed anything.
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Apply {
+                file,
+                text,
+                respond,
+            } => {
+                let result = self.apply(&file, &text);
+                if result.is_ok() {
+                    self.publish().await;
+                }
+                let _ = respond.send(result);
+            }
+            Command::Delete { key, respond } => {
+                let found = self.store.remove(&key).is_some();
+                if found {
+                    self.publish().await;
+                }
+                let _ = respond.send(found);
+            }
+        }
+    }
+
+    /// Load the changed manifest files (a rejected one keeps its last good version and is
+    /// retried after later changes, with those rejected before), drop the removed ones, and
+    /// publish.
+    async fn file_changes(
+        &mut self,
+        changes: Vec<files::Change>,
+        rejected: &mut BTreeMap<PathBuf, String>,
+    ) {
+        for change in changes {
+            match change {
+                files::Change::Changed(path, text) => {
+                    rejected.remove(&path);
+                    match self.load_file(&path, &text) {
+                        Ok(()) => tracing::info!(file = %path.display(), "manifest loaded"),
+                        Err(errors) => {
+                            for e in errors {
+                                tracing::error!(file = %path.display(), "rejected, keeping the last good version: {e}");
+                            }
+                            rejected.insert(path, text);
+                        }
+                    }
+                }
+                files::Change::Removed(path) => {
+                    tracing::info!(file = %path.display(), "manifest removed");
+                    rejected.remove(&path);
+                    self.remove_file(&path);
+                }
+            }
+        }
+        rejected.retain(|path, text| match self.load_file(path, text) {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "manifest loaded");
+                false
+            }
+            Err(_) => true,
+        });
+        self.publish().await;
     }
 }

@@ -143,60 +143,104 @@ async fn targets(client: &kube::Client, cfg: &ApiServerAdapter) -> Result<Vec<Ta
     Ok(out)
 }
 
+/// Discovery retries while the API server cannot be reached: 0.2 s doubling to 30 s, with
+/// jitter, for as long as it takes.
+const DISCOVERY_RETRIES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .with_max_delay(Duration::from_secs(30))
+    .without_max_times()
+    .with_jitter();
+
+/// Why an adapter cannot run until its source changes: the reason and message it reports.
+struct Blocked {
+    reason: &'static str,
+    message: String,
+}
+
+impl Blocked {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the watches of one source need before discovery.
+struct Setup {
+    filter: Option<Arc<dyn knit_dispatcher::EventFilter>>,
+    client: kube::Client,
+    server: String,
+}
+
 /// Run the adapter until told to stop.
 pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal) {
     let Adapter::ApiServer(cfg) = &source.adapter else {
         return;
     };
-    let Some(kubeconfig) = ctx.config.kubeconfig.clone() else {
-        ctx.report.not_ready(
-            &source.uid,
-            "NoKubernetesAPI",
-            "set knit run --kubeconfig FILE or KUBECONFIG",
-        );
-        stop.stopped().await;
-        return;
-    };
-    let filter = if cfg.filters.is_empty() {
-        None
-    } else {
-        match ctx.filters.build(&cfg.filters) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                ctx.report.not_ready(&source.uid, "InvalidFilters", e);
-                stop.stopped().await;
-                return;
-            }
-        }
-    };
-    let (client, server) = match client(&kubeconfig).await {
-        Ok(c) => c,
-        Err(e) => {
-            ctx.report
-                .not_ready(&source.uid, "InvalidKubeconfig", e.to_string());
+    let setup = match set_up(&ctx, cfg).await {
+        Ok(s) => s,
+        Err(b) => {
+            ctx.report.not_ready(&source.uid, b.reason, b.message);
             stop.stopped().await;
             return;
         }
     };
-    // Discovery is retried with backoff while the API server cannot be reached; a kind it
-    // does not serve stays not ready until the source changes.
-    let mut backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(30))
-        .without_max_times()
-        .with_jitter()
-        .build();
-    let targets = loop {
+    let Some(targets) = discover_all(&ctx, &source, cfg, &setup.client, &mut stop).await else {
+        return;
+    };
+    watch_all(&ctx, &source, cfg, setup, targets, stop).await;
+}
+
+/// The filter, the client and the server URL, or why the source cannot run.
+async fn set_up(ctx: &Ctx, cfg: &ApiServerAdapter) -> Result<Setup, Blocked> {
+    let Some(kubeconfig) = ctx.config.kubeconfig.clone() else {
+        return Err(Blocked::new(
+            "NoKubernetesAPI",
+            "set knit run --kubeconfig FILE or KUBECONFIG",
+        ));
+    };
+    let filter = if cfg.filters.is_empty() {
+        None
+    } else {
+        let f = ctx
+            .filters
+            .build(&cfg.filters)
+            .map_err(|e| Blocked::new("InvalidFilters", e.to_string()))?;
+        Some(f)
+    };
+    let (client, server) = client(&kubeconfig)
+        .await
+        .map_err(|e| Blocked::new("InvalidKubeconfig", e.to_string()))?;
+    Ok(Setup {
+        filter,
+        client,
+        server,
+    })
+}
+
+/// The watch targets, discovery retried with backoff while the API server cannot be reached.
+/// `None` once stopped; a kind the server does not serve is reported and waits for the stop
+/// (the source stays not ready until it changes).
+async fn discover_all(
+    ctx: &Ctx,
+    source: &Source,
+    cfg: &ApiServerAdapter,
+    client: &kube::Client,
+    stop: &mut StopSignal,
+) -> Option<Vec<Target>> {
+    let mut backoff = DISCOVERY_RETRIES.build();
+    loop {
         let attempt = tokio::select! {
-            why = stop.stopped() => { let _ = why; return; }
-            t = targets(&client, cfg) => t,
+            _ = stop.stopped() => return None,
+            t = targets(client, cfg) => t,
         };
         match attempt {
-            Ok(t) => break t,
+            Ok(t) => return Some(t),
             Err(Error::Config(e)) => {
                 ctx.report.not_ready(&source.uid, "ResourceNotFound", e);
                 stop.stopped().await;
-                return;
+                return None;
             }
             Err(e) => {
                 tracing::warn!(source = %source.reference, error = %e, "API server discovery failed; retrying");
@@ -204,12 +248,28 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
                     .not_ready(&source.uid, "KubernetesAPIUnreachable", e.to_string());
                 let delay = backoff.next().unwrap_or(Duration::from_secs(30));
                 tokio::select! {
-                    _ = stop.stopped() => return,
+                    _ = stop.stopped() => return None,
                     () = tokio::time::sleep(delay) => {}
                 }
             }
         }
-    };
+    }
+}
+
+/// One watch per target (and the Namespace watch `namespaceSelector` needs) until stopped.
+async fn watch_all(
+    ctx: &Ctx,
+    source: &Arc<Source>,
+    cfg: &ApiServerAdapter,
+    setup: Setup,
+    targets: Vec<Target>,
+    mut stop: StopSignal,
+) {
+    let Setup {
+        filter,
+        client,
+        server,
+    } = setup;
     let namespace_watch = cfg
         .namespace_selector
         .as_deref()
@@ -222,7 +282,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
         mode: cfg.mode,
         owner: cfg.owner.clone(),
         server: server.clone(),
-        emitter: Emitter::new(&ctx.dispatch, &source),
+        emitter: Emitter::new(&ctx.dispatch, source),
         filter,
         namespaces: RwLock::new(HashSet::new()),
         readiness: Readiness::new(ctx.report.clone(), source.uid.clone(), server, pending),

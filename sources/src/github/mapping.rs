@@ -32,204 +32,286 @@ pub fn valid_event_name(event: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// An extension: its name and the payload field (JSON pointer) it is read from.
+type Ext = (&'static str, &'static str);
+
+/// `owner`, `repository` and `sender`: the extensions of most kinds.
+const REPO_SENDER: &[Ext] = &[
+    ("owner", "/repository/owner/login"),
+    ("repository", "/repository/name"),
+    ("sender", "/sender/login"),
+];
+/// [`REPO_SENDER`] and `action`.
+const REPO_SENDER_ACTION: &[Ext] = &[
+    ("owner", "/repository/owner/login"),
+    ("repository", "/repository/name"),
+    ("sender", "/sender/login"),
+    ("action", "/action"),
+];
+
+/// Where a kind's `subject` is read from.
+#[derive(Clone, Copy)]
+enum Subject {
+    /// A payload field.
+    Field(&'static str),
+    /// What follows the last `/` of a URL field.
+    UrlTail(&'static str),
+    /// The `page_name` of each of `pages`, comma-separated (`gollum`).
+    PageNames,
+    /// No subject (kinds outside Knative's list).
+    None,
+}
+
+/// How deliveries of some event kinds map: the common extensions, then the kinds' own, and
+/// the subject.
+struct Mapping {
+    events: &'static [&'static str],
+    common: &'static [Ext],
+    own: &'static [Ext],
+    subject: Subject,
+}
+
+const fn mapping(
+    events: &'static [&'static str],
+    common: &'static [Ext],
+    own: &'static [Ext],
+    subject: Subject,
+) -> Mapping {
+    Mapping {
+        events,
+        common,
+        own,
+        subject,
+    }
+}
+
+/// Knative's GitHubSource mapping, kind by kind.
+const MAPPINGS: &[Mapping] = &[
+    mapping(
+        &["check_run"],
+        REPO_SENDER_ACTION,
+        &[],
+        Subject::Field("/check_run/id"),
+    ),
+    mapping(
+        &["check_suite"],
+        REPO_SENDER_ACTION,
+        &[],
+        Subject::Field("/check_suite/id"),
+    ),
+    mapping(
+        &["commit_comment", "issue_comment"],
+        REPO_SENDER_ACTION,
+        &[],
+        Subject::UrlTail("/comment/html_url"),
+    ),
+    mapping(
+        &["create", "delete"],
+        REPO_SENDER,
+        &[("ref", "/ref")],
+        Subject::Field("/ref_type"),
+    ),
+    mapping(
+        &["deployment", "deployment_status"],
+        REPO_SENDER,
+        &[],
+        Subject::Field("/deployment/id"),
+    ),
+    mapping(&["fork"], REPO_SENDER, &[], Subject::Field("/forkee/id")),
+    mapping(&["gollum"], REPO_SENDER, &[], Subject::PageNames),
+    mapping(
+        &[
+            "installation",
+            "integration_installation",
+            "installation_repositories",
+            "integration_installation_repositories",
+        ],
+        &[],
+        &[
+            ("installation", "/installation/id"),
+            ("sender", "/sender/login"),
+            ("action", "/action"),
+        ],
+        Subject::Field("/installation/id"),
+    ),
+    mapping(
+        &["issues"],
+        REPO_SENDER_ACTION,
+        &[("label", "/label/name"), ("assignee", "/assignee/login")],
+        Subject::Field("/issue/number"),
+    ),
+    mapping(
+        &["label"],
+        REPO_SENDER_ACTION,
+        &[("label", "/label/name")],
+        Subject::Field("/label/name"),
+    ),
+    mapping(
+        &["member"],
+        REPO_SENDER_ACTION,
+        &[],
+        Subject::Field("/member/id"),
+    ),
+    mapping(
+        &["membership"],
+        &[],
+        &[
+            ("owner", "/organization/login"),
+            ("scope", "/scope"),
+            ("sender", "/sender/login"),
+            ("action", "/action"),
+        ],
+        Subject::Field("/member/id"),
+    ),
+    mapping(
+        &["milestone"],
+        REPO_SENDER_ACTION,
+        &[],
+        Subject::Field("/milestone/number"),
+    ),
+    mapping(
+        &["organization", "org_block"],
+        &[],
+        &[
+            ("owner", "/organization/login"),
+            ("sender", "/sender/login"),
+            ("action", "/action"),
+        ],
+        Subject::Field("/action"),
+    ),
+    mapping(&["page_build"], REPO_SENDER, &[], Subject::Field("/id")),
+    mapping(&["ping"], REPO_SENDER, &[], Subject::Field("/hook_id")),
+    mapping(
+        &["project", "project_card", "project_column"],
+        REPO_SENDER_ACTION,
+        &[],
+        Subject::Field("/action"),
+    ),
+    mapping(
+        &["public", "team_add"],
+        REPO_SENDER,
+        &[],
+        Subject::Field("/repository/id"),
+    ),
+    mapping(
+        &["pull_request"],
+        REPO_SENDER_ACTION,
+        &[
+            ("installation", "/installation/id"),
+            ("number", "/number"),
+            ("label", "/label/name"),
+            ("assignee", "/assignee/login"),
+        ],
+        Subject::Field("/pull_request/number"),
+    ),
+    mapping(
+        &["pull_request_review_comment"],
+        REPO_SENDER_ACTION,
+        &[("installation", "/installation/id")],
+        Subject::Field("/comment/id"),
+    ),
+    mapping(
+        &["pull_request_review"],
+        REPO_SENDER_ACTION,
+        &[
+            ("installation", "/installation/id"),
+            ("review", "/review/state"),
+        ],
+        Subject::Field("/review/id"),
+    ),
+    mapping(
+        &["push"],
+        REPO_SENDER,
+        &[
+            ("installation", "/installation/id"),
+            ("pusher", "/pusher/name"),
+            ("ref", "/ref"),
+            ("created", "/created"),
+            ("deleted", "/deleted"),
+            ("forced", "/forced"),
+        ],
+        Subject::UrlTail("/compare"),
+    ),
+    mapping(
+        &["release"],
+        REPO_SENDER_ACTION,
+        &[
+            ("installation", "/installation/id"),
+            ("release", "/release/name"),
+        ],
+        Subject::Field("/release/tag_name"),
+    ),
+    mapping(
+        &["repository", "watch"],
+        REPO_SENDER_ACTION,
+        &[],
+        Subject::Field("/repository/id"),
+    ),
+    mapping(
+        &["repository_vulnerability_alert"],
+        &[],
+        &[("action", "/action")],
+        Subject::Field("/alert/id"),
+    ),
+    mapping(
+        &["security_advisory"],
+        &[],
+        &[("action", "/action")],
+        Subject::Field("/security_advisory/ghsa_id"),
+    ),
+    mapping(
+        &["status"],
+        REPO_SENDER,
+        &[
+            ("state", "/state"),
+            ("name", "/name"),
+            ("context", "/context"),
+        ],
+        Subject::Field("/sha"),
+    ),
+    mapping(
+        &["team"],
+        &[],
+        &[("sender", "/sender/login"), ("action", "/action")],
+        Subject::Field("/team/id"),
+    ),
+];
+
+/// Kinds outside Knative's list: the common extensions the payload has, no subject.
+const OTHER: Mapping = mapping(&[], REPO_SENDER_ACTION, &[], Subject::None);
+
 /// The subject and the extensions (name, value) of `payload` delivered as `event`.
 pub fn subject_and_extensions(
     event: &str,
     payload: &Value,
 ) -> (Option<String>, Vec<(&'static str, String)>) {
-    let mut m = Mapped {
-        payload,
-        exts: Vec::new(),
+    let m = MAPPINGS
+        .iter()
+        .find(|m| m.events.contains(&event))
+        .unwrap_or(&OTHER);
+    let field = |pointer: &str| payload.pointer(pointer).and_then(text);
+    let exts = m
+        .common
+        .iter()
+        .chain(m.own)
+        .filter_map(|(name, pointer)| Some((*name, field(pointer).filter(|v| !v.is_empty())?)))
+        .collect();
+    let subject = match m.subject {
+        Subject::Field(pointer) => field(pointer),
+        Subject::UrlTail(pointer) => field(pointer).map(|u| last_path_segment(&u)),
+        Subject::PageNames => payload
+            .pointer("/pages")
+            .and_then(Value::as_array)
+            .map(|pages| {
+                pages
+                    .iter()
+                    .filter_map(|p| p.get("page_name").and_then(text))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+        Subject::None => None,
     };
-    let subject = match event {
-        "check_run" => {
-            m.repo_sender_action();
-            m.text("/check_run/id")
-        }
-        "check_suite" => {
-            m.repo_sender_action();
-            m.text("/check_suite/id")
-        }
-        "commit_comment" | "issue_comment" => {
-            m.repo_sender_action();
-            m.text("/comment/html_url").map(|u| last_path_segment(&u))
-        }
-        "create" | "delete" => {
-            m.repo_sender();
-            m.ext("ref", "/ref");
-            m.text("/ref_type")
-        }
-        "deployment" | "deployment_status" => {
-            m.repo_sender();
-            m.text("/deployment/id")
-        }
-        "fork" => {
-            m.repo_sender();
-            m.text("/forkee/id")
-        }
-        "gollum" => {
-            m.repo_sender();
-            payload
-                .pointer("/pages")
-                .and_then(Value::as_array)
-                .map(|pages| {
-                    pages
-                        .iter()
-                        .filter_map(|p| p.get("page_name").and_then(text))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-        }
-        "installation"
-        | "integration_installation"
-        | "installation_repositories"
-        | "integration_installation_repositories" => {
-            m.ext("installation", "/installation/id");
-            m.ext("sender", "/sender/login");
-            m.ext("action", "/action");
-            m.text("/installation/id")
-        }
-        "issues" => {
-            m.repo_sender_action();
-            m.ext("label", "/label/name");
-            m.ext("assignee", "/assignee/login");
-            m.text("/issue/number")
-        }
-        "label" => {
-            m.repo_sender_action();
-            m.ext("label", "/label/name");
-            m.text("/label/name")
-        }
-        "member" => {
-            m.repo_sender_action();
-            m.text("/member/id")
-        }
-        "membership" => {
-            m.ext("owner", "/organization/login");
-            m.ext("scope", "/scope");
-            m.ext("sender", "/sender/login");
-            m.ext("action", "/action");
-            m.text("/member/id")
-        }
-        "milestone" => {
-            m.repo_sender_action();
-            m.text("/milestone/number")
-        }
-        "organization" | "org_block" => {
-            m.ext("owner", "/organization/login");
-            m.ext("sender", "/sender/login");
-            m.ext("action", "/action");
-            m.text("/action")
-        }
-        "page_build" => {
-            m.repo_sender();
-            m.text("/id")
-        }
-        "ping" => {
-            m.repo_sender();
-            m.text("/hook_id")
-        }
-        "project" | "project_card" | "project_column" => {
-            m.repo_sender_action();
-            m.text("/action")
-        }
-        "public" | "team_add" => {
-            m.repo_sender();
-            m.text("/repository/id")
-        }
-        "pull_request" => {
-            m.repo_sender_action();
-            m.ext("installation", "/installation/id");
-            m.ext("number", "/number");
-            m.ext("label", "/label/name");
-            m.ext("assignee", "/assignee/login");
-            m.text("/pull_request/number")
-        }
-        "pull_request_review_comment" => {
-            m.repo_sender_action();
-            m.ext("installation", "/installation/id");
-            m.text("/comment/id")
-        }
-        "pull_request_review" => {
-            m.repo_sender_action();
-            m.ext("installation", "/installation/id");
-            m.ext("review", "/review/state");
-            m.text("/review/id")
-        }
-        "push" => {
-            m.repo_sender();
-            m.ext("installation", "/installation/id");
-            m.ext("pusher", "/pusher/name");
-            m.ext("ref", "/ref");
-            m.ext("created", "/created");
-            m.ext("deleted", "/deleted");
-            m.ext("forced", "/forced");
-            m.text("/compare").map(|u| last_path_segment(&u))
-        }
-        "release" => {
-            m.repo_sender_action();
-            m.ext("installation", "/installation/id");
-            m.ext("release", "/release/name");
-            m.text("/release/tag_name")
-        }
-        "repository" | "watch" => {
-            m.repo_sender_action();
-            m.text("/repository/id")
-        }
-        "repository_vulnerability_alert" => {
-            m.ext("action", "/action");
-            m.text("/alert/id")
-        }
-        "security_advisory" => {
-            m.ext("action", "/action");
-            m.text("/security_advisory/ghsa_id")
-        }
-        "status" => {
-            m.repo_sender();
-            m.ext("state", "/state");
-            m.ext("name", "/name");
-            m.ext("context", "/context");
-            m.text("/sha")
-        }
-        "team" => {
-            m.ext("sender", "/sender/login");
-            m.ext("action", "/action");
-            m.text("/team/id")
-        }
-        _ => {
-            m.repo_sender_action();
-            None
-        }
-    };
-    (subject.filter(|s| !s.is_empty()), m.exts)
-}
-
-struct Mapped<'a> {
-    payload: &'a Value,
-    exts: Vec<(&'static str, String)>,
-}
-
-impl Mapped<'_> {
-    fn text(&self, pointer: &str) -> Option<String> {
-        self.payload.pointer(pointer).and_then(text)
-    }
-
-    fn ext(&mut self, name: &'static str, pointer: &str) {
-        if let Some(v) = self.text(pointer).filter(|v| !v.is_empty()) {
-            self.exts.push((name, v));
-        }
-    }
-
-    fn repo_sender(&mut self) {
-        self.ext("owner", "/repository/owner/login");
-        self.ext("repository", "/repository/name");
-        self.ext("sender", "/sender/login");
-    }
-
-    fn repo_sender_action(&mut self) {
-        self.repo_sender();
-        self.ext("action", "/action");
-    }
+    (subject.filter(|s| !s.is_empty()), exts)
 }
 
 /// A scalar as text (`null`, objects and arrays have none).

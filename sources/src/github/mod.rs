@@ -15,8 +15,10 @@ pub mod signature;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use http::HeaderMap;
 use knit_channels::{BoxFuture, Event, ExtValue};
@@ -41,11 +43,19 @@ pub const HOOK_ID_KEY: &str = "webhookIDKey";
 const MAX_IN_FLIGHT: usize = 256;
 /// Longest accepted `X-GitHub-Delivery`.
 const MAX_DELIVERY_ID: usize = 200;
-/// First and longest wait between registration attempts.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Waits between registration attempts: 1 s doubling to 5 min, for as long as it takes.
+const REGISTER_RETRIES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_secs(1))
+    .with_factor(2.0)
+    .with_max_delay(Duration::from_secs(300))
+    .without_max_times();
 /// Attempts at deleting the hook when the source is deleted.
 const DELETE_ATTEMPTS: u32 = 3;
+/// Waits between them: 1 s, then 2 s.
+const DELETE_RETRIES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_secs(1))
+    .with_factor(2.0)
+    .with_max_times(DELETE_ATTEMPTS as usize - 1);
 
 /// What the receiver does with one request, before any sending.
 #[derive(Debug)]
@@ -217,7 +227,7 @@ async fn register_until_stopped(
         NOT_CONFIGURED,
         "registering the webhook with GitHub",
     );
-    let mut wait = BACKOFF_FIRST;
+    let mut waits = REGISTER_RETRIES.build();
     let id = loop {
         let result = tokio::select! {
             why = stop.stopped() => return (why, None),
@@ -226,16 +236,16 @@ async fn register_until_stopped(
         match result {
             Ok(id) => break id,
             Err(e) => {
+                let wait = waits.next().unwrap_or(Duration::from_secs(300));
                 tracing::warn!(source = %source.reference, error = %e, retry_in = ?wait, "GitHub webhook not registered");
                 ctx.report
                     .not_ready(&source.uid, NOT_CONFIGURED, e.to_string());
+                tokio::select! {
+                    why = stop.stopped() => return (why, None),
+                    () = tokio::time::sleep(wait) => {}
+                }
             }
         }
-        tokio::select! {
-            why = stop.stopped() => return (why, None),
-            () = tokio::time::sleep(wait) => {}
-        }
-        wait = (wait * 2).min(BACKOFF_MAX);
     };
     let id_text = id.to_string();
     ctx.report.ready(&source.uid, &[(HOOK_ID_KEY, &id_text)], 0);
@@ -243,20 +253,18 @@ async fn register_until_stopped(
 }
 
 async fn unregister(source: &Source, registrar: &Registrar, id: Option<u64>) {
-    let mut wait = BACKOFF_FIRST;
-    for attempt in 1..=DELETE_ATTEMPTS {
-        match registrar.unregister(id).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(source = %source.reference, error = %e, attempt, "GitHub webhook not deleted");
-            }
-        }
-        if attempt < DELETE_ATTEMPTS {
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-        }
+    let attempts = AtomicU32::new(0);
+    let deleted = (|| async {
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        registrar.unregister(id).await.inspect_err(|e| {
+            tracing::warn!(source = %source.reference, error = %e, attempt, "GitHub webhook not deleted");
+        })
+    })
+    .retry(DELETE_RETRIES)
+    .await;
+    if deleted.is_err() {
+        tracing::error!(source = %source.reference, hook = ?id, "GitHub webhook left in place: delete it by hand");
     }
-    tracing::error!(source = %source.reference, hook = ?id, "GitHub webhook left in place: delete it by hand");
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ const URL: &str = "http://knit.example/github/default/gh";
 
 struct NoFilters;
 impl FilterFactory for NoFilters {
-    fn build(&self, _: &[SubscriptionsApiFilter]) -> Result<Arc<dyn EventFilter>, String> {
-        Err("no filters here".into())
+    fn build(&self, _: &[SubscriptionsApiFilter]) -> crate::Result<Arc<dyn EventFilter>> {
+        Err(crate::Error::Config("no filters here".into()))
     }
 }
 

@@ -57,11 +57,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBackoff, ExponentialBuilder, Retryable};
 use knit_crds::contract::{Adapter, Source};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::client::{Client, Received, SubscriptionSpec};
+use crate::backoff::restart_delays;
 use crate::emit::{Emitter, accepted};
 use crate::runtime::{Ctx, Stop, StopSignal};
 
@@ -69,33 +71,14 @@ use crate::runtime::{Ctx, Stop, StopSignal};
 pub const MAX_PULL: usize = 100;
 /// Most sends of one source in flight at once.
 pub const MAX_IN_FLIGHT: usize = 100;
-/// First delay after a failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest delay between retries (of setup, of pulls, after the sink dropped a message).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Attempts at acknowledging one message.
-const ACK_ATTEMPTS: u32 = 3;
-
-/// Bounded exponential backoff.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self { next: MIN_BACKOFF }
-    }
-
-    fn reset(&mut self) {
-        self.next = MIN_BACKOFF;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        d
-    }
-}
+/// Longest delay between retries (of setup, of pulls, after the sink dropped a message): the
+/// cap of the sources' restart schedule ([`crate::backoff`]), which these retries follow.
+pub const MAX_BACKOFF: Duration = crate::backoff::MAX_DELAY;
+/// Acknowledging one message: three attempts, 0.1 s then 0.4 s apart.
+const ACK_RETRIES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_factor(4.0)
+    .with_max_times(2);
 
 /// How one message ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +118,70 @@ fn nack_delay(drops: u32) -> u32 {
             .checked_shl(n - 2)
             .unwrap_or(u32::MAX)
             .min(MAX_BACKOFF.as_secs() as u32),
+    }
+}
+
+/// What the pull loop of one source keeps between turns.
+struct Turns {
+    /// Waits between attempts at setting up or pulling, after a failure.
+    retries: ExponentialBackoff,
+    /// Pauses of the pulls after the sink dropped a message.
+    sink_pauses: ExponentialBackoff,
+    sends: JoinSet<Outcome>,
+    /// The ack id of each send in flight.
+    in_flight: HashMap<tokio::task::Id, String>,
+    /// The pull running, if any.
+    pulling: Option<PullFuture>,
+    /// Whether the topic and the subscription are set up.
+    set_up: bool,
+    /// Whether the source was last reported Ready.
+    ready: bool,
+    /// Pulls wait until then (after a failure, or after the sink dropped a message).
+    pause_until: Instant,
+}
+
+impl Turns {
+    fn new() -> Self {
+        Self {
+            retries: restart_delays(),
+            sink_pauses: restart_delays(),
+            sends: JoinSet::new(),
+            in_flight: HashMap::new(),
+            pulling: None,
+            set_up: false,
+            ready: false,
+            pause_until: Instant::now(),
+        }
+    }
+
+    /// A send finished: a message the sink dropped pauses the pulls, one it took ends the
+    /// pause schedule.
+    fn sent(&mut self, done: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) {
+        let outcome = match done {
+            Ok((id, o)) => {
+                self.in_flight.remove(&id);
+                o
+            }
+            Err(e) => {
+                self.in_flight.remove(&e.id());
+                return;
+            }
+        };
+        match outcome {
+            Outcome::Nacked => {
+                self.pause_until = Instant::now() + self.sink_pauses.next().unwrap_or(MAX_BACKOFF);
+            }
+            Outcome::Acked => self.sink_pauses = restart_delays(),
+            Outcome::AckFailed | Outcome::Unreadable => {}
+        }
+    }
+}
+
+/// The result of the pull running (never resolves when none is).
+async fn next_pull(pulling: &mut Option<PullFuture>) -> Result<Vec<Received>, client::Error> {
+    match pulling {
+        Some(p) => p.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -240,96 +287,95 @@ impl Puller {
     }
 
     async fn run(self, mut stop: StopSignal) {
-        let mut backoff = Backoff::new();
-        let mut sink_backoff = Backoff::new();
-        let mut sends: JoinSet<Outcome> = JoinSet::new();
-        let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
-        let mut pulling: Option<PullFuture> = None;
-        let mut set_up = false;
-        let mut ready = false;
-        // Pulls wait until then (after a failure, or after the sink dropped a message).
-        let mut pause_until = Instant::now();
+        let mut t = Turns::new();
         let why = loop {
-            if !set_up {
-                let result = tokio::select! {
-                    why = stop.stopped() => break why,
-                    r = self.ensure() => r,
-                };
-                match result {
-                    Ok(()) => {
-                        set_up = true;
-                        ready = true;
-                        backoff.reset();
-                        self.report_ready();
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = %self.source.reference, error = %e, "cannot set up the subscription");
-                        self.ctx.report.not_ready(
-                            &self.source.uid,
-                            "SubscriptionFailed",
-                            e.to_string(),
-                        );
-                        ready = false;
-                        let delay = backoff.next_delay();
-                        tokio::select! {
-                            why = stop.stopped() => break why,
-                            () = tokio::time::sleep(delay) => continue,
-                        }
-                    }
+            if !t.set_up {
+                if let Some(why) = self.set_up(&mut t, &mut stop).await {
+                    break why;
+                }
+                if !t.set_up {
+                    continue;
                 }
             }
-            let free = MAX_IN_FLIGHT.saturating_sub(sends.len());
-            if pulling.is_none() && free > 0 && Instant::now() >= pause_until {
-                pulling = Some(self.pull(free.min(MAX_PULL)));
+            let free = MAX_IN_FLIGHT.saturating_sub(t.sends.len());
+            if t.pulling.is_none() && free > 0 && Instant::now() >= t.pause_until {
+                t.pulling = Some(self.pull(free.min(MAX_PULL)));
             }
-            let paused = pulling.is_none() && free > 0;
+            let paused = t.pulling.is_none() && free > 0;
             tokio::select! {
                 why = stop.stopped() => break why,
-                Some(done) = sends.join_next_with_id(), if !sends.is_empty() => {
-                    let outcome = match done {
-                        Ok((id, o)) => { in_flight.remove(&id); o }
-                        Err(e) => { in_flight.remove(&e.id()); continue }
-                    };
-                    match outcome {
-                        Outcome::Nacked => pause_until = Instant::now() + sink_backoff.next_delay(),
-                        Outcome::Acked => sink_backoff.reset(),
-                        Outcome::AckFailed | Outcome::Unreadable => {}
-                    }
-                }
-                () = tokio::time::sleep_until(pause_until), if paused => {}
-                r = async { pulling.as_mut().expect("guarded: a pull is running").await }, if pulling.is_some() => {
-                    pulling = None;
-                    match r {
-                        Ok(messages) => {
-                            if !ready {
-                                ready = true;
-                                self.report_ready();
-                            }
-                            backoff.reset();
-                            for m in messages {
-                                let ack_id = m.ack_id.clone();
-                                let handle = sends.spawn(self.deliver(m));
-                                in_flight.insert(handle.id(), ack_id);
-                            }
-                        }
-                        // An empty long poll that reached `PULL_TIMEOUT`: pull again.
-                        Err(e) if e.timed_out() => {}
-                        Err(e) if e.not_found() => {
-                            tracing::warn!(source = %self.source.reference, subscription = %self.subscription, "the subscription is gone: recreating it");
-                            set_up = false;
-                        }
-                        Err(e) => {
-                            tracing::warn!(source = %self.source.reference, error = %e, "pull failed");
-                            self.ctx.report.not_ready(&self.source.uid, "PullFailed", e.to_string());
-                            ready = false;
-                            pause_until = Instant::now() + backoff.next_delay();
-                        }
-                    }
+                Some(done) = t.sends.join_next_with_id(), if !t.sends.is_empty() => t.sent(done),
+                () = tokio::time::sleep_until(t.pause_until), if paused => {}
+                r = next_pull(&mut t.pulling), if t.pulling.is_some() => {
+                    t.pulling = None;
+                    self.pulled(&mut t, r);
                 }
             }
         };
-        drop(pulling);
-        self.finish(why, sends, in_flight).await;
+        t.pulling = None;
+        self.finish(why, t.sends, t.in_flight).await;
+    }
+
+    /// Set up the topic and the subscription once: Ready when done, else not ready and a
+    /// wait on the restart schedule. `Some` when told to stop meanwhile.
+    async fn set_up(&self, t: &mut Turns, stop: &mut StopSignal) -> Option<Stop> {
+        let result = tokio::select! {
+            why = stop.stopped() => return Some(why),
+            r = self.ensure() => r,
+        };
+        match result {
+            Ok(()) => {
+                t.set_up = true;
+                t.ready = true;
+                t.retries = restart_delays();
+                self.report_ready();
+                None
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.source.reference, error = %e, "cannot set up the subscription");
+                self.ctx
+                    .report
+                    .not_ready(&self.source.uid, "SubscriptionFailed", e.to_string());
+                t.ready = false;
+                let delay = t.retries.next().unwrap_or(MAX_BACKOFF);
+                tokio::select! {
+                    why = stop.stopped() => Some(why),
+                    () = tokio::time::sleep(delay) => None,
+                }
+            }
+        }
+    }
+
+    /// Start a send per message pulled, or take a failed pull into account.
+    fn pulled(&self, t: &mut Turns, r: Result<Vec<Received>, client::Error>) {
+        match r {
+            Ok(messages) => {
+                if !t.ready {
+                    t.ready = true;
+                    self.report_ready();
+                }
+                t.retries = restart_delays();
+                for m in messages {
+                    let ack_id = m.ack_id.clone();
+                    let handle = t.sends.spawn(self.deliver(m));
+                    t.in_flight.insert(handle.id(), ack_id);
+                }
+            }
+            // An empty long poll that reached `PULL_TIMEOUT`: pull again.
+            Err(e) if e.timed_out() => {}
+            Err(e) if e.not_found() => {
+                tracing::warn!(source = %self.source.reference, subscription = %self.subscription, "the subscription is gone: recreating it");
+                t.set_up = false;
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.source.reference, error = %e, "pull failed");
+                self.ctx
+                    .report
+                    .not_ready(&self.source.uid, "PullFailed", e.to_string());
+                t.ready = false;
+                t.pause_until = Instant::now() + t.retries.next().unwrap_or(MAX_BACKOFF);
+            }
+        }
     }
 
     async fn finish(
@@ -419,21 +465,18 @@ impl Puller {
                 return Outcome::Nacked;
             }
             drops.store(0, Ordering::Relaxed);
-            let mut delay = Duration::from_millis(100);
-            for attempt in 1..=ACK_ATTEMPTS {
-                match client.acknowledge(&subscription, &[ack_id]).await {
-                    Ok(()) => return Outcome::Acked,
-                    Err(e) if attempt == ACK_ATTEMPTS => {
-                        tracing::warn!(source = %reference, message_id = %id, error = %e,
-                            "delivered but not acknowledged: Pub/Sub will deliver it again");
-                    }
-                    Err(_) => {
-                        tokio::time::sleep(delay).await;
-                        delay *= 4;
-                    }
+            let ids = [ack_id];
+            match (|| client.acknowledge(&subscription, &ids))
+                .retry(ACK_RETRIES)
+                .await
+            {
+                Ok(()) => Outcome::Acked,
+                Err(e) => {
+                    tracing::warn!(source = %reference, message_id = %id, error = %e,
+                        "delivered but not acknowledged: Pub/Sub will deliver it again");
+                    Outcome::AckFailed
                 }
             }
-            Outcome::AckFailed
         }
     }
 }
@@ -447,18 +490,5 @@ mod tests {
         let delays: Vec<u32> = (1..=9).map(nack_delay).collect();
         assert_eq!(delays, [0, 1, 2, 4, 8, 16, 30, 30, 30]);
         assert_eq!(nack_delay(u32::MAX), 30);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_resets() {
-        let mut b = Backoff::new();
-        assert_eq!(b.next_delay(), MIN_BACKOFF);
-        assert_eq!(b.next_delay(), MIN_BACKOFF * 2);
-        for _ in 0..20 {
-            b.next_delay();
-        }
-        assert_eq!(b.next_delay(), MAX_BACKOFF);
-        b.reset();
-        assert_eq!(b.next_delay(), MIN_BACKOFF);
     }
 }

@@ -16,9 +16,9 @@ use super::World;
 use super::backends;
 use super::conditions_of;
 use super::eventing::trigger_broker;
+use super::kafka_source;
 use super::messaging::subscription_channel;
 use super::resolve::{broker_path, channel_host, channel_path, sink_path};
-use super::sources::kafka_source_log_uid;
 
 /// The default most deliveries in flight per Trigger or Subscription.
 pub(crate) const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
@@ -98,8 +98,33 @@ fn all_true(o: &Object, types: &[&str]) -> bool {
         .all(|t| conds.iter().any(|c| c.type_ == *t && c.status == "True"))
 }
 
+/// The Contract: the ingresses with their egresses, the sources, and serving's section.
 pub(crate) fn build(world: &World<'_>) -> Contract {
-    let mut ingresses: BTreeMap<ObjectKey, Ingress> = BTreeMap::new();
+    let mut ingresses = ingresses(world);
+    for (key, o) in &world.objects {
+        let egress = match o {
+            Object::Trigger(t) => trigger_egress(world, key, o, t),
+            Object::Subscription(s) => subscription_egress(world, key, o, s),
+            Object::KafkaSource(k) => Some((key.clone(), kafka_source_egress(world, key, o, k))),
+            _ => None,
+        };
+        if let Some((ingress, egress)) = egress
+            && let Some(i) = ingresses.get_mut(&ingress)
+        {
+            i.egresses.push(egress);
+        }
+    }
+    Contract {
+        generation: 0,
+        ingresses: ingresses.into_values().collect(),
+        sources: world.sources.clone(),
+        serving: super::serving::contract::build(world),
+    }
+}
+
+/// One ingress per Broker, channel, KafkaSink and KafkaSource that runs, no egresses yet.
+fn ingresses(world: &World<'_>) -> BTreeMap<ObjectKey, Ingress> {
+    let mut ingresses = BTreeMap::new();
     for (key, backend) in &world.backends {
         let Some(o) = world.objects.get(key) else {
             continue;
@@ -138,7 +163,7 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
                 IngressKind::Source,
                 String::new(),
                 vec![],
-                kafka_source_log_uid(&uid),
+                kafka_source::log_uid(&uid),
             ),
             _ => continue,
         };
@@ -156,158 +181,159 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
             },
         );
     }
+    ingresses
+}
 
-    for (key, o) in &world.objects {
-        let (max_in_flight, rate_limit) = flow_control(o);
-        match o {
-            Object::Trigger(t) => {
-                if !all_true(
-                    o,
-                    &[
-                        "SubscriberResolved",
-                        "DependencyReady",
-                        "DeadLetterSinkResolved",
-                    ],
-                ) {
-                    continue;
-                }
-                let bk = trigger_broker(t, &key.namespace);
-                let Some(Object::Broker(b)) = world.objects.get(&bk) else {
-                    continue;
-                };
-                let Some(broker_url) = world.addresses.get(&bk) else {
-                    continue;
-                };
-                let st = t.status.clone().unwrap_or_default();
-                let delivery = if t.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
-                    t.spec.delivery.as_ref()
-                } else {
-                    b.spec.delivery.as_ref()
-                };
-                let egress = Egress {
-                    uid: t.metadata.uid.clone().unwrap_or_default(),
-                    group: backends::trigger_group(&key.namespace, &key.name),
-                    reference: reference(o),
-                    namespace: key.namespace.clone(),
-                    filter: Some(EgressFilter {
-                        attributes: t.spec.filter.clone(),
-                        filters: t.spec.filters.clone(),
-                    }),
-                    subscriber: st.subscriber_uri.clone(),
-                    reply: Some(Reply {
-                        url: broker_url.clone(),
-                        carry: vec!["knativebrokerttl".into()],
-                    }),
-                    dead_letter_sink: st.dead_letter_sink_uri.clone(),
-                    delivery: policy(delivery),
-                    max_in_flight,
-                    rate_limit,
-                    ordering: ordering(o),
-                    overflow: overflow(o),
-                    start: StartAt::Latest,
-                };
-                if let Some(i) = ingresses.get_mut(&bk) {
-                    i.egresses.push(egress);
-                }
-            }
-            Object::Subscription(s) => {
-                if !all_true(o, &["Resolved"]) {
-                    continue;
-                }
-                let Some(r) = &s.spec.channel else { continue };
-                let Ok((_, impl_key)) = subscription_channel(world, r, &key.namespace) else {
-                    continue;
-                };
-                let channel_delivery = match world.objects.get(&impl_key) {
-                    Some(Object::InMemoryChannel(c)) => c.spec.channelable.delivery.clone(),
-                    Some(Object::KafkaChannel(c)) => c.spec.channelable.delivery.clone(),
-                    _ => None,
-                };
-                let phys = s
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.physical_subscription.clone())
-                    .unwrap_or_default();
-                let delivery = if s.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
-                    s.spec.delivery.clone()
-                } else {
-                    channel_delivery
-                };
-                let uid = s.metadata.uid.clone().unwrap_or_default();
-                let egress = Egress {
-                    group: backends::subscription_group(&key.namespace, &impl_key.name, &uid),
-                    uid,
-                    reference: reference(o),
-                    namespace: key.namespace.clone(),
-                    filter: None,
-                    subscriber: phys.subscriber_uri.clone(),
-                    reply: phys
-                        .reply_uri
-                        .clone()
-                        .map(|url| Reply { url, carry: vec![] }),
-                    dead_letter_sink: phys.dead_letter_sink_uri.clone(),
-                    delivery: policy(delivery.as_ref()),
-                    max_in_flight,
-                    rate_limit,
-                    // Subscriptions are unordered unless asked (Knative forces `ordered` on
-                    // KafkaChannel subscriptions; eventing-kafka-broker#2699 asks otherwise).
-                    ordering: ordering(o),
-                    overflow: overflow(o),
-                    start: StartAt::Latest,
-                };
-                if let Some(i) = ingresses.get_mut(&impl_key) {
-                    i.egresses.push(egress);
-                }
-            }
-            Object::KafkaSource(k) => {
-                let Some(ingress) = ingresses.get_mut(key) else {
-                    continue;
-                };
-                let st = k.status.clone().unwrap_or_default();
-                let dls = k
-                    .spec
-                    .delivery
-                    .as_ref()
-                    .and_then(|d| d.dead_letter_sink.as_ref())
-                    .and_then(|d| world.resolve(d, &key.namespace).ok());
-                ingress.egresses.push(Egress {
-                    uid: k.metadata.uid.clone().unwrap_or_default(),
-                    group: k.spec.consumer_group.clone().unwrap_or_else(|| {
-                        format!(
-                            "{}{}-{}",
-                            names::KAFKA_SOURCE_CONSUMER_GROUP_PREFIX,
-                            key.namespace,
-                            key.name
-                        )
-                    }),
-                    reference: reference(o),
-                    namespace: key.namespace.clone(),
-                    filter: None,
-                    subscriber: st.source.sink_uri.clone(),
-                    reply: None,
-                    dead_letter_sink: dls,
-                    delivery: policy(k.spec.delivery.as_ref()),
-                    max_in_flight,
-                    rate_limit,
-                    // Knative's KafkaSource default is `ordered` (one in flight per partition).
-                    ordering: match k.spec.ordering.as_deref() {
-                        Some("unordered") => Ordering::Unordered,
-                        _ => Ordering::Ordered,
-                    },
-                    overflow: Overflow::Shed,
-                    start: match k.spec.initial_offset.as_deref() {
-                        Some("earliest") => StartAt::Earliest,
-                        _ => StartAt::Latest,
-                    },
-                });
-            }
-            _ => {}
-        }
+/// A ready Trigger's egress, on its Broker's ingress; replies go back to the Broker.
+fn trigger_egress(
+    world: &World<'_>,
+    key: &ObjectKey,
+    o: &Object,
+    t: &knit_crds::api::eventing::Trigger,
+) -> Option<(ObjectKey, Egress)> {
+    if !all_true(
+        o,
+        &[
+            "SubscriberResolved",
+            "DependencyReady",
+            "DeadLetterSinkResolved",
+        ],
+    ) {
+        return None;
     }
-    Contract {
-        generation: 0,
-        ingresses: ingresses.into_values().collect(),
-        sources: world.sources.clone(),
-        serving: super::serving::contract::build(world),
+    let bk = trigger_broker(t, &key.namespace);
+    let Some(Object::Broker(b)) = world.objects.get(&bk) else {
+        return None;
+    };
+    let broker_url = world.addresses.get(&bk)?;
+    let st = t.status.clone().unwrap_or_default();
+    let delivery = if t.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
+        t.spec.delivery.as_ref()
+    } else {
+        b.spec.delivery.as_ref()
+    };
+    let (max_in_flight, rate_limit) = flow_control(o);
+    let egress = Egress {
+        uid: t.metadata.uid.clone().unwrap_or_default(),
+        group: backends::trigger_group(&key.namespace, &key.name),
+        reference: reference(o),
+        namespace: key.namespace.clone(),
+        filter: Some(EgressFilter {
+            attributes: t.spec.filter.clone(),
+            filters: t.spec.filters.clone(),
+        }),
+        subscriber: st.subscriber_uri.clone(),
+        reply: Some(Reply {
+            url: broker_url.clone(),
+            carry: vec!["knativebrokerttl".into()],
+        }),
+        dead_letter_sink: st.dead_letter_sink_uri.clone(),
+        delivery: policy(delivery),
+        max_in_flight,
+        rate_limit,
+        ordering: ordering(o),
+        overflow: overflow(o),
+        start: StartAt::Latest,
+    };
+    Some((bk, egress))
+}
+
+/// A resolved Subscription's egress, on its channel implementation's ingress.
+fn subscription_egress(
+    world: &World<'_>,
+    key: &ObjectKey,
+    o: &Object,
+    s: &knit_crds::api::messaging::Subscription,
+) -> Option<(ObjectKey, Egress)> {
+    if !all_true(o, &["Resolved"]) {
+        return None;
+    }
+    let r = s.spec.channel.as_ref()?;
+    let (_, impl_key) = subscription_channel(world, r, &key.namespace).ok()?;
+    let channel_delivery = match world.objects.get(&impl_key) {
+        Some(Object::InMemoryChannel(c)) => c.spec.channelable.delivery.clone(),
+        Some(Object::KafkaChannel(c)) => c.spec.channelable.delivery.clone(),
+        _ => None,
+    };
+    let phys = s
+        .status
+        .as_ref()
+        .and_then(|st| st.physical_subscription.clone())
+        .unwrap_or_default();
+    let delivery = if s.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
+        s.spec.delivery.clone()
+    } else {
+        channel_delivery
+    };
+    let uid = s.metadata.uid.clone().unwrap_or_default();
+    let (max_in_flight, rate_limit) = flow_control(o);
+    let egress = Egress {
+        group: backends::subscription_group(&key.namespace, &impl_key.name, &uid),
+        uid,
+        reference: reference(o),
+        namespace: key.namespace.clone(),
+        filter: None,
+        subscriber: phys.subscriber_uri.clone(),
+        reply: phys
+            .reply_uri
+            .clone()
+            .map(|url| Reply { url, carry: vec![] }),
+        dead_letter_sink: phys.dead_letter_sink_uri.clone(),
+        delivery: policy(delivery.as_ref()),
+        max_in_flight,
+        rate_limit,
+        // Subscriptions are unordered unless asked (Knative forces `ordered` on
+        // KafkaChannel subscriptions; eventing-kafka-broker#2699 asks otherwise).
+        ordering: ordering(o),
+        overflow: overflow(o),
+        start: StartAt::Latest,
+    };
+    Some((impl_key, egress))
+}
+
+/// A KafkaSource's one egress, on its own ingress (its topics): to its sink.
+fn kafka_source_egress(
+    world: &World<'_>,
+    key: &ObjectKey,
+    o: &Object,
+    k: &knit_crds::api::sources::KafkaSource,
+) -> Egress {
+    let st = k.status.clone().unwrap_or_default();
+    let dls = k
+        .spec
+        .delivery
+        .as_ref()
+        .and_then(|d| d.dead_letter_sink.as_ref())
+        .and_then(|d| world.resolve(d, &key.namespace).ok());
+    let (max_in_flight, rate_limit) = flow_control(o);
+    Egress {
+        uid: k.metadata.uid.clone().unwrap_or_default(),
+        group: k.spec.consumer_group.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}-{}",
+                names::KAFKA_SOURCE_CONSUMER_GROUP_PREFIX,
+                key.namespace,
+                key.name
+            )
+        }),
+        reference: reference(o),
+        namespace: key.namespace.clone(),
+        filter: None,
+        subscriber: st.source.sink_uri.clone(),
+        reply: None,
+        dead_letter_sink: dls,
+        delivery: policy(k.spec.delivery.as_ref()),
+        max_in_flight,
+        rate_limit,
+        // Knative's KafkaSource default is `ordered` (one in flight per partition).
+        ordering: match k.spec.ordering.as_deref() {
+            Some("unordered") => Ordering::Unordered,
+            _ => Ordering::Ordered,
+        },
+        overflow: Overflow::Shed,
+        start: match k.spec.initial_offset.as_deref() {
+            Some("earliest") => StartAt::Earliest,
+            _ => StartAt::Latest,
+        },
     }
 }

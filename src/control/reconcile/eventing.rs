@@ -1,7 +1,9 @@
 //! Broker, Trigger and EventType statuses.
 
 use knit_crds::api::duck::{Condition, DeliverySpec};
-use knit_crds::api::eventing::{BrokerStatus, EventTypeStatus, TriggerStatus};
+use std::collections::BTreeMap;
+
+use knit_crds::api::eventing::{BrokerStatus, EventTypeStatus, Trigger, TriggerStatus};
 use knit_crds::{Kind, Object, ObjectKey, names};
 
 use knit_crds::contract::Backend;
@@ -29,7 +31,7 @@ pub(crate) fn dead_letter_sink(
                 c.fail(
                     "DeadLetterSinkResolved",
                     "Unable to get the DeadLetterSink's URI",
-                    e,
+                    e.to_string(),
                 );
                 None
             }
@@ -220,6 +222,8 @@ pub(crate) fn trigger_broker(t: &knit_crds::api::eventing::Trigger, ns: &str) ->
     }
 }
 
+/// Trigger statuses: the Broker, the data plane's consumer group, the dependency, the
+/// subscriber and the dead-letter sink.
 pub(crate) fn triggers(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Trigger) {
         let Some(Object::Trigger(mut t)) = world.objects.get(&key).cloned() else {
@@ -238,71 +242,10 @@ pub(crate) fn triggers(world: &mut World<'_>) {
             "BrokerDoesNotExist",
             format!("Broker {:?} does not exist", broker_key.name),
         );
-        let durable = matches!(world.backends.get(&broker_key), Some(Backend::Kafka(_)));
-        if c.is_true("BrokerReady") && durable {
-            status.status.annotations = backends::data_plane(
-                world,
-                t.metadata.uid.as_deref(),
-                "SubscriptionReady",
-                "ConsumerGroupNotReady",
-                &mut c,
-            );
-        } else if c.is_true("BrokerReady") {
-            c.ok("SubscriptionReady");
-        } else {
-            c.unknown(
-                "SubscriptionReady",
-                "BrokerNotReady",
-                "waiting for the Broker",
-            );
-        }
+        status.status.annotations = trigger_subscription(world, &t, &broker_key, &mut c);
         dependency(world, &t, &ns, &mut c);
-        match t.spec.subscriber.as_ref().map(|s| world.resolve(s, &ns)) {
-            Some(Ok(u)) => {
-                c.ok("SubscriberResolved");
-                status.subscriber_uri = Some(u);
-            }
-            Some(Err(e)) => {
-                c.fail(
-                    "SubscriberResolved",
-                    "Unable to get the Subscriber's URI",
-                    e,
-                );
-            }
-            None => {
-                c.fail(
-                    "SubscriberResolved",
-                    "Unable to get the Subscriber's URI",
-                    "no subscriber",
-                );
-            }
-        }
-        // A Trigger's own delivery replaces the Broker's as a whole, dead-letter sink included.
-        if t.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
-            status.dead_letter_sink_uri =
-                dead_letter_sink(world, t.spec.delivery.as_ref(), &ns, &mut c);
-        } else {
-            let broker_dls = match broker {
-                Some(Object::Broker(b)) => b
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.dead_letter_sink_uri.clone()),
-                _ => None,
-            };
-            match broker_dls {
-                Some(u) => {
-                    c.ok("DeadLetterSinkResolved");
-                    status.dead_letter_sink_uri = Some(u);
-                }
-                None => {
-                    c.ok_because(
-                        "DeadLetterSinkResolved",
-                        "DeadLetterSinkNotConfigured",
-                        "No dead letter sink is configured.",
-                    );
-                }
-            }
-        }
+        status.subscriber_uri = trigger_subscriber(world, &t, &ns, &mut c);
+        status.dead_letter_sink_uri = trigger_dead_letter_sink(world, &t, broker, &ns, &mut c);
         backends::keeping_up(world, t.metadata.uid.as_deref(), &mut c);
         status.status.conditions = c.roll_up(&[
             "BrokerReady",
@@ -313,6 +256,103 @@ pub(crate) fn triggers(world: &mut World<'_>) {
         ]);
         t.status = Some(status);
         world.objects.insert(key, Object::Trigger(t));
+    }
+}
+
+/// `SubscriptionReady`: on a Kafka-backed Broker, what the data plane reports of the
+/// Trigger's consumer group (whose annotations are returned); otherwise the Broker's
+/// readiness.
+fn trigger_subscription(
+    world: &World<'_>,
+    t: &Trigger,
+    broker_key: &ObjectKey,
+    c: &mut Conditions,
+) -> BTreeMap<String, String> {
+    let durable = matches!(world.backends.get(broker_key), Some(Backend::Kafka(_)));
+    if c.is_true("BrokerReady") && durable {
+        return backends::data_plane(
+            world,
+            t.metadata.uid.as_deref(),
+            "SubscriptionReady",
+            "ConsumerGroupNotReady",
+            c,
+        );
+    }
+    if c.is_true("BrokerReady") {
+        c.ok("SubscriptionReady");
+    } else {
+        c.unknown(
+            "SubscriptionReady",
+            "BrokerNotReady",
+            "waiting for the Broker",
+        );
+    }
+    BTreeMap::new()
+}
+
+/// The Trigger's subscriber URL, into `SubscriberResolved`.
+fn trigger_subscriber(
+    world: &World<'_>,
+    t: &Trigger,
+    ns: &str,
+    c: &mut Conditions,
+) -> Option<String> {
+    match t.spec.subscriber.as_ref().map(|s| world.resolve(s, ns)) {
+        Some(Ok(u)) => {
+            c.ok("SubscriberResolved");
+            Some(u)
+        }
+        Some(Err(e)) => {
+            c.fail(
+                "SubscriberResolved",
+                "Unable to get the Subscriber's URI",
+                e.to_string(),
+            );
+            None
+        }
+        None => {
+            c.fail(
+                "SubscriberResolved",
+                "Unable to get the Subscriber's URI",
+                "no subscriber",
+            );
+            None
+        }
+    }
+}
+
+/// The Trigger's dead-letter sink: its own delivery's, which replaces the Broker's as a
+/// whole, else the Broker's.
+fn trigger_dead_letter_sink(
+    world: &World<'_>,
+    t: &Trigger,
+    broker: Option<&Object>,
+    ns: &str,
+    c: &mut Conditions,
+) -> Option<String> {
+    if t.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
+        return dead_letter_sink(world, t.spec.delivery.as_ref(), ns, c);
+    }
+    let broker_dls = match broker {
+        Some(Object::Broker(b)) => b
+            .status
+            .as_ref()
+            .and_then(|s| s.dead_letter_sink_uri.clone()),
+        _ => None,
+    };
+    match broker_dls {
+        Some(u) => {
+            c.ok("DeadLetterSinkResolved");
+            Some(u)
+        }
+        None => {
+            c.ok_because(
+                "DeadLetterSinkResolved",
+                "DeadLetterSinkNotConfigured",
+                "No dead letter sink is configured.",
+            );
+            None
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 
 use knit_crds::api::duck::{Condition, ObjectReference};
 use knit_crds::api::flows::{
-    ParallelBranchStatus, ParallelStatus, SequenceChannelStatus, SequenceStatus,
-    SequenceSubscriptionStatus,
+    Parallel, ParallelBranchStatus, ParallelStatus, Sequence, SequenceChannelStatus,
+    SequenceStatus, SequenceSubscriptionStatus,
 };
 use knit_crds::{Kind, Object, ObjectKey};
 
@@ -88,117 +88,147 @@ pub(crate) fn flows(world: &mut World<'_>) {
         let Some(Object::Sequence(mut s)) = world.objects.get(&key).cloned() else {
             continue;
         };
-        let mut st = SequenceStatus::default();
-        let mut chans = Vec::new();
-        let mut subs = Vec::new();
-        for i in 0..s.spec.steps.len() {
-            if let Some(ck) = sequence_channel(
-                s.spec.channel_template.as_ref(),
-                &key.namespace,
-                &key.name,
-                i,
-            ) {
-                let r = ready_condition(world, &ck);
-                chans.push((ck.name.clone(), r.clone()));
-                st.channel_statuses.push(SequenceChannelStatus {
-                    channel: object_ref(&ck),
-                    ready: r,
-                });
-            }
-            let sk = ObjectKey::new(
-                Kind::Subscription,
-                &key.namespace,
-                format!("{}-kn-sequence-{i}", key.name),
-            );
-            let r = ready_condition(world, &sk);
-            subs.push((sk.name.clone(), r.clone()));
-            st.subscription_statuses.push(SequenceSubscriptionStatus {
-                subscription: object_ref(&sk),
-                ready: r,
-            });
-        }
-        let (conditions, address) = flow_conditions(
-            world,
-            &key,
-            chans.len() == s.spec.steps.len(),
-            &chans,
-            &subs,
-            "the first channel has no address",
-        );
-        st.status.conditions = conditions;
-        st.address = address;
-        s.status = Some(st);
+        s.status = Some(sequence_status(world, &key, &s));
         world.objects.insert(key, Object::Sequence(s));
     }
-
     for key in world.keys_of(Kind::Parallel) {
         let Some(Object::Parallel(mut p)) = world.objects.get(&key).cloned() else {
             continue;
         };
-        let mut st = ParallelStatus::default();
-        let mut chans = Vec::new();
-        let mut subs = Vec::new();
-        let template = p.spec.channel_template.clone();
-        let ingress = parallel_ingress_channel(template.as_ref(), &key.namespace, &key.name);
-        if let Some(ik) = &ingress {
-            let r = ready_condition(world, ik);
-            chans.push((ik.name.clone(), r.clone()));
-            st.ingress_channel_status = Some(SequenceChannelStatus {
-                channel: object_ref(ik),
+        p.status = Some(parallel_status(world, &key, &p));
+        world.objects.insert(key, Object::Parallel(p));
+    }
+}
+
+/// A Sequence's status: each step's channel and subscription.
+fn sequence_status(world: &World<'_>, key: &ObjectKey, s: &Sequence) -> SequenceStatus {
+    let mut st = SequenceStatus::default();
+    let mut chans = Vec::new();
+    let mut subs = Vec::new();
+    for i in 0..s.spec.steps.len() {
+        if let Some(ck) = sequence_channel(
+            s.spec.channel_template.as_ref(),
+            &key.namespace,
+            &key.name,
+            i,
+        ) {
+            let r = ready_condition(world, &ck);
+            chans.push((ck.name.clone(), r.clone()));
+            st.channel_statuses.push(SequenceChannelStatus {
+                channel: object_ref(&ck),
                 ready: r,
             });
         }
-        for i in 0..p.spec.branches.len() {
-            let Some(ik) = &ingress else { break };
-            let bk = ObjectKey::new(
-                ik.kind,
-                &key.namespace,
-                format!("{}-kn-parallel-{i}", key.name),
-            );
-            let fk = ObjectKey::new(
-                Kind::Subscription,
-                &key.namespace,
-                format!("{}-kn-parallel-filter-{i}", key.name),
-            );
-            let sk = ObjectKey::new(
-                Kind::Subscription,
-                &key.namespace,
-                format!("{}-kn-parallel-{i}", key.name),
-            );
-            let (br, fr, sr) = (
-                ready_condition(world, &bk),
-                ready_condition(world, &fk),
-                ready_condition(world, &sk),
-            );
-            chans.push((bk.name.clone(), br.clone()));
-            subs.push((fk.name.clone(), fr.clone()));
-            subs.push((sk.name.clone(), sr.clone()));
-            st.branch_statuses.push(ParallelBranchStatus {
-                filter_subscription_status: SequenceSubscriptionStatus {
-                    subscription: object_ref(&fk),
-                    ready: fr,
-                },
-                filter_channel_status: SequenceChannelStatus {
-                    channel: object_ref(&bk),
-                    ready: br,
-                },
-                subscription_status: SequenceSubscriptionStatus {
-                    subscription: object_ref(&sk),
-                    ready: sr,
-                },
-            });
-        }
-        let (conditions, address) = flow_conditions(
-            world,
-            &key,
-            ingress.is_some(),
-            &chans,
-            &subs,
-            "the ingress channel has no address",
+        let sk = ObjectKey::new(
+            Kind::Subscription,
+            &key.namespace,
+            format!("{}-kn-sequence-{i}", key.name),
         );
-        st.status.conditions = conditions;
-        st.address = address;
-        p.status = Some(st);
-        world.objects.insert(key, Object::Parallel(p));
+        let r = ready_condition(world, &sk);
+        subs.push((sk.name.clone(), r.clone()));
+        st.subscription_statuses.push(SequenceSubscriptionStatus {
+            subscription: object_ref(&sk),
+            ready: r,
+        });
     }
+    let (conditions, address) = flow_conditions(
+        world,
+        key,
+        chans.len() == s.spec.steps.len(),
+        &chans,
+        &subs,
+        "the first channel has no address",
+    );
+    st.status.conditions = conditions;
+    st.address = address;
+    st
+}
+
+/// A Parallel's status: its ingress channel, and each branch's channel, filter subscription
+/// and subscription.
+fn parallel_status(world: &World<'_>, key: &ObjectKey, p: &Parallel) -> ParallelStatus {
+    let mut st = ParallelStatus::default();
+    let mut chans = Vec::new();
+    let mut subs = Vec::new();
+    let ingress =
+        parallel_ingress_channel(p.spec.channel_template.as_ref(), &key.namespace, &key.name);
+    if let Some(ik) = &ingress {
+        let r = ready_condition(world, ik);
+        chans.push((ik.name.clone(), r.clone()));
+        st.ingress_channel_status = Some(SequenceChannelStatus {
+            channel: object_ref(ik),
+            ready: r,
+        });
+        for i in 0..p.spec.branches.len() {
+            let branch = branch_status(world, key, ik.kind, i);
+            chans.push(named(
+                &branch.filter_channel_status.channel,
+                &branch.filter_channel_status.ready,
+            ));
+            subs.push(named(
+                &branch.filter_subscription_status.subscription,
+                &branch.filter_subscription_status.ready,
+            ));
+            subs.push(named(
+                &branch.subscription_status.subscription,
+                &branch.subscription_status.ready,
+            ));
+            st.branch_statuses.push(branch);
+        }
+    }
+    let (conditions, address) = flow_conditions(
+        world,
+        key,
+        ingress.is_some(),
+        &chans,
+        &subs,
+        "the ingress channel has no address",
+    );
+    st.status.conditions = conditions;
+    st.address = address;
+    st
+}
+
+/// Branch `i` of a Parallel: its channel (of the ingress channel's kind), filter subscription
+/// and subscription.
+fn branch_status(
+    world: &World<'_>,
+    key: &ObjectKey,
+    channel_kind: Kind,
+    i: usize,
+) -> ParallelBranchStatus {
+    let bk = ObjectKey::new(
+        channel_kind,
+        &key.namespace,
+        format!("{}-kn-parallel-{i}", key.name),
+    );
+    let fk = ObjectKey::new(
+        Kind::Subscription,
+        &key.namespace,
+        format!("{}-kn-parallel-filter-{i}", key.name),
+    );
+    let sk = ObjectKey::new(
+        Kind::Subscription,
+        &key.namespace,
+        format!("{}-kn-parallel-{i}", key.name),
+    );
+    ParallelBranchStatus {
+        filter_subscription_status: SequenceSubscriptionStatus {
+            subscription: object_ref(&fk),
+            ready: ready_condition(world, &fk),
+        },
+        filter_channel_status: SequenceChannelStatus {
+            channel: object_ref(&bk),
+            ready: ready_condition(world, &bk),
+        },
+        subscription_status: SequenceSubscriptionStatus {
+            subscription: object_ref(&sk),
+            ready: ready_condition(world, &sk),
+        },
+    }
+}
+
+/// (name, Ready) of a referenced object, as `all_ready` reads them.
+fn named(r: &ObjectReference, ready: &Condition) -> (String, Condition) {
+    (r.name.clone().unwrap_or_default(), ready.clone())
 }

@@ -1,9 +1,11 @@
 //! Channel implementations, generic Channels and Subscriptions.
 
-use knit_crds::api::duck::{KReference, Status};
+use std::collections::BTreeMap;
+
+use knit_crds::api::duck::{Destination, KReference, Status};
 use knit_crds::api::messaging::{
-    ChannelStatus, ChannelableSpec, ChannelableStatus, PhysicalSubscription, SubscriberSpec,
-    SubscriberStatus, SubscriptionStatus,
+    Channel, ChannelStatus, ChannelableSpec, ChannelableStatus, PhysicalSubscription,
+    SubscriberSpec, SubscriberStatus, Subscription, SubscriptionStatus,
 };
 use knit_crds::{Kind, Object, ObjectKey};
 
@@ -105,43 +107,58 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
     }
 }
 
+/// Why a Subscription's `spec.channel` names no channel; its text goes into the
+/// Subscription's `ChannelReady` and `Resolved` messages.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChannelRefError {
+    /// The reference names a kind Knit does not know.
+    #[error("Knit does not know the channel kind {0:?}")]
+    UnknownKind(String),
+    /// No object of that kind and name.
+    #[error("{plural}.{group} {name:?} not found", plural = .kind.plural(), group = .kind.group())]
+    NotFound { kind: Kind, name: String },
+    /// A generic Channel whose template names no channel implementation.
+    #[error("Channel {0:?} has no supported channelTemplate")]
+    NoTemplate(String),
+    /// The object is not a channel.
+    #[error("{kind} {name:?} is not a channel", kind = .kind.name())]
+    NotAChannel { kind: Kind, name: String },
+}
+
 /// The channel implementation a subscription's `spec.channel` ends up at (a generic Channel's
 /// backing channel has the same name), and the object the reference names.
 pub(crate) fn subscription_channel(
     world: &World<'_>,
     r: &KReference,
     ns: &str,
-) -> Result<(ObjectKey, ObjectKey), String> {
+) -> Result<(ObjectKey, ObjectKey), ChannelRefError> {
     let name = r.name.clone().unwrap_or_default();
     let Some(kind) = referenced_kind(r) else {
-        return Err(format!(
-            "Knit does not know the channel kind {:?}",
-            r.kind.clone().unwrap_or_default()
+        return Err(ChannelRefError::UnknownKind(
+            r.kind.clone().unwrap_or_default(),
         ));
     };
     let named = ObjectKey::new(kind, ns, &name);
     let Some(o) = world.objects.get(&named) else {
-        return Err(format!(
-            "{}.{} {name:?} not found",
-            kind.plural(),
-            kind.group()
-        ));
+        return Err(ChannelRefError::NotFound { kind, name });
     };
     match o {
         Object::Channel(c) => {
             let t = c.spec.channel_template.as_ref();
-            let impl_kind = channel_kind(
+            let Some(impl_kind) = channel_kind(
                 t.and_then(|t| t.api_version.as_deref()),
                 t.and_then(|t| t.kind.as_deref()),
-            )
-            .ok_or_else(|| format!("Channel {name:?} has no supported channelTemplate"))?;
+            ) else {
+                return Err(ChannelRefError::NoTemplate(name));
+            };
             Ok((named, ObjectKey::new(impl_kind, ns, &name)))
         }
         _ if kind.is_channel() => Ok((named.clone(), named)),
-        _ => Err(format!("{} {name:?} is not a channel", kind.name())),
+        _ => Err(ChannelRefError::NotAChannel { kind, name }),
     }
 }
 
+/// Subscription statuses: the channel, the destinations, and the data plane's consumer group.
 pub(crate) fn subscriptions(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Subscription) {
         let Some(Object::Subscription(mut s)) = world.objects.get(&key).cloned() else {
@@ -149,137 +166,45 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
         };
         let ns = key.namespace.clone();
         let mut c = Conditions::new();
-        let mut phys = PhysicalSubscription::default();
-        let channel = s
-            .spec
-            .channel
-            .as_ref()
-            .map(|r| subscription_channel(world, r, &ns));
-        let mut resolved = true;
-        let mut channel_dls = None;
-        let mut durable = false;
-        match channel {
-            Some(Ok((_, impl_key))) => {
-                let impl_obj = world.objects.get(&impl_key);
-                let ready = impl_obj.and_then(|o| ready_of(conditions_of(o)).cloned());
-                match ready {
-                    Some(r) if r.status == "True" => {
-                        c.ok("ChannelReady");
-                    }
-                    Some(r) => {
-                        c.fail(
-                            "ChannelReady",
-                            "ChannelNotReady",
-                            r.message
-                                .unwrap_or_else(|| "the channel is not ready".into()),
-                        );
-                    }
-                    None => {
-                        c.fail(
-                            "ChannelReady",
-                            "ChannelNotReady",
-                            "the backing channel does not exist",
-                        );
-                    }
-                }
-                durable = matches!(world.backends.get(&impl_key), Some(Backend::Kafka(_)));
-                channel_dls = impl_obj
-                    .and_then(channelable_parts)
-                    .and_then(|(_, st)| st.and_then(|st| st.dead_letter_sink_uri.clone()));
-            }
-            Some(Err(e)) => {
-                c.fail(
-                    "ChannelReady",
-                    "ChannelReferenceFailed",
-                    format!("Failed to get Spec.Channel or backing channel: {e}"),
-                );
-                c.fail(
-                    "Resolved",
-                    "ChannelReferenceFailed",
-                    format!("Failed to get Spec.Channel or backing channel: {e}"),
-                );
-                resolved = false;
-            }
-            None => {
-                c.fail(
-                    "ChannelReady",
-                    "ChannelReferenceFailed",
-                    "spec.channel is not set",
-                );
-                resolved = false;
-            }
-        }
-        if let Some(sub) = &s.spec.subscriber {
-            match world.resolve(sub, &ns) {
-                Ok(u) => phys.subscriber_uri = Some(u),
-                Err(e) => {
-                    if resolved {
-                        c.fail(
-                            "Resolved",
-                            "SubscriberResolveFailed",
-                            format!("Failed to resolve spec.subscriber: {e}"),
-                        );
-                    }
-                    resolved = false;
-                }
-            }
-        }
-        if let Some(reply) = &s.spec.reply {
-            match world.resolve(reply, &ns) {
-                Ok(u) => phys.reply_uri = Some(u),
-                Err(e) => {
-                    if resolved {
-                        c.fail(
-                            "Resolved",
-                            "ReplyResolveFailed",
-                            format!("Failed to resolve spec.reply: {e}"),
-                        );
-                    }
-                    resolved = false;
-                }
-            }
-        }
-        // A Subscription's own delivery replaces the channel's as a whole.
-        let mut dls_conds = Conditions::new();
-        if s.spec.delivery.as_ref().is_some_and(|d| !d.is_empty()) {
-            phys.dead_letter_sink_uri =
-                dead_letter_sink(world, s.spec.delivery.as_ref(), &ns, &mut dls_conds);
-            if !dls_conds.is_true("DeadLetterSinkResolved") && resolved {
-                let msg = dls_conds
-                    .get("DeadLetterSinkResolved")
-                    .and_then(|d| d.message.clone())
-                    .unwrap_or_default();
-                c.fail(
-                    "Resolved",
-                    "DeadLetterSinkResolveFailed",
-                    format!("Failed to resolve spec.delivery.deadLetterSink: {msg}"),
-                );
-                resolved = false;
-            }
-        } else {
-            phys.dead_letter_sink_uri = channel_dls;
-        }
+        let channel = channel_ready(world, &s, &ns, &mut c);
+        let mut resolved = channel.is_some();
+        let channel = channel.unwrap_or_default();
+        let phys = PhysicalSubscription {
+            subscriber_uri: destination(
+                world,
+                s.spec.subscriber.as_ref(),
+                &ns,
+                ("SubscriberResolveFailed", "spec.subscriber"),
+                &mut resolved,
+                &mut c,
+            ),
+            reply_uri: destination(
+                world,
+                s.spec.reply.as_ref(),
+                &ns,
+                ("ReplyResolveFailed", "spec.reply"),
+                &mut resolved,
+                &mut c,
+            ),
+            dead_letter_sink_uri: subscription_dead_letter_sink(
+                world,
+                &s,
+                &ns,
+                channel.dead_letter_sink,
+                &mut resolved,
+                &mut c,
+            ),
+        };
         if resolved {
             c.ok("Resolved");
         }
-        let mut annotations = Default::default();
-        if c.is_true("ChannelReady") && resolved && durable {
-            annotations = backends::data_plane(
-                world,
-                s.metadata.uid.as_deref(),
-                "AddedToChannel",
-                "ConsumerGroupNotReady",
-                &mut c,
-            );
-        } else if c.is_true("ChannelReady") && resolved {
-            c.ok("AddedToChannel");
-        } else {
-            c.unknown(
-                "AddedToChannel",
-                "NotAddedToChannel",
-                "waiting for the channel and the destinations",
-            );
-        }
+        let annotations = added_to_channel(
+            world,
+            s.metadata.uid.as_deref(),
+            resolved,
+            channel.durable,
+            &mut c,
+        );
         backends::keeping_up(world, s.metadata.uid.as_deref(), &mut c);
         let conditions = c.roll_up(&["ChannelReady", "Resolved", "AddedToChannel"]);
         s.status = Some(SubscriptionStatus {
@@ -292,6 +217,149 @@ pub(crate) fn subscriptions(world: &mut World<'_>) {
         });
         world.objects.insert(key, Object::Subscription(s));
     }
+}
+
+/// What a Subscription takes from the channel it reads.
+#[derive(Default)]
+struct ChannelSide {
+    /// Whether the channel's log is Kafka (the data plane then reports on the group).
+    durable: bool,
+    /// The channel's dead-letter sink, for a Subscription without a delivery of its own.
+    dead_letter_sink: Option<String>,
+}
+
+/// `ChannelReady` from the channel implementation `spec.channel` ends up at. `None` when
+/// `spec.channel` names no channel (`Resolved` then fails too) or is not set.
+fn channel_ready(
+    world: &World<'_>,
+    s: &Subscription,
+    ns: &str,
+    c: &mut Conditions,
+) -> Option<ChannelSide> {
+    let Some(r) = s.spec.channel.as_ref() else {
+        c.fail(
+            "ChannelReady",
+            "ChannelReferenceFailed",
+            "spec.channel is not set",
+        );
+        return None;
+    };
+    let impl_key = match subscription_channel(world, r, ns) {
+        Ok((_, impl_key)) => impl_key,
+        Err(e) => {
+            let msg = format!("Failed to get Spec.Channel or backing channel: {e}");
+            c.fail("ChannelReady", "ChannelReferenceFailed", msg.clone());
+            c.fail("Resolved", "ChannelReferenceFailed", msg);
+            return None;
+        }
+    };
+    let impl_obj = world.objects.get(&impl_key);
+    match impl_obj.and_then(|o| ready_of(conditions_of(o)).cloned()) {
+        Some(r) if r.status == "True" => {
+            c.ok("ChannelReady");
+        }
+        Some(r) => {
+            c.fail(
+                "ChannelReady",
+                "ChannelNotReady",
+                r.message
+                    .unwrap_or_else(|| "the channel is not ready".into()),
+            );
+        }
+        None => {
+            c.fail(
+                "ChannelReady",
+                "ChannelNotReady",
+                "the backing channel does not exist",
+            );
+        }
+    }
+    Some(ChannelSide {
+        durable: matches!(world.backends.get(&impl_key), Some(Backend::Kafka(_))),
+        dead_letter_sink: impl_obj
+            .and_then(channelable_parts)
+            .and_then(|(_, st)| st.and_then(|st| st.dead_letter_sink_uri.clone())),
+    })
+}
+
+/// The URL of a Subscription's `subscriber` or `reply` (with the reason and the field named
+/// when it fails). The first destination that does not resolve fails `Resolved`.
+fn destination(
+    world: &World<'_>,
+    d: Option<&Destination>,
+    ns: &str,
+    (reason, field): (&str, &str),
+    resolved: &mut bool,
+    c: &mut Conditions,
+) -> Option<String> {
+    match world.resolve(d?, ns) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            if *resolved {
+                c.fail(
+                    "Resolved",
+                    reason,
+                    format!("Failed to resolve {field}: {e}"),
+                );
+            }
+            *resolved = false;
+            None
+        }
+    }
+}
+
+/// A Subscription's dead-letter sink: its own delivery's, which replaces the channel's as a
+/// whole, else the channel's.
+fn subscription_dead_letter_sink(
+    world: &World<'_>,
+    s: &Subscription,
+    ns: &str,
+    channel_dls: Option<String>,
+    resolved: &mut bool,
+    c: &mut Conditions,
+) -> Option<String> {
+    if s.spec.delivery.as_ref().is_none_or(|d| d.is_empty()) {
+        return channel_dls;
+    }
+    let mut dls_conds = Conditions::new();
+    let url = dead_letter_sink(world, s.spec.delivery.as_ref(), ns, &mut dls_conds);
+    if !dls_conds.is_true("DeadLetterSinkResolved") && *resolved {
+        let msg = dls_conds
+            .get("DeadLetterSinkResolved")
+            .and_then(|d| d.message.clone())
+            .unwrap_or_default();
+        c.fail(
+            "Resolved",
+            "DeadLetterSinkResolveFailed",
+            format!("Failed to resolve spec.delivery.deadLetterSink: {msg}"),
+        );
+        *resolved = false;
+    }
+    url
+}
+
+/// `AddedToChannel`: on a Kafka channel, what the data plane reports of the consumer group
+/// (whose annotations are returned); otherwise True once the channel and destinations are.
+fn added_to_channel(
+    world: &World<'_>,
+    uid: Option<&str>,
+    resolved: bool,
+    durable: bool,
+    c: &mut Conditions,
+) -> BTreeMap<String, String> {
+    if c.is_true("ChannelReady") && resolved && durable {
+        return backends::data_plane(world, uid, "AddedToChannel", "ConsumerGroupNotReady", c);
+    }
+    if c.is_true("ChannelReady") && resolved {
+        c.ok("AddedToChannel");
+    } else {
+        c.unknown(
+            "AddedToChannel",
+            "NotAddedToChannel",
+            "waiting for the channel and the destinations",
+        );
+    }
+    BTreeMap::new()
 }
 
 /// Fill each channel implementation's `spec.subscribers` and `status.subscribers`.
@@ -361,59 +429,7 @@ pub(crate) fn generic_channels(world: &mut World<'_>) {
         let mut c = Conditions::new();
         let mut status = ChannelStatus::default();
         match channel_kind(t.api_version.as_deref(), t.kind.as_deref()) {
-            Some(kind) => {
-                let backing_key = ObjectKey::new(kind, &key.namespace, &key.name);
-                status.channel = Some(KReference {
-                    api_version: Some(kind.api_version()),
-                    kind: Some(kind.name().into()),
-                    name: Some(key.name.clone()),
-                    namespace: Some(key.namespace.clone()),
-                });
-                let backing = world.objects.get(&backing_key);
-                let owned = backing.is_some_and(|b| {
-                    b.meta()
-                        .owner_references
-                        .as_ref()
-                        .is_some_and(|o| o.iter().any(|r| Some(&r.uid) == ch.metadata.uid.as_ref()))
-                });
-                match backing.and_then(channelable_parts) {
-                    Some((spec, st)) if owned => {
-                        let st = st.cloned().unwrap_or_default();
-                        let ready = ready_of(&st.status.conditions).cloned();
-                        match ready {
-                            Some(r) if r.status == "True" => {
-                                c.ok("BackingChannelReady");
-                            }
-                            Some(r) => {
-                                c.fail(
-                                    "BackingChannelReady",
-                                    r.reason.as_deref().unwrap_or("BackingChannelNotReady"),
-                                    r.message.unwrap_or_default(),
-                                );
-                            }
-                            None => {
-                                c.unknown("BackingChannelReady", "BackingChannelNotReady", "");
-                            }
-                        }
-                        ch.spec.channelable.subscribers = spec.subscribers.clone();
-                        status.channelable.subscribers = st.subscribers.clone();
-                        status.channelable.dead_letter_sink_uri = st.dead_letter_sink_uri.clone();
-                        status.channelable.address = st.address.clone();
-                        status.channelable.addresses = st.addresses.clone();
-                    }
-                    _ => {
-                        c.fail(
-                            "BackingChannelReady",
-                            "ChannelFailure",
-                            format!(
-                                "{} {:?} exists and is not owned by this Channel",
-                                kind.name(),
-                                key.name
-                            ),
-                        );
-                    }
-                }
-            }
+            Some(kind) => mirror_backing(world, &key, kind, &mut ch, &mut status, &mut c),
             None => {
                 c.fail(
                     "BackingChannelReady",
@@ -435,4 +451,63 @@ pub(crate) fn generic_channels(world: &mut World<'_>) {
         ch.status = Some(status);
         world.objects.insert(key, Object::Channel(ch));
     }
+}
+
+/// Mirror the backing channel (of `kind`, same name) into a generic Channel: `status.channel`,
+/// and when the Channel owns it, its readiness, subscribers, dead-letter sink and address.
+fn mirror_backing(
+    world: &World<'_>,
+    key: &ObjectKey,
+    kind: Kind,
+    ch: &mut Channel,
+    status: &mut ChannelStatus,
+    c: &mut Conditions,
+) {
+    let backing_key = ObjectKey::new(kind, &key.namespace, &key.name);
+    status.channel = Some(KReference {
+        api_version: Some(kind.api_version()),
+        kind: Some(kind.name().into()),
+        name: Some(key.name.clone()),
+        namespace: Some(key.namespace.clone()),
+    });
+    let backing = world.objects.get(&backing_key);
+    let owned = backing.is_some_and(|b| {
+        b.meta()
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|r| Some(&r.uid) == ch.metadata.uid.as_ref()))
+    });
+    let Some((spec, st)) = backing.and_then(channelable_parts).filter(|_| owned) else {
+        c.fail(
+            "BackingChannelReady",
+            "ChannelFailure",
+            format!(
+                "{} {:?} exists and is not owned by this Channel",
+                kind.name(),
+                key.name
+            ),
+        );
+        return;
+    };
+    let st = st.cloned().unwrap_or_default();
+    match ready_of(&st.status.conditions).cloned() {
+        Some(r) if r.status == "True" => {
+            c.ok("BackingChannelReady");
+        }
+        Some(r) => {
+            c.fail(
+                "BackingChannelReady",
+                r.reason.as_deref().unwrap_or("BackingChannelNotReady"),
+                r.message.unwrap_or_default(),
+            );
+        }
+        None => {
+            c.unknown("BackingChannelReady", "BackingChannelNotReady", "");
+        }
+    }
+    ch.spec.channelable.subscribers = spec.subscribers.clone();
+    status.channelable.subscribers = st.subscribers.clone();
+    status.channelable.dead_letter_sink_uri = st.dead_letter_sink_uri.clone();
+    status.channelable.address = st.address.clone();
+    status.channelable.addresses = st.addresses.clone();
 }

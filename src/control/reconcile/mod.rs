@@ -12,6 +12,7 @@ mod defaults;
 mod eventing;
 mod flows;
 mod kafka_sink;
+mod kafka_source;
 mod messaging;
 mod resolve;
 mod serving;

@@ -145,9 +145,63 @@ pub(crate) fn referenced_kind(r: &KReference) -> Option<Kind> {
         .find(|k| k.name() == kind && k.group() == group)
 }
 
+/// Why a reference or a Destination does not resolve; its text is the condition message
+/// users see (eventing-spec §4).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResolveError {
+    /// The reference names a kind Knit does not know.
+    #[error(
+        "failed to get object {namespace}/{name}: Knit does not know the kind {kind} ({api_version})"
+    )]
+    UnknownKind {
+        namespace: String,
+        name: String,
+        kind: String,
+        api_version: String,
+    },
+    /// No object of that kind and name.
+    #[error("failed to get object {namespace}/{name}: {plural}.{group} {name:?} not found", plural = .kind.plural(), group = .kind.group())]
+    NotFound {
+        namespace: String,
+        name: String,
+        kind: Kind,
+    },
+    /// The object has no address by nature.
+    #[error("{kind} {namespace}/{name} is not addressable")]
+    NotAddressable {
+        namespace: String,
+        name: String,
+        kind: String,
+    },
+    /// The object could have an address but has none yet.
+    #[error("address not set for {kind} {namespace}/{name}")]
+    NoAddress {
+        namespace: String,
+        name: String,
+        kind: String,
+    },
+    /// The referenced object's address is not a URL (a relative `uri` cannot join it).
+    #[error("invalid address {address:?}: {source}")]
+    InvalidAddress {
+        address: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// The `uri` does not join the referenced object's address.
+    #[error("invalid uri {uri:?}: {source}")]
+    InvalidUri {
+        uri: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// Neither `ref` nor `uri` is set.
+    #[error("the destination has neither ref nor uri")]
+    Empty,
+}
+
 impl World<'_> {
     /// Resolve a reference to an Addressable into its URL.
-    pub(crate) fn resolve_ref(&self, r: &KReference, ns: &str) -> Result<String, String> {
+    pub(crate) fn resolve_ref(&self, r: &KReference, ns: &str) -> Result<String, ResolveError> {
         let name = r.name.clone().unwrap_or_default();
         let ns = r.namespace.clone().unwrap_or_else(|| ns.to_string());
         let api_version = r.api_version.clone().unwrap_or_default();
@@ -157,41 +211,58 @@ impl World<'_> {
             return Ok(format!("http://{name}.{ns}.svc.cluster.local"));
         }
         let Some(kind) = referenced_kind(r) else {
-            return Err(format!(
-                "failed to get object {ns}/{name}: Knit does not know the kind {kind_name} ({api_version})"
-            ));
+            return Err(ResolveError::UnknownKind {
+                namespace: ns,
+                name,
+                kind: kind_name,
+                api_version,
+            });
         };
         let key = ObjectKey::new(kind, &ns, &name);
         if !self.objects.contains_key(&key) {
-            return Err(format!(
-                "failed to get object {ns}/{name}: {}.{} {name:?} not found",
-                kind.plural(),
-                kind.group()
-            ));
+            return Err(ResolveError::NotFound {
+                namespace: ns,
+                name,
+                kind,
+            });
         }
         if !kind.is_addressable() {
-            return Err(format!("{kind_name} {ns}/{name} is not addressable"));
+            return Err(ResolveError::NotAddressable {
+                namespace: ns,
+                name,
+                kind: kind_name,
+            });
         }
         self.addresses
             .get(&key)
             .cloned()
-            .ok_or_else(|| format!("address not set for {kind_name} {ns}/{name}"))
+            .ok_or(ResolveError::NoAddress {
+                namespace: ns,
+                name,
+                kind: kind_name,
+            })
     }
 
     /// Resolve a Destination (ref, uri, or ref plus relative uri) into a URL.
-    pub(crate) fn resolve(&self, d: &Destination, ns: &str) -> Result<String, String> {
+    pub(crate) fn resolve(&self, d: &Destination, ns: &str) -> Result<String, ResolveError> {
         match (&d.reference, &d.uri) {
             (Some(r), None) => self.resolve_ref(r, ns),
             (Some(r), Some(u)) => {
                 let base = self.resolve_ref(r, ns)?;
                 let base =
-                    url::Url::parse(&base).map_err(|e| format!("invalid address {base:?}: {e}"))?;
+                    url::Url::parse(&base).map_err(|source| ResolveError::InvalidAddress {
+                        address: base.clone(),
+                        source,
+                    })?;
                 base.join(u)
                     .map(|u| u.to_string())
-                    .map_err(|e| format!("invalid uri {u:?}: {e}"))
+                    .map_err(|source| ResolveError::InvalidUri {
+                        uri: u.clone(),
+                        source,
+                    })
             }
             (None, Some(u)) => Ok(u.clone()),
-            (None, None) => Err("the destination has neither ref nor uri".into()),
+            (None, None) => Err(ResolveError::Empty),
         }
     }
 }

@@ -55,20 +55,51 @@ pub(crate) fn entry(
     }
 }
 
+/// Why a Secret value a source needs cannot be read; its text is the `SecretsProvided`
+/// message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecretError {
+    /// The field names no Secret key.
+    #[error("no secretKeyRef")]
+    NoKeyRef,
+    /// The Secret does not exist.
+    #[error("Secret {namespace}/{name} does not exist")]
+    Missing { namespace: String, name: String },
+    /// The key's value is not text.
+    #[error("Secret {namespace}/{name} key {key:?} is not UTF-8 text")]
+    NotText {
+        namespace: String,
+        name: String,
+        key: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
+    /// The Secret has no such key.
+    #[error("Secret {namespace}/{name} has no key {key:?}")]
+    NoKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
+
 /// The value of a Secret key in `ns`.
 pub(crate) fn secret_value(
     world: &World<'_>,
     s: Option<&SecretValueFromSource>,
     ns: &str,
-) -> Result<String, String> {
+) -> Result<String, SecretError> {
     let Some(k) = s.and_then(|s| s.secret_key_ref.as_ref()) else {
-        return Err("no secretKeyRef".into());
+        return Err(SecretError::NoKeyRef);
     };
     let name = k.name.clone().unwrap_or_default();
     let key = k.key.clone().unwrap_or_default();
     let Some(Object::Secret(sec)) = world.objects.get(&ObjectKey::new(Kind::Secret, ns, &name))
     else {
-        return Err(format!("Secret {ns}/{name} does not exist"));
+        return Err(SecretError::Missing {
+            namespace: ns.to_string(),
+            name,
+        });
     };
     if let Some(v) = sec.string_data.as_ref().and_then(|d| d.get(&key)) {
         return Ok(v.clone());
@@ -76,8 +107,17 @@ pub(crate) fn secret_value(
     match sec.data.as_ref().and_then(|d| d.get(&key)) {
         Some(v) => String::from_utf8(v.0.clone())
             .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|_| format!("Secret {ns}/{name} key {key:?} is not UTF-8 text")),
-        None => Err(format!("Secret {ns}/{name} has no key {key:?}")),
+            .map_err(|source| SecretError::NotText {
+                namespace: ns.to_string(),
+                name,
+                key,
+                source,
+            }),
+        None => Err(SecretError::NoKey {
+            namespace: ns.to_string(),
+            name,
+            key,
+        }),
     }
 }
 
@@ -146,7 +186,7 @@ pub(crate) fn github(
     ns: &str,
     name: &str,
     spec: &GitHubSourceSpec,
-) -> Result<GitHubAdapter, String> {
+) -> Result<GitHubAdapter, SecretError> {
     let path = github_path(ns, name);
     Ok(GitHubAdapter {
         url: format!("{}{path}", world.env.ingress_url),
@@ -223,15 +263,23 @@ pub(crate) fn pubsub_subscription(ns: &str, name: &str, uid: &str) -> String {
     clean
 }
 
+/// A CloudPubSubSource without `spec.project`; its text is the `PullSubscriptionReady`
+/// message.
+#[derive(Debug, thiserror::Error)]
+#[error("spec.project is not set (Knit has no metadata server to ask for a default project)")]
+pub(crate) struct NoProject;
+
 pub(crate) fn pubsub(
     ns: &str,
     name: &str,
     uid: &str,
     spec: &CloudPubSubSourceSpec,
-) -> Result<PubSubAdapter, String> {
-    let project = spec.project.clone().filter(|p| !p.is_empty()).ok_or(
-        "spec.project is not set (Knit has no metadata server to ask for a default project)",
-    )?;
+) -> Result<PubSubAdapter, NoProject> {
+    let project = spec
+        .project
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or(NoProject)?;
     Ok(PubSubAdapter {
         project,
         topic: spec.topic.clone().unwrap_or_default(),
@@ -260,12 +308,25 @@ fn ce_overrides_json(o: Option<&CloudEventOverrides>) -> Option<String> {
     Some(serde_json::json!({ "extensions": o.extensions }).to_string())
 }
 
+/// Why a ContainerSource cannot run locally; its text is the `ReceiveAdapterReady` message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContainerError {
+    /// The template has no container.
+    #[error("spec.template.spec.containers is empty")]
+    NoContainers,
+    /// A container has an image but nothing to run on this machine.
+    #[error(
+        "container {name:?} has image {image:?} but no command: Knit runs containers as local processes; set command (and args) to a program on this machine"
+    )]
+    NoCommand { name: String, image: String },
+}
+
 /// A ContainerSource's processes, or why they cannot run locally.
 pub(crate) fn container(
     spec: &ContainerSourceSpec,
     sink: &str,
     bindings: &[Binding],
-) -> Result<ContainerAdapter, String> {
+) -> Result<ContainerAdapter, ContainerError> {
     let containers = spec
         .template
         .as_ref()
@@ -273,17 +334,16 @@ pub(crate) fn container(
         .map(|s| s.containers.clone())
         .unwrap_or_default();
     if containers.is_empty() {
-        return Err("spec.template.spec.containers is empty".into());
+        return Err(ContainerError::NoContainers);
     }
     let mut processes = Vec::new();
     for c in containers {
         let mut argv = c.command.clone().unwrap_or_default();
         if argv.is_empty() {
-            return Err(format!(
-                "container {:?} has image {:?} but no command: Knit runs containers as local processes; set command (and args) to a program on this machine",
-                c.name,
-                c.image.clone().unwrap_or_default()
-            ));
+            return Err(ContainerError::NoCommand {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+            });
         }
         argv.extend(c.args.clone().unwrap_or_default());
         // `$(VAR)` in env values, command and args as Kubernetes expands them in the

@@ -1,16 +1,21 @@
 //! Source statuses: the resolved sink, and the adapter conditions.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use knit_crds::api::duck::{CloudEventAttributes, Destination, SourceStatus};
-use knit_crds::api::sources::KafkaSourceStatus;
-use knit_crds::{Kind, Object, ObjectKey, names};
+use knit_crds::api::sources::{
+    ApiServerSource, CloudPubSubSource, ContainerSource, GitHubSource, PingSource,
+};
+use knit_crds::{Kind, Object, ObjectKey};
 
 use knit_crds::contract::{Adapter, Source};
 
 use super::World;
 use super::conditions::Conditions;
+use super::kafka_source;
 use super::source_adapters as adapters;
 
-fn sink(
+/// The sink's URL, into `SinkProvided`.
+pub(super) fn sink(
     world: &World<'_>,
     sink: Option<&Destination>,
     ns: &str,
@@ -22,7 +27,7 @@ fn sink(
             Some(u)
         }
         Some(Err(e)) => {
-            c.fail("SinkProvided", "NotFound", e);
+            c.fail("SinkProvided", "NotFound", e.to_string());
             None
         }
         None => {
@@ -30,120 +35,6 @@ fn sink(
             None
         }
     }
-}
-
-/// KafkaSource conditions `Ready` rolls up while its sink does not resolve: the sink alone.
-const KAFKA_SOURCE_SINK_ONLY: &[&str] = &["SinkProvided"];
-/// KafkaSource conditions `Ready` rolls up once the data plane reports on its consumers
-/// (Knative's KafkaSource condition set, less OIDC).
-const KAFKA_SOURCE_WITH_CONSUMERS: &[&str] = &[
-    "SinkProvided",
-    "Deployed",
-    "ConnectionEstablished",
-    "InitialOffsetsCommitted",
-];
-
-/// Data-plane hook for KafkaSources: record what the data plane reports about one source's
-/// consumer group and return the conditions `Ready` rolls up.
-///
-/// - `None`: the sink does not resolve (nothing runs), and `Ready` follows `SinkProvided`
-///   alone; or the data plane has not reported yet (`Deployed` set Unknown by the caller).
-/// - `Some(Ok(n))`: `n` consumers joined the group and committed their initial offsets:
-///   `Deployed`, `ConnectionEstablished`, `InitialOffsetsCommitted` are True and
-///   `status.consumers` is `n`.
-/// - `Some(Err(why))`: the consumers could not reach Kafka: `ConnectionEstablished` is False
-///   with `why`, and `Ready` with it.
-pub(crate) fn kafka_source_consumers(
-    c: &mut Conditions,
-    status: &mut KafkaSourceStatus,
-    report: Option<Result<i32, String>>,
-) -> &'static [&'static str] {
-    match report {
-        None if c.get("Deployed").is_some() => KAFKA_SOURCE_WITH_CONSUMERS,
-        None => KAFKA_SOURCE_SINK_ONLY,
-        Some(Ok(consumers)) => {
-            c.ok("Deployed");
-            c.ok("ConnectionEstablished");
-            c.ok("InitialOffsetsCommitted");
-            status.consumers = Some(consumers);
-            KAFKA_SOURCE_WITH_CONSUMERS
-        }
-        Some(Err(why)) => {
-            c.ok("Deployed");
-            c.fail("ConnectionEstablished", "ConnectionFailed", why);
-            c.unknown(
-                "InitialOffsetsCommitted",
-                "ConnectionFailed",
-                "the consumers are not connected to Kafka",
-            );
-            status.consumers = Some(0);
-            KAFKA_SOURCE_WITH_CONSUMERS
-        }
-    }
-}
-
-/// The log a KafkaSource reads: its topics, which must exist.
-fn kafka_source_backend(
-    ns: &str,
-    name: &str,
-    spec: &knit_crds::api::sources::KafkaSourceSpec,
-) -> knit_crds::contract::Backend {
-    knit_crds::contract::Backend::Kafka(knit_crds::contract::KafkaLog {
-        bootstrap_servers: spec.bootstrap_servers.join(","),
-        topics: spec.topics.clone(),
-        partitions: 1,
-        replication_factor: 1,
-        retention_ms: None,
-        external: true,
-        content_mode: knit_crds::contract::ContentMode::Binary,
-        foreign_source: format!("/apis/v1/namespaces/{ns}/kafkasources/{name}"),
-    })
-}
-
-/// The key under which the data plane reports a KafkaSource's topics (its consumer group is
-/// reported under the source's UID).
-pub(crate) fn kafka_source_log_uid(uid: &str) -> String {
-    format!("{uid}/topics")
-}
-
-/// What the data plane reported of a KafkaSource: `Some(Ok(1))` once its consumer group is
-/// positioned, `Some(Err(why))` when its topics or group failed; `None` (with `Deployed`
-/// Unknown) before any report.
-fn kafka_source_report(
-    world: &World<'_>,
-    uid: &str,
-    c: &mut Conditions,
-) -> Option<Result<i32, String>> {
-    let log = world.report.objects.get(&kafka_source_log_uid(uid));
-    let group = world.report.objects.get(uid);
-    match (log, group) {
-        (Some(l), _) if !l.ready => Some(Err(l.message.clone())),
-        (_, Some(g)) if g.ready => Some(Ok(1)),
-        (_, Some(g)) => Some(Err(g.message.clone())),
-        _ => {
-            c.unknown(
-                "Deployed",
-                "ConsumerGroupNotReady",
-                "waiting for the data plane",
-            );
-            None
-        }
-    }
-}
-
-/// The `ceAttributes` of a KafkaSource: one per topic, as Knative names them.
-fn kafka_source_ce_attributes(
-    ns: &str,
-    name: &str,
-    topics: &[String],
-) -> Vec<CloudEventAttributes> {
-    topics
-        .iter()
-        .map(|topic| CloudEventAttributes {
-            type_: Some(names::KAFKA_SOURCE_EVENT_TYPE.into()),
-            source: Some(names::kafka_source_event_source(ns, name, topic)),
-        })
-        .collect()
 }
 
 /// Set the adapter condition from what the data plane reported under `uid`: True once it
@@ -242,6 +133,7 @@ fn sink_bindings(
     by_subject
 }
 
+/// Every source's status, and the Contract entry of each one whose adapter can run.
 pub(crate) fn sources(world: &mut World<'_>) {
     let bindings = sink_bindings(world);
     let kinds = [
@@ -257,241 +149,296 @@ pub(crate) fn sources(world: &mut World<'_>) {
             let Some(mut o) = world.objects.get(&key).cloned() else {
                 continue;
             };
-            let ns = key.namespace.clone();
-            let meta = o.meta().clone();
-            let uid = meta.uid.clone().unwrap_or_default();
-            let mut c = Conditions::new();
-            let mut st = SourceStatus::default();
-            let mut entry: Option<Source> = None;
-            match &mut o {
-                Object::PingSource(p) => {
-                    st.sink_uri = sink(world, p.spec.sink.as_ref(), &ns, &mut c);
-                    st.ce_attributes = vec![CloudEventAttributes {
-                        type_: Some(knit_sources::ping::EVENT_TYPE.into()),
-                        source: Some(knit_sources::ping::event_source(&ns, &key.name)),
-                    }];
-                    if let Some(url) = st.sink_uri.clone() {
-                        let adapter = Adapter::Ping(adapters::ping(&p.spec));
-                        entry = Some(adapters::entry(
-                            kind,
-                            &meta,
-                            url,
-                            p.spec.ce_overrides.as_ref(),
-                            adapter,
-                        ));
-                        adapter_condition(world, &uid, "Deployed", &mut c);
-                    } else {
-                        c.unknown(
-                            "Deployed",
-                            "SinkNotResolved",
-                            "the adapter starts once the sink resolves",
-                        );
-                    }
-                    st.status.conditions = c.roll_up(&["SinkProvided", "Deployed"]);
-                    p.status = Some(st);
-                }
-                Object::ApiServerSource(a) => {
-                    st.sink_uri = sink(world, a.spec.sink.as_ref(), &ns, &mut c);
-                    let cfg = adapters::api_server(&a.spec, &ns);
-                    st.ce_attributes = api_server_attributes(&cfg);
-                    let mut status = a.status.clone().unwrap_or_default();
-                    if let Some(url) = st.sink_uri.clone() {
-                        entry = Some(adapters::entry(
-                            kind,
-                            &meta,
-                            url,
-                            a.spec.ce_overrides.as_ref(),
-                            Adapter::ApiServer(cfg.clone()),
-                        ));
-                        let notes = adapter_condition(world, &uid, "Deployed", &mut c);
-                        if let Some(server) = notes.get("source") {
-                            for a in &mut st.ce_attributes {
-                                a.source = Some(server.clone());
-                            }
-                        }
-                        if c.is_true("Deployed") {
-                            c.ok("SufficientPermissions");
-                        } else if c
-                            .get("Deployed")
-                            .is_some_and(|d| d.reason.as_deref() == Some("WatchForbidden"))
-                        {
-                            let msg = c
-                                .get("Deployed")
-                                .and_then(|d| d.message.clone())
-                                .unwrap_or_default();
-                            c.fail("SufficientPermissions", "WatchForbidden", msg);
-                        } else {
-                            c.unknown(
-                                "SufficientPermissions",
-                                "NotChecked",
-                                "checked once the watches run",
-                            );
-                        }
-                    } else {
-                        c.unknown(
-                            "Deployed",
-                            "SinkNotResolved",
-                            "the adapter starts once the sink resolves",
-                        );
-                        c.unknown("SufficientPermissions", "NotChecked", "");
-                    }
-                    st.status.conditions =
-                        c.roll_up(&["SinkProvided", "Deployed", "SufficientPermissions"]);
-                    status.source = st;
-                    status.namespaces = if cfg.namespaces.is_empty() {
-                        vec![]
-                    } else {
-                        cfg.namespaces.clone()
-                    };
-                    a.status = Some(status);
-                }
+            let entry = match &mut o {
+                Object::PingSource(p) => ping_source(world, &key, p),
+                Object::ApiServerSource(a) => api_server_source(world, &key, a),
                 Object::ContainerSource(cs) => {
-                    st.sink_uri = sink(world, cs.spec.sink.as_ref(), &ns, &mut c);
                     let bound = bindings.get(&key).cloned().unwrap_or_default();
-                    match (
-                        &st.sink_uri,
-                        adapters::container(
-                            &cs.spec,
-                            st.sink_uri.as_deref().unwrap_or_default(),
-                            &bound,
-                        ),
-                    ) {
-                        (_, Err(why)) => {
-                            c.fail("ReceiveAdapterReady", "ImageNotRunnableLocally", why);
-                        }
-                        (Some(url), Ok(cfg)) => {
-                            entry = Some(adapters::entry(
-                                kind,
-                                &meta,
-                                url.clone(),
-                                cs.spec.ce_overrides.as_ref(),
-                                Adapter::Container(cfg),
-                            ));
-                            adapter_condition(world, &uid, "ReceiveAdapterReady", &mut c);
-                        }
-                        (None, Ok(_)) => {
-                            c.unknown(
-                                "ReceiveAdapterReady",
-                                "SinkNotResolved",
-                                "the processes start once the sink resolves",
-                            );
-                        }
-                    }
-                    st.status.conditions = c.roll_up(&["SinkProvided", "ReceiveAdapterReady"]);
-                    cs.status = Some(st);
+                    container_source(world, &key, cs, &bound)
                 }
-                Object::GitHubSource(g) => {
-                    let cfg = adapters::github(world, &ns, &key.name, &g.spec);
-                    match &cfg {
-                        Ok(_) => {
-                            c.ok("SecretsProvided");
-                        }
-                        Err(e) => {
-                            c.fail("SecretsProvided", "SecretNotFound", e.clone());
-                        }
-                    }
-                    st.sink_uri = sink(world, g.spec.sink.as_ref(), &ns, &mut c);
-                    st.ce_attributes = github_attributes(&g.spec);
-                    let mut status = g.status.clone().unwrap_or_default();
-                    status.address = None;
-                    status.webhook_id_key = None;
-                    match (cfg, st.sink_uri.clone()) {
-                        (Ok(cfg), Some(url)) => {
-                            status.address = Some(knit_crds::api::duck::Addressable {
-                                name: Some("http".into()),
-                                url: Some(cfg.url.clone()),
-                                ..Default::default()
-                            });
-                            entry = Some(adapters::entry(
-                                kind,
-                                &meta,
-                                url,
-                                g.spec.ce_overrides.as_ref(),
-                                Adapter::GitHub(cfg),
-                            ));
-                            let notes = adapter_condition(world, &uid, "WebhookConfigured", &mut c);
-                            status.webhook_id_key = notes.get("webhookIDKey").cloned();
-                        }
-                        _ => {
-                            c.unknown(
-                                "WebhookConfigured",
-                                "NotStarted",
-                                "the receiver starts once the secrets and the sink resolve",
-                            );
-                        }
-                    }
-                    st.status.conditions =
-                        c.roll_up(&["SecretsProvided", "SinkProvided", "WebhookConfigured"]);
-                    status.source = st;
-                    g.status = Some(status);
-                }
+                Object::GitHubSource(g) => github_source(world, &key, g),
                 Object::KafkaSource(k) => {
-                    st.sink_uri = sink(world, k.spec.sink.as_ref(), &ns, &mut c);
-                    st.ce_attributes = kafka_source_ce_attributes(&ns, &key.name, &k.spec.topics);
-                    let mut status = KafkaSourceStatus::default();
-                    world
-                        .backends
-                        .insert(key.clone(), kafka_source_backend(&ns, &key.name, &k.spec));
-                    let report = if st.sink_uri.is_some() {
-                        kafka_source_report(world, &uid, &mut c)
-                    } else {
-                        None
-                    };
-                    let dependents = kafka_source_consumers(&mut c, &mut status, report);
-                    st.status.conditions = c.roll_up(dependents);
-                    status.source = st;
-                    k.status = Some(status);
+                    kafka_source::status(world, &key, k);
+                    None
                 }
-                Object::CloudPubSubSource(p) => {
-                    st.sink_uri = sink(world, p.spec.sink.as_ref(), &ns, &mut c);
-                    let project = p.spec.project.clone().unwrap_or_default();
-                    let topic = p.spec.topic.clone().unwrap_or_default();
-                    st.ce_attributes = vec![CloudEventAttributes {
-                        type_: Some(PUBSUB_EVENT_TYPE.into()),
-                        source: Some(format!(
-                            "//pubsub.googleapis.com/projects/{project}/topics/{topic}"
-                        )),
-                    }];
-                    let mut status = knit_crds::api::sources::CloudPubSubSourceStatus::default();
-                    match (
-                        adapters::pubsub(&ns, &key.name, &uid, &p.spec),
-                        st.sink_uri.clone(),
-                    ) {
-                        (Err(why), _) => {
-                            c.fail("PullSubscriptionReady", "ProjectNotSet", why);
-                        }
-                        (Ok(cfg), Some(url)) => {
-                            status.project_id = Some(cfg.project.clone());
-                            status.subscription_id = Some(cfg.subscription.clone());
-                            entry = Some(adapters::entry(
-                                kind,
-                                &meta,
-                                url,
-                                p.spec.ce_overrides.as_ref(),
-                                Adapter::PubSub(cfg),
-                            ));
-                            adapter_condition(world, &uid, "PullSubscriptionReady", &mut c);
-                        }
-                        (Ok(_), None) => {
-                            c.unknown(
-                                "PullSubscriptionReady",
-                                "SinkNotResolved",
-                                "the subscription is pulled once the sink resolves",
-                            );
-                        }
-                    }
-                    st.status.conditions = c.roll_up(&["SinkProvided", "PullSubscriptionReady"]);
-                    status.source = st;
-                    p.status = Some(status);
-                }
+                Object::CloudPubSubSource(p) => pubsub_source(world, &key, p),
                 _ => continue,
-            }
+            };
             if let Some(e) = entry {
                 world.sources.push(e);
             }
             world.objects.insert(key, o);
         }
     }
+}
+
+/// The UID of a source.
+pub(super) fn uid_of(meta: &ObjectMeta) -> String {
+    meta.uid.clone().unwrap_or_default()
+}
+
+fn ping_source(world: &World<'_>, key: &ObjectKey, p: &mut PingSource) -> Option<Source> {
+    let ns = &key.namespace;
+    let mut c = Conditions::new();
+    let mut st = SourceStatus {
+        sink_uri: sink(world, p.spec.sink.as_ref(), ns, &mut c),
+        ce_attributes: vec![CloudEventAttributes {
+            type_: Some(knit_sources::ping::EVENT_TYPE.into()),
+            source: Some(knit_sources::ping::event_source(ns, &key.name)),
+        }],
+        ..Default::default()
+    };
+    let entry = match st.sink_uri.clone() {
+        Some(url) => {
+            let adapter = Adapter::Ping(adapters::ping(&p.spec));
+            adapter_condition(world, &uid_of(&p.metadata), "Deployed", &mut c);
+            Some(adapters::entry(
+                Kind::PingSource,
+                &p.metadata,
+                url,
+                p.spec.ce_overrides.as_ref(),
+                adapter,
+            ))
+        }
+        None => {
+            c.unknown(
+                "Deployed",
+                "SinkNotResolved",
+                "the adapter starts once the sink resolves",
+            );
+            None
+        }
+    };
+    st.status.conditions = c.roll_up(&["SinkProvided", "Deployed"]);
+    p.status = Some(st);
+    entry
+}
+
+fn api_server_source(
+    world: &World<'_>,
+    key: &ObjectKey,
+    a: &mut ApiServerSource,
+) -> Option<Source> {
+    let ns = &key.namespace;
+    let mut c = Conditions::new();
+    let cfg = adapters::api_server(&a.spec, ns);
+    let mut st = SourceStatus {
+        sink_uri: sink(world, a.spec.sink.as_ref(), ns, &mut c),
+        ce_attributes: api_server_attributes(&cfg),
+        ..Default::default()
+    };
+    let mut status = a.status.clone().unwrap_or_default();
+    let entry = match st.sink_uri.clone() {
+        Some(url) => {
+            let entry = adapters::entry(
+                Kind::ApiServerSource,
+                &a.metadata,
+                url,
+                a.spec.ce_overrides.as_ref(),
+                Adapter::ApiServer(cfg.clone()),
+            );
+            let notes = adapter_condition(world, &uid_of(&a.metadata), "Deployed", &mut c);
+            if let Some(server) = notes.get("source") {
+                for attr in &mut st.ce_attributes {
+                    attr.source = Some(server.clone());
+                }
+            }
+            permissions(&mut c);
+            Some(entry)
+        }
+        None => {
+            c.unknown(
+                "Deployed",
+                "SinkNotResolved",
+                "the adapter starts once the sink resolves",
+            );
+            c.unknown("SufficientPermissions", "NotChecked", "");
+            None
+        }
+    };
+    st.status.conditions = c.roll_up(&["SinkProvided", "Deployed", "SufficientPermissions"]);
+    status.source = st;
+    status.namespaces = if cfg.namespaces.is_empty() {
+        vec![]
+    } else {
+        cfg.namespaces.clone()
+    };
+    a.status = Some(status);
+    entry
+}
+
+/// An ApiServerSource's `SufficientPermissions`, from its `Deployed`: True once the watches
+/// run, False when the API server forbade them.
+fn permissions(c: &mut Conditions) {
+    if c.is_true("Deployed") {
+        c.ok("SufficientPermissions");
+    } else if c
+        .get("Deployed")
+        .is_some_and(|d| d.reason.as_deref() == Some("WatchForbidden"))
+    {
+        let msg = c
+            .get("Deployed")
+            .and_then(|d| d.message.clone())
+            .unwrap_or_default();
+        c.fail("SufficientPermissions", "WatchForbidden", msg);
+    } else {
+        c.unknown(
+            "SufficientPermissions",
+            "NotChecked",
+            "checked once the watches run",
+        );
+    }
+}
+
+fn container_source(
+    world: &World<'_>,
+    key: &ObjectKey,
+    cs: &mut ContainerSource,
+    bound: &[adapters::Binding],
+) -> Option<Source> {
+    let mut c = Conditions::new();
+    let mut st = SourceStatus {
+        sink_uri: sink(world, cs.spec.sink.as_ref(), &key.namespace, &mut c),
+        ..Default::default()
+    };
+    let processes =
+        adapters::container(&cs.spec, st.sink_uri.as_deref().unwrap_or_default(), bound);
+    let entry = match (&st.sink_uri, processes) {
+        (_, Err(why)) => {
+            c.fail(
+                "ReceiveAdapterReady",
+                "ImageNotRunnableLocally",
+                why.to_string(),
+            );
+            None
+        }
+        (Some(url), Ok(cfg)) => {
+            adapter_condition(world, &uid_of(&cs.metadata), "ReceiveAdapterReady", &mut c);
+            Some(adapters::entry(
+                Kind::ContainerSource,
+                &cs.metadata,
+                url.clone(),
+                cs.spec.ce_overrides.as_ref(),
+                Adapter::Container(cfg),
+            ))
+        }
+        (None, Ok(_)) => {
+            c.unknown(
+                "ReceiveAdapterReady",
+                "SinkNotResolved",
+                "the processes start once the sink resolves",
+            );
+            None
+        }
+    };
+    st.status.conditions = c.roll_up(&["SinkProvided", "ReceiveAdapterReady"]);
+    cs.status = Some(st);
+    entry
+}
+
+fn github_source(world: &World<'_>, key: &ObjectKey, g: &mut GitHubSource) -> Option<Source> {
+    let ns = &key.namespace;
+    let mut c = Conditions::new();
+    let cfg = adapters::github(world, ns, &key.name, &g.spec);
+    match &cfg {
+        Ok(_) => {
+            c.ok("SecretsProvided");
+        }
+        Err(e) => {
+            c.fail("SecretsProvided", "SecretNotFound", e.to_string());
+        }
+    }
+    let mut st = SourceStatus {
+        sink_uri: sink(world, g.spec.sink.as_ref(), ns, &mut c),
+        ce_attributes: github_attributes(&g.spec),
+        ..Default::default()
+    };
+    let mut status = g.status.clone().unwrap_or_default();
+    status.address = None;
+    status.webhook_id_key = None;
+    let entry = match (cfg, st.sink_uri.clone()) {
+        (Ok(cfg), Some(url)) => {
+            status.address = Some(knit_crds::api::duck::Addressable {
+                name: Some("http".into()),
+                url: Some(cfg.url.clone()),
+                ..Default::default()
+            });
+            let entry = adapters::entry(
+                Kind::GitHubSource,
+                &g.metadata,
+                url,
+                g.spec.ce_overrides.as_ref(),
+                Adapter::GitHub(cfg),
+            );
+            let notes = adapter_condition(world, &uid_of(&g.metadata), "WebhookConfigured", &mut c);
+            status.webhook_id_key = notes.get("webhookIDKey").cloned();
+            Some(entry)
+        }
+        _ => {
+            c.unknown(
+                "WebhookConfigured",
+                "NotStarted",
+                "the receiver starts once the secrets and the sink resolve",
+            );
+            None
+        }
+    };
+    st.status.conditions = c.roll_up(&["SecretsProvided", "SinkProvided", "WebhookConfigured"]);
+    status.source = st;
+    g.status = Some(status);
+    entry
+}
+
+fn pubsub_source(world: &World<'_>, key: &ObjectKey, p: &mut CloudPubSubSource) -> Option<Source> {
+    let ns = &key.namespace;
+    let uid = uid_of(&p.metadata);
+    let mut c = Conditions::new();
+    let project = p.spec.project.clone().unwrap_or_default();
+    let topic = p.spec.topic.clone().unwrap_or_default();
+    let mut st = SourceStatus {
+        sink_uri: sink(world, p.spec.sink.as_ref(), ns, &mut c),
+        ce_attributes: vec![CloudEventAttributes {
+            type_: Some(PUBSUB_EVENT_TYPE.into()),
+            source: Some(format!(
+                "//pubsub.googleapis.com/projects/{project}/topics/{topic}"
+            )),
+        }],
+        ..Default::default()
+    };
+    let mut status = knit_crds::api::sources::CloudPubSubSourceStatus::default();
+    let entry = match (
+        adapters::pubsub(ns, &key.name, &uid, &p.spec),
+        st.sink_uri.clone(),
+    ) {
+        (Err(why), _) => {
+            c.fail("PullSubscriptionReady", "ProjectNotSet", why.to_string());
+            None
+        }
+        (Ok(cfg), Some(url)) => {
+            status.project_id = Some(cfg.project.clone());
+            status.subscription_id = Some(cfg.subscription.clone());
+            adapter_condition(world, &uid, "PullSubscriptionReady", &mut c);
+            Some(adapters::entry(
+                Kind::CloudPubSubSource,
+                &p.metadata,
+                url,
+                p.spec.ce_overrides.as_ref(),
+                Adapter::PubSub(cfg),
+            ))
+        }
+        (Ok(_), None) => {
+            c.unknown(
+                "PullSubscriptionReady",
+                "SinkNotResolved",
+                "the subscription is pulled once the sink resolves",
+            );
+            None
+        }
+    };
+    st.status.conditions = c.roll_up(&["SinkProvided", "PullSubscriptionReady"]);
+    status.source = st;
+    p.status = Some(status);
+    entry
 }
 
 /// `type` of CloudPubSubSource events.
@@ -525,47 +472,4 @@ fn api_server_attributes(cfg: &knit_crds::contract::ApiServerAdapter) -> Vec<Clo
             source: None,
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::control::reconcile::conditions::ready_of;
-
-    #[test]
-    fn kafka_source_ready_follows_the_sink_until_the_data_plane_reports() {
-        let mut c = Conditions::new();
-        c.ok("SinkProvided");
-        let mut status = KafkaSourceStatus::default();
-        let set = kafka_source_consumers(&mut c, &mut status, None);
-        let conds = c.roll_up(set);
-        assert_eq!(ready_of(&conds).map(|r| r.status.as_str()), Some("True"));
-        assert_eq!(status.consumers, None);
-
-        let mut c = Conditions::new();
-        c.ok("SinkProvided");
-        let set = kafka_source_consumers(&mut c, &mut status, Some(Ok(2)));
-        let conds = c.roll_up(set);
-        assert_eq!(ready_of(&conds).map(|r| r.status.as_str()), Some("True"));
-        assert_eq!(status.consumers, Some(2));
-
-        let mut c = Conditions::new();
-        c.ok("SinkProvided");
-        let set = kafka_source_consumers(&mut c, &mut status, Some(Err("no brokers".into())));
-        let conds = c.roll_up(set);
-        let ready = ready_of(&conds).cloned().unwrap_or_default();
-        assert_eq!(ready.status, "False");
-        assert_eq!(ready.message.as_deref(), Some("no brokers"));
-    }
-
-    #[test]
-    fn kafka_source_ce_attributes_name_each_topic() {
-        let attrs = kafka_source_ce_attributes("ns", "src", &["a".into(), "b".into()]);
-        assert_eq!(attrs.len(), 2);
-        assert_eq!(attrs[0].type_.as_deref(), Some("dev.knative.kafka.event"));
-        assert_eq!(
-            attrs[1].source.as_deref(),
-            Some("/apis/v1/namespaces/ns/kafkasources/src#b")
-        );
-    }
 }

@@ -11,29 +11,49 @@ use super::super::conditions::Conditions;
 use super::super::conditions_of;
 use super::super::resolve::referenced_kind;
 
+/// Why a DomainMapping's reference names no Route; its text is the `ReferenceResolved`
+/// message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TargetError {
+    /// A kind other than a Knative Service or Route.
+    #[error("Knit maps domains to Knative Services and Routes only, not {kind} ({api_version})")]
+    UnsupportedKind { kind: String, api_version: String },
+    /// The Service or Route (or the Service's Route) does not exist.
+    #[error("{kind} {namespace}/{name} not found", kind = .kind.name())]
+    NotFound {
+        kind: Kind,
+        namespace: String,
+        name: String,
+    },
+}
+
 /// The Route serving a DomainMapping's reference in `ns`.
 pub(crate) fn target_route(
     world: &World<'_>,
     ns: &str,
     r: &KReference,
-) -> Result<ObjectKey, String> {
+) -> Result<ObjectKey, TargetError> {
     let name = r.name.clone().unwrap_or_default();
     let kind = referenced_kind(r).filter(|k| matches!(k, Kind::Service | Kind::Route));
     let Some(kind) = kind else {
-        return Err(format!(
-            "Knit maps domains to Knative Services and Routes only, not {} ({})",
-            r.kind.as_deref().unwrap_or_default(),
-            r.api_version.as_deref().unwrap_or_default()
-        ));
+        return Err(TargetError::UnsupportedKind {
+            kind: r.kind.clone().unwrap_or_default(),
+            api_version: r.api_version.clone().unwrap_or_default(),
+        });
+    };
+    let not_found = |kind| TargetError::NotFound {
+        kind,
+        namespace: ns.to_string(),
+        name: name.clone(),
     };
     if !world.objects.contains_key(&ObjectKey::new(kind, ns, &name)) {
-        return Err(format!("{} {ns}/{name} not found", kind.name()));
+        return Err(not_found(kind));
     }
     let route = ObjectKey::new(Kind::Route, ns, &name);
     if world.objects.contains_key(&route) {
         Ok(route)
     } else {
-        Err(format!("Route {ns}/{name} not found"))
+        Err(not_found(Kind::Route))
     }
 }
 
@@ -93,7 +113,7 @@ pub(crate) fn statuses(world: &mut World<'_>) {
                 c.ok("ReferenceResolved");
             }
             Err(e) => {
-                c.fail("ReferenceResolved", "ResolutionFailed", e.clone());
+                c.fail("ReferenceResolved", "ResolutionFailed", e.to_string());
             }
         }
         let route_ready = route

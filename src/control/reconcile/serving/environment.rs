@@ -38,6 +38,31 @@ fn secret_data(world: &World<'_>, ns: &str, name: &str) -> Option<BTreeMap<Strin
     Some(out)
 }
 
+/// Why a Revision's environment cannot be built; its text is the `CONFIG_ERROR` message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnvError {
+    /// `envFrom` names a ConfigMap that does not exist.
+    #[error("configmap {0:?} not found")]
+    ConfigMapMissing(String),
+    /// `envFrom` names a Secret that does not exist.
+    #[error("secret {0:?} not found")]
+    SecretMissing(String),
+    /// `configMapKeyRef` names a key (or ConfigMap) that does not exist.
+    #[error("couldn't find key {key} in ConfigMap {namespace}/{name}")]
+    ConfigMapKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    /// `secretKeyRef` names a key (or Secret) that does not exist.
+    #[error("couldn't find key {key} in Secret {namespace}/{name}")]
+    SecretKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
+
 /// The serving container's environment: `envFrom` (ConfigMaps, Secrets) then `env`, literal
 /// values and `configMapKeyRef`/`secretKeyRef` resolved in `ns` (`fieldRef` and
 /// `resourceFieldRef` are skipped). A required reference that does not resolve is an error.
@@ -45,7 +70,7 @@ pub(crate) fn environment(
     world: &World<'_>,
     ns: &str,
     spec: &RevisionSpec,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, EnvError> {
     let Some(c) = serving_container(spec) else {
         return Ok(Vec::new());
     };
@@ -64,13 +89,13 @@ pub(crate) fn environment(
             {
                 Some(Object::ConfigMap(cm)) => Some(cm.data.clone().unwrap_or_default()),
                 _ if r.optional == Some(true) => None,
-                _ => return Err(format!("configmap {name:?} not found")),
+                _ => return Err(EnvError::ConfigMapMissing(name)),
             }
         } else if let Some(r) = &from.secret_ref {
             match secret_data(world, ns, &r.name) {
                 Some(d) => Some(d),
                 None if r.optional == Some(true) => None,
-                None => return Err(format!("secret {:?} not found", r.name)),
+                None => return Err(EnvError::SecretMissing(r.name.clone())),
             }
         } else {
             None
@@ -88,10 +113,11 @@ pub(crate) fn environment(
                         Some(v) => Some(v),
                         None if r.optional == Some(true) => None,
                         None => {
-                            return Err(format!(
-                                "couldn't find key {} in ConfigMap {ns}/{}",
-                                r.key, r.name
-                            ));
+                            return Err(EnvError::ConfigMapKey {
+                                namespace: ns.to_string(),
+                                name: r.name.clone(),
+                                key: r.key.clone(),
+                            });
                         }
                     }
                 } else if let Some(r) = &from.secret_key_ref {
@@ -99,10 +125,11 @@ pub(crate) fn environment(
                         Some(v) => Some(v),
                         None if r.optional == Some(true) => None,
                         None => {
-                            return Err(format!(
-                                "couldn't find key {} in Secret {ns}/{}",
-                                r.key, r.name
-                            ));
+                            return Err(EnvError::SecretKey {
+                                namespace: ns.to_string(),
+                                name: r.name.clone(),
+                                key: r.key.clone(),
+                            });
                         }
                     }
                 } else {

@@ -199,6 +199,22 @@ pub(crate) fn stamp(world: &mut World<'_>) {
     }
 }
 
+/// Why a Configuration's current template was not stamped; its text goes into the
+/// Configuration's `RevisionFailed` message.
+#[derive(Debug, thiserror::Error)]
+enum StampError {
+    /// The template does not render into a Revision.
+    #[error("the template of Configuration {0:?} does not make a valid Revision")]
+    InvalidTemplate(String),
+    /// The template's name is taken by a Revision of another template.
+    #[error(
+        "Revision {0:?} already exists with a different template: give the changed template a new name (spec.template.metadata.name)"
+    )]
+    NameTaken(String),
+}
+
+/// Stamp one Configuration's current template (unless its newest Revision already has it) and
+/// record the outcome in its status: `latestCreatedRevisionName`, or Ready=False.
 fn stamp_one(world: &mut World<'_>, key: &ObjectKey) {
     let Some(config) = world.objects.get(key).cloned() else {
         return;
@@ -208,68 +224,95 @@ fn stamp_one(world: &mut World<'_>, key: &ObjectKey) {
     };
     let uid = c.metadata.uid.clone().unwrap_or_default();
     let template = c.spec.template.clone().unwrap_or_default();
-    let newest = world
+    let newest = newest_revision(world, &key.namespace, &uid);
+    let derived = service_owned(&config);
+    let outcome = match newest
+        .as_ref()
+        .and_then(|n| unchanged(&config, &template, n))
+    {
+        Some(kept) => Ok(kept),
+        None => {
+            let last = newest.as_ref().map(generation_of).unwrap_or(0);
+            let mut g = last + 1;
+            if !derived {
+                g = g.max(c.metadata.generation.unwrap_or(1));
+            }
+            stamp_new(world, &config, &template, &uid, g)
+        }
+    };
+    record(world, key, derived, outcome);
+}
+
+/// The newest Revision of the Configuration with `uid` in `ns`.
+fn newest_revision(world: &World<'_>, ns: &str, uid: &str) -> Option<Object> {
+    world
         .objects
         .values()
         .filter(|o| {
             o.kind() == Kind::Revision
-                && o.namespace() == key.namespace
+                && o.namespace() == ns
                 && controller_configuration(o).is_some_and(|(_, u)| u == uid)
         })
         .max_by_key(|o| generation_of(o))
-        .cloned();
-    let derived = service_owned(&config);
+        .cloned()
+}
+
+/// (generation, name) of `newest` when it was stamped from the current `template`.
+fn unchanged(
+    config: &Object,
+    template: &RevisionTemplateSpec,
+    newest: &Object,
+) -> Option<(i64, String)> {
+    let g = generation_of(newest);
+    let name = revision_name(config.name(), template, g);
+    render(None, config, template, g, &name)
+        .is_some_and(|cand| {
+            cand.name() == newest.name() && template_part(&cand) == template_part(newest)
+        })
+        .then(|| (g, newest.name().to_string()))
+}
+
+/// Stamp `template` as generation `g` (a name already stamped from the same template is
+/// kept as it is): its (generation, name).
+fn stamp_new(
+    world: &mut World<'_>,
+    config: &Object,
+    template: &RevisionTemplateSpec,
+    uid: &str,
+    g: i64,
+) -> Result<(i64, String), StampError> {
     // A Revision stamped now is created now (when the caller's time parses).
     let now = world.now.parse::<jiff::Timestamp>().ok().map(Time);
-    let mut outcome: Result<(i64, String), String> = Err(String::new());
-    if let Some(n) = &newest {
-        let g = generation_of(n);
-        let unchanged = render(
-            None,
-            &config,
-            &template,
-            g,
-            &revision_name(&key.name, &template, g),
-        )
-        .is_some_and(|cand| cand.name() == n.name() && template_part(&cand) == template_part(n));
-        if unchanged {
-            outcome = Ok((g, n.name().to_string()));
+    let name = revision_name(config.name(), template, g);
+    let rk = ObjectKey::new(Kind::Revision, config.namespace(), &name);
+    let Some(cand) = render(now, config, template, g, &name) else {
+        return Err(StampError::InvalidTemplate(config.name().to_string()));
+    };
+    match world.objects.get(&rk) {
+        Some(existing) => {
+            let ours = controller_configuration(existing).is_some_and(|(_, u)| u == uid);
+            let old = render(None, config, template, generation_of(existing), &name);
+            if ours && old.is_some_and(|o| template_part(&o) == template_part(existing)) {
+                Ok((generation_of(existing), name))
+            } else {
+                Err(StampError::NameTaken(name))
+            }
+        }
+        None => {
+            world.objects.insert(rk, cand);
+            Ok((g, name))
         }
     }
-    if outcome.is_err() {
-        let last = newest.as_ref().map(generation_of).unwrap_or(0);
-        let mut g = last + 1;
-        if !derived {
-            g = g.max(c.metadata.generation.unwrap_or(1));
-        }
-        let name = revision_name(&key.name, &template, g);
-        let rk = ObjectKey::new(Kind::Revision, &key.namespace, &name);
-        outcome = match (
-            world.objects.get(&rk),
-            render(now, &config, &template, g, &name),
-        ) {
-            (_, None) => Err(format!(
-                "the template of Configuration {:?} does not make a valid Revision",
-                key.name
-            )),
-            (Some(existing), Some(cand)) => {
-                let ours = controller_configuration(existing).is_some_and(|(_, u)| u == uid);
-                let old = render(None, &config, &template, generation_of(existing), &name);
-                if ours && old.is_some_and(|o| template_part(&o) == template_part(existing)) {
-                    Ok((generation_of(existing), name))
-                } else {
-                    drop(cand);
-                    Err(format!(
-                        "Revision {name:?} already exists with a different template: give the changed template a new name (spec.template.metadata.name)"
-                    ))
-                }
-            }
-            (None, Some(cand)) => {
-                world.objects.insert(rk, cand);
-                Ok((g, name))
-            }
-        };
-    }
+}
+
+/// Record what stamping made of a Configuration in its status (and, for a Service's, its
+/// generation).
+fn record(
+    world: &mut World<'_>,
+    key: &ObjectKey,
+    derived: bool,
+    outcome: Result<(i64, String), StampError>,
+) {
     let Some(Object::Configuration(c)) = world.objects.get_mut(key) else {
         return;
     };
@@ -377,8 +420,8 @@ pub(crate) fn statuses(world: &mut World<'_>) {
                 "The target is not receiving traffic.",
             );
         } else if let Some(why) = env_error {
-            c.fail("ContainerHealthy", CONFIG_ERROR, why.clone());
-            c.fail("ResourcesAvailable", CONFIG_ERROR, why);
+            c.fail("ContainerHealthy", CONFIG_ERROR, why.to_string());
+            c.fail("ResourcesAvailable", CONFIG_ERROR, why.to_string());
             c.fail(
                 "Active",
                 "NoTraffic",

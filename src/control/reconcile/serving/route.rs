@@ -107,78 +107,96 @@ fn resolve_target(
 pub(crate) fn statuses(world: &mut World<'_>) {
     let mut routed: BTreeSet<ObjectKey> = BTreeSet::new();
     for key in world.keys_of(Kind::Route) {
-        let Some(o @ Object::Route(r)) = world.objects.get(&key) else {
-            continue;
-        };
-        let local = cluster_local(o);
-        let u = urls(world, &key.namespace, &key.name, None, local);
-        let mut resolved = Vec::new();
-        let mut errors = Vec::new();
-        for t in &r.spec.traffic {
-            match resolve_target(world, &key.namespace, &key.name, local, t) {
-                Ok(s) => {
-                    if let Some(rev) = &s.revision_name {
-                        routed.insert(ObjectKey::new(Kind::Revision, &key.namespace, rev));
-                    }
-                    resolved.push(s);
+        route_status(world, &key, &mut routed);
+    }
+    routing_states(world, &routed);
+    services(world);
+}
+
+/// One Route's status: its traffic resolved to concrete Revisions (added to `routed`), its
+/// URLs and conditions.
+fn route_status(world: &mut World<'_>, key: &ObjectKey, routed: &mut BTreeSet<ObjectKey>) {
+    let Some(o @ Object::Route(r)) = world.objects.get(key) else {
+        return;
+    };
+    let local = cluster_local(o);
+    let u = urls(world, &key.namespace, &key.name, None, local);
+    let mut resolved = Vec::new();
+    let mut errors = Vec::new();
+    for t in &r.spec.traffic {
+        match resolve_target(world, &key.namespace, &key.name, local, t) {
+            Ok(s) => {
+                if let Some(rev) = &s.revision_name {
+                    routed.insert(ObjectKey::new(Kind::Revision, &key.namespace, rev));
                 }
-                Err(e) => errors.push(e),
+                resolved.push(s);
             }
+            Err(e) => errors.push(e),
         }
-        let mut c = Conditions::new();
-        let error = errors
-            .iter()
-            .find(|e| e.status == Tri::False)
-            .or_else(|| errors.first());
-        match error {
-            None if !resolved.is_empty() => {
-                c.ok("AllTrafficAssigned");
-                c.ok("IngressReady");
-            }
-            None => {
-                c.fail(
-                    "AllTrafficAssigned",
-                    "ConfigurationMissing",
-                    "the Route has no traffic targets",
-                );
-            }
-            Some(e) => {
-                c.set("AllTrafficAssigned", e.status, &e.reason, e.message.clone());
-                resolved.clear();
-            }
+    }
+    let conditions = route_conditions(&errors, &mut resolved);
+    let Some(Object::Route(r)) = world.objects.get_mut(key) else {
+        return;
+    };
+    let st = r.status.get_or_insert_with(Default::default);
+    st.url = Some(u.url);
+    st.address = Some(Addressable {
+        name: Some("http".into()),
+        url: Some(u.address),
+        ..Default::default()
+    });
+    st.traffic = resolved;
+    st.status.conditions = conditions;
+}
+
+/// A Route's conditions from its traffic: all assigned, or the first target that failed (a
+/// False before an Unknown), in which case no traffic is set.
+fn route_conditions(errors: &[TargetError], resolved: &mut Vec<TrafficTarget>) -> Vec<Condition> {
+    let mut c = Conditions::new();
+    let error = errors
+        .iter()
+        .find(|e| e.status == Tri::False)
+        .or_else(|| errors.first());
+    match error {
+        None if !resolved.is_empty() => {
+            c.ok("AllTrafficAssigned");
+            c.ok("IngressReady");
         }
-        if !c.is_true("IngressReady") {
-            c.unknown(
-                "IngressReady",
-                "IngressNotConfigured",
-                "Ingress has not yet been reconciled.",
+        None => {
+            c.fail(
+                "AllTrafficAssigned",
+                "ConfigurationMissing",
+                "the Route has no traffic targets",
             );
         }
-        c.ok_because(
-            "CertificateProvisioned",
-            "TLSNotEnabled",
-            "autoTLS is not enabled",
-        );
-        let conditions = c.roll_up(&[
-            "AllTrafficAssigned",
-            "IngressReady",
-            "CertificateProvisioned",
-        ]);
-        let Some(Object::Route(r)) = world.objects.get_mut(&key) else {
-            continue;
-        };
-        let st = r.status.get_or_insert_with(Default::default);
-        st.url = Some(u.url);
-        st.address = Some(Addressable {
-            name: Some("http".into()),
-            url: Some(u.address),
-            ..Default::default()
-        });
-        st.traffic = resolved;
-        st.status.conditions = conditions;
+        Some(e) => {
+            c.set("AllTrafficAssigned", e.status, &e.reason, e.message.clone());
+            resolved.clear();
+        }
     }
-    // A Configuration's newest Revision that is still deploying is `pending` (Knative's route
-    // labeler): it runs with its initial scale until it becomes ready and routed.
+    if !c.is_true("IngressReady") {
+        c.unknown(
+            "IngressReady",
+            "IngressNotConfigured",
+            "Ingress has not yet been reconciled.",
+        );
+    }
+    c.ok_because(
+        "CertificateProvisioned",
+        "TLSNotEnabled",
+        "autoTLS is not enabled",
+    );
+    c.roll_up(&[
+        "AllTrafficAssigned",
+        "IngressReady",
+        "CertificateProvisioned",
+    ])
+}
+
+/// Label each Revision with its routing state: `active` when routed, `pending` while it is its
+/// Configuration's newest and still deploying (Knative's route labeler: it runs with its
+/// initial scale until it becomes ready and routed), else `reserve`.
+fn routing_states(world: &mut World<'_>, routed: &BTreeSet<ObjectKey>) {
     let pending: BTreeSet<ObjectKey> = world
         .objects
         .values()
@@ -207,7 +225,6 @@ pub(crate) fn statuses(world: &mut World<'_>) {
                 .insert(ROUTING_STATE_LABEL.into(), state.into());
         }
     }
-    services(world);
 }
 
 /// Whether `child` is controlled by the object with `uid`.
