@@ -22,7 +22,7 @@ use cli::{Cli, Command};
 /// Admission checks that live in other crates.
 pub(crate) fn hooks() -> knit_crds::admission::Hooks {
     knit_crds::admission::Hooks {
-        cesql: Some(knit_broker::cesql::check),
+        cesql: Some(|text| knit_broker::cesql::check(text).map_err(knit_crds::Error::expression)),
     }
 }
 
