@@ -126,9 +126,9 @@ impl Table {
     }
 
     /// The (namespace, revision) for a request's host and tag header.
-    fn resolve(&self, host: &str, tag: Option<&str>) -> Result<(&str, &str), String> {
+    fn resolve(&self, host: &str, tag: Option<&str>) -> crate::Result<(&str, &str)> {
         match self.hosts.get(host) {
-            None => Err(format!("no route for host {host:?}")),
+            None => Err(crate::Error::NoRoute { host: host.into() }),
             Some(HostTarget::Revision { namespace, name }) => Ok((namespace, name)),
             Some(HostTarget::Split(split)) => {
                 if self.tag_header
@@ -139,7 +139,7 @@ impl Table {
                 split
                     .next()
                     .map(|r| (split.namespace.as_str(), r))
-                    .ok_or_else(|| format!("route for host {host:?} has no traffic target"))
+                    .ok_or_else(|| crate::Error::NoTrafficTarget { host: host.into() })
             }
         }
     }
@@ -181,7 +181,7 @@ pub(crate) fn target(
     let table = inner.table.read();
     let (namespace, name) = table
         .resolve(host, tag)
-        .map_err(|why| (StatusCode::NOT_FOUND, why))?;
+        .map_err(|why| (StatusCode::NOT_FOUND, why.to_string()))?;
     inner.revision(namespace, name).ok_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,

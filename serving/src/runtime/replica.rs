@@ -19,6 +19,7 @@ use super::logs::MAX_LINE_BYTES;
 use super::proxy::Proxy;
 use super::revision::Rev;
 use super::{env, probe};
+use crate::Error;
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -105,7 +106,7 @@ pub(crate) async fn run(rev: Arc<Rev>, rep: Arc<Replica>) {
     loop {
         let started = Instant::now();
         let ended = match spawn(&rev, &rep) {
-            Err(e) => Ended::Exited(e),
+            Err(e) => Ended::Exited(e.to_string()),
             Ok(mut child) => {
                 let stdin = child.stdin.take();
                 let pumps = [
@@ -168,13 +169,13 @@ pub(crate) async fn run(rev: Arc<Rev>, rep: Arc<Replica>) {
     }
 }
 
-fn spawn(rev: &Rev, rep: &Replica) -> Result<Child, String> {
-    let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+fn spawn(rev: &Rev, rep: &Replica) -> crate::Result<Child> {
+    let port = free_port().map_err(|source| Error::NoFreePort { source })?;
     rep.proxy.set_port(port);
     let env = env::environment(&rev.spec, port);
     let argv = env::argv(&rev.spec, &env);
     let Some((program, args)) = argv.split_first() else {
-        return Err("the container has no command".to_string());
+        return Err(Error::NoCommand);
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -190,9 +191,10 @@ fn spawn(rev: &Rev, rep: &Replica) -> Result<Child, String> {
     if let Some(dir) = &rev.spec.container.working_dir {
         cmd.current_dir(dir);
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+    let child = cmd.spawn().map_err(|source| Error::Start {
+        program: program.clone(),
+        source,
+    })?;
     rev.config.on_spawn.call(child.id());
     tracing::info!(revision = %rev.spec.name, namespace = %rev.spec.namespace, replica = rep.id, port, pid = child.id().unwrap_or(0), "replica started");
     rev.note(
