@@ -22,7 +22,7 @@ use cli::{Cli, Command};
 /// Admission checks that live in other crates.
 pub(crate) fn hooks() -> knit_crds::admission::Hooks {
     knit_crds::admission::Hooks {
-        cesql: Some(|expr| knit_broker::cesql::check(expr).map_err(|e| e.to_string())),
+        cesql: Some(|text| knit_broker::cesql::check(text).map_err(knit_crds::Error::expression)),
     }
 }
 

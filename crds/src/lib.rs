@@ -10,9 +10,11 @@ pub mod api;
 pub mod contract;
 pub mod crd;
 pub mod duration;
+mod error;
 pub mod expand;
 pub mod names;
 mod object;
 pub mod yaml;
 
+pub use error::{Error, Result};
 pub use object::{Kind, Object, ObjectKey};

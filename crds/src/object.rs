@@ -53,7 +53,6 @@ macro_rules! kinds {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         pub enum Kind {
             $(
-                #[allow(missing_docs)]
                 $variant,
             )*
         }
@@ -62,7 +61,6 @@ macro_rules! kinds {
         #[derive(Clone, Debug, PartialEq)]
         pub enum Object {
             $(
-                #[allow(missing_docs)]
                 $variant($ty),
             )*
         }

@@ -18,7 +18,8 @@ pub struct Document {
 }
 
 /// A document that is not valid YAML.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct SyntaxError {
     /// Position of the document in the file.
     pub index: usize,

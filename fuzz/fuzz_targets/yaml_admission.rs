@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     // `knit validate` reads files lossily; the admin API takes a JSON string (UTF-8).
     let text = String::from_utf8_lossy(data);
     let hooks = Hooks {
-        cesql: Some(|expr| knit_broker::cesql::check(expr).map_err(|e| e.to_string())),
+        cesql: Some(|text| knit_broker::cesql::check(text).map_err(knit_crds::Error::expression)),
     };
     let verdict = admit_file("fuzz.yaml", &text, &hooks);
     for e in verdict.errors.iter().chain(&verdict.warnings) {

@@ -7,4 +7,7 @@
 //! this crate runs it and reports back per Revision UID.
 
 pub mod autoscaler;
+mod error;
 pub mod runtime;
+
+pub use error::{Error, Result};

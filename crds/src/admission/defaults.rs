@@ -6,9 +6,13 @@ use k8s_openapi::api::core::v1::Container;
 
 use crate::api::ObjectMeta;
 use crate::api::duck::{BackoffPolicy, DeliverySpec, Destination, KReference};
-use crate::api::eventing::{KafkaContentMode, TriggerFilter};
-use crate::api::messaging::ChannelTemplateSpec;
-use crate::api::serving::{RevisionSpec, RevisionTemplateSpec, TrafficTarget};
+use crate::api::eventing::{Broker, KafkaContentMode, Trigger, TriggerFilter};
+use crate::api::flows::{ParallelSpec, SequenceSpec};
+use crate::api::messaging::{
+    ChannelTemplateSpec, ChannelableSpec, KafkaChannelSpec, SubscriptionSpec,
+};
+use crate::api::serving::{RevisionSpec, RevisionTemplateSpec, ServiceSpec, TrafficTarget};
+use crate::api::sources::KafkaSource;
 use crate::names;
 use crate::object::{Kind, Object};
 use serde_json::Value;
@@ -68,164 +72,39 @@ pub(crate) fn apply_raw(kind: Kind, doc: &mut Value) {
     }
 }
 
-/// Apply every default to `object`.
+/// Apply every default to `object`: the namespace, then the defaults of its kind.
 pub(crate) fn apply(object: &mut Object) {
     let ns = object.namespace().to_string();
     object.meta_mut().namespace = Some(ns.clone());
+    let ns = ns.as_str();
     match object {
-        Object::Broker(b) => {
-            let annotations = b.metadata.annotations.get_or_insert_with(BTreeMap::new);
-            let class = annotations
-                .entry(names::BROKER_CLASS_ANNOTATION.into())
-                .or_insert_with(|| names::DEFAULT_BROKER_CLASS.into());
-            // A Kafka-class Broker's defaults are Knative's Kafka broker ConfigMap (topic
-            // partitions, replication, bootstrap servers), not the channel-based one's.
-            let config = if class == names::KAFKA_BROKER_CLASS
-                || class == names::KAFKA_NAMESPACED_BROKER_CLASS
-            {
-                names::KAFKA_BROKER_CONFIG
-            } else {
-                names::DEFAULT_BROKER_CONFIG
-            };
-            b.spec.config.get_or_insert_with(|| KReference {
-                api_version: Some("v1".into()),
-                kind: Some("ConfigMap".into()),
-                name: Some(config.into()),
-                namespace: Some(names::SYSTEM_NAMESPACE.into()),
-            });
-            let delivery = b.spec.delivery.get_or_insert_with(|| DeliverySpec {
-                retry: Some(10),
-                backoff_policy: Some(BackoffPolicy::Exponential),
-                backoff_delay: Some("PT0.2S".into()),
-                ..Default::default()
-            });
-            delivery_ns(delivery, &ns);
-        }
-        Object::Trigger(t) => {
-            if let Some(broker) = &t.spec.broker {
-                t.metadata
-                    .labels
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(names::BROKER_LABEL.into(), broker.clone());
-            }
-            if t.spec.filters.is_empty() && t.spec.filter.is_none() {
-                t.spec.filter = Some(TriggerFilter::default());
-            }
-            if let Some(r) = &mut t.spec.broker_ref {
-                r.namespace.get_or_insert_with(|| ns.clone());
-            }
-            dest_ns(t.spec.subscriber.as_mut(), &ns);
-            if let Some(d) = &mut t.spec.delivery {
-                delivery_ns(d, &ns);
-            }
-        }
-        Object::Channel(c) => {
-            // The channel template default comes from the `default-ch-webhook` ConfigMap,
-            // which the reconciler reads (admission sees one document at a time).
-            if let Some(d) = &mut c.spec.channelable.delivery {
-                delivery_ns(d, &ns);
-            }
-        }
-        Object::InMemoryChannel(c) => {
-            if let Some(d) = &mut c.spec.channelable.delivery {
-                delivery_ns(d, &ns);
-            }
-        }
-        Object::KafkaChannel(c) => {
-            // Knative's KafkaChannel fields are plain values, so 0 and "" mean "not set".
-            let s = &mut c.spec;
-            if s.num_partitions.is_none_or(|n| n == 0) {
-                s.num_partitions = Some(KAFKA_CHANNEL_PARTITIONS);
-            }
-            if s.replication_factor.is_none_or(|n| n == 0) {
-                s.replication_factor = Some(KAFKA_CHANNEL_REPLICATION_FACTOR);
-            }
-            if s.retention_duration.as_deref().is_none_or(str::is_empty) {
-                s.retention_duration = Some(KAFKA_CHANNEL_RETENTION.into());
-            }
-            if let Some(d) = &mut s.channelable.delivery {
-                delivery_ns(d, &ns);
-            }
-        }
+        Object::Broker(b) => broker(b, ns),
+        Object::Trigger(t) => trigger(t, ns),
+        // The channel template default comes from the `default-ch-webhook` ConfigMap, which
+        // the reconciler reads (admission sees one document at a time).
+        Object::Channel(c) => channelable(&mut c.spec.channelable, ns),
+        Object::InMemoryChannel(c) => channelable(&mut c.spec.channelable, ns),
+        Object::NatsJetStreamChannel(c) => channelable(&mut c.spec.channelable, ns),
+        Object::KafkaChannel(c) => kafka_channel(&mut c.spec, ns),
         Object::KafkaSink(k) => {
             k.spec
                 .content_mode
                 .get_or_insert(KafkaContentMode::default());
         }
-        Object::KafkaSource(k) => {
-            let group = kafka_source_consumer_group(&k.metadata, &ns);
-            let s = &mut k.spec;
-            if s.consumer_group.as_deref().is_none_or(str::is_empty) {
-                s.consumer_group = Some(group);
-            }
-            s.consumers.get_or_insert(1);
-            if s.initial_offset.as_deref().is_none_or(str::is_empty) {
-                s.initial_offset = Some(KAFKA_OFFSET_LATEST.into());
-            }
-            s.ordering
-                .get_or_insert_with(|| KAFKA_ORDERING_ORDERED.into());
-            dest_ns(s.sink.as_mut(), &ns);
-            if let Some(d) = &mut s.delivery {
-                delivery_ns(d, &ns);
-            }
-        }
-        Object::NatsJetStreamChannel(c) => {
-            if let Some(d) = &mut c.spec.channelable.delivery {
-                delivery_ns(d, &ns);
-            }
-        }
-        Object::Subscription(s) => {
-            if let Some(c) = &mut s.spec.channel {
-                c.namespace.get_or_insert_with(|| ns.clone());
-            }
-            dest_ns(s.spec.subscriber.as_mut(), &ns);
-            dest_ns(s.spec.reply.as_mut(), &ns);
-            if let Some(d) = &mut s.spec.delivery {
-                delivery_ns(d, &ns);
-            }
-        }
-        Object::Sequence(s) => {
-            for step in &mut s.spec.steps {
-                dest_ns(Some(&mut step.destination), &ns);
-                if let Some(d) = &mut step.delivery {
-                    delivery_ns(d, &ns);
-                }
-            }
-            dest_ns(s.spec.reply.as_mut(), &ns);
-        }
-        Object::Parallel(p) => {
-            for b in &mut p.spec.branches {
-                dest_ns(b.filter.as_mut(), &ns);
-                dest_ns(b.subscriber.as_mut(), &ns);
-                dest_ns(b.reply.as_mut(), &ns);
-                if let Some(d) = &mut b.delivery {
-                    delivery_ns(d, &ns);
-                }
-            }
-            dest_ns(p.spec.reply.as_mut(), &ns);
-        }
-        Object::PingSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
+        Object::KafkaSource(k) => kafka_source(k, ns),
+        Object::Subscription(s) => subscription(&mut s.spec, ns),
+        Object::Sequence(s) => sequence(&mut s.spec, ns),
+        Object::Parallel(p) => parallel(&mut p.spec, ns),
+        Object::PingSource(s) => dest_ns(s.spec.sink.as_mut(), ns),
         Object::ApiServerSource(s) => {
             s.spec.mode.get_or_insert_with(|| "Reference".into());
-            dest_ns(s.spec.sink.as_mut(), &ns);
+            dest_ns(s.spec.sink.as_mut(), ns);
         }
-        Object::SinkBinding(s) => dest_ns(s.spec.sink.as_mut(), &ns),
-        Object::ContainerSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
-        Object::GitHubSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
-        Object::CloudPubSubSource(s) => dest_ns(s.spec.sink.as_mut(), &ns),
-        Object::Service(s) => {
-            if let Some(t) = &mut s.spec.template {
-                revision_template(t);
-            }
-            if s.spec.traffic.is_empty() {
-                s.spec.traffic.push(TrafficTarget {
-                    latest_revision: Some(true),
-                    percent: Some(100),
-                    ..Default::default()
-                });
-            }
-            s.spec.traffic.iter_mut().for_each(traffic_target);
-        }
+        Object::SinkBinding(s) => dest_ns(s.spec.sink.as_mut(), ns),
+        Object::ContainerSource(s) => dest_ns(s.spec.sink.as_mut(), ns),
+        Object::GitHubSource(s) => dest_ns(s.spec.sink.as_mut(), ns),
+        Object::CloudPubSubSource(s) => dest_ns(s.spec.sink.as_mut(), ns),
+        Object::Service(s) => service(&mut s.spec),
         Object::Configuration(c) => {
             if let Some(t) = &mut c.spec.template {
                 revision_template(t);
@@ -235,10 +114,150 @@ pub(crate) fn apply(object: &mut Object) {
         Object::Route(r) => r.spec.traffic.iter_mut().for_each(traffic_target),
         // Knative defaults the reference's namespace to the mapping's.
         Object::DomainMapping(d) => {
-            d.spec.reference.namespace.get_or_insert_with(|| ns.clone());
+            d.spec.reference.namespace.get_or_insert_with(|| ns.into());
         }
         Object::EventType(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
     }
+}
+
+/// A Broker's class annotation, its config (the class's ConfigMap) and its delivery.
+fn broker(b: &mut Broker, ns: &str) {
+    let annotations = b.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    let class = annotations
+        .entry(names::BROKER_CLASS_ANNOTATION.into())
+        .or_insert_with(|| names::DEFAULT_BROKER_CLASS.into());
+    // A Kafka-class Broker's defaults are Knative's Kafka broker ConfigMap (topic
+    // partitions, replication, bootstrap servers), not the channel-based one's.
+    let config =
+        if class == names::KAFKA_BROKER_CLASS || class == names::KAFKA_NAMESPACED_BROKER_CLASS {
+            names::KAFKA_BROKER_CONFIG
+        } else {
+            names::DEFAULT_BROKER_CONFIG
+        };
+    b.spec.config.get_or_insert_with(|| KReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: Some(config.into()),
+        namespace: Some(names::SYSTEM_NAMESPACE.into()),
+    });
+    let delivery = b.spec.delivery.get_or_insert_with(|| DeliverySpec {
+        retry: Some(10),
+        backoff_policy: Some(BackoffPolicy::Exponential),
+        backoff_delay: Some("PT0.2S".into()),
+        ..Default::default()
+    });
+    delivery_ns(delivery, ns);
+}
+
+/// A Trigger's broker label, its match-all filter, and the namespaces of its references.
+fn trigger(t: &mut Trigger, ns: &str) {
+    if let Some(broker) = &t.spec.broker {
+        t.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(names::BROKER_LABEL.into(), broker.clone());
+    }
+    if t.spec.filters.is_empty() && t.spec.filter.is_none() {
+        t.spec.filter = Some(TriggerFilter::default());
+    }
+    if let Some(r) = &mut t.spec.broker_ref {
+        r.namespace.get_or_insert_with(|| ns.into());
+    }
+    dest_ns(t.spec.subscriber.as_mut(), ns);
+    if let Some(d) = &mut t.spec.delivery {
+        delivery_ns(d, ns);
+    }
+}
+
+/// The Channelable part every channel kind shares: its delivery's namespace.
+fn channelable(c: &mut ChannelableSpec, ns: &str) {
+    if let Some(d) = &mut c.delivery {
+        delivery_ns(d, ns);
+    }
+}
+
+/// Knative's KafkaChannel fields are plain values, so 0 and "" mean "not set".
+fn kafka_channel(s: &mut KafkaChannelSpec, ns: &str) {
+    if s.num_partitions.is_none_or(|n| n == 0) {
+        s.num_partitions = Some(KAFKA_CHANNEL_PARTITIONS);
+    }
+    if s.replication_factor.is_none_or(|n| n == 0) {
+        s.replication_factor = Some(KAFKA_CHANNEL_REPLICATION_FACTOR);
+    }
+    if s.retention_duration.as_deref().is_none_or(str::is_empty) {
+        s.retention_duration = Some(KAFKA_CHANNEL_RETENTION.into());
+    }
+    channelable(&mut s.channelable, ns);
+}
+
+/// A KafkaSource's consumer group, consumers, initial offset, ordering and references.
+fn kafka_source(k: &mut KafkaSource, ns: &str) {
+    let group = kafka_source_consumer_group(&k.metadata, ns);
+    let s = &mut k.spec;
+    if s.consumer_group.as_deref().is_none_or(str::is_empty) {
+        s.consumer_group = Some(group);
+    }
+    s.consumers.get_or_insert(1);
+    if s.initial_offset.as_deref().is_none_or(str::is_empty) {
+        s.initial_offset = Some(KAFKA_OFFSET_LATEST.into());
+    }
+    s.ordering
+        .get_or_insert_with(|| KAFKA_ORDERING_ORDERED.into());
+    dest_ns(s.sink.as_mut(), ns);
+    if let Some(d) = &mut s.delivery {
+        delivery_ns(d, ns);
+    }
+}
+
+/// A Subscription's channel, subscriber, reply and dead-letter sink namespaces.
+fn subscription(s: &mut SubscriptionSpec, ns: &str) {
+    if let Some(c) = &mut s.channel {
+        c.namespace.get_or_insert_with(|| ns.into());
+    }
+    dest_ns(s.subscriber.as_mut(), ns);
+    dest_ns(s.reply.as_mut(), ns);
+    if let Some(d) = &mut s.delivery {
+        delivery_ns(d, ns);
+    }
+}
+
+/// The namespaces of a Sequence's steps and reply.
+fn sequence(s: &mut SequenceSpec, ns: &str) {
+    for step in &mut s.steps {
+        dest_ns(Some(&mut step.destination), ns);
+        if let Some(d) = &mut step.delivery {
+            delivery_ns(d, ns);
+        }
+    }
+    dest_ns(s.reply.as_mut(), ns);
+}
+
+/// The namespaces of a Parallel's branches and reply.
+fn parallel(p: &mut ParallelSpec, ns: &str) {
+    for b in &mut p.branches {
+        dest_ns(b.filter.as_mut(), ns);
+        dest_ns(b.subscriber.as_mut(), ns);
+        dest_ns(b.reply.as_mut(), ns);
+        if let Some(d) = &mut b.delivery {
+            delivery_ns(d, ns);
+        }
+    }
+    dest_ns(p.reply.as_mut(), ns);
+}
+
+/// A Service's revision template, and all traffic to its latest revision when none is given.
+fn service(s: &mut ServiceSpec) {
+    if let Some(t) = &mut s.template {
+        revision_template(t);
+    }
+    if s.traffic.is_empty() {
+        s.traffic.push(TrafficTarget {
+            latest_revision: Some(true),
+            percent: Some(100),
+            ..Default::default()
+        });
+    }
+    s.traffic.iter_mut().for_each(traffic_target);
 }
 
 /// KafkaChannel `numPartitions` default (Knative's `DefaultNumPartitions`).

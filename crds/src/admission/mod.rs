@@ -23,7 +23,8 @@ pub use rules::sources::{GITHUB_EVENT_TYPES, parse_cron, split_schedule};
 pub use rules::validate_update;
 
 /// One problem with one field of a document.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+#[error("{}{}{}", .path, if .path.is_empty() { "" } else { ": " }, .message)]
 pub struct FieldError {
     /// Dotted path of the field, e.g. `spec.filters[0].exact`; empty for the whole object.
     pub path: String,
@@ -41,18 +42,9 @@ impl FieldError {
     }
 }
 
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// Parses an expression; `Err` carries the parse error with its position.
-pub type ExpressionCheck = fn(&str) -> Result<(), String>;
+/// Parses an expression; `Err` carries the parser's error (its message has the position),
+/// wrapped with [`crate::Error::expression`].
+pub type ExpressionCheck = fn(&str) -> crate::Result<()>;
 
 /// Checks that live in other crates, injected by the binary (this crate must not depend on
 /// the data plane).

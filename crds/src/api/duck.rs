@@ -168,7 +168,6 @@ pub struct CloudEventOverrides {
 #[serde(rename_all = "camelCase")]
 pub struct SourceStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// The resolved sink URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -43,7 +43,6 @@ pub struct BrokerSpec {
 #[serde(rename_all = "camelCase")]
 pub struct BrokerStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Where to send events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,7 +139,6 @@ pub struct SubscriptionsApiFilter {
 #[serde(rename_all = "camelCase")]
 pub struct TriggerStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// The resolved subscriber URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,7 +195,6 @@ pub struct EventAttributeDefinition {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
 pub struct EventTypeStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
 }
 
@@ -281,7 +278,6 @@ pub struct KafkaSinkSecretRef {
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSinkStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Where to send events.
     #[serde(default, skip_serializing_if = "Option::is_none")]

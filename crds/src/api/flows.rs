@@ -44,7 +44,6 @@ pub struct SequenceSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SequenceStep {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub destination: Destination,
     /// Delivery options of this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +55,6 @@ pub struct SequenceStep {
 #[serde(rename_all = "camelCase")]
 pub struct SequenceStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Status of each step's Subscription.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,7 +141,6 @@ pub struct ParallelBranch {
 #[serde(rename_all = "camelCase")]
 pub struct ParallelStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// The ingress channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -46,7 +46,6 @@ pub struct SubscriberSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ChannelableStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Where to send events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +122,6 @@ pub struct ChannelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_template: Option<ChannelTemplateSpec>,
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub channelable: ChannelableSpec,
 }
 
@@ -132,7 +130,6 @@ pub struct ChannelSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ChannelStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub channelable: ChannelableStatus,
     /// The backing channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,7 +161,6 @@ pub struct ChannelStatus {
 #[serde(rename_all = "camelCase")]
 pub struct InMemoryChannelSpec {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub channelable: ChannelableSpec,
 }
 
@@ -207,7 +203,6 @@ pub struct SubscriptionSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// The resolved URLs the channel uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,7 +258,6 @@ pub struct KafkaChannelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_duration: Option<String>,
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub channelable: ChannelableSpec,
 }
 
@@ -300,6 +294,5 @@ pub struct NatsJetStreamChannelSpec {
     #[schemars(schema_with = "preserve_object")]
     pub consumer_config_template: Option<serde_json::Value>,
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub channelable: ChannelableSpec,
 }

@@ -13,7 +13,6 @@ use super::duck::{Addressable, KReference, Status};
 #[serde(rename_all = "camelCase")]
 pub struct RevisionSpec {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub pod: PodSpec,
     /// Most requests in flight per replica (0 = no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +102,6 @@ pub struct ServiceSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Public URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,7 +154,6 @@ pub struct ConfigurationSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Newest Revision that is Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,7 +185,6 @@ pub struct ConfigurationStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RevisionSpecRoot {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub revision: RevisionSpec,
 }
 
@@ -197,7 +193,6 @@ pub struct RevisionSpecRoot {
 #[serde(rename_all = "camelCase")]
 pub struct RevisionStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Where logs are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,7 +237,6 @@ pub struct RouteSpec {
 #[serde(rename_all = "camelCase")]
 pub struct RouteStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// Public URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,7 +291,6 @@ pub struct SecretTls {
 #[serde(rename_all = "camelCase")]
 pub struct DomainMappingStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub status: Status,
     /// `http://{name}` with the gateway's port.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -144,7 +144,6 @@ pub struct ApiServerSourceSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ApiServerSourceStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceStatus,
     /// Namespaces being watched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -297,7 +296,6 @@ pub struct GitHubSourceSpec {
 #[serde(rename_all = "camelCase")]
 pub struct GitHubSourceStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceStatus,
     /// ID of the webhook registered with GitHub.
     #[serde(
@@ -482,7 +480,6 @@ pub struct KafkaTlsSpec {
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSourceStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceStatus,
     /// Consumers actually running in the consumer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -494,7 +491,6 @@ pub struct KafkaSourceStatus {
 #[serde(rename_all = "camelCase")]
 pub struct CloudPubSubSourceStatus {
     #[serde(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceStatus,
     /// The project of the topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -183,88 +183,201 @@ fn whole_seconds(d: Duration) -> bool {
     d.subsec_nanos() == 0
 }
 
+/// The scale bounds as read, wider than the config's `u32`s so that negative values can be
+/// refused with Knative's messages.
+struct Scales {
+    initial: i64,
+    min: i64,
+    max: i64,
+    limit: i64,
+}
+
+impl Scales {
+    /// `initial-scale`, `min-scale`, `max-scale` and `max-scale-limit`.
+    fn read(r: &mut Reader<'_>) -> Self {
+        let mut s = Scales {
+            initial: 1,
+            min: 0,
+            max: 0,
+            limit: 0,
+        };
+        r.int("initial-scale", &mut s.initial);
+        r.int("min-scale", &mut s.min);
+        r.int("max-scale", &mut s.max);
+        r.int("max-scale-limit", &mut s.limit);
+        s
+    }
+
+    /// Knative's rules: initial scale at least 1 (0 when allowed), min at least 0, max within
+    /// `[0 or 1, max-scale-limit]`, the limit at least 0, min below max.
+    fn check(&self, allow_zero_initial_scale: bool, errs: &mut Vec<FieldError>) {
+        let Scales {
+            initial,
+            min,
+            max,
+            limit,
+        } = *self;
+        if initial < 0 || (initial == 0 && !allow_zero_initial_scale) {
+            errs.push(FieldError::new(
+                "initial-scale",
+                format!(
+                    "initial-scale = {initial}, must be at least 0 (or at least 1 when allow-zero-initial-scale is false)"
+                ),
+            ));
+        }
+        if min < 0 {
+            errs.push(FieldError::new(
+                "min-scale",
+                format!("min-scale = {min}, must be at least 0"),
+            ));
+        }
+        let min_max = if limit > 0 { 1 } else { 0 };
+        if max < min_max || (limit > 0 && max > limit) {
+            errs.push(FieldError::new(
+                "max-scale",
+                format!(
+                    "max-scale = {max}, must be in [{min_max}, max-scale-limit({limit})] range"
+                ),
+            ));
+        }
+        if limit < 0 {
+            errs.push(FieldError::new(
+                "max-scale-limit",
+                format!("max-scale-limit = {limit}, must be at least 0"),
+            ));
+        }
+        if min > max && max > 0 {
+            errs.push(FieldError::new(
+                "min-scale",
+                format!("min-scale ({min}) must be less than max-scale ({max})"),
+            ));
+        }
+    }
+
+    /// Into the config, once checked.
+    fn apply(&self, c: &mut AutoscalerConfig) {
+        let to_u32 = |n: i64| u32::try_from(n).unwrap_or(0);
+        c.initial_scale = to_u32(self.initial);
+        c.min_scale = to_u32(self.min);
+        c.max_scale = to_u32(self.max);
+        c.max_scale_limit = to_u32(self.limit);
+    }
+}
+
 impl AutoscalerConfig {
     /// Parse and validate the ConfigMap's data; missing keys take Knative's defaults. Every
-    /// problem is returned, each with its key.
+    /// problem is returned, each with its key, in Knative's order: what does not parse, then
+    /// the delays, the targets, the rates, the windows and the scale bounds.
     pub fn from_map(data: &BTreeMap<String, String>) -> Result<Self, Vec<FieldError>> {
         let mut c = Self::default();
         let mut r = Reader {
             data,
             errs: Vec::new(),
         };
-        if let Some(v) = r.raw("pod-autoscaler-class") {
-            c.pod_autoscaler_class = v.to_string();
-        }
-        r.boolean("enable-scale-to-zero", &mut c.enable_scale_to_zero);
-        r.boolean("allow-zero-initial-scale", &mut c.allow_zero_initial_scale);
-        r.float("max-scale-up-rate", &mut c.max_scale_up_rate);
-        r.float("max-scale-down-rate", &mut c.max_scale_down_rate);
-        r.float(
-            "container-concurrency-target-percentage",
-            &mut c.container_concurrency_target_fraction,
-        );
-        r.float(
-            "container-concurrency-target-default",
-            &mut c.container_concurrency_target_default,
-        );
-        r.float(
-            "requests-per-second-target-default",
-            &mut c.rps_target_default,
-        );
-        r.float("target-burst-capacity", &mut c.target_burst_capacity);
-        r.float("panic-window-percentage", &mut c.panic_window_percentage);
-        r.float("activator-capacity", &mut c.activator_capacity);
-        r.float(
-            "panic-threshold-percentage",
-            &mut c.panic_threshold_percentage,
-        );
-        let (mut initial, mut min, mut max, mut limit) = (1i64, 0i64, 0i64, 0i64);
-        r.int("initial-scale", &mut initial);
-        r.int("min-scale", &mut min);
-        r.int("max-scale", &mut max);
-        r.int("max-scale-limit", &mut limit);
-        r.duration("stable-window", &mut c.stable_window);
-        r.duration("scale-down-delay", &mut c.scale_down_delay);
-        r.duration(
-            "scale-to-zero-grace-period",
-            &mut c.scale_to_zero_grace_period,
-        );
-        r.duration(
-            "scale-to-zero-pod-retention-period",
-            &mut c.scale_to_zero_pod_retention_period,
-        );
+        c.read_switches(&mut r);
+        c.read_numbers(&mut r);
+        let scales = Scales::read(&mut r);
+        c.read_durations(&mut r);
         let mut errs = r.errs;
-        let mut err = |key: &str, msg: String| errs.push(FieldError::new(key, msg));
-
         // Legacy: values in (0, 1] are fractions already.
         if c.container_concurrency_target_fraction > 1.0 {
             c.container_concurrency_target_fraction /= 100.0;
         }
-        if c.scale_to_zero_grace_period.is_zero() {
-            err(
-                "scale-to-zero-grace-period",
-                "scale-to-zero-grace-period must be positive, was: 0s".into(),
-            );
+        c.check_delays(&mut errs);
+        c.check_targets(&mut errs);
+        c.check_rates(&mut errs);
+        c.check_windows(&mut errs);
+        scales.check(c.allow_zero_initial_scale, &mut errs);
+        if !errs.is_empty() {
+            return Err(errs);
         }
-        if !whole_seconds(c.scale_down_delay) {
-            err(
+        scales.apply(&mut c);
+        Ok(c)
+    }
+
+    /// The class and the boolean keys.
+    fn read_switches(&mut self, r: &mut Reader<'_>) {
+        if let Some(v) = r.raw("pod-autoscaler-class") {
+            self.pod_autoscaler_class = v.to_string();
+        }
+        r.boolean("enable-scale-to-zero", &mut self.enable_scale_to_zero);
+        r.boolean(
+            "allow-zero-initial-scale",
+            &mut self.allow_zero_initial_scale,
+        );
+    }
+
+    /// The float keys: rates, targets, burst and activator capacity, panic percentages.
+    fn read_numbers(&mut self, r: &mut Reader<'_>) {
+        r.float("max-scale-up-rate", &mut self.max_scale_up_rate);
+        r.float("max-scale-down-rate", &mut self.max_scale_down_rate);
+        r.float(
+            "container-concurrency-target-percentage",
+            &mut self.container_concurrency_target_fraction,
+        );
+        r.float(
+            "container-concurrency-target-default",
+            &mut self.container_concurrency_target_default,
+        );
+        r.float(
+            "requests-per-second-target-default",
+            &mut self.rps_target_default,
+        );
+        r.float("target-burst-capacity", &mut self.target_burst_capacity);
+        r.float("panic-window-percentage", &mut self.panic_window_percentage);
+        r.float("activator-capacity", &mut self.activator_capacity);
+        r.float(
+            "panic-threshold-percentage",
+            &mut self.panic_threshold_percentage,
+        );
+    }
+
+    /// The duration keys (Go durations).
+    fn read_durations(&mut self, r: &mut Reader<'_>) {
+        r.duration("stable-window", &mut self.stable_window);
+        r.duration("scale-down-delay", &mut self.scale_down_delay);
+        r.duration(
+            "scale-to-zero-grace-period",
+            &mut self.scale_to_zero_grace_period,
+        );
+        r.duration(
+            "scale-to-zero-pod-retention-period",
+            &mut self.scale_to_zero_pod_retention_period,
+        );
+    }
+
+    /// The scale-to-zero grace period (positive) and the scale-down delay (whole seconds).
+    fn check_delays(&self, errs: &mut Vec<FieldError>) {
+        if self.scale_to_zero_grace_period.is_zero() {
+            errs.push(FieldError::new(
+                "scale-to-zero-grace-period",
+                "scale-to-zero-grace-period must be positive, was: 0s",
+            ));
+        }
+        if !whole_seconds(self.scale_down_delay) {
+            errs.push(FieldError::new(
                 "scale-down-delay",
                 format!(
                     "scale-down-delay = {:?}, must be specified with at most second precision",
-                    c.scale_down_delay
+                    self.scale_down_delay
                 ),
-            );
+            ));
         }
-        if c.target_burst_capacity < 0.0 && c.target_burst_capacity != -1.0 {
+    }
+
+    /// Burst capacity, the concurrency and rps targets, and the activator's capacity.
+    fn check_targets(&self, errs: &mut Vec<FieldError>) {
+        let mut err = |key: &str, msg: String| errs.push(FieldError::new(key, msg));
+        if self.target_burst_capacity < 0.0 && self.target_burst_capacity != -1.0 {
             err(
                 "target-burst-capacity",
                 format!(
                     "target-burst-capacity must be either non-negative or -1 (for unlimited), was: {}",
-                    c.target_burst_capacity
+                    self.target_burst_capacity
                 ),
             );
         }
-        let fraction = c.container_concurrency_target_fraction;
+        let fraction = self.container_concurrency_target_fraction;
         if fraction <= 0.0 || fraction > 1.0 {
             err(
                 "container-concurrency-target-percentage",
@@ -272,132 +385,91 @@ impl AutoscalerConfig {
                     "container-concurrency-target-percentage = {fraction} is outside of valid range of (0, 100]"
                 ),
             );
-        } else if fraction * c.container_concurrency_target_default < TARGET_MIN {
+        } else if fraction * self.container_concurrency_target_default < TARGET_MIN {
             err(
                 "container-concurrency-target-percentage",
                 format!(
                     "container-concurrency-target-percentage and container-concurrency-target-default yield target concurrency of {}, can't be less than {TARGET_MIN}",
-                    fraction * c.container_concurrency_target_default
+                    fraction * self.container_concurrency_target_default
                 ),
             );
         }
-        if c.rps_target_default < TARGET_MIN {
+        if self.rps_target_default < TARGET_MIN {
             err(
                 "requests-per-second-target-default",
                 format!(
                     "requests-per-second-target-default must be at least {TARGET_MIN}, was: {}",
-                    c.rps_target_default
+                    self.rps_target_default
                 ),
             );
         }
-        if c.activator_capacity < 1.0 {
+        if self.activator_capacity < 1.0 {
             err(
                 "activator-capacity",
                 format!(
                     "activator-capacity = {}, must be at least 1",
-                    c.activator_capacity
+                    self.activator_capacity
                 ),
             );
         }
-        if c.max_scale_up_rate <= 1.0 {
-            err(
-                "max-scale-up-rate",
-                format!(
-                    "max-scale-up-rate = {}, must be greater than 1.0",
-                    c.max_scale_up_rate
-                ),
-            );
+    }
+
+    /// The scale-up and scale-down rates: both above 1.
+    fn check_rates(&self, errs: &mut Vec<FieldError>) {
+        for (key, rate) in [
+            ("max-scale-up-rate", self.max_scale_up_rate),
+            ("max-scale-down-rate", self.max_scale_down_rate),
+        ] {
+            if rate <= 1.0 {
+                errs.push(FieldError::new(
+                    key,
+                    format!("{key} = {rate}, must be greater than 1.0"),
+                ));
+            }
         }
-        if c.max_scale_down_rate <= 1.0 {
-            err(
-                "max-scale-down-rate",
-                format!(
-                    "max-scale-down-rate = {}, must be greater than 1.0",
-                    c.max_scale_down_rate
-                ),
-            );
-        }
-        if c.stable_window < WINDOW_MIN || c.stable_window > WINDOW_MAX {
+    }
+
+    /// The stable window (6 s to 1 h, whole seconds), the panic window's share of it, and
+    /// the panic threshold.
+    fn check_windows(&self, errs: &mut Vec<FieldError>) {
+        let mut err = |key: &str, msg: String| errs.push(FieldError::new(key, msg));
+        if self.stable_window < WINDOW_MIN || self.stable_window > WINDOW_MAX {
             err(
                 "stable-window",
                 format!(
                     "stable-window = {:?}, must be in [6s; 1h0m0s] range",
-                    c.stable_window
+                    self.stable_window
                 ),
             );
-        } else if !whole_seconds(c.stable_window) {
+        } else if !whole_seconds(self.stable_window) {
             err(
                 "stable-window",
                 format!(
                     "stable-window = {:?}, must be specified with at most second precision",
-                    c.stable_window
+                    self.stable_window
                 ),
             );
         }
-        if !(1.0..=100.0).contains(&c.panic_window_percentage) {
+        if !(1.0..=100.0).contains(&self.panic_window_percentage) {
             err(
                 "panic-window-percentage",
                 format!(
                     "panic-window-percentage = {}, must be in [1, 100] interval",
-                    c.panic_window_percentage
+                    self.panic_window_percentage
                 ),
             );
         }
         // Knit only: Knative does not check this key; a non-positive or infinite threshold
         // would make panic mode meaningless.
-        if !(c.panic_threshold_percentage > 0.0 && c.panic_threshold_percentage.is_finite()) {
+        if !(self.panic_threshold_percentage > 0.0 && self.panic_threshold_percentage.is_finite()) {
             err(
                 "panic-threshold-percentage",
                 format!(
                     "panic-threshold-percentage = {}, must be a positive number",
-                    c.panic_threshold_percentage
+                    self.panic_threshold_percentage
                 ),
             );
         }
-        if initial < 0 || (initial == 0 && !c.allow_zero_initial_scale) {
-            err(
-                "initial-scale",
-                format!(
-                    "initial-scale = {initial}, must be at least 0 (or at least 1 when allow-zero-initial-scale is false)"
-                ),
-            );
-        }
-        if min < 0 {
-            err(
-                "min-scale",
-                format!("min-scale = {min}, must be at least 0"),
-            );
-        }
-        let min_max = if limit > 0 { 1 } else { 0 };
-        if max < min_max || (limit > 0 && max > limit) {
-            err(
-                "max-scale",
-                format!(
-                    "max-scale = {max}, must be in [{min_max}, max-scale-limit({limit})] range"
-                ),
-            );
-        }
-        if limit < 0 {
-            err(
-                "max-scale-limit",
-                format!("max-scale-limit = {limit}, must be at least 0"),
-            );
-        }
-        if min > max && max > 0 {
-            err(
-                "min-scale",
-                format!("min-scale ({min}) must be less than max-scale ({max})"),
-            );
-        }
-        if !errs.is_empty() {
-            return Err(errs);
-        }
-        let to_u32 = |n: i64| u32::try_from(n).unwrap_or(0);
-        c.initial_scale = to_u32(initial);
-        c.min_scale = to_u32(min);
-        c.max_scale = to_u32(max);
-        c.max_scale_limit = to_u32(limit);
-        Ok(c)
     }
 
     /// The panic threshold as a ratio (2.0 by default).

@@ -90,83 +90,44 @@ impl RevisionSpec {
         if !errs.is_empty() {
             return Err(errs);
         }
-        let a = annotations;
-        let text = |k: ann::Key| k.get(a).map(|(_, v)| v);
-        let float = |k: ann::Key| text(k).and_then(parse_float);
-        let uint = |k: ann::Key| text(k).and_then(|v| v.parse::<u32>().ok());
-        let dur = |k: ann::Key| text(k).and_then(|v| knit_crds::duration::parse_go(v).ok());
-
-        let class = text(ann::CLASS)
+        let a = Annotations(annotations);
+        let class = a
+            .text(ann::CLASS)
             .unwrap_or(&config.pod_autoscaler_class)
             .to_string();
-        let metric = match text(ann::METRIC) {
-            Some("concurrency") => Metric::Concurrency,
-            Some("rps") => Metric::Rps,
-            Some(other) => Metric::Other(other.to_string()),
-            None if class == HPA_CLASS => Metric::Other("cpu".into()),
-            None => Metric::Concurrency,
-        };
-        let algorithm = match text(ann::METRIC_AGGREGATION_ALGORITHM) {
-            Some("weighted-exponential" | "weightedExponential") => Algorithm::WeightedExponential,
-            _ => Algorithm::Linear,
-        };
-
-        let cc = f64::from(container_concurrency);
-        let (mut total, mut tu) = match metric {
-            Metric::Rps => (config.rps_target_default, config.rps_target_utilization),
-            _ => (
-                if container_concurrency > 0 {
-                    cc
-                } else {
-                    config.container_concurrency_target_default
-                },
-                config.container_concurrency_target_fraction,
-            ),
-        };
-        if let Some(t) = float(ann::TARGET) {
-            total = if metric == Metric::Concurrency && container_concurrency > 0 {
-                t.min(cc)
-            } else {
-                t
-            };
-        }
-        if let Some(p) = float(ann::TARGET_UTILIZATION) {
-            tu = p / 100.0;
-        }
-        let target_value = (total * tu).max(TARGET_MIN);
-
-        let stable_window = dur(ann::WINDOW).unwrap_or(config.stable_window);
-        let pwp = float(ann::PANIC_WINDOW_PERCENTAGE).unwrap_or(config.panic_window_percentage);
-        let panic_window = panic_window(stable_window, pwp);
-        let ptp =
-            float(ann::PANIC_THRESHOLD_PERCENTAGE).unwrap_or(config.panic_threshold_percentage);
-
-        let initial_scale = match uint(ann::INITIAL_SCALE) {
-            Some(0) if !config.allow_zero_initial_scale => config.initial_scale,
-            Some(n) => n,
-            None => config.initial_scale,
-        };
-
+        let metric = a.metric(&class);
+        let (target_value, total_value) = a.targets(config, &metric, container_concurrency);
+        let stable_window = a.duration(ann::WINDOW).unwrap_or(config.stable_window);
+        let panic_window_percentage = a
+            .float(ann::PANIC_WINDOW_PERCENTAGE)
+            .unwrap_or(config.panic_window_percentage);
+        let panic_threshold_percentage = a
+            .float(ann::PANIC_THRESHOLD_PERCENTAGE)
+            .unwrap_or(config.panic_threshold_percentage);
         Ok(Self {
             class,
             metric,
-            algorithm,
+            algorithm: a.algorithm(),
             target_value,
-            total_value: total,
-            target_burst_capacity: float(ann::TARGET_BURST_CAPACITY)
+            total_value,
+            target_burst_capacity: a
+                .float(ann::TARGET_BURST_CAPACITY)
                 .unwrap_or(config.target_burst_capacity),
-            panic_threshold: ptp / 100.0,
+            panic_threshold: panic_threshold_percentage / 100.0,
             stable_window,
-            panic_window,
+            panic_window: panic_window(stable_window, panic_window_percentage),
             max_scale_up_rate: config.max_scale_up_rate,
             max_scale_down_rate: config.max_scale_down_rate,
             activator_capacity: config.activator_capacity,
-            scale_down_delay: dur(ann::SCALE_DOWN_DELAY).unwrap_or(config.scale_down_delay),
-            initial_scale,
-            activation_scale: uint(ann::ACTIVATION_SCALE).unwrap_or(0),
-            min_scale: uint(ann::MIN_SCALE).unwrap_or(config.min_scale),
-            max_scale: uint(ann::MAX_SCALE).unwrap_or(config.max_scale),
-            scale_to_zero_pod_retention: dur(ann::SCALE_TO_ZERO_POD_RETENTION_PERIOD)
+            scale_down_delay: a
+                .duration(ann::SCALE_DOWN_DELAY)
+                .unwrap_or(config.scale_down_delay),
+            initial_scale: a.initial_scale(config),
+            activation_scale: a.uint(ann::ACTIVATION_SCALE).unwrap_or(0),
+            min_scale: a.uint(ann::MIN_SCALE).unwrap_or(config.min_scale),
+            max_scale: a.uint(ann::MAX_SCALE).unwrap_or(config.max_scale),
+            scale_to_zero_pod_retention: a
+                .duration(ann::SCALE_TO_ZERO_POD_RETENTION_PERIOD)
                 .unwrap_or(config.scale_to_zero_pod_retention_period),
             scale_to_zero_grace_period: config.scale_to_zero_grace_period,
             enable_scale_to_zero: config.enable_scale_to_zero,
@@ -225,10 +186,96 @@ impl RevisionSpec {
     }
 }
 
+/// A revision's annotations, already validated: each value reads as its type.
+struct Annotations<'a>(&'a BTreeMap<String, String>);
+
+impl<'a> Annotations<'a> {
+    fn text(&self, k: ann::Key) -> Option<&'a str> {
+        k.get(self.0).map(|(_, v)| v)
+    }
+
+    fn float(&self, k: ann::Key) -> Option<f64> {
+        self.text(k).and_then(parse_float)
+    }
+
+    fn uint(&self, k: ann::Key) -> Option<u32> {
+        self.text(k).and_then(|v| v.parse::<u32>().ok())
+    }
+
+    fn duration(&self, k: ann::Key) -> Option<Duration> {
+        self.text(k)
+            .and_then(|v| knit_crds::duration::parse_go(v).ok())
+    }
+
+    /// The metric: the annotation, else the class's default (`cpu` for the HPA).
+    fn metric(&self, class: &str) -> Metric {
+        match self.text(ann::METRIC) {
+            Some("concurrency") => Metric::Concurrency,
+            Some("rps") => Metric::Rps,
+            Some(other) => Metric::Other(other.to_string()),
+            None if class == HPA_CLASS => Metric::Other("cpu".into()),
+            None => Metric::Concurrency,
+        }
+    }
+
+    /// The bucket averaging algorithm (linear unless weighted-exponential is asked for).
+    fn algorithm(&self) -> Algorithm {
+        match self.text(ann::METRIC_AGGREGATION_ALGORITHM) {
+            Some("weighted-exponential" | "weightedExponential") => Algorithm::WeightedExponential,
+            _ => Algorithm::Linear,
+        }
+    }
+
+    /// (`TargetValue`, `TotalValue`) of §1.5: the total is the `target` annotation (capped by
+    /// `containerConcurrency` for concurrency), else `containerConcurrency`, else the
+    /// ConfigMap's default for the metric; the target is the total times the utilisation, at
+    /// least [`TARGET_MIN`].
+    fn targets(
+        &self,
+        config: &AutoscalerConfig,
+        metric: &Metric,
+        container_concurrency: u32,
+    ) -> (f64, f64) {
+        let cc = f64::from(container_concurrency);
+        let (mut total, mut tu) = match metric {
+            Metric::Rps => (config.rps_target_default, config.rps_target_utilization),
+            _ => (
+                if container_concurrency > 0 {
+                    cc
+                } else {
+                    config.container_concurrency_target_default
+                },
+                config.container_concurrency_target_fraction,
+            ),
+        };
+        if let Some(t) = self.float(ann::TARGET) {
+            total = if *metric == Metric::Concurrency && container_concurrency > 0 {
+                t.min(cc)
+            } else {
+                t
+            };
+        }
+        if let Some(p) = self.float(ann::TARGET_UTILIZATION) {
+            tu = p / 100.0;
+        }
+        ((total * tu).max(TARGET_MIN), total)
+    }
+
+    /// The initial scale: the annotation (0 only when the cluster allows it), else the
+    /// ConfigMap's.
+    fn initial_scale(&self, config: &AutoscalerConfig) -> u32 {
+        match self.uint(ann::INITIAL_SCALE) {
+            Some(0) if !config.allow_zero_initial_scale => config.initial_scale,
+            Some(n) => n,
+            None => config.initial_scale,
+        }
+    }
+}
+
 /// Panic window: round(W × percentage ÷ 100) to whole seconds (halves away from zero), at
 /// least 1 s.
 pub fn panic_window(stable_window: Duration, percentage: f64) -> Duration {
     let nanos = (stable_window.as_nanos() as f64 * percentage / 100.0) as u64;
-    let secs = (nanos + 500_000_000) / 1_000_000_000;
+    let secs = nanos.saturating_add(500_000_000) / 1_000_000_000;
     Duration::from_secs(secs.max(1))
 }

@@ -126,9 +126,9 @@ impl Table {
     }
 
     /// The (namespace, revision) for a request's host and tag header.
-    fn resolve(&self, host: &str, tag: Option<&str>) -> Result<(&str, &str), String> {
+    fn resolve(&self, host: &str, tag: Option<&str>) -> crate::Result<(&str, &str)> {
         match self.hosts.get(host) {
-            None => Err(format!("no route for host {host:?}")),
+            None => Err(crate::Error::NoRoute { host: host.into() }),
             Some(HostTarget::Revision { namespace, name }) => Ok((namespace, name)),
             Some(HostTarget::Split(split)) => {
                 if self.tag_header
@@ -139,7 +139,7 @@ impl Table {
                 split
                     .next()
                     .map(|r| (split.namespace.as_str(), r))
-                    .ok_or_else(|| format!("route for host {host:?} has no traffic target"))
+                    .ok_or_else(|| crate::Error::NoTrafficTarget { host: host.into() })
             }
         }
     }
@@ -181,7 +181,7 @@ pub(crate) fn target(
     let table = inner.table.read();
     let (namespace, name) = table
         .resolve(host, tag)
-        .map_err(|why| (StatusCode::NOT_FOUND, why))?;
+        .map_err(|why| (StatusCode::NOT_FOUND, why.to_string()))?;
     inner.revision(namespace, name).ok_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -200,24 +200,30 @@ pub(crate) struct Deadlines {
     pub(crate) idle: Option<Duration>,
 }
 
+/// The longest timeout a deadline counts: admission caps the timeouts at 600 s, but a
+/// hand-made Contract may say anything, and an `Instant` past what the clock holds panics.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `secs` seconds as a timeout, at most [`LONGEST_TIMEOUT`].
+fn timeout(secs: u64) -> Duration {
+    Duration::from_secs(secs).min(LONGEST_TIMEOUT)
+}
+
 impl Deadlines {
     pub(crate) fn of(spec: &Revision, now: Instant) -> Self {
         let total = now
             + match spec.timeout_seconds {
                 0 => DEFAULT_TIMEOUT,
-                s => Duration::from_secs(s),
+                s => timeout(s),
             };
         let start = match spec.response_start_timeout_seconds {
-            Some(s) if s > 0 => total.min(now + Duration::from_secs(s)),
+            Some(s) if s > 0 => total.min(now + timeout(s)),
             _ => total,
         };
         Self {
             total,
             start,
-            idle: spec
-                .idle_timeout_seconds
-                .filter(|&s| s > 0)
-                .map(Duration::from_secs),
+            idle: spec.idle_timeout_seconds.filter(|&s| s > 0).map(timeout),
         }
     }
 }
@@ -475,5 +481,24 @@ mod tests {
         };
         let a = (0..100).filter(|_| split.next() == Some("a")).count();
         assert_eq!(a, 70);
+    }
+
+    #[test]
+    fn timeouts_past_the_clock_are_capped_not_panics() {
+        let value = serde_json::json!({
+            "uid": "u", "namespace": "default", "name": "r-00001", "configuration": "r",
+            "container": {"name": "c", "argv": ["true"]},
+            "containerConcurrency": 0, "routed": true, "timeoutSeconds": u64::MAX,
+            "responseStartTimeoutSeconds": u64::MAX, "idleTimeoutSeconds": u64::MAX,
+        });
+        let spec: Revision = match serde_json::from_value(value) {
+            Ok(r) => r,
+            Err(e) => panic!("revision JSON: {e}"),
+        };
+        let now = Instant::now();
+        let d = Deadlines::of(&spec, now);
+        assert_eq!(d.total, now + LONGEST_TIMEOUT);
+        assert_eq!(d.start, d.total);
+        assert_eq!(d.idle, Some(LONGEST_TIMEOUT));
     }
 }

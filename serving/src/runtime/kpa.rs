@@ -31,11 +31,12 @@ impl Kpa {
         rev: &Revision,
         config: &std::collections::BTreeMap<String, String>,
         progress_deadline: Duration,
-    ) -> Result<Self, String> {
-        let config = AutoscalerConfig::from_map(config).map_err(join)?;
-        let spec = RevisionSpec::for_revision(&config, rev).map_err(join)?;
+    ) -> crate::Result<Self> {
+        let refused = |errors| crate::Error::AutoscalingRefused { errors };
+        let config = AutoscalerConfig::from_map(config).map_err(refused)?;
+        let spec = RevisionSpec::for_revision(&config, rev).map_err(refused)?;
         if !spec.is_kpa() {
-            return Err(format!("class {} is not run by Knit", spec.class));
+            return Err(crate::Error::UnsupportedClass { class: spec.class });
         }
         let epoch = Instant::now();
         let mut pa = PodAutoscaler::new(Duration::ZERO);
@@ -55,13 +56,6 @@ impl Kpa {
     fn at(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.epoch)
     }
-}
-
-fn join(errs: Vec<crate::autoscaler::FieldError>) -> String {
-    errs.iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl Decide for Kpa {

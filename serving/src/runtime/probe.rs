@@ -8,6 +8,8 @@ use knit_crds::contract::serving::Probe;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::Error;
+
 /// How often an aggressive probe (`periodSeconds: 0`) runs until the replica is ready. Its lag
 /// adds to every cold start (issue 10's target: first response ≤ the app's start + 20 ms), so
 /// it is short; a refused loopback connect costs microseconds.
@@ -40,7 +42,7 @@ pub(crate) fn failure_threshold(probe: Option<&Probe>) -> u32 {
 }
 
 /// Run one probe; `Err` says why it failed.
-pub(crate) async fn once(port: u16, probe: Option<&Probe>) -> Result<(), String> {
+pub(crate) async fn once(port: u16, probe: Option<&Probe>) -> crate::Result<()> {
     let limit = match probe.map(|p| p.timeout_seconds) {
         Some(s) if s > 0 => Duration::from_secs(s),
         _ if probe.is_some_and(|p| p.period_seconds > 0) => Duration::from_secs(1),
@@ -48,14 +50,14 @@ pub(crate) async fn once(port: u16, probe: Option<&Probe>) -> Result<(), String>
     };
     match tokio::time::timeout(limit, attempt(port, probe)).await {
         Ok(r) => r,
-        Err(_) => Err(format!("probe timed out after {} ms", limit.as_millis())),
+        Err(_) => Err(Error::ProbeTimeout { limit }),
     }
 }
 
-async fn attempt(port: u16, probe: Option<&Probe>) -> Result<(), String> {
+async fn attempt(port: u16, probe: Option<&Probe>) -> crate::Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
-        .map_err(|e| format!("cannot connect to port {port}: {e}"))?;
+        .map_err(|source| Error::ProbeConnect { port, source })?;
     let Some(path) = probe.and_then(|p| p.http_path.as_deref()) else {
         return Ok(());
     };
@@ -76,28 +78,31 @@ async fn attempt(port: u16, probe: Option<&Probe>) -> Result<(), String> {
     stream
         .write_all(req.as_bytes())
         .await
-        .map_err(|e| format!("probe write: {e}"))?;
+        .map_err(|source| Error::ProbeWrite { source })?;
     let mut buf = [0u8; 64];
     let mut got = 0;
     while got < 12 {
         let n = stream
             .read(&mut buf[got..])
             .await
-            .map_err(|e| format!("probe read: {e}"))?;
+            .map_err(|source| Error::ProbeRead { source })?;
         if n == 0 {
             break;
         }
         got += n;
     }
     let head = String::from_utf8_lossy(&buf[..got]);
-    let code: u16 = head
+    let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("probe GET {path}: no HTTP status in {head:?}"))?;
-    if (200..400).contains(&code) {
+        .ok_or_else(|| Error::ProbeNoStatus {
+            path: path.clone(),
+            head: head.to_string(),
+        })?;
+    if (200..400).contains(&status) {
         Ok(())
     } else {
-        Err(format!("probe GET {path} answered {code}"))
+        Err(Error::ProbeStatus { path, status })
     }
 }

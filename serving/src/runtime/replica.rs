@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -19,11 +20,32 @@ use super::logs::MAX_LINE_BYTES;
 use super::proxy::Proxy;
 use super::revision::Rev;
 use super::{env, probe};
+use crate::Error;
 
+/// The first restart delay.
 const BACKOFF_START: Duration = Duration::from_millis(500);
+/// The longest restart delay.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A process that ran this long resets the backoff.
 const RUN_THAT_LASTED: Duration = Duration::from_secs(10);
+
+/// The delays before each restart of a replica that exited or failed its startup probe:
+/// 0.5 s, 1 s, 2 s, 4 s, 8 s, 16 s, then 30 s for ever (doubling from [`BACKOFF_START`],
+/// capped at [`BACKOFF_MAX`], no jitter: one supervisor restarts one process). A run that
+/// lasted [`RUN_THAT_LASTED`] starts the schedule over.
+///
+/// This is the shape of Kubernetes' CrashLoopBackOff (doubling to a cap, reset after a run
+/// that lasted), not its numbers: the kubelet waits 10 s doubling to 5 min and resets after
+/// 10 min of running; a local process starts in milliseconds and a developer is waiting for
+/// it, so Knit's steps are shorter.
+fn restart_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::new()
+        .with_min_delay(BACKOFF_START)
+        .with_max_delay(BACKOFF_MAX)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+}
 
 /// Where a replica is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +123,11 @@ enum Ended {
 
 /// Supervise `rep` until it is stopped, then remove it from the revision.
 pub(crate) async fn run(rev: Arc<Rev>, rep: Arc<Replica>) {
-    let mut backoff = BACKOFF_START;
+    let mut delays = restart_delays();
     loop {
         let started = Instant::now();
         let ended = match spawn(&rev, &rep) {
-            Err(e) => Ended::Exited(e),
+            Err(e) => Ended::Exited(e.to_string()),
             Ok(mut child) => {
                 let stdin = child.stdin.take();
                 let pumps = [
@@ -155,26 +177,26 @@ pub(crate) async fn run(rev: Arc<Rev>, rep: Arc<Replica>) {
             Ended::Stopped => {}
         }
         if started.elapsed() >= RUN_THAT_LASTED {
-            backoff = BACKOFF_START;
+            delays = restart_delays();
         }
+        let delay = delays.next().unwrap_or(BACKOFF_MAX);
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(delay) => {}
             () = rep.stop.cancelled() => {
                 rev.remove(&rep);
                 return;
             }
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
-fn spawn(rev: &Rev, rep: &Replica) -> Result<Child, String> {
-    let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+fn spawn(rev: &Rev, rep: &Replica) -> crate::Result<Child> {
+    let port = free_port().map_err(|source| Error::NoFreePort { source })?;
     rep.proxy.set_port(port);
     let env = env::environment(&rev.spec, port);
     let argv = env::argv(&rev.spec, &env);
     let Some((program, args)) = argv.split_first() else {
-        return Err("the container has no command".to_string());
+        return Err(Error::NoCommand);
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -190,9 +212,10 @@ fn spawn(rev: &Rev, rep: &Replica) -> Result<Child, String> {
     if let Some(dir) = &rev.spec.container.working_dir {
         cmd.current_dir(dir);
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+    let child = cmd.spawn().map_err(|source| Error::Start {
+        program: program.clone(),
+        source,
+    })?;
     rev.config.on_spawn.call(child.id());
     tracing::info!(revision = %rev.spec.name, namespace = %rev.spec.namespace, replica = rep.id, port, pid = child.id().unwrap_or(0), "replica started");
     rev.note(
@@ -319,4 +342,29 @@ where
             logs.push(replica, stream, &String::from_utf8_lossy(&pending));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_doubling_to_the_cap() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let delays: Vec<_> = restart_delays().take(9).collect();
+        assert_eq!(
+            delays,
+            [
+                ms(500),
+                ms(1_000),
+                ms(2_000),
+                ms(4_000),
+                ms(8_000),
+                ms(16_000),
+                ms(30_000),
+                ms(30_000),
+                ms(30_000)
+            ]
+        );
+    }
 }

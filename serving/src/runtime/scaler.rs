@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use knit_crds::contract::serving::Revision;
+use knit_crds::duration::parse_go;
 
 use super::Inner;
 use super::proxy::Sample;
@@ -73,7 +74,13 @@ impl Params {
                 .map(|s| s.trim().to_string())
         };
         let cfg = |k: &str| config.get(k).map(|s| s.trim().to_string());
-        let dur = |v: Option<String>, d: Duration| v.and_then(|s| parse_duration(&s)).unwrap_or(d);
+        // The annotation, else the ConfigMap key, with the name of the one that was set.
+        let either = |a: &str, c: &str| {
+            ann(a)
+                .map(|v| (format!("autoscaling.knative.dev/{a}"), v))
+                .or_else(|| cfg(c).map(|v| (c.to_string(), v)))
+        };
+        let dur = |set, default| duration_or(rev, set, default);
         let num = |v: Option<String>| v.and_then(|s| s.parse::<f64>().ok());
         let int = |v: Option<String>| v.and_then(|s| s.parse::<u32>().ok());
         let rps = ann("metric").as_deref() == Some("rps");
@@ -95,14 +102,17 @@ impl Params {
             .or_else(|| int(cfg("initial-scale")))
             .unwrap_or(1);
         Self {
-            window: dur(
-                ann("window").or_else(|| cfg("stable-window")),
-                Duration::from_secs(60),
+            window: dur(either("window", "stable-window"), Duration::from_secs(60)),
+            grace: dur(
+                cfg("scale-to-zero-grace-period")
+                    .map(|v| ("scale-to-zero-grace-period".to_string(), v)),
+                Duration::from_secs(30),
             ),
-            grace: dur(cfg("scale-to-zero-grace-period"), Duration::from_secs(30)),
             retention: dur(
-                ann("scale-to-zero-pod-retention-period")
-                    .or_else(|| cfg("scale-to-zero-pod-retention-period")),
+                either(
+                    "scale-to-zero-pod-retention-period",
+                    "scale-to-zero-pod-retention-period",
+                ),
                 Duration::ZERO,
             ),
             enable_zero: cfg("enable-scale-to-zero").as_deref() != Some("false"),
@@ -117,6 +127,26 @@ impl Params {
             initial,
         }
     }
+}
+
+/// The duration `set` gives as `(key, text)`, else `default`. The KPA refused these inputs,
+/// so the text may well be invalid (`inf`, `1e400`, a bare number): such a value is refused
+/// with a warning and the default kept.
+fn duration_or(rev: &Revision, set: Option<(String, String)>, default: Duration) -> Duration {
+    let Some((key, text)) = set else {
+        return default;
+    };
+    parse_go(&text).unwrap_or_else(|e| {
+        tracing::warn!(
+            revision = %rev.name,
+            namespace = %rev.namespace,
+            %key,
+            error = %e,
+            ?default,
+            "invalid duration refused; the default is kept"
+        );
+        default
+    })
 }
 
 /// The stand-in autoscaler.
@@ -201,40 +231,6 @@ impl Decide for Simple {
     }
 }
 
-/// Parse a Go duration (`6s`, `1m30s`, `500ms`, `1h`); a bare number is seconds.
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    if let Ok(n) = s.parse::<f64>() {
-        return (n >= 0.0).then(|| Duration::from_secs_f64(n));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
 /// The loop: tick every revision every `config.tick` until shutdown.
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut every = tokio::time::interval(inner.config.tick);
@@ -256,13 +252,55 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 mod tests {
     use super::*;
 
+    fn rev(annotations: &[(&str, &str)]) -> Revision {
+        let value = serde_json::json!({
+            "uid": "u", "namespace": "default", "name": "r-00001", "configuration": "r",
+            "container": {"name": "c", "argv": ["true"]},
+            "containerConcurrency": 0, "timeoutSeconds": 30, "routed": true,
+            "autoscaling": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        });
+        match serde_json::from_value(value) {
+            Ok(r) => r,
+            Err(e) => panic!("revision JSON: {e}"),
+        }
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("6s"), Some(Duration::from_secs(6)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("x"), None);
+    fn invalid_durations_keep_the_defaults() {
+        let defaults = Params::of(&rev(&[]), &BTreeMap::new());
+        for hostile in ["inf", "1e400", "NaN", "-1", "9223372036854775808s", "60"] {
+            let config = config(&[
+                ("stable-window", hostile),
+                ("scale-to-zero-grace-period", hostile),
+                ("scale-to-zero-pod-retention-period", hostile),
+            ]);
+            assert_eq!(Params::of(&rev(&[]), &config), defaults, "{hostile}");
+            let annotated = rev(&[
+                ("autoscaling.knative.dev/window", hostile),
+                (
+                    "autoscaling.knative.dev/scale-to-zero-pod-retention-period",
+                    hostile,
+                ),
+            ]);
+            assert_eq!(Params::of(&annotated, &config), defaults, "{hostile}");
+            // The KPA refuses these, and the stand-in takes over without panicking.
+            let _ = decider(&annotated, &config, Duration::from_secs(600));
+        }
+        let valid = Params::of(
+            &rev(&[("autoscaling.knative.dev/window", "6s")]),
+            &config(&[("scale-to-zero-grace-period", "1m30s")]),
+        );
+        assert_eq!(
+            (valid.window, valid.grace),
+            (Duration::from_secs(6), Duration::from_secs(90))
+        );
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! Knative's semantic validation rules, per kind, on typed (defaulted) objects.
 
+mod autoscaling;
 mod common;
 mod domain_mapping;
 mod eventing;
+mod immutable;
 mod messaging;
 mod serving;
 pub(super) mod sources;
 
 use common::Errors;
+pub use immutable::validate_update;
 
 use super::{FieldError, Hooks};
-use crate::names;
 use crate::object::Object;
 
 /// Every rule violation of `object`.
@@ -55,7 +57,7 @@ pub(crate) fn validate(object: &Object, hooks: &Hooks) -> Vec<FieldError> {
         Object::Revision(r) => {
             serving::revision(&r.spec.revision, "spec", &mut errs);
             if let Some(a) = &r.metadata.annotations {
-                serving::autoscaling(a, "metadata.annotations", &mut errs);
+                autoscaling::annotations(a, "metadata.annotations", &mut errs);
             }
         }
         Object::Route(r) => {
@@ -68,96 +70,6 @@ pub(crate) fn validate(object: &Object, hooks: &Hooks) -> Vec<FieldError> {
         Object::DomainMapping(d) => domain_mapping::validate(d, &mut errs),
         // `data` of a Secret is base64 by definition; deserializing it already checked that.
         Object::ConfigMap(_) | Object::Secret(_) => {}
-    }
-    errs.0
-}
-
-/// Rules that compare an update with the object it replaces: immutable fields.
-pub fn validate_update(old: &Object, new: &Object) -> Vec<FieldError> {
-    let mut errs = Errors::new();
-    let immutable = |errs: &mut Errors, path: &str, changed: bool| {
-        if changed {
-            errs.add(
-                path,
-                "field is immutable (delete and re-create the object to change it)",
-            );
-        }
-    };
-    match (old, new) {
-        (Object::Broker(o), Object::Broker(n)) => {
-            let class = |b: &crate::api::eventing::Broker| {
-                b.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(names::BROKER_CLASS_ANNOTATION))
-                    .cloned()
-            };
-            immutable(
-                &mut errs,
-                &format!("metadata.annotations.{}", names::BROKER_CLASS_ANNOTATION),
-                class(o) != class(n),
-            );
-            immutable(&mut errs, "spec.config", o.spec.config != n.spec.config);
-        }
-        (Object::Trigger(o), Object::Trigger(n)) => {
-            immutable(&mut errs, "spec.broker", o.spec.broker != n.spec.broker);
-            immutable(
-                &mut errs,
-                "spec.brokerRef",
-                o.spec.broker_ref != n.spec.broker_ref,
-            );
-        }
-        (Object::Subscription(o), Object::Subscription(n)) => {
-            immutable(&mut errs, "spec.channel", o.spec.channel != n.spec.channel);
-        }
-        (Object::Channel(o), Object::Channel(n)) => {
-            immutable(
-                &mut errs,
-                "spec.channelTemplate",
-                o.spec.channel_template != n.spec.channel_template,
-            );
-        }
-        // Knative's KafkaChannel: everything but the Channelable part is immutable.
-        (Object::KafkaChannel(o), Object::KafkaChannel(n)) => {
-            let (o, n) = (&o.spec, &n.spec);
-            immutable(
-                &mut errs,
-                "spec.numPartitions",
-                o.num_partitions != n.num_partitions,
-            );
-            immutable(
-                &mut errs,
-                "spec.replicationFactor",
-                o.replication_factor != n.replication_factor,
-            );
-            immutable(
-                &mut errs,
-                "spec.retentionDuration",
-                o.retention_duration != n.retention_duration,
-            );
-        }
-        (Object::KafkaSink(o), Object::KafkaSink(n)) => {
-            let (o, n) = (&o.spec, &n.spec);
-            immutable(&mut errs, "spec.topic", o.topic != n.topic);
-            immutable(
-                &mut errs,
-                "spec.numPartitions",
-                o.num_partitions != n.num_partitions,
-            );
-            immutable(
-                &mut errs,
-                "spec.replicationFactor",
-                o.replication_factor != n.replication_factor,
-            );
-        }
-        (Object::KafkaSource(o), Object::KafkaSource(n)) => {
-            immutable(
-                &mut errs,
-                "spec.consumerGroup",
-                o.spec.consumer_group != n.spec.consumer_group,
-            );
-        }
-        _ => {}
     }
     errs.0
 }

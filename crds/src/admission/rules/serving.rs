@@ -1,5 +1,5 @@
-//! Service, Configuration, Revision, Route: traffic, revision templates, autoscaling
-//! annotations and the runtime contract's reserved names.
+//! Service, Configuration, Revision, Route: traffic, revision templates (their autoscaling
+//! annotations are `super::autoscaling`'s) and the runtime contract's reserved names.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -110,7 +110,7 @@ pub(crate) fn template(
             }
         }
         if let Some(a) = &meta.annotations {
-            autoscaling(a, &format!("{path}.metadata.annotations"), errs);
+            super::autoscaling::annotations(a, &format!("{path}.metadata.annotations"), errs);
         }
     }
     match &t.spec {
@@ -193,185 +193,6 @@ pub(crate) fn revision(spec: &RevisionSpec, path: &str, errs: &mut Errors) {
     }
 }
 
-/// An `autoscaling.knative.dev/*` annotation: its canonical key and Knative's legacy alias
-/// (read when the canonical key is absent).
-type AnnotationKey = (&'static str, Option<&'static str>);
-
-const CLASS: AnnotationKey = ("class", None);
-const METRIC: AnnotationKey = ("metric", None);
-const TARGET: AnnotationKey = ("target", None);
-const TARGET_UTILIZATION: AnnotationKey = (
-    "target-utilization-percentage",
-    Some("targetUtilizationPercentage"),
-);
-const TARGET_BURST_CAPACITY: AnnotationKey = ("target-burst-capacity", Some("targetBurstCapacity"));
-const MIN_SCALE: AnnotationKey = ("min-scale", Some("minScale"));
-const MAX_SCALE: AnnotationKey = ("max-scale", Some("maxScale"));
-const INITIAL_SCALE: AnnotationKey = ("initial-scale", Some("initialScale"));
-const ACTIVATION_SCALE: AnnotationKey = ("activation-scale", None);
-const WINDOW: AnnotationKey = ("window", None);
-const PANIC_WINDOW_PERCENTAGE: AnnotationKey =
-    ("panic-window-percentage", Some("panicWindowPercentage"));
-const PANIC_THRESHOLD_PERCENTAGE: AnnotationKey = (
-    "panic-threshold-percentage",
-    Some("panicThresholdPercentage"),
-);
-const SCALE_DOWN_DELAY: AnnotationKey = ("scale-down-delay", Some("scaleDownDelay"));
-const SCALE_TO_ZERO_POD_RETENTION: AnnotationKey = (
-    "scale-to-zero-pod-retention-period",
-    Some("scaleToZeroPodRetentionPeriod"),
-);
-const METRIC_AGGREGATION_ALGORITHM: AnnotationKey = (
-    "metric-aggregation-algorithm",
-    Some("metricAggregationAlgorithm"),
-);
-const KPA: &str = "kpa.autoscaling.knative.dev";
-const HPA: &str = "hpa.autoscaling.knative.dev";
-
-/// The annotation's key as written and its value.
-fn annotation(a: &BTreeMap<String, String>, (key, legacy): AnnotationKey) -> Option<(&str, &str)> {
-    std::iter::once(key)
-        .chain(legacy)
-        .find_map(|k| a.get_key_value(&format!("autoscaling.knative.dev/{k}")))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-}
-
-/// A number as Go's `strconv.ParseFloat` reads it; NaN refused.
-fn float(v: &str) -> Option<f64> {
-    v.trim().parse::<f64>().ok().filter(|f| !f.is_nan())
-}
-
-/// `autoscaling.knative.dev/*` annotations, with Knative's rules and messages
-/// (`annotation_validation.go`) under the default `config-autoscaler` (no `max-scale-limit`,
-/// `allow-zero-initial-scale` false). The serving crate's `autoscaler::validate_annotations`
-/// holds the same rules (and applies the cluster's ConfigMap); a serving test cross-checks
-/// the two.
-pub(crate) fn autoscaling(a: &BTreeMap<String, String>, path: &str, errs: &mut Errors) {
-    let mut err = |k: &str, m: String| errs.add(format!("{path}.{k}"), m);
-
-    if let Some((k, v)) = annotation(a, CLASS)
-        && v.ends_with(".knative.dev")
-        && v != KPA
-        && v != HPA
-    {
-        err(k, format!("invalid value: {v}"));
-    }
-
-    let mut scale = |key: AnnotationKey| -> i64 {
-        let Some((k, v)) = annotation(a, key) else {
-            return 0;
-        };
-        match v.parse::<i64>() {
-            Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => n,
-            Ok(_) => {
-                err(k, format!("expected 0 <= {v} <= {}", i32::MAX));
-                0
-            }
-            Err(_) => {
-                err(k, format!("invalid value: {v}"));
-                0
-            }
-        }
-    };
-    let min = scale(MIN_SCALE);
-    let max = scale(MAX_SCALE);
-    if max != 0
-        && max < min
-        && let Some((k, _)) = annotation(a, MAX_SCALE)
-    {
-        err(k, format!("max-scale={max} is less than min-scale={min}"));
-    }
-    if let Some((k, v)) = annotation(a, ACTIVATION_SCALE) {
-        match v.parse::<i32>().map(i64::from) {
-            Err(_) => err(k, format!("invalid value: {v}")),
-            Ok(n) if min > n => err(
-                k,
-                format!("min-scale={min} is greater than activation-scale={n}"),
-            ),
-            Ok(n) if max < n && max != 0 => err(
-                k,
-                format!("max-scale={max} is less than activation-scale={n}"),
-            ),
-            Ok(n) if n < 2 => err(k, format!("activation-scale={n} must be greater than 1")),
-            Ok(_) => {}
-        }
-    }
-
-    let mut number = |key: AnnotationKey, bad: &dyn Fn(&str, f64) -> Option<String>| {
-        if let Some((k, v)) = annotation(a, key) {
-            match float(v) {
-                None => err(k, format!("invalid value: {v}")),
-                Some(f) => {
-                    if let Some(m) = bad(v, f) {
-                        err(k, m);
-                    }
-                }
-            }
-        }
-    };
-    number(PANIC_WINDOW_PERCENTAGE, &|v, f| {
-        (!(1.0..=100.0).contains(&f)).then(|| format!("expected 1 <= {v} <= 100"))
-    });
-    number(PANIC_THRESHOLD_PERCENTAGE, &|v, f| {
-        (!(110.0..=1000.0).contains(&f)).then(|| format!("expected 110 <= {v} <= 1000"))
-    });
-    number(TARGET, &|v, f| {
-        (f < 0.01).then(|| format!("target {v} should be at least 0.01"))
-    });
-    number(TARGET_UTILIZATION, &|v, f| {
-        (!(1.0..=100.0).contains(&f)).then(|| format!("expected 1 <= {v} <= 100"))
-    });
-    number(TARGET_BURST_CAPACITY, &|v, f| {
-        (f < 0.0 && f != -1.0).then(|| format!("invalid value: {v}"))
-    });
-
-    let mut secs = |key: AnnotationKey, lo: u64, whole: bool| {
-        if let Some((k, v)) = annotation(a, key) {
-            match duration::parse_go(v) {
-                Err(_) => err(k, format!("invalid value: {v}")),
-                Ok(d) if d.as_secs() < lo || d > std::time::Duration::from_secs(3600) => {
-                    err(k, format!("expected {lo}s <= {v} <= 1h0m0s"))
-                }
-                Ok(d) if whole && d.subsec_nanos() != 0 => {
-                    err(k, "must be specified with at most second precision".into())
-                }
-                Ok(_) => {}
-            }
-        }
-    };
-    secs(WINDOW, 6, true);
-    secs(SCALE_TO_ZERO_POD_RETENTION, 0, false);
-    secs(SCALE_DOWN_DELAY, 0, true);
-
-    let class = annotation(a, CLASS).map_or(KPA, |(_, v)| v);
-    if let Some((k, m)) = annotation(a, METRIC) {
-        let ok = match class {
-            KPA => matches!(m, "concurrency" | "rps"),
-            HPA => !m.is_empty(),
-            _ => true,
-        };
-        if !ok {
-            err(k, format!("invalid value: {m}"));
-        }
-    }
-    if class == KPA
-        && let Some((k, v)) = annotation(a, METRIC_AGGREGATION_ALGORITHM)
-        && !v.is_empty()
-        && !matches!(v, "linear" | "weighted-exponential" | "weightedExponential")
-    {
-        err(k, format!("invalid value: {v}"));
-    }
-
-    if let Some((k, v)) = annotation(a, INITIAL_SCALE) {
-        match v.parse::<i64>() {
-            Err(_) => err(k, format!("invalid value: {v}")),
-            Ok(n) if n < 0 => err(k, format!("invalid value: {v}: must be greater than 0")),
-            Ok(0) => err(k, "invalid value: 0: 0 not allowed by cluster".into()),
-            Ok(_) => {}
-        }
-    }
-}
-
 /// `serving.knative.dev/rollout-duration` on a Service or Route.
 pub(crate) fn rollout(a: Option<&BTreeMap<String, String>>, errs: &mut Errors) {
     if let Some(v) = a.and_then(|a| a.get("serving.knative.dev/rollout-duration"))
@@ -379,7 +200,7 @@ pub(crate) fn rollout(a: Option<&BTreeMap<String, String>>, errs: &mut Errors) {
     {
         errs.add(
             "metadata.annotations.serving.knative.dev/rollout-duration",
-            e,
+            e.to_string(),
         );
     }
 }

@@ -29,12 +29,12 @@ pub fn split_schedule(schedule: &str) -> (Option<&str>, &str) {
 
 /// Parse a cron pattern: five fields, six with a seconds field in front (Knit's extension, as
 /// croner reads it: `*/2 * * * * *` is every two seconds), or a descriptor such as `@hourly`.
-pub fn parse_cron(pattern: &str) -> Result<croner::Cron, String> {
+pub fn parse_cron(pattern: &str) -> crate::Result<croner::Cron> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
         .build()
         .parse(pattern)
-        .map_err(|e| e.to_string())
+        .map_err(|source| crate::Error::Cron { source })
 }
 
 fn time_zone(tz: &str, path: &str, errs: &mut Errors) {
@@ -297,31 +297,27 @@ pub(crate) fn github(g: &GitHubSource, errs: &mut Errors) {
     ce_overrides(s.ce_overrides.as_ref(), errs);
 }
 
-fn any_duration(v: &str) -> Result<std::time::Duration, String> {
-    duration::parse_go(v).or_else(|_| duration::parse_iso8601(v))
-}
-
 pub(crate) fn pubsub(p: &CloudPubSubSource, errs: &mut Errors) {
     let s = &p.spec;
     if s.topic.as_deref().is_none_or(str::is_empty) {
         errs.missing("spec.topic");
     }
     if let Some(d) = &s.ack_deadline {
-        match any_duration(d) {
+        match duration::parse_go_or_iso8601(d) {
             Ok(d) if d.as_secs() < 10 || d.as_secs() > 600 => {
                 errs.add("spec.ackDeadline", "must be between 10s and 600s")
             }
             Ok(_) => {}
-            Err(e) => errs.add("spec.ackDeadline", e),
+            Err(e) => errs.add("spec.ackDeadline", e.to_string()),
         }
     }
     if let Some(d) = &s.retention_duration {
-        match any_duration(d) {
+        match duration::parse_go_or_iso8601(d) {
             Ok(d) if d.as_secs() < 600 || d.as_secs() > 7 * 86400 => {
                 errs.add("spec.retentionDuration", "must be between 10m and 7 days")
             }
             Ok(_) => {}
-            Err(e) => errs.add("spec.retentionDuration", e),
+            Err(e) => errs.add("spec.retentionDuration", e.to_string()),
         }
     }
     required_destination(s.sink.as_ref(), "spec.sink", errs);
