@@ -117,7 +117,7 @@ impl Otlp {
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .build()
-            .map_err(|e| crate::Error::Client(e.to_string()))?;
+            .map_err(crate::Error::Client)?;
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let otlp = Arc::new(Self::unstarted());
         let weak = Arc::downgrade(&otlp);
