@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use knit_channels::Log;
 use knit_crds::contract::{Ingress, IngressKind};
-use knit_dispatcher::observe::{IngressCounters, IngressView, Origin, ViewEntry};
-use parking_lot::RwLock;
+use knit_dispatcher::observe::{IngressView, Origin, ViewEntry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -21,20 +20,7 @@ use super::egresses::{self, EgressConfig, EgressSlot};
 const FIRST_GROUPS_WAIT: Duration = Duration::from_secs(10);
 use super::{Ctx, backends};
 use crate::filter::{self, TriggerRouter};
-
-/// An ingress as the request path sees it.
-pub struct Target {
-    /// What it belongs to.
-    pub kind: IngressKind,
-    log: RwLock<Result<Arc<dyn Log>, String>>,
-    /// Set once the first attempt to open the log has ended (either way).
-    settled: tokio::sync::watch::Sender<bool>,
-    /// The Broker or channel, as journeys and metrics name it.
-    pub origin: Arc<Origin>,
-    /// Its request counters.
-    pub counters: Arc<IngressCounters>,
-    view: RwLock<Arc<IngressView>>,
-}
+use crate::ingress::{NoLog, Target};
 
 /// A Trigger's filter as the event journal explains it (on demand, for `knit trace`).
 struct Explained(Option<knit_crds::contract::EgressFilter>);
@@ -60,71 +46,31 @@ pub(crate) fn origin_kind(kind: IngressKind) -> &'static str {
     }
 }
 
-impl Target {
-    fn new(ingress: &Ingress, stats: &knit_dispatcher::Stats) -> Self {
-        let origin = Arc::new(Origin::new(
-            origin_kind(ingress.kind),
-            &ingress.namespace,
-            &ingress.name,
-        ));
-        Self {
-            kind: ingress.kind,
-            log: RwLock::new(Err("the log is being opened".into())),
-            settled: tokio::sync::watch::Sender::new(false),
-            counters: stats.ingress(&origin),
-            origin,
-            view: RwLock::new(Arc::default()),
-        }
-    }
+/// The request path's view of `ingress`, its log still being opened.
+fn target(ingress: &Ingress, stats: &knit_dispatcher::Stats) -> Target {
+    let origin = Arc::new(Origin::new(
+        origin_kind(ingress.kind),
+        &ingress.namespace,
+        &ingress.name,
+    ));
+    let counters = stats.ingress(&origin);
+    Target::new(ingress.kind, origin, counters)
+}
 
-    /// Its egresses now, with their filters (for the journal).
-    pub fn view(&self) -> Arc<IngressView> {
-        self.view.read().clone()
-    }
-
-    fn set_view(&self, ingress: &Ingress) {
-        let broker = ingress.kind == IngressKind::Broker;
-        let egresses = ingress
-            .egresses
-            .iter()
-            .map(|e| ViewEntry {
-                reference: Arc::from(e.reference.as_str()),
-                filter: broker.then(|| {
-                    Arc::new(Explained(e.filter.clone()))
-                        as Arc<dyn knit_dispatcher::observe::Explain>
-                }),
-            })
-            .collect();
-        *self.view.write() = Arc::new(IngressView { egresses });
-    }
-
-    /// Whether the hop limit applies.
-    pub fn is_broker(&self) -> bool {
-        self.kind == IngressKind::Broker
-    }
-
-    /// The log, or why there is none yet.
-    pub fn log(&self) -> Result<Arc<dyn Log>, String> {
-        self.log.read().clone()
-    }
-
-    /// The log, waiting up to `within` while it is first being opened (a Broker is Ready
-    /// before its ingress has opened the consumer groups of many Triggers; an event sent then
-    /// waits instead of being refused). Once an attempt failed, answers at once.
-    pub async fn log_within(&self, within: Duration) -> Result<Arc<dyn Log>, String> {
-        let log = self.log();
-        if log.is_ok() || *self.settled.borrow() {
-            return log;
-        }
-        let mut settled = self.settled.subscribe();
-        let _ = tokio::time::timeout(within, settled.wait_for(|s| *s)).await;
-        self.log()
-    }
-
-    fn set(&self, log: Result<Arc<dyn Log>, String>) {
-        *self.log.write() = log;
-        self.settled.send_replace(true);
-    }
+/// The egresses of `ingress` with their filters, as the journal explains them.
+fn view(ingress: &Ingress) -> Arc<IngressView> {
+    let broker = ingress.kind == IngressKind::Broker;
+    let egresses = ingress
+        .egresses
+        .iter()
+        .map(|e| ViewEntry {
+            reference: Arc::from(e.reference.as_str()),
+            filter: broker.then(|| {
+                Arc::new(Explained(e.filter.clone())) as Arc<dyn knit_dispatcher::observe::Explain>
+            }),
+        })
+        .collect();
+    Arc::new(IngressView { egresses })
 }
 
 /// A running ingress task.
@@ -165,7 +111,7 @@ pub(crate) fn spawn(
     ctx: Arc<Ctx>,
     after: Vec<watch::Receiver<()>>,
 ) -> IngressSlot {
-    let target = Arc::new(Target::new(&ingress, &ctx.dispatch.stats));
+    let target = Arc::new(target(&ingress, &ctx.dispatch.stats));
     let (tx, rx) = watch::channel(Some(ingress.clone()));
     let (ended_tx, ended_rx) = watch::channel(());
     let handle = tokio::spawn({
@@ -202,11 +148,14 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         {
             Ok(o) => break o,
             Err(e) => {
-                let msg = format!("{}: {e}", describe(&current));
                 tracing::warn!(ingress = %current.path, error = %e, "cannot open the log; retrying");
+                let why = NoLog::Failed {
+                    log: describe(&current),
+                    source: Arc::new(e),
+                };
                 ctx.report
-                    .not_ready(&current.uid, "TopicNotReady", msg.clone());
-                target.set(Err(msg));
+                    .not_ready(&current.uid, "TopicNotReady", why.to_string());
+                target.set(Err(why));
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     changed = rx.changed() => {
@@ -288,7 +237,7 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
     // Retire: no more appends; every egress delivers what was accepted, then ends. The slots
     // stay alive meanwhile: an egress whose slot goes away takes it as its own removal. A
     // KafkaSource accepted nothing: its consumer just stops (its topics are someone else's).
-    target.set(Err("the broker or channel was deleted".into()));
+    target.set(Err(NoLog::Deleted));
     if current.kind == IngressKind::Source {
         leaving.extend(egresses.into_values().map(EgressSlot::remove));
         futures::future::join_all(leaving).await;
@@ -326,7 +275,7 @@ fn sync(
     ctx: &Arc<Ctx>,
     target: &Target,
 ) {
-    target.set_view(ingress);
+    target.set_view(view(ingress));
     leaving.retain(|h| !h.is_finished());
     let wanted: HashMap<&str, &knit_crds::contract::Egress> = ingress
         .egresses

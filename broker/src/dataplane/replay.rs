@@ -59,6 +59,9 @@ pub enum ReplayError {
     /// A replay of the Trigger is running already (its id), or being started.
     #[error("a replay of this Trigger is still running: {0}")]
     Busy(String),
+    /// The Broker names no Kafka topic.
+    #[error("cannot read the Broker's topic: the Broker has no topic")]
+    NoTopic,
     /// The topic could not be read.
     #[error("cannot read the Broker's topic: {0}")]
     Backend(#[from] LogError),
@@ -212,7 +215,7 @@ impl DataPlane {
             });
         };
         let Some(topic) = kafka.topics.first() else {
-            return Err(LogError::Backend("the Broker has no topic".into()).into());
+            return Err(ReplayError::NoTopic);
         };
         let trigger = format!("{namespace}/{name}");
         let _starting = {

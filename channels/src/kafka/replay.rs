@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
@@ -171,10 +172,11 @@ fn resolve(
         Bound::Offset(o) => out.extend(parts.keys().map(|&p| (p, clamp(p, *o)))),
         Bound::Partitions(m) => {
             if let Some(p) = m.keys().find(|p| !parts.contains_key(p)) {
-                return Err(LogError::Backend(format!(
-                    "topic {topic} has no partition {p} (it has {})",
-                    parts.len()
-                )));
+                return Err(LogError::NoPartition {
+                    topic: topic.to_string(),
+                    partition: *p,
+                    partitions: parts.len(),
+                });
             }
             out.extend(
                 parts
@@ -238,16 +240,19 @@ impl Cluster {
             let topic = topic_owned.as_str();
             let md = c
                 .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
-                .map_err(|e| backend(&format!("reading the metadata of {topic}"), e))?;
+                .map_err(|e| backend(format!("reading the metadata of {topic}"), e))?;
             let mut parts = BTreeMap::new();
             for t in md.topics() {
                 if let Some(err) = t.error() {
-                    return Err(LogError::Backend(format!("topic {topic}: {err:?}")));
+                    return Err(backend(
+                        format!("topic {topic}"),
+                        RDKafkaErrorCode::from(err),
+                    ));
                 }
                 for p in t.partitions() {
                     let marks = c
                         .fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)
-                        .map_err(|e| backend(&format!("reading the offsets of {topic}"), e))?;
+                        .map_err(|e| backend(format!("reading the offsets of {topic}"), e))?;
                     parts.insert(p.id(), marks);
                 }
             }
@@ -324,11 +329,10 @@ impl ReplayReader {
                 return Ok((!out.is_empty()).then_some(out));
             }
             if st.last_progress.elapsed() > STALL_LIMIT {
-                return Err(LogError::Backend(format!(
-                    "no record of topic {} arrived for {} s",
-                    st.topic,
-                    STALL_LIMIT.as_secs()
-                )));
+                return Err(LogError::Stalled {
+                    topic: st.topic.clone(),
+                    after: STALL_LIMIT,
+                });
             }
             let consumer = &self.consumer;
             match tokio::time::timeout(IDLE_CHECK, consumer.recv()).await {
