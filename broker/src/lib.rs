@@ -12,3 +12,14 @@ pub mod filter;
 pub mod ingress;
 
 pub use dataplane::{Config, DataPlane};
+
+/// Errors of the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data plane's HTTP clients or trace exporter could not be built.
+    #[error(transparent)]
+    Dispatcher(#[from] knit_dispatcher::Error),
+}
+
+/// Result with the broker's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -14,8 +14,8 @@ pub mod tracker;
 
 pub use event::{Data, DataKind, Event, EventError, ExtValue, SpecVersion};
 pub use log::{
-    AppendError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Overflow, Polled,
-    Position, Record, RecordId, RetryState, Selector, StartAt,
+    AppendError, BoxError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Overflow,
+    Polled, Position, Record, RecordId, RetryState, Selector, StartAt,
 };
 pub use memory::{MemoryConfig, MemoryLog};
 pub use tracker::Tracker;

@@ -15,8 +15,11 @@ use crate::event::Event;
 /// A boxed future, as the traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A backend's own error, kept as the cause of a [`LogError`] or an [`AppendError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why an append failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// The log (or a consumer that asked for push-back) holds all it may; retry later (429).
     #[error("the log is full")]
@@ -26,21 +29,58 @@ pub enum AppendError {
     Closed,
     /// The backend did not accept the events (503: unreachable, timed out, refused).
     #[error("the backend did not accept the event: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
     /// The backend refuses events this large (413).
     #[error("the event is too large for the backend: {0}")]
-    TooLarge(String),
+    TooLarge(#[source] BoxError),
 }
 
-/// Errors of opening, committing and managing consumer groups.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Errors of opening, committing and managing consumer groups (and of reading a range again).
+#[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
-    /// The backend failed; the text says how.
-    #[error("{0}")]
-    Backend(String),
+    /// The backend failed while doing something.
+    #[error("{doing}: {source}")]
+    Backend {
+        /// What the log was doing (`creating topics`, `commit`, ...).
+        doing: String,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A topic the log needs does not exist (and is not the log's to create).
+    #[error("topic {0} does not exist")]
+    NoTopic(String),
+    /// A partition asked for is not one of the topic's.
+    #[error("topic {topic} has no partition {partition} (it has {partitions})")]
+    NoPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: usize,
+    },
+    /// A reader received nothing for too long while records were still due.
+    #[error("no record of topic {topic} arrived for {} s", .after.as_secs())]
+    Stalled {
+        /// The topic.
+        topic: String,
+        /// How long it waited.
+        after: std::time::Duration,
+    },
+}
+
+impl LogError {
+    /// The backend failed while `doing` something, with `source` as the cause.
+    pub fn backend(doing: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        LogError::Backend {
+            doing: doing.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// Where a record sits: the stream (0 the log itself, 1 its retry stream), the partition, and

@@ -176,12 +176,93 @@ pub async fn deliver_observed(
             event: &record.event,
         },
     };
+    let (attempts, last) = match attempts(sender, egress, record, consumer, session, &seen).await {
+        Tried::Done(fate) => return fate,
+        Tried::GaveUp { attempts, last } => (attempts, last),
+    };
+    let failure = last.unwrap_or(Failure {
+        dest: String::new(),
+        status: None,
+        body: Bytes::new(),
+        retry_after: None,
+        retryable: false,
+        error: "no attempt made".into(),
+    });
+    // Attributes carried to replies (a Broker's hop counter) are not for the dead-letter sink.
+    let event = without(&record.event, egress.carried());
+    dead_letter(sender, egress, event, failure, attempts, session, &seen).await
+}
+
+/// How far the attempts got.
+enum Tried {
+    /// Delivered, or deferred to the retry stream.
+    Done(Fate),
+    /// No attempt left (or the last failure is not worth retrying).
+    GaveUp {
+        /// Attempts made, including those before a restart.
+        attempts: u32,
+        /// The last failure.
+        last: Option<Failure>,
+    },
+}
+
+/// Attempt the delivery, with backoff between attempts, until one succeeds, the record is
+/// deferred to the consumer's retry stream, or the delivery spec allows no more. A record read
+/// back from a retry stream resumes its count.
+#[inline]
+async fn attempts(
+    sender: &Sender,
+    egress: &EgressRuntime,
+    record: &Record,
+    consumer: &dyn Consumer,
+    session: &mut Session,
+    seen: &Seen<'_>,
+) -> Tried {
     let event: &Event = &record.event;
-    // Attributes carried to replies (a Broker's hop counter) are not for the subscriber.
-    let skip = egress.carried();
     let spec = &egress.config.delivery;
     let allowed = spec.retry.saturating_add(1);
-    let (mut attempts, mut last) = match &record.retry {
+    let (mut attempts, mut last) = resumed(record.retry.as_ref());
+    if attempts >= allowed {
+        return Tried::GaveUp { attempts, last };
+    }
+    let (headers, body) = request(egress, event);
+    loop {
+        attempts += 1;
+        let f = match attempt(sender, egress, event, &headers, &body, session, seen).await {
+            Ok(replied) => return Tried::Done(Fate::Delivered { attempts, replied }),
+            Err(f) => f,
+        };
+        tracing::debug!(egress = %egress.config.reference, id = %event.id, attempt = attempts, status = ?f.status, error = %f.error, "attempt failed");
+        let retryable = f.retryable;
+        let wait = policy::wait_before(spec, attempts, f.status, f.retry_after);
+        let state = RetryState {
+            attempts,
+            not_before_ms: now_ms().saturating_add(millis(wait)),
+            last_dest: f.dest.clone(),
+            last_status: f.status,
+        };
+        last = Some(f);
+        if !retryable || attempts >= allowed {
+            return Tried::GaveUp { attempts, last };
+        }
+        if let Some(obs) = seen.obs {
+            obs.stats.retry(&seen.hop, attempts, wait);
+        }
+        match consumer.defer(record, state).await {
+            Ok(true) => return Tried::Done(Fate::Deferred { attempts }),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(egress = %egress.config.reference, id = %event.id, error = %e, "cannot store the event for a later retry; retrying in memory");
+            }
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Where a record read back from a retry stream left off: attempts made and how the last
+/// one failed.
+fn resumed(retry: Option<&RetryState>) -> (u32, Option<Failure>) {
+    match retry {
         Some(r) => (
             r.attempts,
             Some(Failure {
@@ -197,63 +278,18 @@ pub async fn deliver_observed(
             }),
         ),
         None => (0, None),
-    };
-    if attempts < allowed {
-        let (mut headers, body) = encode(event, spec.format, skip);
-        headers.put("", "prefer", "reply");
-        if !egress.config.namespace.is_empty() {
-            headers.put("", "kn-namespace", &egress.config.namespace);
-        }
-        loop {
-            attempts += 1;
-            let f = match attempt(sender, egress, event, &headers, &body, session, &seen).await {
-                Ok(replied) => return Fate::Delivered { attempts, replied },
-                Err(f) => f,
-            };
-            tracing::debug!(egress = %egress.config.reference, id = %event.id, attempt = attempts, status = ?f.status, error = %f.error, "attempt failed");
-            let retryable = f.retryable;
-            let wait = policy::wait_before(spec, attempts, f.status, f.retry_after);
-            let state = RetryState {
-                attempts,
-                not_before_ms: now_ms().saturating_add(millis(wait)),
-                last_dest: f.dest.clone(),
-                last_status: f.status,
-            };
-            last = Some(f);
-            if !retryable || attempts >= allowed {
-                break;
-            }
-            if let Some(obs) = obs {
-                obs.stats.retry(&seen.hop, attempts, wait);
-            }
-            match consumer.defer(record, state).await {
-                Ok(true) => return Fate::Deferred { attempts },
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(egress = %egress.config.reference, id = %event.id, error = %e, "cannot store the event for a later retry; retrying in memory");
-                }
-            }
-            tokio::time::sleep(wait).await;
-        }
     }
-    let failure = last.unwrap_or(Failure {
-        dest: String::new(),
-        status: None,
-        body: Bytes::new(),
-        retry_after: None,
-        retryable: false,
-        error: "no attempt made".into(),
-    });
-    dead_letter(
-        sender,
-        egress,
-        without(event, skip),
-        failure,
-        attempts,
-        session,
-        &seen,
-    )
-    .await
+}
+
+/// The request every attempt sends: the event in the egress's format, without the attributes
+/// carried to replies, asking for a reply, with the namespace.
+fn request(egress: &EgressRuntime, event: &Event) -> (Lines, Bytes) {
+    let (mut headers, body) = encode(event, egress.config.delivery.format, egress.carried());
+    headers.put("", "prefer", "reply");
+    if !egress.config.namespace.is_empty() {
+        headers.put("", "kn-namespace", &egress.config.namespace);
+    }
+    (headers, body)
 }
 
 fn millis(d: Duration) -> i64 {
@@ -266,6 +302,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// One attempt: the subscriber, then the reply if there is one. `Ok(replied)` on success.
+#[inline]
 async fn attempt(
     sender: &Sender,
     egress: &EgressRuntime,
@@ -278,37 +315,7 @@ async fn attempt(
     let reply = match &egress.subscriber {
         // A subscription without a subscriber forwards the event itself to its reply.
         None => Some(without(event, egress.carried())),
-        Some(target) => match seen
-            .post(
-                sender,
-                Leg::Subscriber,
-                target,
-                headers,
-                body,
-                timeout(egress),
-                session,
-            )
-            .await
-        {
-            Attempt::Failed { error } => return Err(Failure::transport(target, error)),
-            Attempt::Response {
-                status,
-                headers: resp_headers,
-                body: resp_body,
-            } => {
-                if !(200..300).contains(&status) {
-                    return Err(Failure {
-                        dest: target.url.clone(),
-                        status: Some(status),
-                        retry_after: retry_after(&resp_headers),
-                        body: resp_body,
-                        retryable: policy::retryable_status(status),
-                        error: format!("status {status}"),
-                    });
-                }
-                reply_of(&target.url, status, &resp_headers, resp_body)?
-            }
-        },
+        Some(target) => to_subscriber(sender, egress, target, headers, body, session, seen).await?,
     };
     let (Some(mut reply), Some(target)) = (reply, &egress.reply) else {
         return Ok(false);
@@ -318,8 +325,65 @@ async fn attempt(
             reply.set_extension(name, v.clone());
         }
     }
-    let (headers, body) = encode(&reply, None, &[]);
-    match seen
+    to_reply(sender, egress, target, &reply, session, seen).await?;
+    Ok(true)
+}
+
+/// The subscriber's leg: its reply event, if it answered with one.
+#[inline]
+async fn to_subscriber(
+    sender: &Sender,
+    egress: &EgressRuntime,
+    target: &Target,
+    headers: &Lines,
+    body: &Bytes,
+    session: &mut Session,
+    seen: &Seen<'_>,
+) -> Result<Option<Event>, Failure> {
+    let answer = seen
+        .post(
+            sender,
+            Leg::Subscriber,
+            target,
+            headers,
+            body,
+            timeout(egress),
+            session,
+        )
+        .await;
+    match answer {
+        Attempt::Failed { error } => Err(Failure::transport(target, error)),
+        Attempt::Response {
+            status,
+            headers,
+            body,
+        } if !(200..300).contains(&status) => Err(Failure {
+            dest: target.url.clone(),
+            status: Some(status),
+            retry_after: retry_after(&headers),
+            body,
+            retryable: policy::retryable_status(status),
+            error: format!("status {status}"),
+        }),
+        Attempt::Response {
+            status,
+            headers,
+            body,
+        } => reply_of(&target.url, status, &headers, body),
+    }
+}
+
+/// The reply's leg: storing the subscriber's reply (or a forwarded event) at `target`.
+async fn to_reply(
+    sender: &Sender,
+    egress: &EgressRuntime,
+    target: &Target,
+    reply: &Event,
+    session: &mut Session,
+    seen: &Seen<'_>,
+) -> Result<(), Failure> {
+    let (headers, body) = encode(reply, None, &[]);
+    let answer = seen
         .post(
             sender,
             Leg::Reply,
@@ -329,15 +393,15 @@ async fn attempt(
             timeout(egress),
             session,
         )
-        .await
-    {
+        .await;
+    match answer {
         Attempt::Response { status, .. } if (200..300).contains(&status) => {
             if let Some(obs) = seen.obs
                 && egress.subscriber.is_some()
             {
                 obs.stats.replied(&seen.hop, &reply.id);
             }
-            Ok(true)
+            Ok(())
         }
         Attempt::Response {
             status,
@@ -391,6 +455,8 @@ fn reply_of(
     }
 }
 
+/// Send the event that was not delivered to the dead-letter sink, with Knative's error
+/// extensions; without a sink, or when it does not take the event, the event is dropped.
 async fn dead_letter(
     sender: &Sender,
     egress: &EgressRuntime,
@@ -406,6 +472,22 @@ async fn dead_letter(
             reason: format!("{} ({})", failure.error, failure.dest),
         };
     };
+    with_error_extensions(&mut event, &failure);
+    match to_dead_letter_sink(sender, egress, dls, &event, session, seen).await {
+        Ok(()) => Fate::DeadLettered {
+            attempts,
+            status: failure.status,
+        },
+        Err(last) => Fate::Dropped {
+            attempts,
+            reason: format!("{}; then {last}", failure.error),
+        },
+    }
+}
+
+/// Knative's error extensions: the destination that failed, its status and (the start of) its
+/// answer.
+fn with_error_extensions(event: &mut Event, failure: &Failure) {
     if !failure.dest.is_empty() {
         event.set_extension("knativeerrordest", ExtValue::String(failure.dest.clone()));
     }
@@ -419,10 +501,32 @@ async fn dead_letter(
             ExtValue::String(base64::engine::general_purpose::STANDARD.encode(cut)),
         );
     }
+}
+
+/// Why the dead-letter sink did not take an event.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// It answered with a status other than 2xx.
+    #[error("dead-letter sink answered {0}")]
+    Status(u16),
+    /// It did not answer.
+    #[error("dead-letter sink failed: {0}")]
+    NoAnswer(String),
+}
+
+/// Post `event` to the dead-letter sink `dls`, retried as the delivery spec says, or until
+/// it takes the event when dead letters are held (durable logs). `Err`: the last refusal.
+async fn to_dead_letter_sink(
+    sender: &Sender,
+    egress: &EgressRuntime,
+    dls: &Target,
+    event: &Event,
+    session: &mut Session,
+    seen: &Seen<'_>,
+) -> Result<(), Refused> {
     let spec = &egress.config.delivery;
-    let (headers, body) = encode(&event, spec.format, &[]);
+    let (headers, body) = encode(event, spec.format, &[]);
     let allowed = spec.retry.saturating_add(1);
-    let mut last: String;
     let mut last_status = None;
     let mut k: u32 = 0;
     loop {
@@ -436,7 +540,7 @@ async fn dead_letter(
             tokio::time::sleep(wait).await;
         }
         k = k.saturating_add(1);
-        match seen
+        let answer = seen
             .post(
                 sender,
                 Leg::DeadLetter,
@@ -446,34 +550,25 @@ async fn dead_letter(
                 timeout(egress),
                 session,
             )
-            .await
-        {
-            Attempt::Response { status, .. } if (200..300).contains(&status) => {
-                return Fate::DeadLettered {
-                    attempts,
-                    status: failure.status,
-                };
-            }
+            .await;
+        let refused = match answer {
+            Attempt::Response { status, .. } if (200..300).contains(&status) => return Ok(()),
             Attempt::Response { status, .. } => {
-                last = format!("dead-letter sink answered {status}");
                 last_status = Some(status);
                 if !policy::retryable_status(status) {
-                    break;
+                    return Err(Refused::Status(status));
                 }
+                Refused::Status(status)
             }
-            Attempt::Failed { error } => last = format!("dead-letter sink failed: {error}"),
-        }
+            Attempt::Failed { error } => Refused::NoAnswer(error),
+        };
         if egress.hold_dead_letters {
             if k == 1 || k.is_power_of_two() {
-                tracing::warn!(egress = %egress.config.reference, id = %event.id, attempts = k, reason = %last,
+                tracing::warn!(egress = %egress.config.reference, id = %event.id, attempts = k, reason = %refused,
                     "the dead-letter sink does not take the event; holding it (its position is not committed) and retrying");
             }
         } else if k >= allowed {
-            break;
+            return Err(refused);
         }
-    }
-    Fate::Dropped {
-        attempts,
-        reason: format!("{}; then {last}", failure.error),
     }
 }

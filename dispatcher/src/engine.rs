@@ -182,9 +182,7 @@ impl EgressTask {
 
 async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let mut runtime = ctx.runtime.clone();
-    let mut paused = false;
-    // Since when the backlog has been full without a poll (clock read only on that edge).
-    let mut full_since: Option<Instant> = None;
+    let mut pressure = Pressure::default();
     let mut commit_due: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut drained = false;
     loop {
@@ -199,44 +197,15 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                 .lock()
                 .configure(rt.config.ordering, rt.config.max_in_flight);
         }
-        // Ask to be woken by finishing workers *before* reading the backlog: a worker that
-        // finishes after the read then wakes us, one that finished before shows in it.
-        ctx.watching.store(true, Ordering::SeqCst);
-        let (backlog, limit) = {
-            let s = ctx.sched.lock();
-            (s.backlog(), s.max_in_flight())
-        };
-        let high = limit.saturating_mul(2).max(2);
-        let full = backlog >= high;
-        if !full {
-            ctx.watching.store(false, Ordering::Relaxed);
-        }
-        let stalled_at = if full {
-            Some(*full_since.get_or_insert_with(Instant::now) + KEEPALIVE)
-        } else {
-            full_since = None;
-            None
-        };
-        if let Some(at) = stalled_at
-            && !paused
-            && Instant::now() >= at
-        {
-            // A long stall: pause the consumer and poll it, which keeps its group session.
-            ctx.consumer.pause();
-            paused = true;
-        } else if paused && backlog <= limit {
-            ctx.consumer.resume();
-            paused = false;
-            full_since = None;
-        }
-        if ctx.durable {
-            let uncommitted = ctx.uncommitted.load(Ordering::Relaxed);
-            if uncommitted >= COMMIT_EVERY {
-                commit_due = None;
-                ctx.commit().await;
-            } else if commit_due.is_none() && uncommitted > 0 {
-                commit_due = Some(Box::pin(tokio::time::sleep(COMMIT_INTERVAL)));
-            }
+        let Backlog {
+            backlog,
+            high,
+            full,
+            stalled_at,
+        } = pressure.assess(&ctx);
+        let paused = pressure.paused;
+        if commit_now(&ctx, &mut commit_due) {
+            ctx.commit().await;
         }
         let room = high.saturating_sub(backlog).clamp(1, POLL_BATCH);
         tokio::select! {
@@ -264,9 +233,97 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             () = async { if let Some(at) = stalled_at { tokio::time::sleep_until(at).await } }, if full && !paused => {}
         }
     }
+    wind_down(&ctx, drained).await;
+}
+
+/// The backlog as the loop sees it before it polls.
+struct Backlog {
+    /// Records read and not finished.
+    backlog: usize,
+    /// The backlog at which the loop stops polling: twice the in-flight limit.
+    high: usize,
+    /// The backlog reached `high`.
+    full: bool,
+    /// When a full backlog counts as a stall (see [`KEEPALIVE`]).
+    stalled_at: Option<Instant>,
+}
+
+/// Backpressure: whether the consumer is paused to keep its session through a stall, and
+/// since when the backlog has been full.
+#[derive(Default)]
+struct Pressure {
+    paused: bool,
+    /// Since when the backlog has been full without a poll (clock read only on that edge).
+    full_since: Option<Instant>,
+}
+
+impl Pressure {
+    /// Read the backlog, asking finishing workers to wake the loop while it is full; pause the
+    /// consumer after a long stall, resume it once deliveries move.
+    #[inline]
+    fn assess(&mut self, ctx: &Ctx) -> Backlog {
+        // Ask to be woken by finishing workers *before* reading the backlog: a worker that
+        // finishes after the read then wakes us, one that finished before shows in it.
+        ctx.watching.store(true, Ordering::SeqCst);
+        let (backlog, limit) = {
+            let s = ctx.sched.lock();
+            (s.backlog(), s.max_in_flight())
+        };
+        let high = limit.saturating_mul(2).max(2);
+        let full = backlog >= high;
+        if !full {
+            ctx.watching.store(false, Ordering::Relaxed);
+        }
+        let stalled_at = if full {
+            Some(*self.full_since.get_or_insert_with(Instant::now) + KEEPALIVE)
+        } else {
+            self.full_since = None;
+            None
+        };
+        if let Some(at) = stalled_at
+            && !self.paused
+            && Instant::now() >= at
+        {
+            // A long stall: pause the consumer and poll it, which keeps its group session.
+            ctx.consumer.pause();
+            self.paused = true;
+        } else if self.paused && backlog <= limit {
+            ctx.consumer.resume();
+            self.paused = false;
+            self.full_since = None;
+        }
+        Backlog {
+            backlog,
+            high,
+            full,
+            stalled_at,
+        }
+    }
+}
+
+/// On durable logs: whether enough records finished to commit now; otherwise the commit
+/// timer is armed once any did.
+#[inline]
+fn commit_now(ctx: &Ctx, commit_due: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) -> bool {
+    if !ctx.durable {
+        return false;
+    }
+    let uncommitted = ctx.uncommitted.load(Ordering::Relaxed);
+    if uncommitted >= COMMIT_EVERY {
+        *commit_due = None;
+        return true;
+    }
+    if commit_due.is_none() && uncommitted > 0 {
+        *commit_due = Some(Box::pin(tokio::time::sleep(COMMIT_INTERVAL)));
+    }
+    false
+}
+
+/// After the loop: wait for the deliveries in flight (a drain also waits for what is still
+/// queued), commit and leave the group.
+async fn wind_down(ctx: &Ctx, drained: bool) {
     ctx.stopping.store(!drained, Ordering::Relaxed);
     ctx.watching.store(true, Ordering::Relaxed);
-    // Wait for the deliveries in flight (a drain also waits for what is still queued).
     loop {
         let notified = ctx.progress.notified();
         if ctx.sched.lock().backlog() == 0 || (!drained && ctx.sched.lock().workers() == 0) {

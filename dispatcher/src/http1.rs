@@ -16,15 +16,18 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
-
-use crate::binding::Lines;
+use knit_wire::Chunked;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::binding::Lines;
+
 /// Most connections a worker keeps open (by `host:port`).
 const MAX_CONNECTIONS: usize = 4;
-/// Largest response header section.
+/// Largest response header section (and trailer line).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Longest chunk-size line of a chunked response (size and extensions).
+const MAX_CHUNK_SIZE_LINE: usize = 1024;
 /// Most response headers.
 const MAX_HEADERS: usize = 128;
 /// Bodies up to this size are sent in the same write as the headers.
@@ -47,10 +50,75 @@ pub(crate) struct Connections {
     out: Vec<u8>,
 }
 
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// The URI names no host.
+    #[error("no host in {0}")]
+    NoHost(Uri),
+    /// Connecting took longer than [`CONNECT_TIMEOUT`].
+    #[error("connecting to {0} timed out")]
+    ConnectTimeout(String),
+    /// The connection was refused or could not be made.
+    #[error("cannot connect to {authority}: {source}")]
+    Connect {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the request head (with a small body) failed.
+    #[error("sending the request: {0}")]
+    Send(#[source] std::io::Error),
+    /// Writing a large request body failed.
+    #[error("sending the request body: {0}")]
+    SendBody(#[source] std::io::Error),
+    /// Reading the response failed.
+    #[error("reading the response: {0}")]
+    Read(#[source] std::io::Error),
+    /// The connection was closed before any byte of a response.
+    #[error("the connection was closed")]
+    Closed,
+    /// The connection was closed in the middle of the response head or a chunked body.
+    #[error("the response ended early")]
+    EndedEarly,
+    /// The connection was closed before `Content-Length` bytes of body.
+    #[error("the response body ended early")]
+    BodyEndedEarly,
+    /// The response head is not HTTP/1.x.
+    #[error("invalid response: {0}")]
+    Invalid(#[source] httparse::Error),
+    /// The response's `Content-Length` is not a number.
+    #[error("invalid Content-Length in the response")]
+    ContentLength,
+    /// The response head is longer than [`MAX_HEADER_BYTES`].
+    #[error("response headers too large")]
+    HeadTooLarge,
+    /// The response body is longer than the caller's bound.
+    #[error("response body too large")]
+    BodyTooLarge,
+    /// The chunked response body is malformed.
+    #[error(transparent)]
+    Chunked(#[from] knit_wire::Error),
+}
+
 enum Failure {
     /// Nothing of a response arrived on a reused connection: worth one more try.
-    Stale(String),
-    Fatal(String),
+    Stale(Error),
+    Fatal(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+impl From<knit_wire::Error> for Failure {
+    fn from(e: knit_wire::Error) -> Self {
+        Failure::Fatal(e.into())
+    }
 }
 
 impl Connections {
@@ -62,11 +130,11 @@ impl Connections {
         headers: &Lines,
         body: &Bytes,
         max_body: usize,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, Error> {
         let authority = uri
             .authority()
             .map(|a| a.as_str().to_string())
-            .ok_or_else(|| format!("no host in {uri}"))?;
+            .ok_or_else(|| Error::NoHost(uri.clone()))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         self.out.clear();
         request_head(&mut self.out, path, &authority, headers, body.len());
@@ -139,16 +207,19 @@ fn loopback_name(host: &str) -> &str {
     }
 }
 
-async fn connect(uri: &Uri, authority: &str) -> Result<Conn, String> {
-    let host = uri.host().ok_or_else(|| format!("no host in {uri}"))?;
+async fn connect(uri: &Uri, authority: &str) -> Result<Conn, Error> {
+    let host = uri.host().ok_or_else(|| Error::NoHost(uri.clone()))?;
     // `[::1]` in a URI is `::1` to the resolver.
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = loopback_name(host);
     let port = uri.port_u16().unwrap_or(80);
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
         .await
-        .map_err(|_| format!("connecting to {authority} timed out"))?
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+        .map_err(|_| Error::ConnectTimeout(authority.to_string()))?
+        .map_err(|source| Error::Connect {
+            authority: authority.to_string(),
+            source,
+        })?;
     let _ = stream.set_nodelay(true);
     Ok(Conn {
         stream,
@@ -165,12 +236,12 @@ async fn exchange(
 ) -> Result<(Response, bool), Failure> {
     conn.buf.clear();
     if let Err(e) = conn.stream.write_all(head).await {
-        return Err(Failure::Stale(format!("sending the request: {e}")));
+        return Err(Failure::Stale(Error::Send(e)));
     }
     if let Some(b) = body
         && let Err(e) = conn.stream.write_all(b).await
     {
-        return Err(Failure::Fatal(format!("sending the request body: {e}")));
+        return Err(Error::SendBody(e).into());
     }
     loop {
         let head = read_head(conn).await?;
@@ -185,7 +256,7 @@ async fn exchange(
             (read_chunked(conn, max_body).await?, !head.close)
         } else if let Some(n) = head.length {
             if n > max_body {
-                return Err(Failure::Fatal("response body too large".into()));
+                return Err(Error::BodyTooLarge.into());
             }
             (read_exact(conn, n).await?, !head.close)
         } else {
@@ -213,14 +284,14 @@ fn has_token_bytes(v: &[u8], token: &str) -> bool {
 }
 
 /// Read more bytes into the buffer; `Ok(0)` at end of stream.
-async fn fill(conn: &mut Conn) -> Result<usize, String> {
+async fn fill(conn: &mut Conn) -> Result<usize, Error> {
     if conn.buf.capacity() - conn.buf.len() < 4096 {
         conn.buf.reserve(8 * 1024);
     }
     conn.stream
         .read_buf(&mut conn.buf)
         .await
-        .map_err(|e| format!("reading the response: {e}"))
+        .map_err(Error::Read)
 }
 
 async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
@@ -249,9 +320,7 @@ async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
                             let n = std::str::from_utf8(h.value)
                                 .ok()
                                 .and_then(|s| s.trim().parse::<usize>().ok())
-                                .ok_or_else(|| {
-                                    Failure::Fatal("invalid Content-Length in the response".into())
-                                })?;
+                                .ok_or(Error::ContentLength)?;
                             head.length = Some(n);
                         }
                         if status != 202
@@ -266,20 +335,18 @@ async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
                     return Ok(head);
                 }
                 Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(Failure::Fatal(format!("invalid response: {e}"))),
+                Err(e) => return Err(Error::Invalid(e).into()),
             }
             if conn.buf.len() > MAX_HEADER_BYTES {
-                return Err(Failure::Fatal("response headers too large".into()));
+                return Err(Error::HeadTooLarge.into());
             }
         }
         match fill(conn).await {
-            Ok(0) if !got_any => {
-                return Err(Failure::Stale("the connection was closed".into()));
-            }
-            Ok(0) => return Err(Failure::Fatal("the response ended early".into())),
+            Ok(0) if !got_any => return Err(Failure::Stale(Error::Closed)),
+            Ok(0) => return Err(Error::EndedEarly.into()),
             Ok(_) => got_any = true,
             Err(e) if !got_any => return Err(Failure::Stale(e)),
-            Err(e) => return Err(Failure::Fatal(e)),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -287,9 +354,9 @@ async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
 async fn read_exact(conn: &mut Conn, n: usize) -> Result<Bytes, Failure> {
     while conn.buf.len() < n {
         match fill(conn).await {
-            Ok(0) => return Err(Failure::Fatal("the response body ended early".into())),
+            Ok(0) => return Err(Error::BodyEndedEarly.into()),
             Ok(_) => {}
-            Err(e) => return Err(Failure::Fatal(e)),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(conn.buf.split_to(n).freeze())
@@ -298,80 +365,42 @@ async fn read_exact(conn: &mut Conn, n: usize) -> Result<Bytes, Failure> {
 async fn read_to_end(conn: &mut Conn, max: usize) -> Result<Bytes, Failure> {
     loop {
         if conn.buf.len() > max {
-            return Err(Failure::Fatal("response body too large".into()));
+            return Err(Error::BodyTooLarge.into());
         }
-        match fill(conn).await {
-            Ok(0) => return Ok(conn.buf.split().freeze()),
-            Ok(_) => {}
-            Err(e) => return Err(Failure::Fatal(e)),
+        if fill(conn).await? == 0 {
+            return Ok(conn.buf.split().freeze());
         }
     }
 }
 
-/// Find `\r\n` in the buffer from `from`.
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|i| from + i)
-}
-
+/// Read a chunked body (its data at most `max` bytes); what follows it stays in the buffer.
 async fn read_chunked(conn: &mut Conn, max: usize) -> Result<Bytes, Failure> {
+    let mut decoder = Chunked::bounded(MAX_CHUNK_SIZE_LINE, MAX_HEADER_BYTES);
     let mut body = BytesMut::new();
     loop {
-        // The chunk size line.
-        let end = loop {
-            if let Some(e) = line_end(&conn.buf, 0) {
-                break e;
+        let mut too_large = false;
+        let end = decoder.decode(&conn.buf, |data| {
+            if body.len().saturating_add(data.len()) > max {
+                too_large = true;
+            } else if !too_large {
+                body.extend_from_slice(data);
             }
-            if conn.buf.len() > 1024 {
-                return Err(Failure::Fatal("invalid chunk size line".into()));
+        })?;
+        if too_large {
+            return Err(Error::BodyTooLarge.into());
+        }
+        match end {
+            Some(n) => {
+                conn.buf.advance(n);
+                return Ok(body.freeze());
             }
-            more(conn).await?;
-        };
-        let line = std::str::from_utf8(&conn.buf[..end])
-            .map_err(|_| Failure::Fatal("invalid chunk size".into()))?;
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| Failure::Fatal(format!("invalid chunk size {size_text:?}")))?;
-        conn.buf.advance(end + 2);
-        if size == 0 {
-            // Trailers, up to the empty line.
-            loop {
-                let e = loop {
-                    if let Some(e) = line_end(&conn.buf, 0) {
-                        break e;
-                    }
-                    if conn.buf.len() > MAX_HEADER_BYTES {
-                        return Err(Failure::Fatal("response trailers too large".into()));
-                    }
-                    more(conn).await?;
-                };
-                conn.buf.advance(e + 2);
-                if e == 0 {
-                    return Ok(body.freeze());
+            None => {
+                conn.buf.clear();
+                if fill(conn).await? == 0 {
+                    return Err(Error::EndedEarly.into());
                 }
             }
         }
-        if body.len().saturating_add(size) > max {
-            return Err(Failure::Fatal("response body too large".into()));
-        }
-        while conn.buf.len() < size + 2 {
-            more(conn).await?;
-        }
-        body.extend_from_slice(&conn.buf[..size]);
-        if &conn.buf[size..size + 2] != b"\r\n" {
-            return Err(Failure::Fatal("invalid chunk".into()));
-        }
-        conn.buf.advance(size + 2);
-    }
-}
-
-async fn more(conn: &mut Conn) -> Result<(), Failure> {
-    match fill(conn).await {
-        Ok(0) => Err(Failure::Fatal("the response ended early".into())),
-        Ok(_) => Ok(()),
-        Err(e) => Err(Failure::Fatal(e)),
     }
 }
 
@@ -477,13 +506,13 @@ mod tests {
             .post(&uri, &Lines::new(), &Bytes::new(), 1024)
             .await
             .expect_err("too large");
-        assert!(err.contains("too large"), "{err}");
+        assert!(matches!(err, Error::BodyTooLarge), "{err}");
         let uri = server(vec![b"garbage\r\n\r\n"], false).await;
         let err = c
             .post(&uri, &Lines::new(), &Bytes::new(), 1024)
             .await
             .expect_err("invalid");
-        assert!(err.contains("invalid response"), "{err}");
+        assert!(err.to_string().contains("invalid response"), "{err}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use sender::Sender;
 pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
 }
 
 /// Result with the dispatcher's [`Error`].

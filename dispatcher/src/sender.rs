@@ -18,6 +18,20 @@ use crate::egress::Target;
 /// Largest response body read from a subscriber (a reply event); longer bodies fail the attempt.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
+/// Why a POST got no answer.
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    /// On a worker's own connection (`http://`).
+    #[error(transparent)]
+    Plain(#[from] crate::http1::Error),
+    /// Through reqwest (`https://`); the text is the whole chain of causes.
+    #[error("{}", error_chain(.0))]
+    Tls(#[source] reqwest::Error),
+    /// The response body is longer than [`MAX_RESPONSE_BYTES`].
+    #[error("response body too large")]
+    TooLarge,
+}
+
 /// The outcome of one attempt.
 #[derive(Debug, Clone)]
 pub enum Attempt {
@@ -116,7 +130,7 @@ impl Sender {
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| crate::Error::Client(e.to_string()))?;
+            .map_err(crate::Error::Client)?;
         Ok(Self { tls })
     }
 
@@ -133,9 +147,9 @@ impl Sender {
         let Session { deadline, conns } = session;
         let result = match &target.uri {
             Some(uri) => {
-                deadline
-                    .run(timeout, conns.post(uri, headers, body, MAX_RESPONSE_BYTES))
-                    .await
+                let post = conns.post(uri, headers, body, MAX_RESPONSE_BYTES);
+                let result = deadline.run(timeout, post).await;
+                result.map(|r| r.map_err(PostError::Plain))
             }
             None => {
                 deadline
@@ -152,7 +166,9 @@ impl Sender {
                 headers,
                 body,
             },
-            Some(Err(error)) => Attempt::Failed { error },
+            Some(Err(error)) => Attempt::Failed {
+                error: error.to_string(),
+            },
             None => Attempt::Failed {
                 error: format!("timed out after {timeout:?}"),
             },
@@ -164,7 +180,7 @@ impl Sender {
         url: &str,
         headers: HeaderMap,
         body: Bytes,
-    ) -> Result<(u16, HeaderMap, Bytes), String> {
+    ) -> Result<(u16, HeaderMap, Bytes), PostError> {
         let mut resp = self
             .tls
             .post(url)
@@ -172,13 +188,13 @@ impl Sender {
             .body(body)
             .send()
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(PostError::Tls)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let mut out = bytes::BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(PostError::Tls)? {
             if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err("response body too large".into());
+                return Err(PostError::TooLarge);
             }
             out.extend_from_slice(&chunk);
         }

@@ -3,8 +3,9 @@
 //! concurrency, the KPA autoscaler and the activator that scales from zero.
 //!
 //! It stands alone: it must not depend on the eventing crates (only on `knit-crds` for the
-//! Contract's serving section and the report type). The control plane computes what to run;
-//! this crate runs it and reports back per Revision UID.
+//! Contract's serving section and the report type, and on `knit-wire` for HTTP/1.1 framing).
+//! The control plane computes what to run; this crate runs it and reports back per Revision
+//! UID.
 
 pub mod autoscaler;
 mod error;

@@ -74,7 +74,7 @@ async fn start(
             let status = match &e {
                 ReplayError::NotFound { .. } => StatusCode::NOT_FOUND,
                 ReplayError::NotDurable { .. } | ReplayError::Busy(_) => StatusCode::CONFLICT,
-                ReplayError::Backend(_) => StatusCode::BAD_GATEWAY,
+                ReplayError::NoTopic | ReplayError::Backend(_) => StatusCode::BAD_GATEWAY,
             };
             tracing::info!(namespace = %namespace, trigger = %trigger, error = %e, "replay refused");
             error(status, e.to_string())

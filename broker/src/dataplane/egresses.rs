@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use knit_channels::{GroupSpec, Log, LogError};
+use knit_channels::{Consumer, GroupSpec, Log, LogError};
 use knit_crds::contract::{self, Egress, Ordering};
 use knit_dispatcher::{EgressRuntime, EgressTask, EventFilter};
 use tokio::sync::watch;
@@ -111,6 +111,8 @@ async fn still_wanted(rx: &mut watch::Receiver<Option<Arc<EgressConfig>>>) -> bo
     rx.changed().await.is_ok() && rx.borrow().is_some()
 }
 
+/// The egress task: open the group, run the dispatcher's consumer loop on it, follow
+/// configuration changes, report, and wind down on removal (see the module doc).
 async fn run(
     log: Arc<dyn Log>,
     mut rx: watch::Receiver<Option<Arc<EgressConfig>>>,
@@ -124,35 +126,10 @@ async fn run(
     let reference = first.egress.reference.clone();
     let durable = log.durable();
     let mut shutdown = ctx.shutdown.subscribe();
-    let mut current = first;
-    let mut wait = Duration::from_millis(200);
-    let consumer = loop {
-        match log.open(spec(&current.egress, durable)).await {
-            Ok(c) => break c,
-            Err(LogError::Closed) => return,
-            Err(e) => {
-                tracing::warn!(egress = %reference, error = %e, "cannot open the consumer group; retrying");
-                ctx.report.not_ready(
-                    &uid,
-                    "ConsumerGroupNotReady",
-                    format!("consumer group {}: {e}", current.egress.group),
-                );
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    wanted = still_wanted(&mut rx) => {
-                        if !wanted {
-                            ctx.report.forget(&uid);
-                            return;
-                        }
-                    }
-                    _ = shutdown.changed() => return,
-                }
-                if let Some(c) = rx.borrow_and_update().clone() {
-                    current = c;
-                }
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-        }
+    let Some((consumer, mut current)) =
+        open_group(&log, &mut rx, first, &ctx, &mut shutdown, &uid, &reference).await
+    else {
+        return;
     };
     let group = group_name(&current.egress, durable);
     let annotations: Vec<(&str, &str)> = if durable {
@@ -174,35 +151,17 @@ async fn run(
         tokio::select! {
             changed = rx.changed() => {
                 let next = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
-                match next {
-                    Some(cfg) => {
-                        if !durable && cfg.egress.overflow != current.egress.overflow {
-                            // Memory groups take the new policy on re-open (the overflow
-                            // policy means nothing to Kafka, whose re-open would be a second
-                            // consumer in the group).
-                            let _ = log.open(spec(&cfg.egress, durable)).await;
-                        }
-                        task.update(runtime(&cfg, Some(&task.runtime()), durable));
-                        current = cfg;
-                    }
-                    None => {
-                        if durable {
-                            task.shutdown(STOP_GRACE).await;
-                            if current.owns_group {
-                                delete_group(&log, &group, &reference).await;
-                            }
-                        } else {
-                            // No more appends reach the group; what it holds is still delivered
-                            // (unless the process stops first).
-                            let _ = log.delete_group(&group).await;
-                            tokio::select! {
-                                () = task.finished() => {}
-                                _ = shutdown.changed() => task.shutdown(STOP_GRACE).await,
-                            }
-                        }
-                        break;
-                    }
+                let Some(cfg) = next else {
+                    removed(task, &log, &group, current.owns_group, &reference, &mut shutdown).await;
+                    break;
+                };
+                if !durable && cfg.egress.overflow != current.egress.overflow {
+                    // Memory groups take the new policy on re-open (the overflow policy means
+                    // nothing to Kafka, whose re-open would be a second consumer in the group).
+                    let _ = log.open(spec(&cfg.egress, durable)).await;
                 }
+                task.update(runtime(&cfg, Some(&task.runtime()), durable));
+                current = cfg;
             }
             () = task.finished() => {
                 // The log was closed (its ingress is gone) and this group delivered all of it.
@@ -215,19 +174,91 @@ async fn run(
                 task.shutdown(STOP_GRACE).await;
                 return;
             }
-            _ = tick.tick() => {
-                let group = task.group_stats();
-                let shed = group.shed;
-                let counters = ctx.dispatch.stats.egress(&reference);
-                let relaxed = std::sync::atomic::Ordering::Relaxed;
-                counters.shed.store(shed, relaxed);
-                counters.lag.store(group.lag.unwrap_or(0), relaxed);
-                counters.in_flight.store(task.in_flight() as u64, relaxed);
-                ctx.report.ready(&uid, &annotations, shed);
-            }
+            _ = tick.tick() => report(&task, &ctx, &uid, &reference, &annotations),
         }
     }
     ctx.report.forget(&uid);
+}
+
+/// Open the egress's consumer group, retrying with backoff while the backend fails (the
+/// reason in the object's status), following configuration changes. `None`: the log was
+/// closed, the egress removed, or the process stops, first.
+async fn open_group(
+    log: &Arc<dyn Log>,
+    rx: &mut watch::Receiver<Option<Arc<EgressConfig>>>,
+    mut current: Arc<EgressConfig>,
+    ctx: &Ctx,
+    shutdown: &mut watch::Receiver<bool>,
+    uid: &str,
+    reference: &str,
+) -> Option<(Arc<dyn Consumer>, Arc<EgressConfig>)> {
+    let durable = log.durable();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let e = match log.open(spec(&current.egress, durable)).await {
+            Ok(c) => return Some((c, current)),
+            Err(LogError::Closed) => return None,
+            Err(e) => e,
+        };
+        tracing::warn!(egress = %reference, error = %e, "cannot open the consumer group; retrying");
+        ctx.report.not_ready(
+            uid,
+            "ConsumerGroupNotReady",
+            format!("consumer group {}: {e}", current.egress.group),
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            wanted = still_wanted(rx) => {
+                if !wanted {
+                    ctx.report.forget(uid);
+                    return None;
+                }
+            }
+            _ = shutdown.changed() => return None,
+        }
+        if let Some(c) = rx.borrow_and_update().clone() {
+            current = c;
+        }
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The egress was removed. Durable logs: stop, commit, and delete the group if Knit
+/// `owns` it. Memory logs: no more appends reach the group; what it holds is still delivered
+/// (unless the process stops first).
+async fn removed(
+    task: EgressTask,
+    log: &Arc<dyn Log>,
+    group: &str,
+    owns: bool,
+    reference: &str,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    if log.durable() {
+        task.shutdown(STOP_GRACE).await;
+        if owns {
+            delete_group(log, group, reference).await;
+        }
+    } else {
+        let mut task = task;
+        let _ = log.delete_group(group).await;
+        tokio::select! {
+            () = task.finished() => {}
+            _ = shutdown.changed() => task.shutdown(STOP_GRACE).await,
+        }
+    }
+}
+
+/// Report the group's counters (shed, lag, in flight) and readiness.
+fn report(task: &EgressTask, ctx: &Ctx, uid: &str, reference: &str, annotations: &[(&str, &str)]) {
+    let group = task.group_stats();
+    let shed = group.shed;
+    let counters = ctx.dispatch.stats.egress(reference);
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    counters.shed.store(shed, relaxed);
+    counters.lag.store(group.lag.unwrap_or(0), relaxed);
+    counters.in_flight.store(task.in_flight() as u64, relaxed);
+    ctx.report.ready(uid, annotations, shed);
 }
 
 async fn delete_group(log: &Arc<dyn Log>, group: &str, reference: &str) {

@@ -10,31 +10,18 @@ use std::time::Duration;
 
 use knit_channels::Log;
 use knit_crds::contract::{Ingress, IngressKind};
-use knit_dispatcher::observe::{IngressCounters, IngressView, Origin, ViewEntry};
-use parking_lot::RwLock;
+use knit_dispatcher::observe::{IngressView, Origin, ViewEntry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::Ctx;
+use super::backends::{self, Opened};
 use super::egresses::{self, EgressConfig, EgressSlot};
+use crate::filter::{self, TriggerRouter};
+use crate::ingress::{NoLog, Target};
 
 /// How long a new ingress waits for its first consumer groups before taking events.
 const FIRST_GROUPS_WAIT: Duration = Duration::from_secs(10);
-use super::{Ctx, backends};
-use crate::filter::{self, TriggerRouter};
-
-/// An ingress as the request path sees it.
-pub struct Target {
-    /// What it belongs to.
-    pub kind: IngressKind,
-    log: RwLock<Result<Arc<dyn Log>, String>>,
-    /// Set once the first attempt to open the log has ended (either way).
-    settled: tokio::sync::watch::Sender<bool>,
-    /// The Broker or channel, as journeys and metrics name it.
-    pub origin: Arc<Origin>,
-    /// Its request counters.
-    pub counters: Arc<IngressCounters>,
-    view: RwLock<Arc<IngressView>>,
-}
 
 /// A Trigger's filter as the event journal explains it (on demand, for `knit trace`).
 struct Explained(Option<knit_crds::contract::EgressFilter>);
@@ -60,71 +47,31 @@ pub(crate) fn origin_kind(kind: IngressKind) -> &'static str {
     }
 }
 
-impl Target {
-    fn new(ingress: &Ingress, stats: &knit_dispatcher::Stats) -> Self {
-        let origin = Arc::new(Origin::new(
-            origin_kind(ingress.kind),
-            &ingress.namespace,
-            &ingress.name,
-        ));
-        Self {
-            kind: ingress.kind,
-            log: RwLock::new(Err("the log is being opened".into())),
-            settled: tokio::sync::watch::Sender::new(false),
-            counters: stats.ingress(&origin),
-            origin,
-            view: RwLock::new(Arc::default()),
-        }
-    }
+/// The request path's view of `ingress`, its log still being opened.
+fn target(ingress: &Ingress, stats: &knit_dispatcher::Stats) -> Target {
+    let origin = Arc::new(Origin::new(
+        origin_kind(ingress.kind),
+        &ingress.namespace,
+        &ingress.name,
+    ));
+    let counters = stats.ingress(&origin);
+    Target::new(ingress.kind, origin, counters)
+}
 
-    /// Its egresses now, with their filters (for the journal).
-    pub fn view(&self) -> Arc<IngressView> {
-        self.view.read().clone()
-    }
-
-    fn set_view(&self, ingress: &Ingress) {
-        let broker = ingress.kind == IngressKind::Broker;
-        let egresses = ingress
-            .egresses
-            .iter()
-            .map(|e| ViewEntry {
-                reference: Arc::from(e.reference.as_str()),
-                filter: broker.then(|| {
-                    Arc::new(Explained(e.filter.clone()))
-                        as Arc<dyn knit_dispatcher::observe::Explain>
-                }),
-            })
-            .collect();
-        *self.view.write() = Arc::new(IngressView { egresses });
-    }
-
-    /// Whether the hop limit applies.
-    pub fn is_broker(&self) -> bool {
-        self.kind == IngressKind::Broker
-    }
-
-    /// The log, or why there is none yet.
-    pub fn log(&self) -> Result<Arc<dyn Log>, String> {
-        self.log.read().clone()
-    }
-
-    /// The log, waiting up to `within` while it is first being opened (a Broker is Ready
-    /// before its ingress has opened the consumer groups of many Triggers; an event sent then
-    /// waits instead of being refused). Once an attempt failed, answers at once.
-    pub async fn log_within(&self, within: Duration) -> Result<Arc<dyn Log>, String> {
-        let log = self.log();
-        if log.is_ok() || *self.settled.borrow() {
-            return log;
-        }
-        let mut settled = self.settled.subscribe();
-        let _ = tokio::time::timeout(within, settled.wait_for(|s| *s)).await;
-        self.log()
-    }
-
-    fn set(&self, log: Result<Arc<dyn Log>, String>) {
-        *self.log.write() = log;
-        self.settled.send_replace(true);
-    }
+/// The egresses of `ingress` with their filters, as the journal explains them.
+fn view(ingress: &Ingress) -> Arc<IngressView> {
+    let broker = ingress.kind == IngressKind::Broker;
+    let egresses = ingress
+        .egresses
+        .iter()
+        .map(|e| ViewEntry {
+            reference: Arc::from(e.reference.as_str()),
+            filter: broker.then(|| {
+                Arc::new(Explained(e.filter.clone())) as Arc<dyn knit_dispatcher::observe::Explain>
+            }),
+        })
+        .collect();
+    Arc::new(IngressView { egresses })
 }
 
 /// A running ingress task.
@@ -165,7 +112,7 @@ pub(crate) fn spawn(
     ctx: Arc<Ctx>,
     after: Vec<watch::Receiver<()>>,
 ) -> IngressSlot {
-    let target = Arc::new(Target::new(&ingress, &ctx.dispatch.stats));
+    let target = Arc::new(target(&ingress, &ctx.dispatch.stats));
     let (tx, rx) = watch::channel(Some(ingress.clone()));
     let (ended_tx, ended_rx) = watch::channel(());
     let handle = tokio::spawn({
@@ -185,44 +132,15 @@ pub(crate) fn spawn(
     }
 }
 
+/// The ingress task: open the log, keep the egresses in line with the Contract, retire.
 async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>, ctx: Arc<Ctx>) {
-    let Some(mut current) = rx.borrow_and_update().clone() else {
+    let Some(first) = rx.borrow_and_update().clone() else {
         return;
     };
     let mut shutdown = ctx.shutdown.subscribe();
-    let mut wait = Duration::from_millis(200);
-    let opened = loop {
-        match backends::open(
-            &current,
-            &ctx.config,
-            &ctx.clusters,
-            &ctx.dispatch.stats.unmatched,
-        )
-        .await
-        {
-            Ok(o) => break o,
-            Err(e) => {
-                let msg = format!("{}: {e}", describe(&current));
-                tracing::warn!(ingress = %current.path, error = %e, "cannot open the log; retrying");
-                ctx.report
-                    .not_ready(&current.uid, "TopicNotReady", msg.clone());
-                target.set(Err(msg));
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    changed = rx.changed() => {
-                        if changed.is_err() || rx.borrow().is_none() {
-                            ctx.report.forget(&current.uid);
-                            return;
-                        }
-                    }
-                    _ = shutdown.changed() => return,
-                }
-                if let Some(i) = rx.borrow_and_update().clone() {
-                    current = i;
-                }
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-        }
+    let Some((opened, mut current)) = open_log(&mut rx, first, &target, &ctx, &mut shutdown).await
+    else {
+        return;
     };
     let annotations: Vec<(&str, &str)> = opened
         .annotations
@@ -231,27 +149,15 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         .collect();
     let mut egresses: HashMap<String, EgressSlot> = HashMap::new();
     let mut leaving: Vec<JoinHandle<()>> = Vec::new();
-    // The egresses this ingress starts with get their groups before it takes any event, so
-    // a Broker recreated under a steady stream loses nothing to the gap (bounded: a group that
-    // cannot be opened does not keep the ingress shut).
-    sync(
+    open_first_groups(
         &current,
         &opened.log,
         &mut egresses,
         &mut leaving,
         &ctx,
         &target,
-    );
-    let first_groups = egresses.values().map(|s| s.opened.clone());
-    let all_open = futures::future::join_all(first_groups.map(|mut o| async move {
-        let _ = o.wait_for(|v| *v).await;
-    }));
-    if tokio::time::timeout(FIRST_GROUPS_WAIT, all_open)
-        .await
-        .is_err()
-    {
-        tracing::warn!(ingress = %current.path, "some consumer groups are not open yet; accepting events anyway");
-    }
+    )
+    .await;
     target.set(Ok(opened.log.clone()));
     let mut reported_uid = current.uid.clone();
     loop {
@@ -285,10 +191,89 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
             }
         }
     }
-    // Retire: no more appends; every egress delivers what was accepted, then ends. The slots
-    // stay alive meanwhile: an egress whose slot goes away takes it as its own removal. A
-    // KafkaSource accepted nothing: its consumer just stops (its topics are someone else's).
-    target.set(Err("the broker or channel was deleted".into()));
+    retire(&current, opened, egresses, leaving, &target).await;
+    ctx.report.forget(&reported_uid);
+    tracing::info!(ingress = %current.path, "ingress retired");
+}
+
+/// Open the log `current` names, retrying with backoff while the backend fails (the reason
+/// in the object's status, and in the target for the requests meanwhile), following changes
+/// of the Contract entry. `None`: the ingress was removed, or the process stops, first.
+async fn open_log(
+    rx: &mut watch::Receiver<Option<Arc<Ingress>>>,
+    mut current: Arc<Ingress>,
+    target: &Target,
+    ctx: &Ctx,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(Opened, Arc<Ingress>)> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let unmatched = &ctx.dispatch.stats.unmatched;
+        let e = match backends::open(&current, &ctx.config, &ctx.clusters, unmatched).await {
+            Ok(o) => return Some((o, current)),
+            Err(e) => e,
+        };
+        tracing::warn!(ingress = %current.path, error = %e, "cannot open the log; retrying");
+        let why = NoLog::Failed {
+            log: describe(&current),
+            source: Arc::new(e),
+        };
+        ctx.report
+            .not_ready(&current.uid, "TopicNotReady", why.to_string());
+        target.set(Err(why));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            changed = rx.changed() => {
+                if changed.is_err() || rx.borrow().is_none() {
+                    ctx.report.forget(&current.uid);
+                    return None;
+                }
+            }
+            _ = shutdown.changed() => return None,
+        }
+        if let Some(i) = rx.borrow_and_update().clone() {
+            current = i;
+        }
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Start the egresses the ingress starts with and wait (bounded) for their groups before it
+/// takes any event, so a Broker recreated under a steady stream loses nothing to the gap; a
+/// group that cannot be opened does not keep the ingress shut.
+async fn open_first_groups(
+    ingress: &Ingress,
+    log: &Arc<dyn Log>,
+    egresses: &mut HashMap<String, EgressSlot>,
+    leaving: &mut Vec<JoinHandle<()>>,
+    ctx: &Arc<Ctx>,
+    target: &Target,
+) {
+    sync(ingress, log, egresses, leaving, ctx, target);
+    let first_groups = egresses.values().map(|s| s.opened.clone());
+    let all_open = futures::future::join_all(first_groups.map(|mut o| async move {
+        let _ = o.wait_for(|v| *v).await;
+    }));
+    if tokio::time::timeout(FIRST_GROUPS_WAIT, all_open)
+        .await
+        .is_err()
+    {
+        tracing::warn!(ingress = %ingress.path, "some consumer groups are not open yet; accepting events anyway");
+    }
+}
+
+/// Retire: no more appends; every egress delivers what was accepted, then ends; then the
+/// topics the ingress owns are deleted. The slots stay alive meanwhile: an egress whose slot
+/// goes away takes it as its own removal. A KafkaSource accepted nothing: its consumer just
+/// stops (its topics are someone else's).
+async fn retire(
+    current: &Ingress,
+    opened: Opened,
+    egresses: HashMap<String, EgressSlot>,
+    mut leaving: Vec<JoinHandle<()>>,
+    target: &Target,
+) {
+    target.set(Err(NoLog::Deleted));
     if current.kind == IngressKind::Source {
         leaving.extend(egresses.into_values().map(EgressSlot::remove));
         futures::future::join_all(leaving).await;
@@ -304,8 +289,6 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
     {
         tracing::warn!(?topics, error = %e, "cannot delete the topics of a deleted broker or channel");
     }
-    ctx.report.forget(&reported_uid);
-    tracing::info!(ingress = %current.path, "ingress retired");
 }
 
 fn describe(i: &Ingress) -> String {
@@ -326,7 +309,7 @@ fn sync(
     ctx: &Arc<Ctx>,
     target: &Target,
 ) {
-    target.set_view(ingress);
+    target.set_view(view(ingress));
     leaving.retain(|h| !h.is_finished());
     let wanted: HashMap<&str, &knit_crds::contract::Egress> = ingress
         .egresses

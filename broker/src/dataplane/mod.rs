@@ -18,12 +18,12 @@ use knit_channels::kafka::Clusters;
 use knit_crds::contract::{Contract, Ingress, Report};
 use knit_dispatcher::observe::Journal;
 use knit_dispatcher::{Sender, Shared as Dispatch, Stats};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::ingress::{self, Limits, Shared, Table};
 use ingresses::IngressSlot;
-pub use ingresses::Target;
 pub use knit_dispatcher::Reporter;
 pub use replay::{REPLAY_EXTENSION, Range, ReplayError, ReplayStatus};
 
@@ -37,7 +37,7 @@ pub struct Config {
     /// Hop limit given to events entering a Broker without one (and the most one may carry).
     pub default_ttl: i32,
     /// Limits of the ingress listener.
-    pub limits: crate::ingress::Limits,
+    pub limits: Limits,
     /// Journeys the event journal keeps (`knit trace`).
     pub journal_capacity: usize,
     /// OTLP/HTTP endpoint traces are exported to (`None`: no tracing).
@@ -50,37 +50,22 @@ impl Default for Config {
             max_event_size: 4 * 1024 * 1024,
             memory: MemoryConfig::default(),
             default_ttl: 255,
-            limits: crate::ingress::Limits::default(),
+            limits: Limits::default(),
             journal_capacity: knit_dispatcher::observe::journal::DEFAULT_CAPACITY,
             otlp_endpoint: None,
         }
     }
 }
 
-/// Where requests are routed.
-#[derive(Default)]
-pub struct Table {
-    /// By path (`/ns/name`, `/channels/ns/name`, `/sinks/ns/name`).
-    pub by_path: HashMap<String, Arc<Target>>,
-    /// By host name (channels).
-    pub by_host: HashMap<String, Arc<Target>>,
-}
-
-/// State shared with the ingress handler.
-pub struct Shared {
-    table: RwLock<Arc<Table>>,
-    /// Source webhooks on this listener.
-    pub webhooks: Arc<knit_dispatcher::webhook::Webhooks>,
-    /// Settings.
-    pub config: Config,
-    /// The fate record (and the journal behind it).
-    pub stats: Arc<Stats>,
-}
-
-impl Shared {
-    /// The current routing table.
-    pub fn table(&self) -> Arc<Table> {
-        self.table.read().clone()
+impl Config {
+    /// What the ingress handler needs of it.
+    fn ingress(&self) -> ingress::Settings {
+        ingress::Settings {
+            max_event_size: self.max_event_size,
+            default_ttl: self.default_ttl,
+            limits: self.limits.clone(),
+            traced: self.otlp_endpoint.is_some(),
+        }
     }
 }
 
@@ -115,7 +100,7 @@ struct Retiring {
 
 impl DataPlane {
     /// A data plane with no ingresses.
-    pub fn new(config: Config) -> knit_dispatcher::Result<Self> {
+    pub fn new(config: Config) -> crate::Result<Self> {
         let (shutdown, _) = watch::channel(false);
         let journal = Arc::new(Journal::new(config.journal_capacity));
         let mut observers: Vec<Arc<dyn knit_dispatcher::observe::Observer>> = vec![journal.clone()];
@@ -124,12 +109,11 @@ impl DataPlane {
         }
         let stats = Arc::new(Stats::with_observers(observers));
         Ok(Self {
-            shared: Arc::new(Shared {
-                table: RwLock::new(Arc::new(Table::default())),
-                webhooks: Arc::new(knit_dispatcher::webhook::Webhooks::new()),
-                config: config.clone(),
-                stats: stats.clone(),
-            }),
+            shared: Arc::new(Shared::new(
+                config.ingress(),
+                Arc::new(knit_dispatcher::webhook::Webhooks::new()),
+                stats.clone(),
+            )),
             ctx: Arc::new(Ctx {
                 config,
                 dispatch: Dispatch {
@@ -159,7 +143,7 @@ impl DataPlane {
 
     /// Serve the ingress on `listener`.
     pub async fn serve_ingress(&self, listener: tokio::net::TcpListener) {
-        crate::ingress::serve(listener, self.shared.clone()).await
+        ingress::serve(listener, self.shared.clone()).await
     }
 
     /// Delivery counters.
@@ -245,7 +229,7 @@ impl DataPlane {
                 table.by_host.insert(h.clone(), slot.target.clone());
             }
         }
-        *self.shared.table.write() = Arc::new(table);
+        self.shared.set_table(table);
         *slots = next;
     }
 
@@ -265,7 +249,7 @@ impl DataPlane {
     /// Stop: the ingress answers nothing new, egresses finish what is in flight (up to a few
     /// seconds), commit and leave their groups. Nothing is deleted.
     pub async fn shutdown(&self, grace: Duration) {
-        *self.shared.table.write() = Arc::new(Table::default());
+        self.shared.set_table(Table::default());
         self.ctx.shutdown.send_replace(true);
         let handles: Vec<JoinHandle<()>> = {
             let mut slots = self.slots.lock();

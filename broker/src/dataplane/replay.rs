@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use knit_channels::kafka::replay::{Bound, PartitionRange, ReplayReader};
+use knit_channels::kafka::replay::{Bound, PartitionRange, ReplayReader, ReplayRecord};
 use knit_channels::{ExtValue, LogError, Position, Record, RecordId};
-use knit_crds::contract::{self, Backend, Contract, IngressKind};
+use knit_crds::contract::{self, Backend, Contract, Egress, Ingress, IngressKind, KafkaLog};
 use knit_dispatcher::sender::Session;
 use knit_dispatcher::{EgressRuntime, EventFilter, Fate, Shared as Dispatch};
 use parking_lot::Mutex;
@@ -59,6 +59,9 @@ pub enum ReplayError {
     /// A replay of the Trigger is running already (its id), or being started.
     #[error("a replay of this Trigger is still running: {0}")]
     Busy(String),
+    /// The Broker names no Kafka topic.
+    #[error("cannot read the Broker's topic: the Broker has no topic")]
+    NoTopic,
     /// The topic could not be read.
     #[error("cannot read the Broker's topic: {0}")]
     Backend(#[from] LogError),
@@ -181,6 +184,66 @@ impl Drop for Starting<'_> {
     }
 }
 
+impl Runs {
+    /// Hold `trigger`'s place while its replay is set up; refused while one runs or starts.
+    fn reserve(&self, trigger: &str) -> Result<Starting<'_>, ReplayError> {
+        let runs = self.runs.lock();
+        if let Some(r) = runs
+            .iter()
+            .find(|r| r.trigger == trigger && !r.done.load(Ordering::Acquire))
+        {
+            return Err(ReplayError::Busy(r.id.clone()));
+        }
+        if !self.starting.lock().insert(trigger.to_string()) {
+            return Err(ReplayError::Busy("it is being started".into()));
+        }
+        Ok(Starting {
+            runs: self,
+            trigger: trigger.to_string(),
+        })
+    }
+
+    /// Keep `run`, forgetting the oldest finished runs beyond [`KEEP_RUNS`].
+    fn remember(&self, run: Arc<Run>) {
+        let mut runs = self.runs.lock();
+        while runs.len() >= KEEP_RUNS {
+            match runs.iter().position(|r| r.done.load(Ordering::Acquire)) {
+                Some(i) => drop(runs.remove(i)),
+                None => break,
+            }
+        }
+        runs.push_back(run);
+    }
+}
+
+/// The Trigger `reference` in `contract`: its Broker, itself, and the Broker's Kafka log
+/// (memory logs keep nothing to replay).
+fn find_trigger<'a>(
+    contract: &'a Contract,
+    reference: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(&'a Ingress, &'a Egress, &'a KafkaLog), ReplayError> {
+    let found = contract
+        .ingresses
+        .iter()
+        .filter(|i| i.kind == IngressKind::Broker)
+        .find_map(|i| Some((i, i.egresses.iter().find(|e| e.reference == reference)?)));
+    let Some((ingress, egress)) = found else {
+        return Err(ReplayError::NotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        });
+    };
+    let Backend::Kafka(kafka) = &ingress.backend else {
+        return Err(ReplayError::NotDurable {
+            namespace: ingress.namespace.clone(),
+            broker: ingress.name.clone(),
+        });
+    };
+    Ok((ingress, egress, kafka))
+}
+
 impl DataPlane {
     /// Replay the events of Trigger `namespace/name`'s Broker between `from` and `to` (`None`:
     /// the topic's end now) to that Trigger only. `contract` is the one in force. Returns once
@@ -194,43 +257,12 @@ impl DataPlane {
         to: Option<&Bound>,
     ) -> Result<ReplayStatus, ReplayError> {
         let reference = format!("Trigger/{namespace}/{name}");
-        let found = contract
-            .ingresses
-            .iter()
-            .filter(|i| i.kind == IngressKind::Broker)
-            .find_map(|i| Some((i, i.egresses.iter().find(|e| e.reference == reference)?)));
-        let Some((ingress, egress)) = found else {
-            return Err(ReplayError::NotFound {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-            });
-        };
-        let Backend::Kafka(kafka) = &ingress.backend else {
-            return Err(ReplayError::NotDurable {
-                namespace: ingress.namespace.clone(),
-                broker: ingress.name.clone(),
-            });
-        };
+        let (ingress, egress, kafka) = find_trigger(contract, &reference, namespace, name)?;
         let Some(topic) = kafka.topics.first() else {
-            return Err(LogError::Backend("the Broker has no topic".into()).into());
+            return Err(ReplayError::NoTopic);
         };
         let trigger = format!("{namespace}/{name}");
-        let _starting = {
-            let runs = self.replays.runs.lock();
-            if let Some(r) = runs
-                .iter()
-                .find(|r| r.trigger == trigger && !r.done.load(Ordering::Acquire))
-            {
-                return Err(ReplayError::Busy(r.id.clone()));
-            }
-            if !self.replays.starting.lock().insert(trigger.clone()) {
-                return Err(ReplayError::Busy("it is being started".into()));
-            }
-            Starting {
-                runs: &self.replays,
-                trigger: trigger.clone(),
-            }
-        };
+        let _starting = self.replays.reserve(&trigger)?;
         let n = self.replays.started.fetch_add(1, Ordering::Relaxed) + 1;
         let id = run_id(n);
         let cluster = self.ctx.clusters.cluster(&kafka.bootstrap_servers)?;
@@ -259,16 +291,7 @@ impl DataPlane {
             error: Mutex::new(None),
             stop,
         });
-        {
-            let mut runs = self.replays.runs.lock();
-            while runs.len() >= KEEP_RUNS {
-                match runs.iter().position(|r| r.done.load(Ordering::Acquire)) {
-                    Some(i) => drop(runs.remove(i)),
-                    None => break,
-                }
-            }
-            runs.push_back(run.clone());
-        }
+        self.replays.remember(run.clone());
         tracing::info!(replay = %id, trigger = %reference, from = %run.from, to = %run.to, span = run.span, "replay started");
         tokio::spawn(drive(
             run.clone(),
@@ -336,6 +359,8 @@ fn run_id(n: u64) -> String {
     format!("r{stamp}-{n}")
 }
 
+/// Read the run's range and deliver what the Trigger's filter takes, at most its in-flight
+/// limit at once; until the range is read, the run is cancelled, or the process stops.
 async fn drive(
     run: Arc<Run>,
     mut reader: ReplayReader,
@@ -345,13 +370,7 @@ async fn drive(
 ) {
     let dispatch = ctx.dispatch.clone();
     let mut shutdown = ctx.shutdown.subscribe();
-    let limit = if runtime.config.ordering == contract::Ordering::Unordered {
-        usize::try_from(runtime.config.max_in_flight)
-            .unwrap_or(MAX_IN_FLIGHT)
-            .clamp(1, MAX_IN_FLIGHT)
-    } else {
-        1
-    };
+    let limit = in_flight_limit(&runtime);
     let mut inflight: JoinSet<Session> = JoinSet::new();
     let mut sessions: Vec<Session> = Vec::new();
     let mut stopping = false;
@@ -383,25 +402,8 @@ async fn drive(
             }
         };
         for r in records {
-            run.counts.read.fetch_add(1, Ordering::Relaxed);
-            if !runtime.takes(&r.event) {
+            let Some(record) = taken(&run, &runtime, r) else {
                 continue;
-            }
-            run.counts.matched.fetch_add(1, Ordering::Relaxed);
-            let mut event = r.event;
-            event.set_extension(REPLAY_EXTENSION, ExtValue::String(run.id.clone()));
-            let record = Record {
-                id: RecordId {
-                    position: Position {
-                        stream: 0,
-                        partition: r.partition,
-                        offset: r.offset,
-                    },
-                    generation: 0,
-                },
-                event: Arc::new(event),
-                key: None,
-                retry: None,
             };
             let session = sessions.pop().unwrap_or_default();
             inflight.spawn(deliver_one(
@@ -413,6 +415,55 @@ async fn drive(
             ));
         }
     }
+    wind_down(inflight, stopping).await;
+    // Closing a consumer waits on librdkafka: not on a runtime thread.
+    drop(tokio::task::spawn_blocking(move || drop(reader)));
+    run.done.store(true, Ordering::Release);
+    let s = run.status();
+    tracing::info!(replay = %s.id, trigger = %s.trigger, read = s.read, matched = s.matched,
+        delivered = s.delivered, failed = s.failed, cancelled = s.cancelled, "replay ended");
+}
+
+/// Deliveries in flight at once: the Trigger's limit (at most [`MAX_IN_FLIGHT`]), one for an
+/// ordered Trigger.
+fn in_flight_limit(runtime: &EgressRuntime) -> usize {
+    if runtime.config.ordering == contract::Ordering::Unordered {
+        usize::try_from(runtime.config.max_in_flight)
+            .unwrap_or(MAX_IN_FLIGHT)
+            .clamp(1, MAX_IN_FLIGHT)
+    } else {
+        1
+    }
+}
+
+/// The record to deliver for `r` if the Trigger's filter takes it, marked with the run's id;
+/// counted as read (and matched).
+fn taken(run: &Run, runtime: &EgressRuntime, r: ReplayRecord) -> Option<Record> {
+    run.counts.read.fetch_add(1, Ordering::Relaxed);
+    if !runtime.takes(&r.event) {
+        return None;
+    }
+    run.counts.matched.fetch_add(1, Ordering::Relaxed);
+    let mut event = r.event;
+    event.set_extension(REPLAY_EXTENSION, ExtValue::String(run.id.clone()));
+    Some(Record {
+        id: RecordId {
+            position: Position {
+                stream: 0,
+                partition: r.partition,
+                offset: r.offset,
+            },
+            generation: 0,
+        },
+        event: Arc::new(event),
+        key: None,
+        retry: None,
+    })
+}
+
+/// Let the deliveries in flight finish: all of them, or (the process stopping) those that
+/// finish within [`STOP_GRACE`].
+async fn wind_down(mut inflight: JoinSet<Session>, stopping: bool) {
     if stopping {
         let all = async { while inflight.join_next().await.is_some() {} };
         if tokio::time::timeout(STOP_GRACE, all).await.is_err() {
@@ -421,12 +472,6 @@ async fn drive(
     } else {
         while inflight.join_next().await.is_some() {}
     }
-    // Closing a consumer waits on librdkafka: not on a runtime thread.
-    drop(tokio::task::spawn_blocking(move || drop(reader)));
-    run.done.store(true, Ordering::Release);
-    let s = run.status();
-    tracing::info!(replay = %s.id, trigger = %s.trigger, read = s.read, matched = s.matched,
-        delivered = s.delivered, failed = s.failed, cancelled = s.cancelled, "replay ended");
 }
 
 async fn deliver_one(

@@ -14,8 +14,29 @@ use knit_channels::{Event, ExtValue};
 /// The extension carrying a Broker's remaining hop count.
 pub const TTL_EXTENSION: &str = "knativebrokerttl";
 
-/// Apply the hop limit to an event entering a Broker. `Err` is the 400's reason.
-pub(crate) fn hop(event: &mut Event, default_ttl: i32) -> Result<(), String> {
+/// Why an event may not enter a Broker (the 400's reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HopError {
+    /// Its hop count is not a CloudEvents Integer.
+    #[error(
+        "invalid attribute {TTL_EXTENSION} of event {id:?}: {value:?} is not an integer from -2147483648 to 2147483647"
+    )]
+    Invalid {
+        /// The event's id.
+        id: String,
+        /// The value, as text.
+        value: String,
+    },
+    /// It has no hop left.
+    #[error("dropping event {id:?}: hop limit ({TTL_EXTENSION}) reached")]
+    Exhausted {
+        /// The event's id.
+        id: String,
+    },
+}
+
+/// Apply the hop limit to an event entering a Broker.
+pub(crate) fn hop(event: &mut Event, default_ttl: i32) -> Result<(), HopError> {
     let current = match event.extension(TTL_EXTENSION) {
         None => None,
         Some(ExtValue::Integer(i)) => Some(i32::try_from(*i).map_err(|_| invalid(event, i))?),
@@ -29,21 +50,19 @@ pub(crate) fn hop(event: &mut Event, default_ttl: i32) -> Result<(), String> {
         Some(n) => n.min(default_ttl).saturating_sub(1),
     };
     if next <= 0 {
-        return Err(format!(
-            "dropping event {:?}: hop limit ({TTL_EXTENSION}) reached",
-            event.id
-        ));
+        return Err(HopError::Exhausted {
+            id: event.id.clone(),
+        });
     }
     event.set_extension(TTL_EXTENSION, ExtValue::Integer(i64::from(next)));
     Ok(())
 }
 
-fn invalid(event: &Event, value: &dyn std::fmt::Display) -> String {
-    format!(
-        "invalid attribute {TTL_EXTENSION} of event {:?}: {:?} is not an integer from -2147483648 to 2147483647",
-        event.id,
-        value.to_string()
-    )
+fn invalid(event: &Event, value: &dyn std::fmt::Display) -> HopError {
+    HopError::Invalid {
+        id: event.id.clone(),
+        value: value.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -81,12 +100,18 @@ mod tests {
             let mut e = Event::new("1", "s", "t");
             e.set_extension(TTL_EXTENSION, bad.clone());
             let why = hop(&mut e, 255).expect_err("refused");
-            assert!(why.contains(TTL_EXTENSION), "{bad:?}: {why}");
+            assert!(
+                matches!(why, HopError::Invalid { .. }) && why.to_string().contains(TTL_EXTENSION),
+                "{bad:?}: {why}"
+            );
         }
         for low in ["0", "-1", "-2147483648", "1"] {
             let mut e = Event::new("1", "s", "t");
             e.set_extension(TTL_EXTENSION, ExtValue::String(low.into()));
-            assert!(hop(&mut e, 255).is_err(), "{low}");
+            assert!(
+                matches!(hop(&mut e, 255), Err(HopError::Exhausted { .. })),
+                "{low}"
+            );
         }
         let mut e = Event::new("1", "s", "t");
         e.set_extension(TTL_EXTENSION, ExtValue::String("2147483647".into()));

@@ -10,7 +10,9 @@
 mod body;
 mod hop;
 mod limits;
+mod routes;
 mod server;
+mod target;
 
 use std::sync::Arc;
 
@@ -22,12 +24,13 @@ use knit_channels::{AppendError, Event};
 use knit_dispatcher::binding::{self, BindingError, Decoded};
 use knit_dispatcher::observe::{Accepted, Mode};
 
-use crate::dataplane::{Shared, Target};
 use body::BodyError;
 
-pub use hop::TTL_EXTENSION;
+pub use hop::{HopError, TTL_EXTENSION};
 pub use limits::Limits;
+pub use routes::{Settings, Shared, Table};
 pub use server::serve;
+pub use target::{NoLog, Target};
 
 /// An ingress response.
 pub type Response = http::Response<Full<Bytes>>;
@@ -107,133 +110,212 @@ where
     B::Error: std::fmt::Display,
 {
     let (parts, mut body) = req.into_parts();
-    let limits = &shared.config.limits;
-    let refuse = |r: Response, body: B| {
-        body::drain(body, limits.drain_bytes, limits.drain_time);
-        r
+    let limits = &shared.settings.limits;
+    if let Some(answer) = not_a_post(&parts.method) {
+        return refuse(answer, body, limits);
+    }
+    let target = match lookup(shared, parts.uri.path(), &parts.headers) {
+        Lookup::Found(t) => Some(t),
+        Lookup::Webhook => None,
+        Lookup::NotFound(m) => return refuse(text(StatusCode::NOT_FOUND, m), body, limits),
+        Lookup::Malformed(m) => return refuse(text(StatusCode::BAD_REQUEST, m), body, limits),
     };
-    match parts.method {
-        Method::POST => {}
+    let bytes = match read_body(&shared.settings, &parts.headers, &mut body).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            let answer = too_large(shared.settings.max_event_size);
+            return refuse(counted(shared, target.as_deref(), answer), body, limits);
+        }
+        Err(BodyError::TimedOut) => return timed_out(limits),
+        Err(BodyError::Broken(e)) => {
+            let why = format!("cannot read the request body: {e}");
+            return text(StatusCode::BAD_REQUEST, why);
+        }
+    };
+    let Some(target) = target else {
+        // Looked up again: the receiver may have been replaced while the body arrived.
+        return webhook(shared, parts, bytes).await;
+    };
+    let size = bytes.len();
+    let (events, mode) = match decode(&parts.headers, bytes, limits.max_batch) {
+        // An empty batch is a valid batch: nothing to store.
+        Ok((events, _)) if events.is_empty() => return empty(StatusCode::ACCEPTED),
+        Ok(decoded) => decoded,
+        Err(e) => return counted(shared, Some(&target), e.answer()),
+    };
+    let stored = match admit(shared, &target, events, &parts.headers) {
+        Ok(stored) => stored,
+        Err(e) => {
+            let answer = text(StatusCode::BAD_REQUEST, e.to_string());
+            return counted(shared, Some(&target), answer);
+        }
+    };
+    // Reported before the append: an egress may deliver before the append returns.
+    record_accepted(shared, &target, &stored, size, mode);
+    let answer = stored_answer(store(shared, &target, &parts, &stored).await);
+    shared.stats.answered(
+        &target.counters,
+        &target.origin,
+        &stored,
+        answer.status().as_u16(),
+    );
+    answer
+}
+
+/// The answer to a request that is not a POST: 200 with `Allow` to OPTIONS (and the
+/// CloudEvents webhook handshake), 405 to anything else.
+fn not_a_post(method: &Method) -> Option<Response> {
+    match *method {
+        Method::POST => None,
         Method::OPTIONS => {
             let mut r = allow(empty(StatusCode::OK));
             let h = r.headers_mut();
             h.insert("WebHook-Allowed-Origin", HeaderValue::from_static("*"));
             h.insert("WebHook-Allowed-Rate", HeaderValue::from_static("*"));
-            return refuse(r, body);
+            Some(r)
         }
-        _ => {
-            return refuse(
-                allow(text(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed")),
-                body,
-            );
-        }
+        _ => Some(allow(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only POST is allowed",
+        ))),
     }
-    let target = match lookup(shared, parts.uri.path(), &parts.headers) {
-        Lookup::Found(t) => Some(t),
-        Lookup::Webhook => None,
-        Lookup::NotFound(m) => return refuse(text(StatusCode::NOT_FOUND, m), body),
-        Lookup::Malformed(m) => return refuse(text(StatusCode::BAD_REQUEST, m), body),
-    };
-    // Requests refused once their Broker or channel is known are counted under it.
-    let counted = |r: Response| {
-        if let Some(t) = &target {
-            shared
-                .stats
-                .answered(&t.counters, &t.origin, &[], r.status().as_u16());
-        }
-        r
-    };
-    let limit = shared.config.max_event_size;
-    let too_large = || {
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the event is larger than {limit} bytes (--max-event-size)"),
-        )
-    };
-    let length = parts
-        .headers
+}
+
+/// Answer `r` to a request whose body is not read, draining the body in the background.
+fn refuse<B>(r: Response, body: B, limits: &Limits) -> Response
+where
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+{
+    body::drain(body, limits.drain_bytes, limits.drain_time);
+    r
+}
+
+/// Count `r` under the Broker or channel it refuses a request to, once that is known.
+#[inline]
+fn counted(shared: &Shared, target: Option<&Target>, r: Response) -> Response {
+    if let Some(t) = target {
+        shared
+            .stats
+            .answered(&t.counters, &t.origin, &[], r.status().as_u16());
+    }
+    r
+}
+
+fn too_large(limit: usize) -> Response {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the event is larger than {limit} bytes (--max-event-size)"),
+    )
+}
+
+/// Read the request body within the event size limit (checked against `Content-Length`
+/// first) and the body timeout.
+#[inline]
+async fn read_body<B>(
+    settings: &Settings,
+    headers: &HeaderMap,
+    body: &mut B,
+) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let limit = settings.max_event_size;
+    let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if length.is_some_and(|l| l > limit) {
-        return refuse(counted(too_large()), body);
+        return Err(BodyError::TooLarge);
     }
-    let bytes = match body::read(&mut body, limit, length, limits.body_timeout).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => return refuse(counted(too_large()), body),
-        Err(BodyError::TimedOut) => {
-            return text(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body did not arrive within {} s",
-                    limits.body_timeout.as_secs()
-                ),
-            );
-        }
-        Err(BodyError::Broken(e)) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the request body: {e}"),
-            );
-        }
-    };
-    let target = match target {
-        Some(t) => t,
-        // Looked up again: the receiver may have been replaced while the body arrived.
-        None => return webhook(shared, parts, bytes).await,
-    };
-    let size = bytes.len();
-    let refused = |r: Response| {
-        shared
-            .stats
-            .answered(&target.counters, &target.origin, &[], r.status().as_u16());
-        r
-    };
-    let decoded = binding::decode(&parts.headers, bytes);
-    let mode = match &decoded {
-        Ok(Decoded::Batch(_)) => Mode::Batch,
-        _ if parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/cloudevents")) =>
-        {
-            Mode::Structured
-        }
-        _ => Mode::Binary,
-    };
-    let events = match decoded {
-        Ok(Decoded::One(e)) => vec![*e],
-        // An empty batch is a valid batch: nothing to store.
-        Ok(Decoded::Batch(es)) if es.is_empty() => return empty(StatusCode::ACCEPTED),
-        Ok(Decoded::Batch(es)) if es.len() > limits.max_batch => {
-            return refused(text(
+    body::read(body, limit, length, settings.limits.body_timeout).await
+}
+
+fn timed_out(limits: &Limits) -> Response {
+    text(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the request body did not arrive within {} s",
+            limits.body_timeout.as_secs()
+        ),
+    )
+}
+
+/// Why the events of a request are refused.
+enum Undecodable {
+    /// A batch of more events than allowed (413).
+    BatchTooLarge {
+        /// Events in the batch.
+        len: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// Not a CloudEvents format Knit reads (415), or not valid events (400).
+    Binding(BindingError),
+}
+
+impl Undecodable {
+    fn answer(self) -> Response {
+        match self {
+            Undecodable::BatchTooLarge { len, max } => text(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "a batch of {} events; at most {} are accepted at once",
-                    es.len(),
-                    limits.max_batch
-                ),
-            ));
+                format!("a batch of {len} events; at most {max} are accepted at once"),
+            ),
+            Undecodable::Binding(e @ BindingError::UnsupportedMediaType(_)) => {
+                text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string())
+            }
+            Undecodable::Binding(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
         }
-        Ok(Decoded::Batch(es)) => es,
-        Err(e @ BindingError::UnsupportedMediaType(_)) => {
-            return refused(text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()));
+    }
+}
+
+/// The events in a request body (binary, structured or batched mode) and the mode they came
+/// in; a batch holds at most `max_batch` events.
+#[inline]
+fn decode(
+    headers: &HeaderMap,
+    bytes: Bytes,
+    max_batch: usize,
+) -> Result<(Vec<Event>, Mode), Undecodable> {
+    let event = match binding::decode(headers, bytes).map_err(Undecodable::Binding)? {
+        Decoded::One(e) => e,
+        Decoded::Batch(es) if es.len() > max_batch => {
+            return Err(Undecodable::BatchTooLarge {
+                len: es.len(),
+                max: max_batch,
+            });
         }
-        Err(e) => return refused(text(StatusCode::BAD_REQUEST, e.to_string())),
+        Decoded::Batch(es) => return Ok((es, Mode::Batch)),
     };
-    let propagated = binding::propagated_headers(&parts.headers);
+    let structured = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/cloudevents"));
+    let mode = if structured {
+        Mode::Structured
+    } else {
+        Mode::Binary
+    };
+    Ok((vec![*event], mode))
+}
+
+/// The events as they are stored: the hop limit applied (Brokers), the request's propagated
+/// headers attached, and a trace context given to those without one when traces are exported.
+#[inline]
+fn admit(
+    shared: &Shared,
+    target: &Target,
+    events: Vec<Event>,
+    headers: &HeaderMap,
+) -> Result<Vec<Arc<Event>>, HopError> {
+    let propagated = binding::propagated_headers(headers);
     let mut stored = Vec::with_capacity(events.len());
     for mut ev in events {
-        if target.is_broker()
-            && let Err(m) = hop::hop(&mut ev, shared.config.default_ttl)
-        {
-            return refused(text(StatusCode::BAD_REQUEST, m));
+        if target.is_broker() {
+            hop::hop(&mut ev, shared.settings.default_ttl)?;
         }
         ev.headers = propagated.clone();
-        if shared.config.otlp_endpoint.is_some()
-            && !ev.headers.iter().any(|(n, _)| n == "traceparent")
-        {
+        if shared.settings.traced && !ev.headers.iter().any(|(n, _)| n == "traceparent") {
             // Traces are exported: an event without a trace context gets a new one, which its
             // subscribers receive and their replies carry back.
             let tp = knit_dispatcher::observe::otlp::generated_traceparent(&target.origin, &ev);
@@ -241,10 +323,21 @@ where
         }
         stored.push(Arc::new(ev));
     }
-    // Reported before the append: an egress may deliver before the append returns.
+    Ok(stored)
+}
+
+/// Record each event's acceptance (the journal, traces, counters).
+#[inline]
+fn record_accepted(
+    shared: &Shared,
+    target: &Target,
+    stored: &[Arc<Event>],
+    size: usize,
+    mode: Mode,
+) {
     let view = target.view();
     let at_ms = knit_dispatcher::deliver::now_ms();
-    for event in &stored {
+    for event in stored {
         shared.stats.accepted(&Accepted {
             origin: &target.origin,
             view: &view,
@@ -254,16 +347,31 @@ where
             at_ms,
         });
     }
-    let path = parts.uri.path();
-    let mut result = append(&target, &stored).await;
-    if result == Err(AppendError::Closed) {
-        // Recreated while this request was in flight: its successor takes the events.
-        result = match lookup(shared, path, &parts.headers) {
-            Lookup::Found(t) if !Arc::ptr_eq(&t, &target) => append(&t, &stored).await,
-            _ => result,
-        };
+}
+
+/// Append the events to the target's log; a target recreated while the request was in flight
+/// hands them to its successor.
+#[inline]
+async fn store(
+    shared: &Shared,
+    target: &Arc<Target>,
+    parts: &http::request::Parts,
+    stored: &[Arc<Event>],
+) -> Result<(), AppendError> {
+    let result = append(target, stored).await;
+    if matches!(result, Err(AppendError::Closed))
+        && let Lookup::Found(successor) = lookup(shared, parts.uri.path(), &parts.headers)
+        && !Arc::ptr_eq(&successor, target)
+    {
+        return append(&successor, stored).await;
     }
-    let answer = match result {
+    result
+}
+
+/// The answer to an append: 202 once stored, 429 or 503 to retry later, 413, or 404 when the
+/// broker or channel is gone.
+fn stored_answer(result: Result<(), AppendError>) -> Response {
+    match result {
         Ok(()) => empty(StatusCode::ACCEPTED),
         Err(AppendError::Full) => retry_later(
             StatusCode::TOO_MANY_REQUESTS,
@@ -273,18 +381,11 @@ where
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the event was not stored: {m}"),
         ),
-        Err(AppendError::TooLarge(m)) => text(StatusCode::PAYLOAD_TOO_LARGE, m),
+        Err(AppendError::TooLarge(m)) => text(StatusCode::PAYLOAD_TOO_LARGE, m.to_string()),
         Err(AppendError::Closed) => {
             text(StatusCode::NOT_FOUND, "the broker or channel was deleted")
         }
-    };
-    shared.stats.answered(
-        &target.counters,
-        &target.origin,
-        &stored,
-        answer.status().as_u16(),
-    );
-    answer
+    }
 }
 
 /// Hand a request to the source webhook registered at its path.
@@ -308,7 +409,7 @@ const OPENING_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 async fn append(target: &Target, events: &[Arc<Event>]) -> Result<(), AppendError> {
     match target.log_within(OPENING_WAIT).await {
         Ok(log) => log.append(events).await,
-        Err(why) => Err(AppendError::Unavailable(why)),
+        Err(why) => Err(AppendError::Unavailable(Box::new(why))),
     }
 }
 

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::dataplane::Shared;
+use super::Shared;
 
 /// Open connections per client address.
 #[derive(Default)]
@@ -57,7 +57,7 @@ impl Drop for ClientSlot {
 /// Serve the ingress on `listener`, forever (HTTP/1.1; `Upgrade` requests are answered as plain
 /// HTTP/1.1, E33).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let limits = shared.config.limits.clone();
+    let limits = shared.settings.limits.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient::default());
     loop {

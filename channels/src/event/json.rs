@@ -13,6 +13,84 @@ fn err(msg: impl Into<String>) -> EventError {
     EventError(msg.into())
 }
 
+/// An extension attribute's value: a string, an integer or a boolean (`None`: null, as if
+/// absent).
+fn extension_value(name: &str, raw: &RawValue) -> Result<Option<ExtValue>, EventError> {
+    let v: serde_json::Value = serde_json::from_str(raw.get())
+        .map_err(|e| err(format!("invalid attribute {name}: {e}")))?;
+    let value = match v {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::String(s) => ExtValue::String(s),
+        serde_json::Value::Bool(b) => ExtValue::Boolean(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => ExtValue::Integer(i),
+            None => {
+                return Err(err(format!(
+                    "invalid attribute {name}: {n} is not an integer (CloudEvents numbers are 32-bit integers)"
+                )));
+            }
+        },
+        _ => {
+            return Err(err(format!(
+                "invalid attribute {name}: extension values must be strings, integers or booleans"
+            )));
+        }
+    };
+    Ok(Some(value))
+}
+
+/// The event's data from `data` (its JSON text kept as is; a string of a non-JSON media type
+/// `ct` taken as text; a base64 string with 0.3's `datacontentencoding: base64`) or
+/// `data_base64`.
+fn data_of(
+    data: Option<Box<RawValue>>,
+    data_base64: Option<String>,
+    encoding_base64: bool,
+    ct: &str,
+) -> Result<Option<Data>, EventError> {
+    match (data, data_base64) {
+        (Some(_), Some(_)) => Err(err("data and data_base64 are both set")),
+        (None, Some(b64)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|e| err(format!("invalid data_base64: {e}")))?;
+            Ok(Some(Data {
+                bytes: bytes.into(),
+                kind: DataKind::Binary,
+            }))
+        }
+        (Some(raw), None) if raw.get() == "null" => Ok(None),
+        (Some(raw), None) => {
+            let text = raw.get();
+            if encoding_base64 {
+                // CloudEvents 0.3: `datacontentencoding: base64` with `data` a base64 string.
+                let s: String = serde_json::from_str(text)
+                    .map_err(|_| err("invalid data: expected a base64 string"))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(s.as_bytes())
+                    .map_err(|e| err(format!("invalid data: {e}")))?;
+                Ok(Some(Data {
+                    bytes: bytes.into(),
+                    kind: DataKind::Binary,
+                }))
+            } else if !is_json_media_type(ct) && text.starts_with('"') {
+                let s: String =
+                    serde_json::from_str(text).map_err(|e| err(format!("invalid data: {e}")))?;
+                Ok(Some(Data {
+                    bytes: s.into_bytes().into(),
+                    kind: DataKind::Text,
+                }))
+            } else {
+                Ok(Some(Data {
+                    bytes: Bytes::copy_from_slice(text.as_bytes()),
+                    kind: DataKind::Json,
+                }))
+            }
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 impl Event {
     /// Decode the JSON event format (structured mode).
     pub fn from_json(bytes: &[u8]) -> Result<Event, EventError> {
@@ -53,27 +131,9 @@ impl Event {
                         string(&name, &raw)?.is_some_and(|e| e.eq_ignore_ascii_case("base64"))
                 }
                 _ => {
-                    let v: serde_json::Value = serde_json::from_str(raw.get())
-                        .map_err(|e| err(format!("invalid attribute {name}: {e}")))?;
-                    let value = match v {
-                        serde_json::Value::Null => continue,
-                        serde_json::Value::String(s) => ExtValue::String(s),
-                        serde_json::Value::Bool(b) => ExtValue::Boolean(b),
-                        serde_json::Value::Number(n) => match n.as_i64() {
-                            Some(i) => ExtValue::Integer(i),
-                            None => {
-                                return Err(err(format!(
-                                    "invalid attribute {name}: {n} is not an integer (CloudEvents numbers are 32-bit integers)"
-                                )));
-                            }
-                        },
-                        _ => {
-                            return Err(err(format!(
-                                "invalid attribute {name}: extension values must be strings, integers or booleans"
-                            )));
-                        }
-                    };
-                    ev.extensions.push((name, value));
+                    if let Some(value) = extension_value(&name, &raw)? {
+                        ev.extensions.push((name, value));
+                    }
                 }
             }
         }
@@ -82,48 +142,8 @@ impl Event {
         };
         ev.spec_version = SpecVersion::parse(&sv)
             .ok_or_else(|| err(format!("unsupported specversion {sv:?} (use 1.0 or 0.3)")))?;
-        match (data, data_base64) {
-            (Some(_), Some(_)) => return Err(err("data and data_base64 are both set")),
-            (None, Some(b64)) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b64.as_bytes())
-                    .map_err(|e| err(format!("invalid data_base64: {e}")))?;
-                ev.data = Some(Data {
-                    bytes: bytes.into(),
-                    kind: DataKind::Binary,
-                });
-            }
-            (Some(raw), None) if raw.get() == "null" => {}
-            (Some(raw), None) => {
-                let ct = ev.datacontenttype.as_deref().unwrap_or("application/json");
-                let text = raw.get();
-                if encoding_base64 {
-                    // CloudEvents 0.3: `datacontentencoding: base64` with `data` a base64 string.
-                    let s: String = serde_json::from_str(text)
-                        .map_err(|_| err("invalid data: expected a base64 string"))?;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(s.as_bytes())
-                        .map_err(|e| err(format!("invalid data: {e}")))?;
-                    ev.data = Some(Data {
-                        bytes: bytes.into(),
-                        kind: DataKind::Binary,
-                    });
-                } else if !is_json_media_type(ct) && text.starts_with('"') {
-                    let s: String = serde_json::from_str(text)
-                        .map_err(|e| err(format!("invalid data: {e}")))?;
-                    ev.data = Some(Data {
-                        bytes: s.into_bytes().into(),
-                        kind: DataKind::Text,
-                    });
-                } else {
-                    ev.data = Some(Data {
-                        bytes: Bytes::copy_from_slice(text.as_bytes()),
-                        kind: DataKind::Json,
-                    });
-                }
-            }
-            (None, None) => {}
-        }
+        let ct = ev.datacontenttype.as_deref().unwrap_or("application/json");
+        ev.data = data_of(data, data_base64, encoding_base64, ct)?;
         ev.validate()?;
         Ok(ev)
     }

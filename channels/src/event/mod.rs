@@ -164,6 +164,41 @@ fn check_timestamp(name: &str, value: &str) -> Result<(), EventError> {
     }
 }
 
+fn check_datacontenttype(ct: &str) -> Result<(), EventError> {
+    if ct.is_empty() {
+        return Err(err("invalid attribute datacontenttype: must not be empty"));
+    }
+    if !rules::is_media_type(ct) {
+        return Err(err(format!(
+            "invalid attribute datacontenttype: {ct:?} is not a media type (RFC 2046)"
+        )));
+    }
+    Ok(())
+}
+
+/// An extension's name (lower-case letters and digits), and its value: not empty, a timestamp
+/// where the extension is one, a 32-bit integer.
+fn check_extension(name: &str, value: &ExtValue) -> Result<(), EventError> {
+    if !valid_attribute_name(name) {
+        return Err(err(format!(
+            "invalid attribute name {name:?}: must be 1 to {} lower-case letters and digits",
+            rules::MAX_ATTRIBUTE_NAME
+        )));
+    }
+    match value {
+        ExtValue::String(s) if s.is_empty() => {
+            Err(err(format!("invalid attribute {name}: must not be empty")))
+        }
+        ExtValue::String(s) if rules::TIMESTAMP_EXTENSIONS.contains(&name) => {
+            check_timestamp(name, s)
+        }
+        ExtValue::Integer(i) if i32::try_from(*i).is_err() => Err(err(format!(
+            "invalid attribute {name}: {i} is outside the 32-bit integer range"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl Event {
     /// A new 1.0 event with the required attributes.
     pub fn new(id: impl Into<String>, source: impl Into<String>, ty: impl Into<String>) -> Self {
@@ -242,6 +277,24 @@ impl Event {
 
     /// Check the attributes every event must have, naming the first problem.
     pub fn validate(&self) -> Result<(), EventError> {
+        self.check_required()?;
+        if let Some(t) = &self.time {
+            check_timestamp("time", t)?;
+        }
+        if let Some(ct) = &self.datacontenttype {
+            check_datacontenttype(ct)?;
+        }
+        if let Some(ds) = &self.dataschema {
+            self.check_dataschema(ds)?;
+        }
+        if self.subject.as_deref() == Some("") {
+            return Err(err("invalid attribute subject: must not be empty"));
+        }
+        self.check_extensions()
+    }
+
+    /// `id`, `source` (a URI-reference) and `type` are present.
+    fn check_required(&self) -> Result<(), EventError> {
         if self.id.is_empty() {
             return Err(err("missing required attribute: id"));
         }
@@ -257,46 +310,38 @@ impl Event {
         if self.ty.is_empty() {
             return Err(err("missing required attribute: type"));
         }
-        if let Some(t) = &self.time {
-            check_timestamp("time", t)?;
+        Ok(())
+    }
+
+    /// `dataschema` (1.0: an absolute URI) or `schemaurl` (0.3: a URI-reference).
+    fn check_dataschema(&self, ds: &str) -> Result<(), EventError> {
+        let name = match self.spec_version {
+            SpecVersion::V03 => "schemaurl",
+            SpecVersion::V10 => "dataschema",
+        };
+        if ds.is_empty() {
+            return Err(err(format!("invalid attribute {name}: must not be empty")));
         }
-        if let Some(ct) = &self.datacontenttype {
-            if ct.is_empty() {
-                return Err(err("invalid attribute datacontenttype: must not be empty"));
-            }
-            if !rules::is_media_type(ct) {
-                return Err(err(format!(
-                    "invalid attribute datacontenttype: {ct:?} is not a media type (RFC 2046)"
-                )));
-            }
+        // 1.0 types `dataschema` as an absolute URI; 0.3's `schemaurl` was a URI-reference.
+        let ok = match self.spec_version {
+            SpecVersion::V03 => rules::is_uri_reference(ds),
+            SpecVersion::V10 => rules::is_uri(ds),
+        };
+        if !ok {
+            return Err(err(format!(
+                "invalid attribute {name}: {ds:?} is not {} (RFC 3986)",
+                if self.spec_version == SpecVersion::V03 {
+                    "a URI-reference"
+                } else {
+                    "an absolute URI"
+                }
+            )));
         }
-        if let Some(ds) = &self.dataschema {
-            let name = match self.spec_version {
-                SpecVersion::V03 => "schemaurl",
-                SpecVersion::V10 => "dataschema",
-            };
-            if ds.is_empty() {
-                return Err(err(format!("invalid attribute {name}: must not be empty")));
-            }
-            // 1.0 types `dataschema` as an absolute URI; 0.3's `schemaurl` was a URI-reference.
-            let ok = match self.spec_version {
-                SpecVersion::V03 => rules::is_uri_reference(ds),
-                SpecVersion::V10 => rules::is_uri(ds),
-            };
-            if !ok {
-                return Err(err(format!(
-                    "invalid attribute {name}: {ds:?} is not {} (RFC 3986)",
-                    if self.spec_version == SpecVersion::V03 {
-                        "a URI-reference"
-                    } else {
-                        "an absolute URI"
-                    }
-                )));
-            }
-        }
-        if self.subject.as_deref() == Some("") {
-            return Err(err("invalid attribute subject: must not be empty"));
-        }
+        Ok(())
+    }
+
+    /// At most [`rules::MAX_EXTENSIONS`] extensions, each with a valid name and value.
+    fn check_extensions(&self) -> Result<(), EventError> {
         if self.extensions.len() > rules::MAX_EXTENSIONS {
             return Err(err(format!(
                 "too many extension attributes: {} (at most {})",
@@ -304,29 +349,9 @@ impl Event {
                 rules::MAX_EXTENSIONS
             )));
         }
-        for (name, value) in &self.extensions {
-            if !valid_attribute_name(name) {
-                return Err(err(format!(
-                    "invalid attribute name {name:?}: must be 1 to {} lower-case letters and digits",
-                    rules::MAX_ATTRIBUTE_NAME
-                )));
-            }
-            match value {
-                ExtValue::String(s) if s.is_empty() => {
-                    return Err(err(format!("invalid attribute {name}: must not be empty")));
-                }
-                ExtValue::String(s) if rules::TIMESTAMP_EXTENSIONS.contains(&name.as_str()) => {
-                    check_timestamp(name, s)?;
-                }
-                ExtValue::Integer(i) if i32::try_from(*i).is_err() => {
-                    return Err(err(format!(
-                        "invalid attribute {name}: {i} is outside the 32-bit integer range"
-                    )));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        self.extensions
+            .iter()
+            .try_for_each(|(name, value)| check_extension(name, value))
     }
 
     /// Approximate size in memory, for bounding logs by bytes.

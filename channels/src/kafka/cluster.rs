@@ -14,7 +14,7 @@ use rdkafka::producer::FutureProducer;
 
 use super::binding::ContentMode;
 use super::log::KafkaLog;
-use crate::log::{Log, LogError};
+use crate::log::{BoxError, Log, LogError};
 
 /// How long admin requests and metadata look-ups may take.
 pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,8 +79,8 @@ pub struct Cluster {
     admin: AdminClient<DefaultClientContext>,
 }
 
-pub(crate) fn backend(what: &str, e: impl std::fmt::Display) -> LogError {
-    LogError::Backend(format!("{what}: {e}"))
+pub(crate) fn backend(doing: impl Into<String>, e: impl Into<BoxError>) -> LogError {
+    LogError::backend(doing, e)
 }
 
 impl Cluster {
@@ -146,7 +146,7 @@ impl Cluster {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => {
-                    return Err(backend(&format!("creating topic {topic}"), code));
+                    return Err(backend(format!("creating topic {topic}"), code));
                 }
             }
         }
@@ -171,7 +171,7 @@ impl Cluster {
                     .iter()
                     .any(|m| m.name() == t && m.error().is_none() && !m.partitions().is_empty());
                 if !ok {
-                    return Err(LogError::Backend(format!("topic {t} does not exist")));
+                    return Err(LogError::NoTopic(t.clone()));
                 }
             }
             Ok(())
@@ -213,7 +213,7 @@ impl Cluster {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
                 Err((topic, code)) => {
-                    return Err(backend(&format!("deleting topic {topic}"), code));
+                    return Err(backend(format!("deleting topic {topic}"), code));
                 }
             }
         }
@@ -231,7 +231,7 @@ impl Cluster {
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
-                Err((g, code)) => return Err(backend(&format!("deleting group {g}"), code)),
+                Err((g, code)) => return Err(backend(format!("deleting group {g}"), code)),
             }
         }
         Ok(())

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
@@ -408,10 +408,13 @@ async fn position(
         for topic in &streams {
             let md = c
                 .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
-                .map_err(|e| backend(&format!("reading the metadata of {topic}"), e))?;
+                .map_err(|e| backend(format!("reading the metadata of {topic}"), e))?;
             for t in md.topics() {
                 if let Some(err) = t.error() {
-                    return Err(LogError::Backend(format!("topic {topic}: {err:?}")));
+                    return Err(backend(
+                        format!("topic {topic}"),
+                        RDKafkaErrorCode::from(err),
+                    ));
                 }
                 for p in t.partitions() {
                     all.add_partition(topic, p.id());
@@ -428,9 +431,7 @@ async fn position(
             }
             let (low, high) = c
                 .fetch_watermarks(e.topic(), e.partition(), ADMIN_TIMEOUT)
-                .map_err(|err| {
-                    backend(&format!("reading the end offsets of {}", e.topic()), err)
-                })?;
+                .map_err(|err| backend(format!("reading the end offsets of {}", e.topic()), err))?;
             let from_start = retry.as_deref() == Some(e.topic()) || start == StartAt::Earliest;
             let offset = if from_start { low } else { high };
             let _ = set.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));

@@ -66,25 +66,25 @@ pub(crate) fn produce(
     cluster
         .producer
         .send_result(fr)
-        .map_err(|(e, _)| append_error(&e))
+        .map_err(|(e, _)| append_error(e))
 }
 
 /// An acknowledgement, or why there is none.
 pub(crate) async fn acked(f: DeliveryFuture) -> Result<(), AppendError> {
     match f.await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(append_error(&e)),
+        Ok(Err((e, _))) => Err(append_error(e)),
         Err(_) => Err(AppendError::Unavailable(
             "the producer was shut down".into(),
         )),
     }
 }
 
-fn append_error(e: &KafkaError) -> AppendError {
+fn append_error(e: KafkaError) -> AppendError {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::QueueFull) => AppendError::Full,
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) => AppendError::TooLarge(e.to_string()),
-        _ => AppendError::Unavailable(e.to_string()),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => AppendError::TooLarge(Box::new(e)),
+        _ => AppendError::Unavailable(Box::new(e)),
     }
 }
 

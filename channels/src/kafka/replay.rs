@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
 use super::binding::{self, InRecord};
@@ -171,10 +172,11 @@ fn resolve(
         Bound::Offset(o) => out.extend(parts.keys().map(|&p| (p, clamp(p, *o)))),
         Bound::Partitions(m) => {
             if let Some(p) = m.keys().find(|p| !parts.contains_key(p)) {
-                return Err(LogError::Backend(format!(
-                    "topic {topic} has no partition {p} (it has {})",
-                    parts.len()
-                )));
+                return Err(LogError::NoPartition {
+                    topic: topic.to_string(),
+                    partition: *p,
+                    partitions: parts.len(),
+                });
             }
             out.extend(
                 parts
@@ -219,74 +221,21 @@ impl Cluster {
         to: Option<&Bound>,
         name: &str,
     ) -> Result<ReplayReader, LogError> {
-        let mut cfg = self.base_config();
-        // A group id librdkafka wants for a consumer; with manual assignment and no commits it
-        // never joins nor creates that group.
-        cfg.set("group.id", format!("knit-replay-{name}"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "100")
-            .set("queued.max.messages.kbytes", "8192");
+        let cfg = self.reader_config(name);
         let probe_cfg = cfg.clone();
         let (topic_owned, from, to) = (topic.to_string(), from.clone(), to.cloned());
-        let ranges = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
+        let ranges = tokio::task::spawn_blocking(move || {
             let c: BaseConsumer = probe_cfg
                 .create()
                 .map_err(|e| backend("cannot create a consumer", e))?;
-            let topic = topic_owned.as_str();
-            let md = c
-                .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
-                .map_err(|e| backend(&format!("reading the metadata of {topic}"), e))?;
-            let mut parts = BTreeMap::new();
-            for t in md.topics() {
-                if let Some(err) = t.error() {
-                    return Err(LogError::Backend(format!("topic {topic}: {err:?}")));
-                }
-                for p in t.partitions() {
-                    let marks = c
-                        .fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)
-                        .map_err(|e| backend(&format!("reading the offsets of {topic}"), e))?;
-                    parts.insert(p.id(), marks);
-                }
-            }
-            let starts = resolve(&c, topic, &from, &parts)?;
-            let ends = match &to {
-                Some(b) => resolve(&c, topic, b, &parts)?,
-                None => BTreeMap::new(),
-            };
-            let ranges: Vec<PartitionRange> = starts
-                .into_iter()
-                .filter_map(|(p, start)| {
-                    let (_, high) = *parts.get(&p)?;
-                    let end = ends.get(&p).copied().flatten().unwrap_or(high).min(high);
-                    Some(PartitionRange {
-                        partition: p,
-                        from: start?,
-                        to: end,
-                    })
-                })
-                .collect();
-            Ok(ranges)
+            ranges(&c, &topic_owned, &from, to.as_ref())
         })
         .await
         .map_err(|e| backend("resolving the replay's range", e))??;
         let consumer: StreamConsumer = cfg
             .create()
             .map_err(|e| backend("cannot create a consumer", e))?;
-        let mut tpl = TopicPartitionList::new();
-        let mut open = HashMap::new();
-        for r in ranges.iter().filter(|r| r.from < r.to) {
-            tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.from))
-                .map_err(|e| backend("assigning partitions", e))?;
-            open.insert(r.partition, r.to);
-        }
-        if tpl.count() > 0 {
-            consumer
-                .assign(&tpl)
-                .map_err(|e| backend("assigning partitions", e))?;
-        }
+        let open = assign(&consumer, topic, &ranges)?;
         Ok(ReplayReader {
             consumer,
             ranges,
@@ -298,6 +247,89 @@ impl Cluster {
             },
         })
     }
+
+    /// A reader's client: partitions assigned by hand, nothing committed.
+    fn reader_config(&self, name: &str) -> ClientConfig {
+        let mut cfg = self.base_config();
+        // A group id librdkafka wants for a consumer; with manual assignment and no commits it
+        // never joins nor creates that group.
+        cfg.set("group.id", format!("knit-replay-{name}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", "8192");
+        cfg
+    }
+}
+
+/// The range of each partition of `topic` from `from` to `to` (`None`: its end now), read
+/// with `c` (blocking).
+fn ranges(
+    c: &BaseConsumer,
+    topic: &str,
+    from: &Bound,
+    to: Option<&Bound>,
+) -> Result<Vec<PartitionRange>, LogError> {
+    let md = c
+        .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+        .map_err(|e| backend(format!("reading the metadata of {topic}"), e))?;
+    let mut parts = BTreeMap::new();
+    for t in md.topics() {
+        if let Some(err) = t.error() {
+            return Err(backend(
+                format!("topic {topic}"),
+                RDKafkaErrorCode::from(err),
+            ));
+        }
+        for p in t.partitions() {
+            let marks = c
+                .fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)
+                .map_err(|e| backend(format!("reading the offsets of {topic}"), e))?;
+            parts.insert(p.id(), marks);
+        }
+    }
+    let starts = resolve(c, topic, from, &parts)?;
+    let ends = match to {
+        Some(b) => resolve(c, topic, b, &parts)?,
+        None => BTreeMap::new(),
+    };
+    let ranges = starts
+        .into_iter()
+        .filter_map(|(p, start)| {
+            let (_, high) = *parts.get(&p)?;
+            let end = ends.get(&p).copied().flatten().unwrap_or(high).min(high);
+            Some(PartitionRange {
+                partition: p,
+                from: start?,
+                to: end,
+            })
+        })
+        .collect();
+    Ok(ranges)
+}
+
+/// Assign `consumer` the non-empty `ranges` of `topic`, at their starts; their ends by
+/// partition.
+fn assign(
+    consumer: &StreamConsumer,
+    topic: &str,
+    ranges: &[PartitionRange],
+) -> Result<HashMap<i32, i64>, LogError> {
+    let mut tpl = TopicPartitionList::new();
+    let mut open = HashMap::new();
+    for r in ranges.iter().filter(|r| r.from < r.to) {
+        tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.from))
+            .map_err(|e| backend("assigning partitions", e))?;
+        open.insert(r.partition, r.to);
+    }
+    if tpl.count() > 0 {
+        consumer
+            .assign(&tpl)
+            .map_err(|e| backend("assigning partitions", e))?;
+    }
+    Ok(open)
 }
 
 impl ReplayReader {
@@ -324,11 +356,10 @@ impl ReplayReader {
                 return Ok((!out.is_empty()).then_some(out));
             }
             if st.last_progress.elapsed() > STALL_LIMIT {
-                return Err(LogError::Backend(format!(
-                    "no record of topic {} arrived for {} s",
-                    st.topic,
-                    STALL_LIMIT.as_secs()
-                )));
+                return Err(LogError::Stalled {
+                    topic: st.topic.clone(),
+                    after: STALL_LIMIT,
+                });
             }
             let consumer = &self.consumer;
             match tokio::time::timeout(IDLE_CHECK, consumer.recv()).await {

@@ -117,7 +117,7 @@ impl Otlp {
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .build()
-            .map_err(|e| crate::Error::Client(e.to_string()))?;
+            .map_err(crate::Error::Client)?;
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let otlp = Arc::new(Self::unstarted());
         let weak = Arc::downgrade(&otlp);
@@ -179,7 +179,7 @@ impl Otlp {
     /// The trace id and the ingress span id of `event` entered at `origin`.
     fn ingress_of(&self, event: &Event, origin: Option<&Origin>) -> ([u8; 16], [u8; 8]) {
         let (parent, _) = self.parent_of(event);
-        let trace = hex(&parent.trace);
+        let trace = hex::encode(parent.trace);
         let at = origin.map(origin_ref).unwrap_or_default();
         (
             parent.trace,
@@ -233,7 +233,7 @@ impl Otlp {
         let (trace, ingress) = self.ingress_of(hop.event, hop.origin.map(|o| &**o));
         let span = span_id(&[
             "deliver",
-            &hex(&ingress),
+            &hex::encode(ingress),
             hop.egress,
             &hop.event.source,
             &hop.event.id,
@@ -275,10 +275,10 @@ impl Observer for Otlp {
         attributes.push(attr("knit.size", i64::try_from(a.size).unwrap_or(i64::MAX)));
         let events = filter_events(a, start);
         let span = Span {
-            trace_id: hex(&trace),
-            span_id: hex(&span),
+            trace_id: hex::encode(trace),
+            span_id: hex::encode(span),
             parent_span_id: if has_parent {
-                hex(&parent.span)
+                hex::encode(parent.span)
             } else {
                 String::new()
             },
@@ -311,9 +311,9 @@ impl Observer for Otlp {
             let mut attributes = event_attrs(event);
             attributes.push(attr("http.response.status_code", i64::from(code)));
             self.push(Span {
-                trace_id: hex(&trace),
-                span_id: hex(&span_id(&["refused", &hex(&ingress)])),
-                parent_span_id: hex(&ingress),
+                trace_id: hex::encode(trace),
+                span_id: hex::encode(span_id(&["refused", &hex::encode(ingress)])),
+                parent_span_id: hex::encode(ingress),
                 name: "refused".to_string(),
                 kind: KIND_INTERNAL,
                 start_time_unix_nano: now.clone(),
@@ -368,9 +368,14 @@ impl Observer for Otlp {
         let unique = format!("{}:{}:{}", a.at_ms, latency, leg);
         let count = NEXT.fetch_add(1, Ordering::Relaxed).to_string();
         self.push(Span {
-            trace_id: hex(&trace),
-            span_id: hex(&span_id(&["attempt", &hex(&deliver), &unique, &count])),
-            parent_span_id: hex(&deliver),
+            trace_id: hex::encode(trace),
+            span_id: hex::encode(span_id(&[
+                "attempt",
+                &hex::encode(deliver),
+                &unique,
+                &count,
+            ])),
+            parent_span_id: hex::encode(deliver),
             name: format!("POST {leg}"),
             kind: KIND_CLIENT,
             start_time_unix_nano: start.to_string(),
@@ -420,10 +425,11 @@ impl Observer for Otlp {
         let held = self.held.lock().0.remove(reply_id);
         if let Some(mut h) = held {
             // The reply's ingress span, held back: now a child of this delivery.
-            let trace_hex = hex(&trace);
-            h.span.span_id = hex(&ingress_span_id(&trace_hex, &h.origin, &h.source, reply_id));
+            let trace_hex = hex::encode(trace);
+            h.span.span_id =
+                hex::encode(ingress_span_id(&trace_hex, &h.origin, &h.source, reply_id));
             h.span.trace_id = trace_hex;
-            h.span.parent_span_id = hex(&deliver);
+            h.span.parent_span_id = hex::encode(deliver);
             self.push(h.span);
         }
         self.event_on(
@@ -462,9 +468,9 @@ impl Observer for Otlp {
         attributes.push(attr("knit.fate", name));
         attributes.push(attr("knit.attempts", i64::from(attempts)));
         self.push(Span {
-            trace_id: hex(&trace),
-            span_id: hex(&deliver),
-            parent_span_id: hex(&ingress),
+            trace_id: hex::encode(trace),
+            span_id: hex::encode(deliver),
+            parent_span_id: hex::encode(ingress),
             name: format!("deliver {}", hop.egress),
             kind: KIND_INTERNAL,
             start_time_unix_nano: start.to_string(),

@@ -37,31 +37,12 @@ pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
     }
     let mut t = [0u8; 16];
     let mut s = [0u8; 8];
-    unhex(trace, &mut t)?;
-    unhex(span, &mut s)?;
+    hex::decode_to_slice(trace, &mut t).ok()?;
+    hex::decode_to_slice(span, &mut s).ok()?;
     if t == [0; 16] || s == [0; 8] {
         return None;
     }
     Some(SpanContext { trace: t, span: s })
-}
-
-pub(crate) fn unhex(text: &str, out: &mut [u8]) -> Option<()> {
-    if text.len() != out.len() * 2 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        let pair = text.get(i * 2..i * 2 + 2)?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 pub(crate) fn hash64(parts: &[&str]) -> u64 {
@@ -183,9 +164,9 @@ pub(crate) fn derived_trace(event: &Event) -> [u8; 16] {
 /// ([`Observer::accepted`] recognises the generated parent).
 pub fn generated_traceparent(origin: &Origin, event: &Event) -> String {
     let trace = derived_trace(event);
-    let trace_hex = hex(&trace);
+    let trace_hex = hex::encode(trace);
     let span = ingress_span_id(&trace_hex, &origin_ref(origin), &event.source, &event.id);
-    format!("00-{trace_hex}-{}-01", hex(&span))
+    format!("00-{trace_hex}-{}-01", hex::encode(span))
 }
 
 /// Most Triggers whose filter evaluation is recorded on one ingress span.

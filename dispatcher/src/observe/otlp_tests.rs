@@ -19,7 +19,7 @@ fn event(id: &str, traceparent: Option<&str>) -> Arc<Event> {
 fn traceparent_parses_and_rejects() {
     let ctx = parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     assert_eq!(
-        ctx.map(|c| (hex(&c.trace), hex(&c.span))),
+        ctx.map(|c| (hex::encode(c.trace), hex::encode(c.span))),
         Some((
             "0af7651916cd43dd8448eb211c80319c".to_string(),
             "b7ad6b7169203331".to_string()

@@ -23,7 +23,6 @@
 //!   `ProbeFailed`, `ProgressDeadlineExceeded`, `Deploying`.
 
 mod activator;
-mod chunked;
 mod env;
 mod fastpath;
 mod gateway;

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use http::StatusCode;
+use knit_wire::Chunked;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::Inner;
 use super::activator;
-use super::chunked::Chunked;
 use super::gateway::{Deadlines, HEADER_READ_TIMEOUT};
 use super::proxy::{Admitted, Client};
 
