@@ -73,7 +73,7 @@ impl Destination {
 }
 
 /// The object's address; an unknown Broker or channel is an error naming the ones there are.
-async fn address(client: &Client, target: Target, at: &Reference) -> Result<String> {
+async fn address(client: &Client, kind: &str, target: Target, at: &Reference) -> Result<String> {
     let plurals: &[&str] = match target {
         Target::Channel => &["channels", "inmemorychannels", "kafkachannels"],
         _ => &["brokers"],
@@ -91,10 +91,10 @@ async fn address(client: &Client, target: Target, at: &Reference) -> Result<Stri
             .pointer("/status/address/url")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .with_context(|| format!("{at} has no address yet (is it Ready?)"));
+            .with_context(|| format!("{kind} {at} has no address yet (is it Ready?)"));
     }
     reference::must_exist(client, target, at).await?;
-    bail!("{at} has no address")
+    bail!("{kind} {at} has no address")
 }
 
 async fn resolve(args: &SendArgs) -> Result<Destination> {
@@ -104,7 +104,7 @@ async fn resolve(args: &SendArgs) -> Result<Destination> {
         _ => return Ok(Destination::Url(args.to.clone())),
     };
     let at = reference::parse(&format!("--to {kind}:"), rest, args.namespace.as_deref())?;
-    let url = address(&Client::new(&args.server)?, target, &at).await?;
+    let url = address(&Client::new(&args.server)?, kind, target, &at).await?;
     Ok(Destination::Object { kind, at, url })
 }
 
