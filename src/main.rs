@@ -59,118 +59,108 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Run(args) => run::run(args).await,
-            Command::Validate { files } => Ok(if cli::validate::run(&files) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            }),
-            Command::Get {
-                kind,
-                namespace,
-                events,
-                server,
-                ..
-            } if matches!(kind.as_str(), "events" | "event") => {
-                cli::trace::list(&server, &namespace, &events)
-                    .await
-                    .map(|_| ExitCode::SUCCESS)
-            }
-            Command::Trace(args) => cli::trace::trace(&args).await.map(|known| {
-                if known {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
-            }),
-            Command::Get {
-                kind,
-                name,
-                namespace,
-                all_namespaces,
-                output,
-                server,
-                ..
-            } => cli::client::get(
-                &server,
-                &kind,
-                name.as_deref(),
-                &namespace,
-                all_namespaces,
-                output,
-            )
-            .await
-            .map(|_| ExitCode::SUCCESS),
-            Command::Describe {
-                kind,
-                name,
-                namespace,
-                server,
-            } => cli::client::describe(&server, &kind, &name, &namespace)
-                .await
-                .map(|_| ExitCode::SUCCESS),
-            Command::Apply { files, server } => {
-                cli::client::apply(&server, &files).await.map(|ok| {
-                    if ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(2)
-                    }
-                })
-            }
-            Command::Delete {
-                kind,
-                name,
-                namespace,
-                server,
-            } => cli::client::delete(&server, &kind, &name, &namespace)
-                .await
-                .map(|_| ExitCode::SUCCESS),
-            Command::Filter(cli::FilterCommand::Test {
-                files,
-                broker,
-                event,
-                server,
-            }) => {
-                let matched = match broker {
-                    Some(b) => cli::filter::online(&server, &b, &event).await,
-                    None => cli::filter::offline(&files, &event),
-                };
-                Ok(match matched {
-                    Ok(true) => ExitCode::SUCCESS,
-                    Ok(false) => ExitCode::from(1),
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        ExitCode::from(2)
-                    }
-                })
-            }
-            Command::Logs {
-                target,
-                namespace,
-                revision,
-                follow,
-                server,
-            } => cli::client::logs(&server, &target, &namespace, revision.as_deref(), follow)
-                .await
-                .map(|_| ExitCode::SUCCESS),
-            Command::Replay(cli::ReplayCommand::Trigger(args)) => cli::replay::trigger(args).await,
-            Command::Send(args) => cli::send::run(args).await.map(|_| ExitCode::SUCCESS),
-            Command::EventDisplay { listen } => {
-                cli::display::run(listen).await.map(|_| ExitCode::SUCCESS)
-            }
-            Command::Crds { write } => crds(write),
-        }
-    });
-    match result {
+    match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exit 0 when `ok`, else `code`.
+fn exit(ok: bool, code: u8) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(code)
+    }
+}
+
+/// Run one command; an error is printed by `main` and exits 1.
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match command {
+        Command::Run(args) => run::run(args).await,
+        Command::Validate { files } => Ok(exit(cli::validate::run(&files), 2)),
+        Command::Get(args) if args.is_events() => done(cli::events::list(&args).await),
+        Command::Get(args) => done(cli::client::get(&args).await),
+        Command::Trace(args) => cli::trace::trace(&args).await.map(|known| exit(known, 1)),
+        Command::Describe {
+            kind,
+            name,
+            namespace,
+            server,
+        } => done(cli::client::describe(&server, &kind, &name, &namespace).await),
+        Command::Apply { files, server } => {
+            let ok = cli::client::apply(&server, &files).await?;
+            Ok(exit(ok, 2))
+        }
+        Command::Delete {
+            kind,
+            name,
+            namespace,
+            server,
+        } => done(cli::client::delete(&server, &kind, &name, &namespace).await),
+        Command::Filter(cli::FilterCommand::Test {
+            files,
+            broker,
+            namespace,
+            event,
+            server,
+        }) => Ok(filter_test(&files, broker, namespace, &event, &server).await),
+        Command::Logs {
+            target,
+            namespace,
+            revision,
+            follow,
+            server,
+        } => {
+            done(cli::client::logs(&server, &target, &namespace, revision.as_deref(), follow).await)
+        }
+        Command::Replay(cli::ReplayCommand::Trigger(args)) => cli::replay::trigger(args).await,
+        Command::Send(args) => done(cli::send::run(args).await),
+        Command::EventDisplay { listen } => done(cli::display::run(listen).await),
+        Command::Crds { write } => crds(write),
+    }
+}
+
+/// `knit filter test`: exit 0 when a Trigger matched, 1 when none did, 2 on errors.
+async fn filter_test(
+    files: &[std::path::PathBuf],
+    broker: Option<String>,
+    namespace: Option<String>,
+    event: &str,
+    server: &cli::ServerArgs,
+) -> ExitCode {
+    let matched = match broker {
+        Some(b) => online_filter_test(server, &b, namespace.as_deref(), event).await,
+        None => cli::filter::offline(files, event),
+    };
+    match matched {
+        Ok(matched) => exit(matched, 1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `knit filter test --broker`: the Broker named either way, checked to exist (the error names
+/// the ones there are, after the server's own words for it), then tested on the server.
+async fn online_filter_test(
+    server: &cli::ServerArgs,
+    broker: &str,
+    namespace: Option<&str>,
+    event: &str,
+) -> anyhow::Result<bool> {
+    use cli::reference::{self, Target};
+    let at = reference::parse("--broker", broker, namespace)?;
+    let client = cli::client::Client::new(server)?;
+    if let Some(there) = reference::missing(&client, Target::Broker, &at).await? {
+        anyhow::bail!("no running Broker {at}; {there}");
+    }
+    cli::filter::online(server, &at.to_string(), event).await
 }
 
 fn crds(write: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {

@@ -265,7 +265,7 @@ async fn quickstart_broker_and_trigger_are_ready() {
     let (code, out, _) = knit.cli(&["get", "triggers"]);
     assert_eq!(code, 0);
     let header = out.lines().next().expect("header");
-    for col in ["NAME", "BROKER", "URL", "READY", "REASON"] {
+    for col in ["NAME", "BROKER", "SUBSCRIBER_URI", "READY", "REASON"] {
         assert!(header.contains(col), "{header}");
     }
     let row = out.lines().nth(1).expect("row");

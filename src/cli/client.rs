@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use knit_crds::Kind;
 use serde_json::{Value, json};
 
-use super::{Output, ServerArgs, table};
+use super::{GetArgs, Output, ServerArgs, reference, table};
 use crate::control::files;
 
 /// A client of the admin API.
@@ -90,45 +90,40 @@ fn kind(name: &str) -> Result<Kind> {
     Kind::lookup(name).with_context(|| format!("the server doesn't have a resource type {name:?}"))
 }
 
-/// `knit get`.
-pub async fn get(
-    server: &ServerArgs,
-    kind_name: &str,
-    name: Option<&str>,
-    namespace: &str,
-    all: bool,
-    output: Option<Output>,
-) -> Result<()> {
-    let c = Client::new(server)?;
-    let k = kind(kind_name)?;
-    let one = match name {
+/// `knit get` (not `get events`).
+pub async fn get(args: &GetArgs) -> Result<()> {
+    if let Some(flag) = args.events.given().first() {
+        bail!("{flag} is for knit get events");
+    }
+    let namespace = args
+        .namespace
+        .as_deref()
+        .unwrap_or(reference::DEFAULT_NAMESPACE);
+    let c = Client::new(&args.server)?;
+    let k = kind(&args.kind)?;
+    let one = match &args.name {
         Some(n) => Some(
             c.get(&format!("/api/v1/{}/{namespace}/{n}", k.plural()))
                 .await?,
         ),
         None => None,
     };
-    let list = match &one {
-        Some(_) => None,
+    let items: Vec<Value> = match &one {
+        Some(o) => vec![o.clone()],
         None => {
-            let q = if all {
+            let q = if args.all_namespaces {
                 String::new()
             } else {
                 format!("?namespace={namespace}")
             };
-            Some(c.get(&format!("/api/v1/{}{q}", k.plural())).await?)
+            let list = c.get(&format!("/api/v1/{}{q}", k.plural())).await?;
+            list.get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
         }
     };
-    let items: Vec<Value> = match (&one, &list) {
-        (Some(o), _) => vec![o.clone()],
-        (None, Some(l)) => l
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        _ => vec![],
-    };
-    match output {
+    match args.output {
         Some(Output::Json) => {
             let v = one.unwrap_or_else(|| json!({"items": items}));
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -138,20 +133,17 @@ pub async fn get(
                 one.unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "List", "items": items}));
             print!("{}", serde_saphyr::to_string(&v)?);
         }
-        Some(Output::Wide) | None => {
-            if items.is_empty() {
-                let ns = if all {
-                    String::new()
-                } else {
-                    format!(" in {namespace} namespace")
-                };
-                eprintln!("No resources found{ns}.");
+        Some(Output::Wide) | None if items.is_empty() => {
+            let ns = if args.all_namespaces {
+                String::new()
             } else {
-                print!(
-                    "{}",
-                    table::render(&items, all, output == Some(Output::Wide))
-                );
-            }
+                format!(" in {namespace} namespace")
+            };
+            eprintln!("No resources found{ns}.");
+        }
+        Some(Output::Wide) | None => {
+            let wide = args.output == Some(Output::Wide);
+            print!("{}", table::render(&items, args.all_namespaces, wide));
         }
     }
     Ok(())

@@ -3,7 +3,9 @@
 
 pub mod client;
 pub mod display;
+pub mod events;
 pub mod filter;
+pub mod reference;
 pub mod replay;
 pub mod send;
 pub mod table;
@@ -24,7 +26,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Output formats of `get`.
+/// Output formats of `get` and `get events`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
     /// The full object(s) as YAML.
@@ -60,26 +62,9 @@ pub struct ServerArgs {
 pub enum Command {
     /// Run Knit standalone: load manifests, watch them, serve ingress, dispatch, admin API.
     Run(RunArgs),
-    /// List resources of a kind, or show one.
-    Get {
-        /// Kind: plural, singular or short name (brokers, trigger, ksvc, ...).
-        kind: String,
-        /// Name of one resource.
-        name: Option<String>,
-        /// Namespace.
-        #[arg(short, long, default_value = "default")]
-        namespace: String,
-        /// Every namespace.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-        /// Output format.
-        #[arg(short, long, value_enum)]
-        output: Option<Output>,
-        #[command(flatten)]
-        events: trace::EventsArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    /// List resources of a kind, or show one; `get events` lists the recent journeys through a
+    /// Broker or channel.
+    Get(GetArgs),
     /// Where did an event go: its journey through a Broker or channel (accepted, each
     /// Trigger matched or not, each attempt, retries, the reply, the outcome).
     Trace(trace::TraceArgs),
@@ -160,6 +145,35 @@ pub enum Command {
     },
 }
 
+/// Flags of `knit get`.
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    /// Kind: plural, singular or short name (brokers, trigger, ksvc, ...), or `events`.
+    pub kind: String,
+    /// Name of one resource.
+    pub name: Option<String>,
+    /// Namespace (default `default`).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format.
+    #[arg(short, long, value_enum)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub events: events::EventsArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl GetArgs {
+    /// Whether this is `knit get events`.
+    pub fn is_events(&self) -> bool {
+        matches!(self.kind.as_str(), "events" | "event")
+    }
+}
+
 /// `knit filter ...`.
 #[derive(Subcommand, Debug)]
 pub enum FilterCommand {
@@ -170,9 +184,12 @@ pub enum FilterCommand {
         /// Trigger manifests (files or folders).
         #[arg(short = 'f', long = "filename", conflicts_with = "broker")]
         files: Vec<PathBuf>,
-        /// A Broker of a running server, `NAMESPACE/NAME`.
+        /// A Broker of a running server: `NAMESPACE/NAME`, or `NAME` with `-n`.
         #[arg(long, required_unless_present = "files")]
         broker: Option<String>,
+        /// Namespace of a `--broker` given as `NAME` (default `default`).
+        #[arg(short, long, requires = "broker")]
+        namespace: Option<String>,
         /// The event in structured JSON mode (`-` reads standard input).
         #[arg(long)]
         event: String,

@@ -8,15 +8,19 @@ use knit_channels::{Event, ExtValue};
 use knit_dispatcher::binding;
 use serde_json::Value;
 
+use super::reference::{self, Reference, Target};
 use super::{Mode, ServerArgs, client::Client};
 
 /// Flags of `knit send`.
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
-    /// Where to: a URL, `broker:NAMESPACE/NAME` or `channel:NAMESPACE/NAME` (resolved through
-    /// the admin API of a running server).
+    /// Where to: a URL, `broker:NAMESPACE/NAME` or `channel:NAMESPACE/NAME` (`broker:NAME`
+    /// with `-n`), resolved through the admin API of a running server.
     #[arg(long)]
     pub to: String,
+    /// Namespace of a `--to broker:NAME` or `channel:NAME` (default `default`).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
     /// CloudEvent `type`.
     #[arg(long = "type")]
     pub ty: String,
@@ -45,39 +49,84 @@ pub struct SendArgs {
     pub server: ServerArgs,
 }
 
-async fn resolve(to: &str, server: &ServerArgs) -> Result<String> {
-    let (kind, rest) = match to.split_once(':') {
-        Some((k @ ("broker" | "channel"), rest)) => (k, rest),
-        _ => return Ok(to.to_string()),
-    };
-    let (ns, name) = rest
-        .split_once('/')
-        .context("expected broker:NAMESPACE/NAME or channel:NAMESPACE/NAME")?;
-    let plural = if kind == "broker" {
-        "brokers"
-    } else {
-        "channels"
-    };
-    let client = Client::new(server)?;
-    let obj = match client.get(&format!("/api/v1/{plural}/{ns}/{name}")).await {
-        Ok(o) => o,
-        // A channel may be an InMemoryChannel rather than a generic Channel.
-        Err(_) if kind == "channel" => {
-            client
-                .get(&format!("/api/v1/inmemorychannels/{ns}/{name}"))
-                .await?
-        }
-        Err(e) => return Err(e),
-    };
-    obj.pointer("/status/address/url")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .with_context(|| format!("{kind} {ns}/{name} has no address yet (is it Ready?)"))
+/// Where an event goes: a URL, or a Broker or channel of a running server.
+enum Destination {
+    /// A URL given as is.
+    Url(String),
+    /// A Broker or channel, with the address it has on the server.
+    Object {
+        /// `broker` or `channel`.
+        kind: &'static str,
+        /// Its namespace and name.
+        at: Reference,
+        /// Its `status.address.url`.
+        url: String,
+    },
 }
 
-/// Send the event and print the response; fails on a non-2xx answer.
-pub async fn run(args: SendArgs) -> Result<()> {
-    let url = resolve(&args.to, &args.server).await?;
+impl Destination {
+    fn url(&self) -> &str {
+        match self {
+            Destination::Url(u) | Destination::Object { url: u, .. } => u,
+        }
+    }
+}
+
+/// The object's address; an unknown Broker or channel is an error naming the ones there are.
+async fn address(client: &Client, kind: &str, target: Target, at: &Reference) -> Result<String> {
+    let plurals: &[&str] = match target {
+        Target::Channel => &["channels", "inmemorychannels", "kafkachannels"],
+        _ => &["brokers"],
+    };
+    for plural in plurals {
+        let path = format!("/api/v1/{plural}/{}/{}", at.namespace, at.name);
+        let (status, obj) = client.get_with_status(&path).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            continue;
+        }
+        if !status.is_success() {
+            bail!("{}", obj["error"].as_str().unwrap_or(status.as_str()));
+        }
+        return obj
+            .pointer("/status/address/url")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .with_context(|| format!("{kind} {at} has no address yet (is it Ready?)"));
+    }
+    reference::must_exist(client, target, at).await?;
+    bail!("{kind} {at} has no address")
+}
+
+async fn resolve(args: &SendArgs) -> Result<Destination> {
+    let (kind, target, rest) = match args.to.split_once(':') {
+        Some(("broker", rest)) => ("broker", Target::Broker, rest),
+        Some(("channel", rest)) => ("channel", Target::Channel, rest),
+        _ => return Ok(Destination::Url(args.to.clone())),
+    };
+    let at = reference::parse(&format!("--to {kind}:"), rest, args.namespace.as_deref())?;
+    let url = address(&Client::new(&args.server)?, kind, target, &at).await?;
+    Ok(Destination::Object { kind, at, url })
+}
+
+/// What `knit send` prints on an answer: `202 Accepted: event ID to broker NS/NAME (follow it:
+/// knit trace ID --broker NS/NAME)`, or `... to URL`.
+fn answer_line(status: reqwest::StatusCode, id: &str, to: &Destination) -> String {
+    let answer = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    match to {
+        Destination::Url(url) => format!("{answer}: event {id} to {url}"),
+        Destination::Object { kind, at, .. } if status.is_success() => format!(
+            "{answer}: event {id} to {kind} {at} (follow it: knit trace {id} --{kind} {at})"
+        ),
+        Destination::Object { kind, at, .. } => format!("{answer}: event {id} to {kind} {at}"),
+    }
+}
+
+/// The event the flags describe, with a random UUID as id unless `--id` is given.
+async fn event(args: &SendArgs) -> Result<Event> {
     let mut ev = Event::new(
         args.id
             .clone()
@@ -114,17 +163,25 @@ pub async fn run(args: SendArgs) -> Result<()> {
         ev.datacontenttype = args.content_type.clone();
     }
     ev.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(ev)
+}
+
+/// Send the event and print the answer with the event's id; fails on a non-2xx answer.
+pub async fn run(args: SendArgs) -> Result<()> {
+    let to = resolve(&args).await?;
+    let ev = event(&args).await?;
     let mut headers = http::HeaderMap::new();
     let body = match args.mode {
         Mode::Binary => binding::encode_binary(&ev, &mut headers, &[]),
         Mode::Structured => binding::encode_structured(&ev, &mut headers, &[]),
     };
+    let url = to.url();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let resp = client
-        .post(&url)
+        .post(url)
         .headers(headers)
         .body(body)
         .send()
@@ -132,11 +189,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
         .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    println!(
-        "{} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
+    println!("{}", answer_line(status, &ev.id, &to));
     if !text.trim().is_empty() {
         println!("{}", text.trim_end());
     }

@@ -63,80 +63,99 @@ fn conditions_summary(obj: &Value) -> String {
     format!("{ok} OK / {}", list.len())
 }
 
-/// Render objects as a table.
-pub fn render(items: &[Value], all_namespaces: bool, wide: bool) -> String {
-    let triggers = items
-        .first()
-        .and_then(|o| o.get("kind"))
-        .and_then(Value::as_str)
-        == Some("Trigger");
-    let mut header = Vec::new();
-    if all_namespaces {
-        header.push("NAMESPACE");
+/// The column that says where an object is or sends, as Knative's printer columns name it:
+/// a Trigger's `SUBSCRIBER_URI`, a source's `SINK`, everything else's `URL`.
+fn where_column(kind: &str) -> &'static str {
+    match kind {
+        "Trigger" | "Subscription" => "SUBSCRIBER_URI",
+        "PingSource" | "ApiServerSource" | "ContainerSource" | "GitHubSource" | "KafkaSource"
+        | "CloudPubSubSource" | "SinkBinding" => "SINK",
+        _ => "URL",
     }
-    header.push("NAME");
-    if triggers {
-        header.push("BROKER");
+}
+
+/// The value of [`where_column`] for one object.
+fn where_value(obj: &Value, column: &str) -> String {
+    let pointers: &[&str] = match column {
+        "SUBSCRIBER_URI" => &[
+            "/status/subscriberUri",
+            "/status/physicalSubscription/subscriberUri",
+        ],
+        "SINK" => &["/status/sinkUri"],
+        _ => return url_of(obj),
+    };
+    pointers
+        .iter()
+        .find_map(|p| str_at(obj, p))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The columns of one listing (all objects are of one kind), kubectl's order: NAMESPACE, NAME,
+/// the kind's own (BROKER), where it is or sends, AGE, READY, REASON; `wide` adds CONDITIONS and
+/// MESSAGE.
+struct Columns {
+    all_namespaces: bool,
+    broker: bool,
+    place: &'static str,
+    wide: bool,
+}
+
+impl Columns {
+    fn header(&self) -> Vec<String> {
+        let mut h = Vec::new();
+        if self.all_namespaces {
+            h.push("NAMESPACE");
+        }
+        h.push("NAME");
+        if self.broker {
+            h.push("BROKER");
+        }
+        h.extend([self.place, "AGE"]);
+        if self.wide {
+            h.push("CONDITIONS");
+        }
+        h.extend(["READY", "REASON"]);
+        if self.wide {
+            h.push("MESSAGE");
+        }
+        h.into_iter().map(str::to_string).collect()
     }
-    header.extend(["URL", "AGE"]);
-    if wide {
-        header.push("CONDITIONS");
-    }
-    header.extend(["READY", "REASON"]);
-    if wide {
-        header.push("MESSAGE");
-    }
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for o in items {
+
+    fn row(&self, o: &Value) -> Vec<String> {
+        let at = |p: &str| str_at(o, p).unwrap_or_default().to_string();
         let mut row = Vec::new();
-        if all_namespaces {
-            row.push(
-                str_at(o, "/metadata/namespace")
-                    .unwrap_or_default()
-                    .to_string(),
-            );
+        if self.all_namespaces {
+            row.push(at("/metadata/namespace"));
         }
-        row.push(str_at(o, "/metadata/name").unwrap_or_default().to_string());
-        if triggers {
-            row.push(
-                str_at(o, "/spec/broker")
-                    .or(str_at(o, "/spec/brokerRef/name"))
-                    .unwrap_or_default()
-                    .to_string(),
-            );
+        row.push(at("/metadata/name"));
+        if self.broker {
+            let broker = str_at(o, "/spec/broker").or(str_at(o, "/spec/brokerRef/name"));
+            row.push(broker.unwrap_or_default().to_string());
         }
-        row.push(url_of(o));
+        row.push(where_value(o, self.place));
         row.push(age(o));
-        if wide {
+        if self.wide {
             row.push(conditions_summary(o));
         }
-        let ready = condition(o, "Ready");
-        row.push(
-            ready
-                .and_then(|c| c.get("status"))
+        let ready = |field: &str| {
+            condition(o, "Ready")
+                .and_then(|c| c.get(field))
                 .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        );
-        row.push(
-            ready
-                .and_then(|c| c.get("reason"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        );
-        if wide {
-            row.push(
-                ready
-                    .and_then(|c| c.get("message"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            );
+                .unwrap_or_default()
+                .to_string()
+        };
+        row.extend([ready("status"), ready("reason")]);
+        if self.wide {
+            row.push(ready("message"));
         }
-        rows.push(row);
+        row
     }
-    let cols = rows[0].len();
+}
+
+/// Rows padded to their columns' widths, three spaces apart, the last column unpadded.
+fn align(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -157,4 +176,67 @@ pub fn render(items: &[Value], all_namespaces: bool, wide: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Render objects (of one kind) as a table.
+pub fn render(items: &[Value], all_namespaces: bool, wide: bool) -> String {
+    let kind = items
+        .first()
+        .and_then(|o| o.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let columns = Columns {
+        all_namespaces,
+        broker: kind == "Trigger",
+        place: where_column(kind),
+        wide,
+    };
+    let mut rows = vec![columns.header()];
+    rows.extend(items.iter().map(|o| columns.row(o)));
+    align(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn triggers_show_their_subscriber_uri_as_kubectl_does() {
+        let t = json!({"kind": "Trigger", "metadata": {"name": "t"}, "spec": {"broker": "b"},
+            "status": {"subscriberUri": "http://sub/", "conditions": [
+                {"type": "Ready", "status": "True"}]}});
+        let out = render(&[t], false, false);
+        let mut lines = out.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            header,
+            ["NAME", "BROKER", "SUBSCRIBER_URI", "AGE", "READY", "REASON"]
+        );
+        let row: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[..3], ["t", "b", "http://sub/"]);
+        assert_eq!(row[4], "True");
+    }
+
+    #[test]
+    fn sources_show_their_sink_and_brokers_their_url() {
+        let p = json!({"kind": "PingSource", "metadata": {"name": "p"},
+            "status": {"sinkUri": "http://sink/"}});
+        let out = render(&[p], true, true);
+        assert!(out.starts_with("NAMESPACE   NAME   SINK"), "{out}");
+        assert!(out.contains("http://sink/"), "{out}");
+        let b = json!({"kind": "Broker", "metadata": {"name": "b"},
+            "status": {"address": {"url": "http://in/default/b"}}});
+        let out = render(&[b], false, false);
+        assert!(out.starts_with("NAME   URL"), "{out}");
+        assert!(out.contains("http://in/default/b"), "{out}");
+    }
 }

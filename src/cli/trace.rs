@@ -1,5 +1,5 @@
-//! `knit trace EVENT_ID` and `knit get events`: clients of the event journal on the admin API
-//! (`/api/v1/events`), printing journeys for people.
+//! `knit trace EVENT_ID`: one event's journey from the event journal on the admin API
+//! (`/api/v1/events/...`), printed for people.
 
 use std::fmt::Write as _;
 
@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::ServerArgs;
 use super::client::Client;
+use super::reference::{self, Reference, Target};
 
 /// Flags of `knit trace`.
 #[derive(clap::Args, Debug)]
@@ -15,12 +16,16 @@ use super::client::Client;
 pub struct TraceArgs {
     /// The event's id.
     pub id: String,
-    /// The Broker it was posted to: `NAMESPACE/NAME`, or `NAME` in `default`.
+    /// The Broker it was posted to (or the source that sent it): `NAMESPACE/NAME`, or `NAME`
+    /// with `-n`.
     #[arg(long)]
     pub broker: Option<String>,
-    /// The channel it was posted to: `NAMESPACE/NAME`, or `NAME` in `default`.
+    /// The channel it was posted to: `NAMESPACE/NAME`, or `NAME` with `-n`.
     #[arg(long)]
     pub channel: Option<String>,
+    /// Namespace of a `--broker` or `--channel` given as `NAME` (default `default`).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
     /// The event's source, when several events share the id.
     #[arg(long)]
     pub source: Option<String>,
@@ -31,31 +36,23 @@ pub struct TraceArgs {
     pub server: ServerArgs,
 }
 
-/// Flags of `knit get events`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct EventsArgs {
-    /// (`get events`) Journeys through this Broker.
-    #[arg(long)]
-    pub broker: Option<String>,
-    /// (`get events`) Journeys through this channel.
-    #[arg(long, conflicts_with = "broker")]
-    pub channel: Option<String>,
-    /// (`get events`) Only events of this type.
-    #[arg(long = "type")]
-    pub event_type: Option<String>,
-    /// (`get events`) Only journeys where something failed (a failed attempt, a dead letter,
-    /// a drop, a refusal).
-    #[arg(long)]
-    pub failed: bool,
-    /// (`get events`) Most journeys listed, newest first.
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
-}
-
-fn split(reference: &str) -> (&str, &str) {
-    match reference.split_once('/') {
-        Some((ns, name)) => (ns, name),
-        None => ("default", reference),
+impl TraceArgs {
+    /// The flag given, what it may name, and the reference.
+    fn target(&self) -> Result<(&'static str, Target, Reference)> {
+        let ns = self.namespace.as_deref();
+        match (&self.broker, &self.channel) {
+            (Some(b), _) => Ok((
+                "--broker",
+                Target::BrokerOrSender,
+                reference::parse("--broker", b, ns)?,
+            )),
+            (_, Some(c)) => Ok((
+                "--channel",
+                Target::Channel,
+                reference::parse("--channel", c, ns)?,
+            )),
+            _ => bail!("give --broker NAMESPACE/NAME or --channel NAMESPACE/NAME"),
+        }
     }
 }
 
@@ -67,26 +64,23 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// `knit trace`: prints the journey; `Ok(false)` when the journal does not know the event.
+/// `knit trace`: prints the journey; `Ok(false)` when the journal does not know the event. An
+/// unknown Broker or channel is an error naming the ones there are.
 pub async fn trace(args: &TraceArgs) -> Result<bool> {
-    let (flag, reference) = match (&args.broker, &args.channel) {
-        (Some(b), _) => ("--broker", b.as_str()),
-        (_, Some(c)) => ("--channel", c.as_str()),
-        _ => bail!("give --broker NAMESPACE/NAME or --channel NAMESPACE/NAME"),
-    };
-    let (ns, name) = split(reference);
+    let (flag, target, at) = args.target()?;
     let mut path = format!(
         "/api/v1/events/{}/{}/{}",
-        encode(ns),
-        encode(name),
+        encode(&at.namespace),
+        encode(&at.name),
         encode(&args.id)
     );
     if let Some(s) = &args.source {
-        path.push_str(&format!("?source={}", encode(s)));
+        let _ = write!(path, "?source={}", encode(s));
     }
     let c = Client::new(&args.server)?;
     let (status, journey) = c.get_with_status(&path).await?;
     if status == reqwest::StatusCode::NOT_FOUND && journey.get("tooOld").is_some() {
+        reference::must_exist(&c, target, &at).await?;
         eprintln!("{}", str_of(&journey, "error"));
         return Ok(false);
     }
@@ -96,7 +90,7 @@ pub async fn trace(args: &TraceArgs) -> Result<bool> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&journey)?);
     } else {
-        print!("{}", render(&journey, &format!("{flag} {ns}/{name}")));
+        print!("{}", render(&journey, &format!("{flag} {at}")));
     }
     Ok(true)
 }
@@ -134,6 +128,19 @@ pub fn render(j: &Value, ingress_flag: &str) -> String {
         str_of(j, "type"),
         str_of(j, "source")
     );
+    out.push_str(&accepted(j));
+    let egresses = j["egresses"].as_array().cloned().unwrap_or_default();
+    if egresses.is_empty() {
+        let _ = writeln!(out, "  (no Trigger or Subscription)");
+    }
+    for e in &egresses {
+        out.push_str(&egress(e, ingress_flag));
+    }
+    out
+}
+
+/// Where and how the event was accepted (or refused by the log).
+fn accepted(j: &Value) -> String {
     let ingress = &j["ingress"];
     let at = format!(
         "{} {}/{}",
@@ -141,156 +148,70 @@ pub fn render(j: &Value, ingress_flag: &str) -> String {
         str_of(ingress, "namespace"),
         str_of(ingress, "name")
     );
-    match j.get("accepted").filter(|a| !a.is_null()) {
-        Some(a) => {
-            let _ = writeln!(
-                out,
-                "  accepted       {}  at {at} ({} bytes, {} mode)",
-                str_of(a, "at"),
-                a["size"],
-                str_of(a, "mode")
-            );
-            if let Some(s) = a.get("refused").and_then(Value::as_u64) {
-                let _ = writeln!(
-                    out,
-                    "  refused        the log did not take it: answered {s}"
-                );
-            }
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "  accepted       (too old to know: the journal forgot its start) at {at}"
-            );
-        }
-    }
-    let egresses = j["egresses"].as_array().cloned().unwrap_or_default();
-    if egresses.is_empty() {
-        let _ = writeln!(out, "  (no Trigger or Subscription)");
-    }
-    for e in &egresses {
-        let who = format!("{}/{}", str_of(e, "kind").to_lowercase(), str_of(e, "name"));
-        if e["matched"] == Value::Bool(false) {
-            let _ = writeln!(
-                out,
-                "  {who}: no match — {}: {}",
-                str_of(e, "clause"),
-                str_of(e, "reason")
-            );
-            continue;
-        }
-        let _ = writeln!(out, "  {who}: matched");
-        let attempts = e["attempts"].as_array().cloned().unwrap_or_default();
-        let mut n = 0;
-        for a in &attempts {
-            if str_of(a, "target") == "subscriber" {
-                n += 1;
-            }
-            let _ = writeln!(out, "{}", attempt_line(a, n));
-        }
-        if let Some(k) = e.get("omitted").and_then(Value::as_u64) {
-            let _ = writeln!(out, "    ({k} more steps not kept)");
-        }
-        if let Some(id) = e.pointer("/reply/id").and_then(Value::as_str) {
-            let _ = writeln!(
-                out,
-                "    reply          new event {id} (follow it: knit trace {id} {ingress_flag})"
-            );
-        }
-        let retries = e["retries"].as_u64().unwrap_or(0);
-        let after = match retries {
-            0 => String::new(),
-            1 => " after 1 retry".into(),
-            r => format!(" after {r} retries"),
-        };
-        let outcome = match str_of(e, "outcome") {
-            "delivered" => format!("delivered{after}"),
-            "deadLettered" => format!("dead-lettered{after}"),
-            "dropped" => format!("dropped{after}: {}", str_of(e, "reason")),
-            "inFlight" => "still in flight".into(),
-            other => other.to_string(),
-        };
-        let _ = writeln!(out, "    outcome        {outcome}");
+    let Some(a) = j.get("accepted").filter(|a| !a.is_null()) else {
+        return format!(
+            "  accepted       (too old to know: the journal forgot its start) at {at}\n"
+        );
+    };
+    let mut out = format!(
+        "  accepted       {}  at {at} ({} bytes, {} mode)\n",
+        str_of(a, "at"),
+        a["size"],
+        str_of(a, "mode")
+    );
+    if let Some(s) = a.get("refused").and_then(Value::as_u64) {
+        let _ = writeln!(
+            out,
+            "  refused        the log did not take it: answered {s}"
+        );
     }
     out
 }
 
-/// A journey's outcomes in one cell: `orders=delivered audit=filtered`.
-fn outcomes(j: &Value) -> String {
-    let egresses = j["egresses"].as_array().cloned().unwrap_or_default();
-    if egresses.is_empty() {
-        return match j.pointer("/accepted/refused") {
-            Some(s) if !s.is_null() => format!("refused {s}"),
-            _ => "-".into(),
-        };
+/// One Trigger's or Subscription's part: its filter's verdict, each attempt, the reply, the
+/// outcome.
+fn egress(e: &Value, ingress_flag: &str) -> String {
+    let who = format!("{}/{}", str_of(e, "kind").to_lowercase(), str_of(e, "name"));
+    if e["matched"] == Value::Bool(false) {
+        return format!(
+            "  {who}: no match — {}: {}\n",
+            str_of(e, "clause"),
+            str_of(e, "reason")
+        );
     }
-    egresses
-        .iter()
-        .map(|e| format!("{}={}", str_of(e, "name"), str_of(e, "outcome")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = format!("  {who}: matched\n");
+    let mut n = 0;
+    for a in e["attempts"].as_array().into_iter().flatten() {
+        if str_of(a, "target") == "subscriber" {
+            n += 1;
+        }
+        let _ = writeln!(out, "{}", attempt_line(a, n));
+    }
+    if let Some(k) = e.get("omitted").and_then(Value::as_u64) {
+        let _ = writeln!(out, "    ({k} more steps not kept)");
+    }
+    if let Some(id) = e.pointer("/reply/id").and_then(Value::as_str) {
+        let _ = writeln!(
+            out,
+            "    reply          new event {id} (follow it: knit trace {id} {ingress_flag})"
+        );
+    }
+    let _ = writeln!(out, "    outcome        {}", outcome(e));
+    out
 }
 
-/// `knit get events`: recent journeys as a table.
-pub async fn list(server: &ServerArgs, namespace: &str, args: &EventsArgs) -> Result<()> {
-    let mut path = format!(
-        "/api/v1/events?namespace={}&limit={}",
-        encode(namespace),
-        args.limit
-    );
-    match (&args.broker, &args.channel) {
-        (Some(b), _) => path.push_str(&format!("&broker={}", encode(b))),
-        (_, Some(c)) => path.push_str(&format!("&channel={}", encode(c))),
-        _ => bail!("give --broker NAME or --channel NAME"),
-    }
-    if let Some(t) = &args.event_type {
-        path.push_str(&format!("&type={}", encode(t)));
-    }
-    if args.failed {
-        path.push_str("&failed=true");
-    }
-    let v = Client::new(server)?.get(&path).await?;
-    let items = v["items"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
-        eprintln!("No events found in {namespace} namespace.");
-        return Ok(());
-    }
-    let rows: Vec<[String; 5]> = items
-        .iter()
-        .map(|j| {
-            [
-                j.pointer("/accepted/at")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_string(),
-                str_of(j, "id").to_string(),
-                str_of(j, "type").to_string(),
-                str_of(j, "source").to_string(),
-                outcomes(j),
-            ]
-        })
-        .collect();
-    let header = ["ACCEPTED", "ID", "TYPE", "SOURCE", "OUTCOMES"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 4 {
-                s.push_str(c);
-            } else {
-                let _ = write!(s, "{c:<w$}   ");
-            }
-        }
-        s
+/// `delivered after 1 retry`, `dead-lettered`, `dropped: REASON`, `still in flight`.
+fn outcome(e: &Value) -> String {
+    let after = match e["retries"].as_u64().unwrap_or(0) {
+        0 => String::new(),
+        1 => " after 1 retry".into(),
+        r => format!(" after {r} retries"),
     };
-    println!("{}", line(header));
-    for r in &rows {
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    match str_of(e, "outcome") {
+        "delivered" => format!("delivered{after}"),
+        "deadLettered" => format!("dead-lettered{after}"),
+        "dropped" => format!("dropped{after}: {}", str_of(e, "reason")),
+        "inFlight" => "still in flight".into(),
+        other => other.to_string(),
     }
-    Ok(())
 }
