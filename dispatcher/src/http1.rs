@@ -7,8 +7,9 @@
 //! beyond the system calls themselves.
 //!
 //! What it speaks: `POST` with `Content-Length`; responses with `Content-Length`, `chunked`
-//! transfer coding, or delimited by close; `1xx` interim responses skipped; `Connection: close`
-//! honoured. A connection that was idle in the cache and fails before any byte of a response
+//! as the final transfer coding, or delimited by close (RFC 9112 §6.3); `1xx` interim
+//! responses skipped; `Connection: close` honoured, HTTP/1.0 kept alive only with
+//! `keep-alive`. A connection that was idle in the cache and fails before any byte of a response
 //! arrives is replaced and the request sent once more (the server closed it while idle, as
 //! hyper does for such requests). Response headers and bodies are bounded.
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use knit_wire::Chunked;
+use knit_wire::{Chunked, ConnectionOptions, TransferEncoding};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -250,17 +251,12 @@ async fn exchange(
             continue;
         }
         let status = head.status;
-        let (body, keep) = if status == 204 || status == 304 {
-            (Bytes::new(), !head.close)
-        } else if head.chunked {
-            (read_chunked(conn, max_body).await?, !head.close)
-        } else if let Some(n) = head.length {
-            if n > max_body {
-                return Err(Error::BodyTooLarge.into());
-            }
-            (read_exact(conn, n).await?, !head.close)
-        } else {
-            (read_to_end(conn, max_body).await?, false)
+        let (body, keep) = match head.framing {
+            _ if status == 204 || status == 304 => (Bytes::new(), !head.close),
+            Framing::Chunked => (read_chunked(conn, max_body).await?, !head.close),
+            Framing::Length(n) if n > max_body => return Err(Error::BodyTooLarge.into()),
+            Framing::Length(n) => (read_exact(conn, n).await?, !head.close),
+            Framing::Close => (read_to_end(conn, max_body).await?, false),
         };
         return Ok(((status, head.headers, body), keep));
     }
@@ -273,14 +269,19 @@ struct Head {
     headers: HeaderMap,
     used: usize,
     close: bool,
-    chunked: bool,
-    length: Option<usize>,
+    framing: Framing,
 }
 
-fn has_token_bytes(v: &[u8], token: &str) -> bool {
-    std::str::from_utf8(v)
-        .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        .unwrap_or(false)
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `chunked` is the final transfer coding.
+    Chunked,
+    /// `Content-Length` bytes.
+    Length(usize),
+    /// Up to the close of the connection: no length, or a transfer coding other than
+    /// `chunked` last.
+    Close,
 }
 
 /// Read more bytes into the buffer; `Ok(0)` at end of stream.
@@ -303,25 +304,21 @@ async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
             match resp.parse(&conn.buf) {
                 Ok(httparse::Status::Complete(used)) => {
                     let status = resp.code.unwrap_or(0);
-                    let mut head = Head {
-                        status,
-                        headers: HeaderMap::new(),
-                        used,
-                        close: resp.version != Some(1),
-                        chunked: false,
-                        length: None,
-                    };
+                    let mut headers = HeaderMap::new();
+                    let mut connection = ConnectionOptions::default();
+                    let mut coding = TransferEncoding::default();
+                    let mut length = None;
                     for h in resp.headers.iter() {
                         if h.name.eq_ignore_ascii_case("connection") {
-                            head.close |= has_token_bytes(h.value, "close");
+                            connection.add(h.value);
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            head.chunked |= has_token_bytes(h.value, "chunked");
+                            coding.add(h.value);
                         } else if h.name.eq_ignore_ascii_case("content-length") {
                             let n = std::str::from_utf8(h.value)
                                 .ok()
                                 .and_then(|s| s.trim().parse::<usize>().ok())
                                 .ok_or(Error::ContentLength)?;
-                            head.length = Some(n);
+                            length = Some(n);
                         }
                         if status != 202
                             && let (Ok(n), Ok(v)) = (
@@ -329,10 +326,21 @@ async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
                                 HeaderValue::from_bytes(h.value),
                             )
                         {
-                            head.headers.append(n, v);
+                            headers.append(n, v);
                         }
                     }
-                    return Ok(head);
+                    let framing = match (coding.present(), coding.chunked(), length) {
+                        (true, true, _) => Framing::Chunked,
+                        (true, false, _) | (false, _, None) => Framing::Close,
+                        (false, _, Some(n)) => Framing::Length(n),
+                    };
+                    return Ok(Head {
+                        status,
+                        headers,
+                        used,
+                        close: !connection.persists(resp.version.unwrap_or(0)),
+                        framing,
+                    });
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(Error::Invalid(e).into()),
@@ -464,6 +472,29 @@ mod tests {
             1,
             "one keep-alive connection served all three"
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_is_chunked_only_when_chunked_is_the_final_coding() {
+        // RFC 9112 §6.3: with a coding after `chunked`, the body runs to the close, whatever
+        // `Content-Length` says.
+        let uri = server(
+            vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\ncontent-length: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n"],
+            true,
+        )
+        .await;
+        let mut c = Connections::default();
+        let (s, _, b) = post(&mut c, &uri).await;
+        assert_eq!((s, &b[..]), (200, &b"3\r\nabc\r\n0\r\n\r\n"[..]));
+        assert!(c.idle.is_empty(), "delimited by close: not kept");
+        let uri = server(
+            vec![b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+            false,
+        )
+        .await;
+        let (s, _, b) = post(&mut c, &uri).await;
+        assert_eq!((s, &b[..]), (200, &b"ok"[..]));
+        assert_eq!(c.idle.len(), 1, "HTTP/1.0 with keep-alive: kept");
     }
 
     #[test]
