@@ -18,10 +18,12 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use knit_wire::{Chunked, ConnectionOptions, TransferEncoding};
+use parking_lot::RwLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::binding::Lines;
+use crate::hosts::{Dial, LocalHosts, NotServed};
 
 /// Most connections a worker keeps open (by `host:port`).
 const MAX_CONNECTIONS: usize = 4;
@@ -102,6 +104,9 @@ pub(crate) enum Error {
     /// The chunked response body is malformed.
     #[error(transparent)]
     Chunked(#[from] knit_wire::Error),
+    /// A cluster-local host nothing in this process serves.
+    #[error(transparent)]
+    NotServed(#[from] NotServed),
 }
 
 enum Failure {
@@ -124,13 +129,14 @@ impl From<knit_wire::Error> for Failure {
 
 impl Connections {
     /// POST `body` with `headers` to `uri`, answering with the response read whole (its body
-    /// at most `max_body` bytes).
+    /// at most `max_body` bytes); a new connection goes where `hosts` says.
     pub(crate) async fn post(
         &mut self,
         uri: &Uri,
         headers: &Lines,
         body: &Bytes,
         max_body: usize,
+        hosts: &RwLock<LocalHosts>,
     ) -> Result<Response, Error> {
         let authority = uri
             .authority()
@@ -148,7 +154,7 @@ impl Connections {
             let was_reused = reused.is_some();
             let mut conn = match reused.take() {
                 Some(c) => c,
-                None => connect(uri, &authority).await?,
+                None => connect(uri, &authority, hosts).await?,
             };
             match exchange(&mut conn, &self.out, (!coalesce).then_some(body), max_body).await {
                 Ok((response, keep)) => {
@@ -190,31 +196,18 @@ fn request_head(out: &mut Vec<u8>, path: &str, authority: &str, headers: &Lines,
     out.extend_from_slice(b"\r\n");
 }
 
-/// Names under `localhost` are loopback (RFC 6761 §6.3), as browsers and curl treat them; the
-/// system resolver often does not, and Knative Services' standalone URLs
-/// (`http://hello.default.localhost:8081`) rely on it. The Host header keeps the name.
-fn loopback_name(host: &str) -> &str {
-    let lower = host.trim_end_matches('.');
-    if lower.eq_ignore_ascii_case("localhost")
-        || lower
-            .len()
-            .checked_sub(".localhost".len())
-            .and_then(|i| lower.get(i..))
-            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
-    {
-        "127.0.0.1"
-    } else {
-        host
-    }
-}
-
-async fn connect(uri: &Uri, authority: &str) -> Result<Conn, Error> {
+/// Connect for `uri`, where `hosts` says (the `Host` header keeps the URI's authority).
+async fn connect(uri: &Uri, authority: &str, hosts: &RwLock<LocalHosts>) -> Result<Conn, Error> {
     let host = uri.host().ok_or_else(|| Error::NoHost(uri.clone()))?;
-    // `[::1]` in a URI is `::1` to the resolver.
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = loopback_name(host);
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+    let dial = hosts.read().dial(host, port)?;
+    let connecting = async {
+        match dial {
+            Dial::Addr(addr) => TcpStream::connect(addr).await,
+            Dial::Name(name, port) => TcpStream::connect((name, port)).await,
+        }
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| Error::ConnectTimeout(authority.to_string()))?
         .map_err(|source| Error::Connect {
@@ -441,10 +434,14 @@ mod tests {
         format!("http://{addr}/p?q=1").parse().expect("uri")
     }
 
+    fn resolver() -> RwLock<LocalHosts> {
+        RwLock::new(LocalHosts::default())
+    }
+
     async fn post(c: &mut Connections, uri: &Uri) -> Response {
         let mut h = Lines::new();
         h.put("ce-", "id", "1");
-        c.post(uri, &h, &Bytes::from_static(b"{}"), 1024)
+        c.post(uri, &h, &Bytes::from_static(b"{}"), 1024, &resolver())
             .await
             .expect("response")
     }
@@ -497,12 +494,62 @@ mod tests {
         assert_eq!(c.idle.len(), 1, "HTTP/1.0 with keep-alive: kept");
     }
 
-    #[test]
-    fn names_under_localhost_are_loopback() {
-        assert_eq!(loopback_name("hello.default.localhost"), "127.0.0.1");
-        assert_eq!(loopback_name("LOCALHOST."), "127.0.0.1");
-        assert_eq!(loopback_name("notlocalhost"), "notlocalhost");
-        assert_eq!(loopback_name("example.com"), "example.com");
+    #[tokio::test]
+    async fn a_served_cluster_local_host_is_dialled_at_its_listener_with_its_host() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let gateway = l.local_addr().expect("addr");
+        let (seen, mut heads) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = seen.send(buf[..n].to_vec()).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let mut contract = knit_crds::contract::Contract::default();
+        contract
+            .serving
+            .routes
+            .push(knit_crds::contract::serving::Route {
+                uid: "r".into(),
+                namespace: "default".into(),
+                name: "hello".into(),
+                hosts: vec!["hello.default.svc.cluster.local".into()],
+                traffic: Vec::new(),
+                tags: Vec::new(),
+            });
+        let hosts = RwLock::new(LocalHosts::standalone(
+            &contract,
+            crate::hosts::Listeners {
+                ingress: None,
+                gateway: Some(gateway),
+            },
+        ));
+        let mut c = Connections::default();
+        let uri: Uri = "http://hello.default.svc.cluster.local/e"
+            .parse()
+            .expect("uri");
+        let (status, _, _) = c
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &hosts)
+            .await
+            .expect("answered by the listener");
+        assert_eq!(status, 202);
+        let head = String::from_utf8(heads.recv().await.expect("request")).expect("utf8");
+        assert!(
+            head.starts_with("POST /e HTTP/1.1\r\nhost: hello.default.svc.cluster.local\r\n"),
+            "{head}"
+        );
+        let uri: Uri = "http://nope.default.svc.cluster.local/"
+            .parse()
+            .expect("uri");
+        let err = c
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &hosts)
+            .await
+            .expect_err("not served");
+        assert!(matches!(err, Error::NotServed(_)), "{err}");
     }
 
     #[tokio::test]
@@ -534,13 +581,13 @@ mod tests {
         )
         .await;
         let err = c
-            .post(&uri, &Lines::new(), &Bytes::new(), 1024)
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &resolver())
             .await
             .expect_err("too large");
         assert!(matches!(err, Error::BodyTooLarge), "{err}");
         let uri = server(vec![b"garbage\r\n\r\n"], false).await;
         let err = c
-            .post(&uri, &Lines::new(), &Bytes::new(), 1024)
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &resolver())
             .await
             .expect_err("invalid");
         assert!(err.to_string().contains("invalid response"), "{err}");
