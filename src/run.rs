@@ -20,6 +20,8 @@ struct DataPlaneApplier {
     dataplane: Arc<DataPlane>,
     sources: Arc<knit_sources::Runtime>,
     serving: knit_serving::runtime::Serving,
+    /// Where deliveries reach the hosts this process serves.
+    listeners: knit_dispatcher::Listeners,
 }
 
 /// Serving reports per Revision into the same report as the eventing data plane.
@@ -40,6 +42,14 @@ impl Applier for DataPlaneApplier {
         contract: &'a Contract,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
+            // Before the egresses start: their first deliveries may go to these hosts.
+            self.dataplane
+                .dispatch()
+                .sender
+                .serve_hosts(knit_dispatcher::LocalHosts::standalone(
+                    contract,
+                    self.listeners,
+                ));
             self.dataplane.apply(contract);
             self.sources.apply(&contract.sources);
             self.serving.apply(&contract.serving);
@@ -63,14 +73,18 @@ impl knit_sources::FilterFactory for BrokerFilters {
     }
 }
 
-/// The URL clients use for a bound address (an unspecified IP is reached on loopback).
+/// The URL clients use for a bound address.
 fn url_of(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
+    format!("http://{}", reachable(addr))
+}
+
+/// Where clients connect to a bound address (an unspecified IP is reached on loopback).
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::IpAddr::from([127, 0, 0, 1]), addr.port())
     } else {
-        addr.ip()
-    };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+        addr
+    }
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
@@ -104,6 +118,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         url_of(ingress.local_addr()?),
         url_of(gateway.local_addr()?),
     );
+    let listeners = knit_dispatcher::Listeners {
+        ingress: Some(reachable(ingress.local_addr()?)),
+        gateway: Some(reachable(gateway.local_addr()?)),
+    };
 
     let dataplane = Arc::new(DataPlane::new(data_plane_config(&args))?);
     let dp = dataplane.clone();
@@ -131,6 +149,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         dataplane: dataplane.clone(),
         sources: sources.clone(),
         serving: serving.clone(),
+        listeners,
     });
     let report = dataplane.report();
     let handle =

@@ -325,10 +325,9 @@ async fn events_sent_to_a_service_at_zero_are_delivered() {
     ]);
     let url = knit.address("brokers", "default").await;
     let t = knit.ready("triggers", "to-svc").await;
-    assert!(
-        t["status"]["subscriberUri"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("http://events.default.")),
+    let svc = knit.ready("ksvc", "events").await;
+    assert_eq!(
+        t["status"]["subscriberUri"], svc["status"]["address"]["url"],
         "{t}"
     );
     wait_for_zero(&knit, "events").await;
@@ -401,4 +400,115 @@ async fn the_autoscale_sample_runs_and_the_hpa_class_says_it_is_not_run() {
     .await;
     let ready = condition(&r, "Ready").expect("Ready");
     assert_eq!(ready["reason"], "UnsupportedAutoscalerClass", "{ready}");
+}
+
+/// A Service whose app answers every event with a reply of type `from.svc`, and a tag `cur`
+/// on its latest revision.
+fn replier() -> String {
+    format!(
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: replier\n  namespace: default\nspec:\n  template:\n    spec:\n      containers:\n        - image: example.com/hello\n          command: [\"python3\", \"{}\"]\n          env:\n            - name: REPLY_TYPE\n              value: from.svc\n  traffic:\n    - latestRevision: true\n      percent: 100\n    - latestRevision: true\n      percent: 0\n      tag: cur\n",
+        app()
+    )
+}
+
+/// Knative resolves a reference to a Service to its `status.address.url`, the cluster-local
+/// `http://NAME.NS.svc.cluster.local`: Triggers and Subscriptions say so, and Knit's deliveries
+/// reach that host (and a tag's, and a channel's) on its own listeners; a Kubernetes Service's
+/// host names nothing here, and the journey says so.
+#[tokio::test]
+async fn eventing_reaches_a_ksvc_at_its_cluster_local_address() {
+    let sink = common::sink::Sink::start().await;
+    let ksvc = |name: &str, ty: &str, extra: &str| {
+        format!(
+            "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  broker: default\n  filter: {{attributes: {{type: {ty}}}}}\n{extra}"
+        )
+    };
+    let triggers = [
+        ksvc(
+            "to-svc",
+            "to.svc",
+            "  subscriber:\n    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: replier}\n",
+        ),
+        ksvc(
+            "to-tag",
+            "to.tag",
+            "  subscriber:\n    uri: http://cur-replier.default.svc.cluster.local/tagged\n",
+        ),
+        ksvc(
+            "to-channel",
+            "to.channel",
+            "  subscriber:\n    uri: http://ch-kn-channel.default.svc.cluster.local\n",
+        ),
+        ksvc(
+            "to-k8s",
+            "to.k8s",
+            "  subscriber:\n    ref: {apiVersion: v1, kind: Service, name: backend}\n  delivery: {retry: 0}\n",
+        ),
+        ksvc(
+            "replies",
+            "from.svc",
+            &format!("  subscriber:\n    uri: {}\n", sink.url),
+        ),
+    ]
+    .join("---\n");
+    let channel = "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\nmetadata:\n  name: ch\n  namespace: default\n---\napiVersion: messaging.knative.dev/v1\nkind: Subscription\nmetadata:\n  name: sub\n  namespace: default\nspec:\n  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: ch}\n  subscriber:\n    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: replier}\n  reply:\n    ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}\n";
+    let knit = Knit::start(&[
+        ("broker.yaml", &broker("default", "")),
+        ("svc.yaml", &replier()),
+        ("triggers.yaml", &triggers),
+        ("channel.yaml", channel),
+    ]);
+    let url = knit.address("brokers", "default").await;
+    let svc = knit.ready("ksvc", "replier").await;
+    let address = svc["status"]["address"]["url"].as_str().expect("address");
+    assert_eq!(address, "http://replier.default.svc.cluster.local");
+    let t = knit.ready("triggers", "to-svc").await;
+    assert_eq!(t["status"]["subscriberUri"], address, "{t}");
+    let sub = knit.ready("subscriptions", "sub").await;
+    assert_eq!(
+        sub["status"]["physicalSubscription"]["subscriberUri"], address,
+        "{sub}"
+    );
+    for name in ["to-tag", "to-channel", "replies"] {
+        knit.ready("triggers", name).await;
+    }
+    let k8s = knit.ready("triggers", "to-k8s").await;
+    assert_eq!(
+        k8s["status"]["subscriberUri"],
+        "http://backend.default.svc.cluster.local"
+    );
+
+    // Trigger → ksvc → reply; a tag's host → its revision → reply; a channel's host → the
+    // channel → Subscription → ksvc → reply into the broker.
+    for (ty, id) in [("to.svc", "e1"), ("to.tag", "g1"), ("to.channel", "c1")] {
+        assert_eq!(common::send(&url, ty, id).await.status(), 202);
+    }
+    let replies = sink.wait_for(3).await;
+    let mut ids: Vec<String> = replies.iter().map(|r| r.id()).collect();
+    ids.sort();
+    assert_eq!(ids, ["reply-c1", "reply-e1", "reply-g1"]);
+    let (_, out, _) = knit.cli(&["logs", "ksvc/replier"]);
+    for want in [
+        "event e1 to.svc /",
+        "event g1 to.tag /tagged",
+        "event c1 to.channel /",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+
+    // A Kubernetes Service's host: the attempt fails at once, saying why.
+    assert_eq!(common::send(&url, "to.k8s", "k1").await.status(), 202);
+    let journey = eventually("the journey of k1 to settle", || async {
+        let j = knit.api("/api/v1/events/default/default/k1").await;
+        let egresses = j["egresses"].as_array()?;
+        let e = egresses.iter().find(|e| e["name"] == "to-k8s")?;
+        (e["outcome"] != "inFlight").then_some(j.clone())
+    })
+    .await;
+    assert!(
+        journey.to_string().contains(
+            "no such service in this process: nothing here serves backend.default.svc.cluster.local"
+        ),
+        "{journey}"
+    );
 }

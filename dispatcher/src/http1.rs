@@ -7,8 +7,9 @@
 //! beyond the system calls themselves.
 //!
 //! What it speaks: `POST` with `Content-Length`; responses with `Content-Length`, `chunked`
-//! transfer coding, or delimited by close; `1xx` interim responses skipped; `Connection: close`
-//! honoured. A connection that was idle in the cache and fails before any byte of a response
+//! as the final transfer coding, or delimited by close (RFC 9112 §6.3); `1xx` interim
+//! responses skipped; `Connection: close` honoured, HTTP/1.0 kept alive only with
+//! `keep-alive`. A connection that was idle in the cache and fails before any byte of a response
 //! arrives is replaced and the request sent once more (the server closed it while idle, as
 //! hyper does for such requests). Response headers and bodies are bounded.
 
@@ -16,11 +17,13 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use knit_wire::Chunked;
+use knit_wire::{Chunked, ConnectionOptions, TransferEncoding};
+use parking_lot::RwLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::binding::Lines;
+use crate::hosts::{Dial, LocalHosts, NotServed};
 
 /// Most connections a worker keeps open (by `host:port`).
 const MAX_CONNECTIONS: usize = 4;
@@ -101,6 +104,9 @@ pub(crate) enum Error {
     /// The chunked response body is malformed.
     #[error(transparent)]
     Chunked(#[from] knit_wire::Error),
+    /// A cluster-local host nothing in this process serves.
+    #[error(transparent)]
+    NotServed(#[from] NotServed),
 }
 
 enum Failure {
@@ -123,13 +129,14 @@ impl From<knit_wire::Error> for Failure {
 
 impl Connections {
     /// POST `body` with `headers` to `uri`, answering with the response read whole (its body
-    /// at most `max_body` bytes).
+    /// at most `max_body` bytes); a new connection goes where `hosts` says.
     pub(crate) async fn post(
         &mut self,
         uri: &Uri,
         headers: &Lines,
         body: &Bytes,
         max_body: usize,
+        hosts: &RwLock<LocalHosts>,
     ) -> Result<Response, Error> {
         let authority = uri
             .authority()
@@ -147,7 +154,7 @@ impl Connections {
             let was_reused = reused.is_some();
             let mut conn = match reused.take() {
                 Some(c) => c,
-                None => connect(uri, &authority).await?,
+                None => connect(uri, &authority, hosts).await?,
             };
             match exchange(&mut conn, &self.out, (!coalesce).then_some(body), max_body).await {
                 Ok((response, keep)) => {
@@ -189,31 +196,18 @@ fn request_head(out: &mut Vec<u8>, path: &str, authority: &str, headers: &Lines,
     out.extend_from_slice(b"\r\n");
 }
 
-/// Names under `localhost` are loopback (RFC 6761 §6.3), as browsers and curl treat them; the
-/// system resolver often does not, and Knative Services' standalone URLs
-/// (`http://hello.default.localhost:8081`) rely on it. The Host header keeps the name.
-fn loopback_name(host: &str) -> &str {
-    let lower = host.trim_end_matches('.');
-    if lower.eq_ignore_ascii_case("localhost")
-        || lower
-            .len()
-            .checked_sub(".localhost".len())
-            .and_then(|i| lower.get(i..))
-            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
-    {
-        "127.0.0.1"
-    } else {
-        host
-    }
-}
-
-async fn connect(uri: &Uri, authority: &str) -> Result<Conn, Error> {
+/// Connect for `uri`, where `hosts` says (the `Host` header keeps the URI's authority).
+async fn connect(uri: &Uri, authority: &str, hosts: &RwLock<LocalHosts>) -> Result<Conn, Error> {
     let host = uri.host().ok_or_else(|| Error::NoHost(uri.clone()))?;
-    // `[::1]` in a URI is `::1` to the resolver.
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = loopback_name(host);
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+    let dial = hosts.read().dial(host, port)?;
+    let connecting = async {
+        match dial {
+            Dial::Addr(addr) => TcpStream::connect(addr).await,
+            Dial::Name(name, port) => TcpStream::connect((name, port)).await,
+        }
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| Error::ConnectTimeout(authority.to_string()))?
         .map_err(|source| Error::Connect {
@@ -250,17 +244,12 @@ async fn exchange(
             continue;
         }
         let status = head.status;
-        let (body, keep) = if status == 204 || status == 304 {
-            (Bytes::new(), !head.close)
-        } else if head.chunked {
-            (read_chunked(conn, max_body).await?, !head.close)
-        } else if let Some(n) = head.length {
-            if n > max_body {
-                return Err(Error::BodyTooLarge.into());
-            }
-            (read_exact(conn, n).await?, !head.close)
-        } else {
-            (read_to_end(conn, max_body).await?, false)
+        let (body, keep) = match head.framing {
+            _ if status == 204 || status == 304 => (Bytes::new(), !head.close),
+            Framing::Chunked => (read_chunked(conn, max_body).await?, !head.close),
+            Framing::Length(n) if n > max_body => return Err(Error::BodyTooLarge.into()),
+            Framing::Length(n) => (read_exact(conn, n).await?, !head.close),
+            Framing::Close => (read_to_end(conn, max_body).await?, false),
         };
         return Ok(((status, head.headers, body), keep));
     }
@@ -273,14 +262,19 @@ struct Head {
     headers: HeaderMap,
     used: usize,
     close: bool,
-    chunked: bool,
-    length: Option<usize>,
+    framing: Framing,
 }
 
-fn has_token_bytes(v: &[u8], token: &str) -> bool {
-    std::str::from_utf8(v)
-        .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        .unwrap_or(false)
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `chunked` is the final transfer coding.
+    Chunked,
+    /// `Content-Length` bytes.
+    Length(usize),
+    /// Up to the close of the connection: no length, or a transfer coding other than
+    /// `chunked` last.
+    Close,
 }
 
 /// Read more bytes into the buffer; `Ok(0)` at end of stream.
@@ -303,25 +297,21 @@ async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
             match resp.parse(&conn.buf) {
                 Ok(httparse::Status::Complete(used)) => {
                     let status = resp.code.unwrap_or(0);
-                    let mut head = Head {
-                        status,
-                        headers: HeaderMap::new(),
-                        used,
-                        close: resp.version != Some(1),
-                        chunked: false,
-                        length: None,
-                    };
+                    let mut headers = HeaderMap::new();
+                    let mut connection = ConnectionOptions::default();
+                    let mut coding = TransferEncoding::default();
+                    let mut length = None;
                     for h in resp.headers.iter() {
                         if h.name.eq_ignore_ascii_case("connection") {
-                            head.close |= has_token_bytes(h.value, "close");
+                            connection.add(h.value);
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            head.chunked |= has_token_bytes(h.value, "chunked");
+                            coding.add(h.value);
                         } else if h.name.eq_ignore_ascii_case("content-length") {
                             let n = std::str::from_utf8(h.value)
                                 .ok()
                                 .and_then(|s| s.trim().parse::<usize>().ok())
                                 .ok_or(Error::ContentLength)?;
-                            head.length = Some(n);
+                            length = Some(n);
                         }
                         if status != 202
                             && let (Ok(n), Ok(v)) = (
@@ -329,10 +319,21 @@ async fn read_head(conn: &mut Conn) -> Result<Head, Failure> {
                                 HeaderValue::from_bytes(h.value),
                             )
                         {
-                            head.headers.append(n, v);
+                            headers.append(n, v);
                         }
                     }
-                    return Ok(head);
+                    let framing = match (coding.present(), coding.chunked(), length) {
+                        (true, true, _) => Framing::Chunked,
+                        (true, false, _) | (false, _, None) => Framing::Close,
+                        (false, _, Some(n)) => Framing::Length(n),
+                    };
+                    return Ok(Head {
+                        status,
+                        headers,
+                        used,
+                        close: !connection.persists(resp.version.unwrap_or(0)),
+                        framing,
+                    });
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(Error::Invalid(e).into()),
@@ -433,10 +434,14 @@ mod tests {
         format!("http://{addr}/p?q=1").parse().expect("uri")
     }
 
+    fn resolver() -> RwLock<LocalHosts> {
+        RwLock::new(LocalHosts::default())
+    }
+
     async fn post(c: &mut Connections, uri: &Uri) -> Response {
         let mut h = Lines::new();
         h.put("ce-", "id", "1");
-        c.post(uri, &h, &Bytes::from_static(b"{}"), 1024)
+        c.post(uri, &h, &Bytes::from_static(b"{}"), 1024, &resolver())
             .await
             .expect("response")
     }
@@ -466,12 +471,85 @@ mod tests {
         );
     }
 
-    #[test]
-    fn names_under_localhost_are_loopback() {
-        assert_eq!(loopback_name("hello.default.localhost"), "127.0.0.1");
-        assert_eq!(loopback_name("LOCALHOST."), "127.0.0.1");
-        assert_eq!(loopback_name("notlocalhost"), "notlocalhost");
-        assert_eq!(loopback_name("example.com"), "example.com");
+    #[tokio::test]
+    async fn a_body_is_chunked_only_when_chunked_is_the_final_coding() {
+        // RFC 9112 §6.3: with a coding after `chunked`, the body runs to the close, whatever
+        // `Content-Length` says.
+        let uri = server(
+            vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\ncontent-length: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n"],
+            true,
+        )
+        .await;
+        let mut c = Connections::default();
+        let (s, _, b) = post(&mut c, &uri).await;
+        assert_eq!((s, &b[..]), (200, &b"3\r\nabc\r\n0\r\n\r\n"[..]));
+        assert!(c.idle.is_empty(), "delimited by close: not kept");
+        let uri = server(
+            vec![b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+            false,
+        )
+        .await;
+        let (s, _, b) = post(&mut c, &uri).await;
+        assert_eq!((s, &b[..]), (200, &b"ok"[..]));
+        assert_eq!(c.idle.len(), 1, "HTTP/1.0 with keep-alive: kept");
+    }
+
+    #[tokio::test]
+    async fn a_served_cluster_local_host_is_dialled_at_its_listener_with_its_host() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let gateway = l.local_addr().expect("addr");
+        let (seen, mut heads) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = seen.send(buf[..n].to_vec()).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let mut contract = knit_crds::contract::Contract::default();
+        contract
+            .serving
+            .routes
+            .push(knit_crds::contract::serving::Route {
+                uid: "r".into(),
+                namespace: "default".into(),
+                name: "hello".into(),
+                hosts: vec!["hello.default.svc.cluster.local".into()],
+                traffic: Vec::new(),
+                tags: Vec::new(),
+            });
+        let hosts = RwLock::new(LocalHosts::standalone(
+            &contract,
+            crate::hosts::Listeners {
+                ingress: None,
+                gateway: Some(gateway),
+            },
+        ));
+        let mut c = Connections::default();
+        let uri: Uri = "http://hello.default.svc.cluster.local/e"
+            .parse()
+            .expect("uri");
+        let (status, _, _) = c
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &hosts)
+            .await
+            .expect("answered by the listener");
+        assert_eq!(status, 202);
+        let head = String::from_utf8(heads.recv().await.expect("request")).expect("utf8");
+        assert!(
+            head.starts_with("POST /e HTTP/1.1\r\nhost: hello.default.svc.cluster.local\r\n"),
+            "{head}"
+        );
+        let uri: Uri = "http://nope.default.svc.cluster.local/"
+            .parse()
+            .expect("uri");
+        let err = c
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &hosts)
+            .await
+            .expect_err("not served");
+        assert!(matches!(err, Error::NotServed(_)), "{err}");
     }
 
     #[tokio::test]
@@ -503,13 +581,13 @@ mod tests {
         )
         .await;
         let err = c
-            .post(&uri, &Lines::new(), &Bytes::new(), 1024)
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &resolver())
             .await
             .expect_err("too large");
         assert!(matches!(err, Error::BodyTooLarge), "{err}");
         let uri = server(vec![b"garbage\r\n\r\n"], false).await;
         let err = c
-            .post(&uri, &Lines::new(), &Bytes::new(), 1024)
+            .post(&uri, &Lines::new(), &Bytes::new(), 1024, &resolver())
             .await
             .expect_err("invalid");
         assert!(err.to_string().contains("invalid response"), "{err}");

@@ -11,6 +11,7 @@ pub mod binding;
 pub mod deliver;
 pub mod egress;
 pub mod engine;
+pub mod hosts;
 mod http1;
 pub mod lanes;
 pub mod observe;
@@ -22,6 +23,7 @@ pub mod webhook;
 
 pub use egress::{EgressRuntime, EventFilter, Target};
 pub use engine::{EgressTask, Shared};
+pub use hosts::{Listeners, LocalHosts};
 pub use observe::{Counters, Fate, Stats};
 pub use report::Reporter;
 pub use send::{Destination, send};

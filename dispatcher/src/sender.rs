@@ -7,13 +7,16 @@
 //! every request to a connection task and back. `https://` destinations go through reqwest
 //! with rustls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
+use parking_lot::RwLock;
 
 use crate::binding::Lines;
 use crate::egress::Target;
+use crate::hosts::LocalHosts;
 
 /// Largest response body read from a subscriber (a reply event); longer bodies fail the attempt.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -106,10 +109,13 @@ impl Session {
 }
 
 /// The dispatcher's HTTP clients: plain `http://` goes through each worker's own connections
-/// ([`Session`]), `https://` through a shared reqwest client with rustls.
+/// ([`Session`]), `https://` through a shared reqwest client with rustls. A new plain
+/// connection goes where the [`LocalHosts`] say (the hosts this process serves; by default
+/// none). Clones share them.
 #[derive(Clone)]
 pub struct Sender {
     tls: reqwest::Client,
+    hosts: Arc<RwLock<LocalHosts>>,
 }
 
 /// Install the ring crypto provider for rustls if none is installed (reqwest needs one).
@@ -131,7 +137,16 @@ impl Sender {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(crate::Error::Client)?;
-        Ok(Self { tls })
+        Ok(Self {
+            tls,
+            hosts: Arc::default(),
+        })
+    }
+
+    /// Serve `hosts` from now on: connections opened from now on go where they say (the
+    /// Contract's hosts, at this process's listeners). Connections already open stay.
+    pub fn serve_hosts(&self, hosts: LocalHosts) {
+        *self.hosts.write() = hosts;
     }
 
     /// POST `body` to `target` with `headers`, giving up after `timeout`, on `session`'s
@@ -147,7 +162,7 @@ impl Sender {
         let Session { deadline, conns } = session;
         let result = match &target.uri {
             Some(uri) => {
-                let post = conns.post(uri, headers, body, MAX_RESPONSE_BYTES);
+                let post = conns.post(uri, headers, body, MAX_RESPONSE_BYTES, &self.hosts);
                 let result = deadline.run(timeout, post).await;
                 result.map(|r| r.map_err(PostError::Plain))
             }

@@ -3,8 +3,9 @@
 
 GET /            -> "Hello <TARGET>!" (TARGET from the environment, default "World")
 GET /sleep?ms=N  -> waits N ms first (for concurrency and autoscaling tests)
-POST /           -> answers 202 and prints "event <ce-id> <ce-type>" on stdout (events sent
-                    to a Knative Service by eventing)
+POST /           -> answers 202 and prints "event <ce-id> <ce-type> <path>" on stdout (events
+                    sent to a Knative Service by eventing); with REPLY_TYPE set, answers 200
+                    with a binary-mode reply event of that type, id "reply-<ce-id>"
 Headers X-Revision and X-Pid name who answered. The server exits when its parent process goes
 away, so a killed test leaves nothing behind.
 """
@@ -41,8 +42,22 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0") or 0)
         self.rfile.read(n)
-        print("event %s %s" % (self.headers.get("ce-id"), self.headers.get("ce-type")), flush=True)
-        self._answer(202, "")
+        event_id = self.headers.get("ce-id")
+        print("event %s %s %s" % (event_id, self.headers.get("ce-type"), self.path), flush=True)
+        reply_type = os.environ.get("REPLY_TYPE")
+        if not reply_type:
+            self._answer(202, "")
+            return
+        data = b'{"from": "hello"}'
+        self.send_response(200)
+        self.send_header("Ce-Specversion", "1.0")
+        self.send_header("Ce-Id", "reply-%s" % event_id)
+        self.send_header("Ce-Type", reply_type)
+        self.send_header("Ce-Source", "/apps/hello/%s" % os.environ.get("K_REVISION", ""))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def log_message(self, *args):
         pass

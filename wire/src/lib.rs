@@ -3,12 +3,15 @@
 //!
 //! It holds the chunked transfer coding ([`Chunked`]): finding where a chunked body ends in
 //! bytes forwarded unchanged (the gateway's fast path), and decoding it (the dispatcher's
-//! client reading a response). It must not depend on any other Knit crate, so that serving can
-//! use it and still stand apart from eventing.
+//! client reading a response); and the header values framing reads ([`headers`]: lists,
+//! `Connection` options, `Transfer-Encoding`). It must not depend on any other Knit crate, so
+//! that serving can use it and still stand apart from eventing.
 
 pub mod chunked;
+pub mod headers;
 
 pub use chunked::Chunked;
+pub use headers::{ConnectionOptions, TransferEncoding};
 
 /// Why bytes are not valid HTTP/1.1 framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,8 @@
-//! Addresses of addressable objects and Destination resolution (eventing-spec §4); a `ksvc` or
-//! Route reference resolves to its host on the serving gateway.
+//! Addresses of addressable objects and Destination resolution (eventing-spec §4). A reference
+//! resolves to the object's `status.address.url`, as Knative's resolver does: a `ksvc` or Route
+//! to its cluster-local address (`http://hello.default.svc.cluster.local`), which Knit's
+//! deliveries reach on the gateway. Local processes (`K_SINK`) get a URL they can reach
+//! instead: see [`Caller`].
 
 use std::collections::HashMap;
 
@@ -69,11 +72,8 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
                 Some(format!("{base}{}", channel_path(&key.namespace, &key.name)))
             }
             Object::KafkaSink(_) => Some(format!("{base}{}", sink_path(&key.namespace, &key.name))),
-            // A Knative Service or Route as a sink: a URL only, so the gateway's URL with the
-            // Route's host (`http://hello.default.localhost:8081`, loopback), not the
-            // cluster-local `status.address.url`.
             Object::Service(_) | Object::Route(_) | Object::DomainMapping(_) => {
-                super::serving::sink_url(world, key)
+                super::serving::address(world, key)
             }
             _ => None,
         };
@@ -199,9 +199,26 @@ pub(crate) enum ResolveError {
     Empty,
 }
 
+/// Who connects to a resolved URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// Knit's own deliveries: `status.address.url` as is (the dispatcher connects the
+    /// cluster-local hosts this process serves to its listeners).
+    Knit,
+    /// A local process Knit starts (a ContainerSource's `K_SINK`): it has no cluster DNS, so a
+    /// Knative Service, Route or DomainMapping resolves to the Route's public URL (`status.url`,
+    /// a name under `localhost`), when it has one.
+    Process,
+}
+
 impl World<'_> {
-    /// Resolve a reference to an Addressable into its URL.
-    pub(crate) fn resolve_ref(&self, r: &KReference, ns: &str) -> Result<String, ResolveError> {
+    /// Resolve a reference to an Addressable into a URL `caller` can reach.
+    fn resolve_ref(
+        &self,
+        r: &KReference,
+        ns: &str,
+        caller: Caller,
+    ) -> Result<String, ResolveError> {
         let name = r.name.clone().unwrap_or_default();
         let ns = r.namespace.clone().unwrap_or_else(|| ns.to_string());
         let api_version = r.api_version.clone().unwrap_or_default();
@@ -233,9 +250,15 @@ impl World<'_> {
                 kind: kind_name,
             });
         }
-        self.addresses
-            .get(&key)
-            .cloned()
+        let reachable = match caller {
+            Caller::Knit => None,
+            Caller::Process if self.addresses.contains_key(&key) => {
+                super::serving::process_url(self, &key)
+            }
+            Caller::Process => None,
+        };
+        reachable
+            .or_else(|| self.addresses.get(&key).cloned())
             .ok_or(ResolveError::NoAddress {
                 namespace: ns,
                 name,
@@ -245,10 +268,20 @@ impl World<'_> {
 
     /// Resolve a Destination (ref, uri, or ref plus relative uri) into a URL.
     pub(crate) fn resolve(&self, d: &Destination, ns: &str) -> Result<String, ResolveError> {
+        self.resolve_for(d, ns, Caller::Knit)
+    }
+
+    /// Resolve a Destination into a URL `caller` can reach.
+    pub(crate) fn resolve_for(
+        &self,
+        d: &Destination,
+        ns: &str,
+        caller: Caller,
+    ) -> Result<String, ResolveError> {
         match (&d.reference, &d.uri) {
-            (Some(r), None) => self.resolve_ref(r, ns),
+            (Some(r), None) => self.resolve_ref(r, ns, caller),
             (Some(r), Some(u)) => {
-                let base = self.resolve_ref(r, ns)?;
+                let base = self.resolve_ref(r, ns, caller)?;
                 let base =
                     url::Url::parse(&base).map_err(|source| ResolveError::InvalidAddress {
                         address: base.clone(),

@@ -237,9 +237,10 @@ pub(crate) fn api_server(spec: &ApiServerSourceSpec, ns: &str) -> ApiServerAdapt
     }
 }
 
+/// Whole seconds of a duration written the Go way (`30s`) or in ISO-8601 (`PT30S`), as
+/// CloudPubSubSource's `ackDeadline` and `retentionDuration` are (admission refused others).
 fn seconds(v: &str) -> Option<u64> {
-    knit_crds::duration::parse_go(v)
-        .or_else(|_| knit_crds::duration::parse_iso8601(v))
+    knit_crds::duration::parse_go_or_iso8601(v)
         .ok()
         .map(|d| d.as_secs())
 }

@@ -12,6 +12,7 @@ use knit_crds::contract::{Adapter, Source};
 use super::World;
 use super::conditions::Conditions;
 use super::kafka_source;
+use super::resolve::Caller;
 use super::source_adapters as adapters;
 
 /// The sink's URL, into `SinkProvided`.
@@ -35,6 +36,18 @@ pub(super) fn sink(
             None
         }
     }
+}
+
+/// `K_SINK` for the local processes of a source whose `status.sinkUri` is resolved: a URL they
+/// can reach (see [`Caller::Process`]).
+fn process_sink(
+    world: &World<'_>,
+    sink: Option<&Destination>,
+    ns: &str,
+    st: &SourceStatus,
+) -> Option<String> {
+    st.sink_uri.as_ref()?;
+    world.resolve_for(sink?, ns, Caller::Process).ok()
 }
 
 /// Set the adapter condition from what the data plane reported under `uid`: True once it
@@ -109,7 +122,7 @@ fn sink_bindings(
                     format!("no ContainerSource in {subject_ns} matches spec.subject"),
                 );
             } else {
-                if let Some(url) = &st.sink_uri {
+                if let Some(url) = process_sink(world, b.spec.sink.as_ref(), &ns, &st) {
                     for t in targets {
                         by_subject.entry(t).or_default().push(adapters::Binding {
                             sink: url.clone(),
@@ -301,8 +314,8 @@ fn container_source(
         sink_uri: sink(world, cs.spec.sink.as_ref(), &key.namespace, &mut c),
         ..Default::default()
     };
-    let processes =
-        adapters::container(&cs.spec, st.sink_uri.as_deref().unwrap_or_default(), bound);
+    let k_sink = process_sink(world, cs.spec.sink.as_ref(), &key.namespace, &st);
+    let processes = adapters::container(&cs.spec, k_sink.as_deref().unwrap_or_default(), bound);
     let entry = match (&st.sink_uri, processes) {
         (_, Err(why)) => {
             c.fail(

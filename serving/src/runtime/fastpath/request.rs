@@ -72,7 +72,7 @@ fn take(
         .headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii))
+        .flat_map(|h| knit_wire::headers::list(h.value))
         // `close` and `keep-alive` name no header to drop (`Keep-Alive` is dropped anyway);
         // without them the common request allocates nothing here.
         .filter(|t| !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
@@ -100,10 +100,7 @@ fn take(
             }
             length = Some(v.parse::<u64>().ok()?);
         } else if is("connection") {
-            close |= h
-                .value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            close |= knit_wire::headers::lists(h.value, b"close");
             continue;
         } else if hop {
             continue;

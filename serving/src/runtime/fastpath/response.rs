@@ -1,6 +1,8 @@
 //! The response side of the fast path: a replica's response head, its framing, and the head
 //! the client gets.
 
+use knit_wire::{ConnectionOptions, TransferEncoding};
+
 use super::MAX_HEADERS;
 
 /// How a response body is framed.
@@ -44,8 +46,9 @@ pub(super) fn parse_response(resp: &[u8], is_head: bool) -> Result<Option<Head>,
         Err(_) => return Err(ReadError::BadHead),
     };
     let status = r.code.ok_or(ReadError::BadHead)?;
-    let mut keep_alive = r.version == Some(1);
-    let (mut length, mut chunked, mut coded) = (None, false, false);
+    let mut connection = ConnectionOptions::default();
+    let mut coding = TransferEncoding::default();
+    let mut length = None;
     for h in r.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(h.value).map_err(|_| ReadError::BadHead)?;
@@ -55,26 +58,16 @@ pub(super) fn parse_response(resp: &[u8], is_head: bool) -> Result<Option<Head>,
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            coded = true;
-            chunked = h
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            coding.add(h.value);
         } else if h.name.eq_ignore_ascii_case("connection") {
-            for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if t.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") && r.version == Some(0) {
-                    keep_alive = true;
-                }
-            }
+            connection.add(h.value);
         }
     }
+    let keep_alive = connection.persists(r.version.unwrap_or(0));
     let framing = if is_head || status < 200 || status == 204 || status == 304 {
         Framing::Empty
-    } else if coded {
-        if chunked {
+    } else if coding.present() {
+        if coding.chunked() {
             Framing::Chunked
         } else {
             Framing::Close
@@ -150,9 +143,31 @@ mod tests {
             ),
             (Framing::Chunked, true)
         );
+        // `chunked` must be the final coding (RFC 9112 §6.3); otherwise the body ends at close.
+        assert_eq!(
+            f(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 3\r\n\r\n",
+                false
+            ),
+            (Framing::Close, false)
+        );
+        assert_eq!(
+            f(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            ),
+            (Framing::Chunked, true)
+        );
         assert_eq!(
             f(b"HTTP/1.1 200 OK\r\n\r\n", false),
             (Framing::Close, false)
+        );
+        assert_eq!(
+            f(
+                b"HTTP/1.0 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 1\r\n\r\n",
+                false
+            ),
+            (Framing::Length(1), false)
         );
         assert_eq!(
             f(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false),

@@ -72,6 +72,20 @@ fn claimant(world: &World<'_>, host: &str) -> Option<ObjectKey> {
         .map(Object::key)
 }
 
+/// Whether the mapping `key` holds its host (no older mapping claimed it).
+pub(crate) fn holds_its_host(world: &World<'_>, key: &ObjectKey) -> bool {
+    claimant(world, &key.name).as_ref() == Some(key)
+}
+
+/// A mapping's URL (`status.url` and `status.address.url`): its host on the gateway's port.
+pub(crate) fn url(world: &World<'_>, key: &ObjectKey) -> String {
+    format!(
+        "http://{}{}",
+        key.name.to_ascii_lowercase(),
+        super::port_suffix(&world.env.gateway_url)
+    )
+}
+
 /// The hosts each claimed, resolved mapping adds to a Route: (route, host).
 pub(crate) fn hosts(world: &World<'_>) -> Vec<(ObjectKey, String)> {
     world
@@ -95,7 +109,7 @@ pub(crate) fn statuses(world: &mut World<'_>) {
             continue;
         };
         let mut c = Conditions::new();
-        if claimant(world, &key.name) == Some(key.clone()) {
+        if holds_its_host(world, &key) {
             c.ok("DomainClaimed");
         } else {
             c.fail(
@@ -139,11 +153,7 @@ pub(crate) fn statuses(world: &mut World<'_>) {
             "TLSNotEnabled",
             "autoTLS is not enabled",
         );
-        let url = format!(
-            "http://{}{}",
-            key.name.to_ascii_lowercase(),
-            super::port_suffix(&world.env.gateway_url)
-        );
+        let url = url(world, &key);
         let conditions = c.roll_up(&[
             "DomainClaimed",
             "ReferenceResolved",

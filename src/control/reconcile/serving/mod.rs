@@ -92,11 +92,9 @@ pub(crate) struct Urls {
     pub(crate) local_host: String,
     /// `status.url`.
     pub(crate) url: String,
-    /// `status.address.url`.
+    /// `status.address.url`: what a Destination `ref` to it resolves to; Knit's deliveries
+    /// reach it on the gateway (the dispatcher connects cluster-local hosts it serves there).
     pub(crate) address: String,
-    /// Where an eventing sink reaches it through the gateway (a URL only: the host names the
-    /// Route, the port the gateway).
-    pub(crate) sink: String,
 }
 
 /// `:{port}` of the gateway, empty for port 80 or when unknown.
@@ -129,31 +127,46 @@ pub(crate) fn urls(
         Some(h) => format!("http://{h}{port}"),
         None => address.clone(),
     };
-    let sink = match &public_host {
-        Some(h) => format!("http://{h}{port}"),
-        None => format!("http://{local_host}{port}"),
-    };
     Urls {
         public_host,
         local_host,
         url,
         address,
-        sink,
     }
 }
 
-/// The Route that serves a Service or Route reference: itself, or the Service's Route.
-pub(crate) fn sink_url(world: &World<'_>, key: &ObjectKey) -> Option<String> {
+/// `status.address.url` of a Service, Route or DomainMapping, as a Destination `ref` to it
+/// resolves (Knative resolves an Addressable to its address): `http://{name}.{ns}.svc.cluster.local`
+/// for a Service or Route, the mapping's own URL for a DomainMapping that holds its host and
+/// names a Route. The dispatcher connects these hosts to the gateway.
+pub(crate) fn address(world: &World<'_>, key: &ObjectKey) -> Option<String> {
     let o = world.objects.get(key)?;
     match o {
         Object::Service(_) | Object::Route(_) => {
-            Some(urls(world, &key.namespace, &key.name, None, cluster_local(o)).sink)
+            Some(urls(world, &key.namespace, &key.name, None, cluster_local(o)).address)
         }
-        // A custom host need not resolve here: reach it through its Route's host.
+        Object::DomainMapping(d) => {
+            domain_mapping::target_route(world, &key.namespace, &d.spec.reference).ok()?;
+            domain_mapping::holds_its_host(world, key).then(|| domain_mapping::url(world, key))
+        }
+        _ => None,
+    }
+}
+
+/// Where a local process (a ContainerSource's, through `K_SINK`) reaches a Service, Route or
+/// DomainMapping: the Route's public URL (`http://hello.default.localhost:8081`; names under
+/// `localhost` are loopback), since the process has no cluster DNS for the cluster-local
+/// address. `None` for a cluster-local Route, which has no public URL.
+pub(crate) fn process_url(world: &World<'_>, key: &ObjectKey) -> Option<String> {
+    let o = world.objects.get(key)?;
+    match o {
+        Object::Service(_) | Object::Route(_) if !cluster_local(o) => {
+            Some(urls(world, &key.namespace, &key.name, None, false).url)
+        }
         Object::DomainMapping(d) => {
             let route =
                 domain_mapping::target_route(world, &key.namespace, &d.spec.reference).ok()?;
-            sink_url(world, &route)
+            process_url(world, &route)
         }
         _ => None,
     }

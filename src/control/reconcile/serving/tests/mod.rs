@@ -404,10 +404,22 @@ spec:
     );
 }
 
+/// Knative resolves a reference to an Addressable to its `status.address.url`: a Service's or
+/// Route's cluster-local address (the dispatcher connects it to the gateway).
 #[test]
-fn a_ksvc_sink_resolves_to_the_gateway_host() {
+fn a_ksvc_or_route_sink_resolves_to_its_address() {
     let yaml = format!(
         "{}---
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: private
+  labels: {{networking.knative.dev/visibility: cluster-local}}
+spec:
+  template:
+    spec:
+      containers: [{{image: x, command: [./serve]}}]
+---
 apiVersion: eventing.knative.dev/v1
 kind: Broker
 metadata: {{name: default}}
@@ -425,18 +437,119 @@ metadata: {{name: t2}}
 spec:
   broker: default
   subscriber: {{ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: nope}}}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: to-route}}
+spec:
+  broker: default
+  subscriber:
+    ref: {{apiVersion: serving.knative.dev/v1, kind: Route, name: hello}}
+    uri: /events?x=1
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: to-private}}
+spec:
+  broker: default
+  subscriber: {{ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: private}}}}
 ",
         hello("v1", "")
     );
     let out = run(&yaml);
+    let svc = get(&out, Kind::Service, "hello");
+    assert_eq!(
+        svc["status"]["address"]["url"],
+        "http://hello.default.svc.cluster.local"
+    );
     let t = get(&out, Kind::Trigger, "t");
     assert_eq!(
         t["status"]["subscriberUri"],
-        "http://hello.default.localhost:8081"
+        svc["status"]["address"]["url"]
     );
     assert_eq!(cond(&t, "SubscriberResolved").0, "True");
     let t2 = get(&out, Kind::Trigger, "t2");
     assert_eq!(cond(&t2, "SubscriberResolved").0, "False");
+    let route = get(&out, Kind::Route, "hello");
+    assert_eq!(
+        route["status"]["address"]["url"],
+        "http://hello.default.svc.cluster.local"
+    );
+    assert_eq!(
+        get(&out, Kind::Trigger, "to-route")["status"]["subscriberUri"],
+        "http://hello.default.svc.cluster.local/events?x=1"
+    );
+    let private = get(&out, Kind::Service, "private");
+    assert_eq!(
+        get(&out, Kind::Trigger, "to-private")["status"]["subscriberUri"],
+        private["status"]["address"]["url"]
+    );
+    assert_eq!(
+        private["status"]["address"]["url"],
+        "http://private.default.svc.cluster.local"
+    );
+}
+
+/// A ContainerSource's processes have no cluster DNS: their `K_SINK` is the Service's public
+/// URL (a name under `localhost`), while `status.sinkUri` is its address, as Knative's.
+#[test]
+fn a_local_process_gets_a_ksvc_sink_it_can_reach() {
+    let yaml = format!(
+        "{}---
+apiVersion: sources.knative.dev/v1
+kind: ContainerSource
+metadata: {{name: beats}}
+spec:
+  template:
+    spec:
+      containers: [{{name: beat, image: x, command: [./beat]}}]
+  sink:
+    ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: hello}}
+    uri: /beats
+---
+apiVersion: sources.knative.dev/v1
+kind: SinkBinding
+metadata: {{name: bind}}
+spec:
+  subject: {{apiVersion: sources.knative.dev/v1, kind: ContainerSource, name: beats}}
+  sink:
+    ref: {{apiVersion: serving.knative.dev/v1, kind: Route, name: hello}}
+",
+        hello("v1", "")
+    );
+    let out = run(&yaml);
+    let cs = get(&out, Kind::ContainerSource, "beats");
+    assert_eq!(
+        cs["status"]["sinkUri"],
+        "http://hello.default.svc.cluster.local/beats"
+    );
+    let binding = get(&out, Kind::SinkBinding, "bind");
+    assert_eq!(
+        binding["status"]["sinkUri"],
+        "http://hello.default.svc.cluster.local"
+    );
+    let adapter = out
+        .contract
+        .sources
+        .iter()
+        .find_map(|s| match &s.adapter {
+            knit_crds::contract::Adapter::Container(c) => Some(c),
+            _ => None,
+        })
+        .expect("the ContainerSource runs");
+    let k_sink: Vec<&str> = adapter.processes[0]
+        .env
+        .iter()
+        .filter(|(k, _)| k == "K_SINK")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        k_sink,
+        [
+            "http://hello.default.localhost:8081/beats",
+            "http://hello.default.localhost:8081"
+        ]
+    );
 }
 
 #[test]
@@ -545,9 +658,12 @@ spec:
         cond(&none, "ReferenceResolved"),
         ("False".into(), "ResolutionFailed".into())
     );
+    // Knative resolves a DomainMapping to its address: the mapped host, which the dispatcher
+    // connects to the gateway.
     let t = get(&out, Kind::Trigger, "t");
+    assert_eq!(t["status"]["subscriberUri"], dm["status"]["address"]["url"]);
     assert_eq!(
         t["status"]["subscriberUri"],
-        "http://hello.default.localhost:8081"
+        "http://hello.example.com:8081"
     );
 }
