@@ -15,18 +15,12 @@ pub fn refusal(err: &(dyn StdError + 'static)) -> Option<String> {
         if let Some(tls) = e.downcast_ref::<Error>() {
             return Some(describe(tls));
         }
-        // An io::Error's `source()` skips the error it wraps; look at that one itself.
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if let Some(tls) = inner.downcast_ref::<Error>() {
-                return Some(describe(tls));
-            }
-            next = inner.source();
-            continue;
-        }
-        next = e.source();
+        // An io::Error's `source()` skips the error it wraps (hyper wraps tokio-rustls' io
+        // error in another); look at that one itself.
+        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -80,10 +74,11 @@ mod tests {
 
     #[test]
     fn finds_the_rustls_error_inside_an_io_error() {
-        let io = std::io::Error::new(
+        // As hyper-util reports a refused handshake: an io error around tokio-rustls' one.
+        let io = std::io::Error::other(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             Error::InvalidCertificate(CertificateError::UnknownIssuer),
-        );
+        ));
         let chain = Wrapper(Box::new(io));
         assert_eq!(
             refusal(&chain).as_deref(),
