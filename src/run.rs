@@ -157,7 +157,9 @@ fn tls(args: &RunArgs, ca_certs: Option<String>) -> Result<Option<Tls>> {
         return Ok(None);
     };
     if ca_certs.is_none() {
-        tracing::warn!("TLS without --ca-file: https addresses carry no CACerts, and Knit's own deliveries to them (replies, references to Brokers and channels) trust only the system's roots");
+        tracing::warn!(
+            "TLS without --ca-file: https addresses carry no CACerts, and Knit's own deliveries to them (replies, references to Brokers and channels) trust only the system's roots"
+        );
     }
     let store = knit_tls::CertStore::load(cert, key)?;
     store.watch(CERT_RELOAD);

@@ -381,8 +381,9 @@ async fn a_rotated_certificate_serves_new_connections_while_events_flow_with_no_
     std::fs::write(&files.cert, "not a certificate").expect("write");
     eventually("the refusal to be logged", || async {
         let logs = knit.logs();
-        (logs.contains("new TLS certificate not loaded") && logs.contains("no PEM certificate in it"))
-            .then_some(())
+        (logs.contains("new TLS certificate not loaded")
+            && logs.contains("no PEM certificate in it"))
+        .then_some(())
     })
     .await;
     let (code, out) = py_client(&["peer", &url, &cafile]);

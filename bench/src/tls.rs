@@ -34,17 +34,20 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
         .output()
         .context("the TLS scenario needs the openssl command (apt-get install openssl)")?;
     if !out.status.success() {
-        bail!(
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
 }
 
 /// A CA (`ca.crt`) and a server certificate for 127.0.0.1 it signed (`tls.crt`, `tls.key`).
 fn certificates(dir: &Path) -> Result<()> {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     openssl(
         dir,
         &[
@@ -72,7 +75,14 @@ fn certificates(dir: &Path) -> Result<()> {
         &[
             &["req"][..],
             &ec,
-            &["-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=knit-bench"],
+            &[
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
+                "-subj",
+                "/CN=knit-bench",
+            ],
         ]
         .concat(),
     )?;
@@ -83,8 +93,22 @@ fn certificates(dir: &Path) -> Result<()> {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-set_serial", "1", "-days", "2", "-out", "tls.crt", "-extfile", "ext",
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "1",
+            "-days",
+            "2",
+            "-out",
+            "tls.crt",
+            "-extfile",
+            "ext",
         ],
     )
 }
@@ -198,7 +222,9 @@ pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
         tls.clone(),
     )?;
     knit.wait_ready("triggers", &["plain", "secure"]).await?;
-    let https = knit.ingress_tls.context("knit did not report ingress-tls")?;
+    let https = knit
+        .ingress_tls
+        .context("knit did not report ingress-tls")?;
     let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         t0.push(measure(&knit, knit.ingress, "/default/plain", None, o, &plain_sink).await?);

@@ -17,7 +17,10 @@ pub fn refusal(err: &(dyn StdError + 'static)) -> Option<String> {
         }
         // An io::Error's `source()` skips the error it wraps (hyper wraps tokio-rustls' io
         // error in another); look at that one itself.
-        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn StdError + 'static)),
             None => e.source(),
         };
