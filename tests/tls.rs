@@ -16,7 +16,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::certs::{Ca, LOCAL_NAMES, Pair};
 use common::sink::Sink;
@@ -338,7 +337,10 @@ async fn a_rotated_certificate_serves_new_connections_while_events_flow_with_no_
         .stdout(Stdio::piped())
         .spawn()
         .expect("python");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("events to flow", || async {
+        (sink.received().len() >= 10).then_some(())
+    })
+    .await;
     two.install(&files.cert, &files.key);
     let out = tokio::task::spawn_blocking(move || stream.wait_with_output())
         .await
