@@ -22,6 +22,8 @@ struct DataPlaneApplier {
     serving: knit_serving::runtime::Serving,
     /// Where deliveries reach the hosts this process serves.
     listeners: knit_dispatcher::Listeners,
+    /// Which of the ingress's listeners answer (the Contract's transport encryption).
+    encryption: knit_broker::ingress::Encryption,
 }
 
 /// Serving reports per Revision into the same report as the eventing data plane.
@@ -50,6 +52,7 @@ impl Applier for DataPlaneApplier {
                     contract,
                     self.listeners,
                 ));
+            self.encryption.set(contract.transport_encryption);
             self.dataplane.apply(contract);
             self.sources.apply(&contract.sources);
             self.serving.apply(&contract.serving);
@@ -73,9 +76,9 @@ impl knit_sources::FilterFactory for BrokerFilters {
     }
 }
 
-/// The URL clients use for a bound address.
-fn url_of(addr: SocketAddr) -> String {
-    format!("http://{}", reachable(addr))
+/// The URL clients use for a bound address, with `scheme` (`http` or `https`).
+fn url_of(scheme: &str, addr: SocketAddr) -> String {
+    format!("{scheme}://{}", reachable(addr))
 }
 
 /// Where clients connect to a bound address (an unspecified IP is reached on loopback).
@@ -93,12 +96,111 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({what})"))
 }
 
-fn serve(name: &'static str, listener: TcpListener, router: axum::Router) {
+fn serve<L>(name: &'static str, listener: L, router: axum::Router)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(listener = name, error = %e, "server stopped");
         }
     });
+}
+
+/// The admin API's listener once TLS is on (it then speaks HTTPS only: it carries the token).
+struct AdminTls(knit_tls::TlsListener);
+
+impl axum::serve::Listener for AdminTls {
+    type Io = <knit_tls::TlsListener as knit_tls::Accept>::Stream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        loop {
+            match knit_tls::Accept::accept(&mut self.0).await {
+                Ok(conn) => return conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.0.local_addr())
+    }
+}
+
+/// TLS from `--tls-cert`/`--tls-key`: the certificate (watched for changes) and the server
+/// settings, the CA of `--ca-file`; `None` without a certificate.
+struct Tls {
+    config: Arc<rustls::ServerConfig>,
+    ca_certs: Option<String>,
+}
+
+/// How often the certificate files are looked at.
+const CERT_RELOAD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The PEM text of `--ca-file`, if given.
+fn ca_certs(args: &RunArgs) -> Result<Option<String>> {
+    Ok(args
+        .ca_file
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(knit_tls::read_ca_file)
+        .transpose()?)
+}
+
+fn tls(args: &RunArgs, ca_certs: Option<String>) -> Result<Option<Tls>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    if ca_certs.is_none() {
+        tracing::warn!(
+            "TLS without --ca-file: https addresses carry no CACerts, and Knit's own deliveries to them (replies, references to Brokers and channels) trust only the system's roots"
+        );
+    }
+    let store = knit_tls::CertStore::load(cert, key)?;
+    store.watch(CERT_RELOAD);
+    let config = knit_tls::server_config(store, args.tls_min_version.into())?;
+    Ok(Some(Tls { config, ca_certs }))
+}
+
+/// What Knit's own `https://` deliveries trust besides the system's roots.
+fn trust(args: &RunArgs, ca_certs: Option<String>) -> knit_dispatcher::Trust {
+    knit_dispatcher::Trust {
+        ca_certs,
+        min_version: args.tls_min_version.into(),
+    }
+}
+
+/// The HTTPS listeners of the ingress and the gateway, serving; their URLs.
+async fn serve_https(
+    args: &RunArgs,
+    tls: &Tls,
+    dataplane: &Arc<DataPlane>,
+    serving: &knit_serving::runtime::Serving,
+    encryption: &knit_broker::ingress::Encryption,
+) -> Result<crate::control::reconcile::TlsEnv> {
+    let ingress = knit_tls::TlsListener::new(
+        bind("--ingress-tls", args.ingress_tls).await?,
+        tls.config.clone(),
+    )?;
+    let gateway = knit_tls::TlsListener::new(
+        bind("--gateway-tls", args.gateway_tls).await?,
+        tls.config.clone(),
+    )?;
+    let env = crate::control::reconcile::TlsEnv {
+        ingress_url: url_of("https", ingress.local_addr()),
+        gateway_url: url_of("https", gateway.local_addr()),
+        ca_certs: tls.ca_certs.clone(),
+    };
+    let (dp, encryption) = (dataplane.clone(), encryption.clone());
+    tokio::spawn(async move { dp.serve_ingress_on(ingress, encryption).await });
+    let serving = serving.clone();
+    tokio::spawn(async move { serving.serve_gateway_on(gateway).await });
+    Ok(env)
 }
 
 /// Run until interrupted. Exit status 2 when the manifests are invalid.
@@ -110,13 +212,16 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    let ca_certs = ca_certs(&args)?;
+    let tls = tls(&args, ca_certs.clone())?;
     let admin = bind("--admin", args.admin).await?;
     let ingress = bind("--ingress", args.ingress).await?;
     let gateway = bind("--gateway", args.gateway).await?;
+    let admin_scheme = if tls.is_some() { "https" } else { "http" };
     let (admin_url, ingress_url, gateway_url) = (
-        url_of(admin.local_addr()?),
-        url_of(ingress.local_addr()?),
-        url_of(gateway.local_addr()?),
+        url_of(admin_scheme, admin.local_addr()?),
+        url_of("http", ingress.local_addr()?),
+        url_of("http", gateway.local_addr()?),
     );
     let listeners = knit_dispatcher::Listeners {
         ingress: Some(reachable(ingress.local_addr()?)),
@@ -124,14 +229,13 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let dataplane = Arc::new(DataPlane::new(data_plane_config(&args))?);
-    let dp = dataplane.clone();
-    tokio::spawn(async move { dp.serve_ingress(ingress).await });
+    dataplane.dispatch().sender.trust(trust(&args, ca_certs))?;
+    let encryption = knit_broker::ingress::Encryption::default();
+    {
+        let (dp, encryption) = (dataplane.clone(), encryption.clone());
+        tokio::spawn(async move { dp.serve_ingress_on(ingress, encryption).await });
+    }
 
-    let env = Env {
-        ingress_url: ingress_url.clone(),
-        gateway_url: gateway_url.clone(),
-        kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
-    };
     let reaper = crate::reaper::Reaper::start();
     let logs = Arc::new(knit_sources::logs::Logs::new());
     let sources = Arc::new(knit_sources::Runtime::new(sources_ctx(
@@ -145,11 +249,22 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         let serving = serving.clone();
         tokio::spawn(async move { serving.serve_gateway(gateway).await });
     }
+    let tls_env = match &tls {
+        Some(t) => Some(serve_https(&args, t, &dataplane, &serving, &encryption).await?),
+        None => None,
+    };
+    let env = Env {
+        ingress_url: ingress_url.clone(),
+        gateway_url: gateway_url.clone(),
+        kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
+        tls: tls_env.clone(),
+    };
     let applier = Arc::new(DataPlaneApplier {
         dataplane: dataplane.clone(),
         sources: sources.clone(),
         serving: serving.clone(),
         listeners,
+        encryption,
     });
     let report = dataplane.report();
     let handle =
@@ -166,21 +281,33 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         };
-    serve(
-        "admin",
-        admin,
-        crate::admin::router(
-            handle,
-            args.admin_token.clone(),
-            dataplane.stats(),
-            logs,
-            serving.clone(),
-            dataplane.clone(),
-        ),
+    let router = crate::admin::router(
+        handle,
+        args.admin_token.clone(),
+        dataplane.stats(),
+        logs,
+        serving.clone(),
+        dataplane.clone(),
     );
+    match &tls {
+        Some(t) => serve(
+            "admin",
+            AdminTls(knit_tls::TlsListener::new(admin, t.config.clone())?),
+            router,
+        ),
+        None => serve("admin", admin, router),
+    }
 
-    println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}");
-    tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, "knit is running");
+    let https = tls_env
+        .map(|t| {
+            format!(
+                " ingress-tls={} gateway-tls={}",
+                t.ingress_url, t.gateway_url
+            )
+        })
+        .unwrap_or_default();
+    println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}{https}");
+    tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, https = %https.trim(), "knit is running");
     shutdown_signal().await;
     shut_down(&sources, &serving, &dataplane, reaper).await;
     Ok(ExitCode::SUCCESS)

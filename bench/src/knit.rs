@@ -18,6 +18,10 @@ pub(crate) struct Knit {
     admin: SocketAddr,
     /// The ingress address.
     pub(crate) ingress: SocketAddr,
+    /// The HTTPS ingress address (`--tls-cert`).
+    pub(crate) ingress_tls: Option<SocketAddr>,
+    /// How to reach its admin API once it speaks HTTPS.
+    admin_tls: Option<tokio_rustls::TlsConnector>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,7 +49,10 @@ fn addr_of(line: &str, key: &str) -> Result<SocketAddr> {
         .split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
         .with_context(|| format!("knit did not report {key}: {line:?}"))?;
-    Ok(url.trim_start_matches("http://").parse()?)
+    Ok(url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .parse()?)
 }
 
 impl Knit {
@@ -85,16 +92,42 @@ impl Knit {
         Ok(Knit {
             admin: addr_of(&first, "admin")?,
             ingress: addr_of(&first, "ingress")?,
+            ingress_tls: addr_of(&first, "ingress-tls").ok(),
+            admin_tls: None,
             child,
             _dir: dir,
         })
     }
 
+    /// Start knit with TLS flags: its admin API is then reached through `admin_tls`.
+    pub(crate) fn start_tls(
+        manifests: &str,
+        flags: &[&str],
+        admin_tls: tokio_rustls::TlsConnector,
+    ) -> Result<Knit> {
+        let mut knit = Self::start(manifests, flags)?;
+        knit.admin_tls = Some(admin_tls);
+        Ok(knit)
+    }
+
     async fn get(&self, path: &str) -> Result<serde_json::Value> {
         let stream = tokio::net::TcpStream::connect(self.admin).await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
+        let mut sender = match &self.admin_tls {
+            None => {
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(conn);
+                sender
+            }
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::IpAddress(self.admin.ip().into());
+                let stream = tls.connect(name, stream).await?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
         let req = hyper::Request::get(path)
             .header("host", self.admin.to_string())
             .body(Empty::<Bytes>::new())?;

@@ -1,5 +1,5 @@
-//! The load generator: a fixed number of keep-alive HTTP/1.1 connections posting binary-mode
-//! CloudEvents, optionally at a fixed total rate.
+//! The load generator: a fixed number of keep-alive HTTP/1.1 connections (plain or TLS)
+//! posting binary-mode CloudEvents, optionally at a fixed total rate.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::servers::now_nanos;
 
@@ -51,11 +53,33 @@ impl Outcome {
 
 const BODY: &[u8] = br#"{"message":"Hello, Knit! This is a small benchmark event.","n":42}"#;
 
-async fn worker(load: Load, index: usize, start: Instant) -> anyhow::Result<Outcome> {
-    let stream = TcpStream::connect(load.addr).await?;
+/// A keep-alive HTTP/1.1 connection to `addr`, over TLS when `tls` says how (verifying the
+/// server as `127.0.0.1`).
+async fn connect(
+    addr: std::net::SocketAddr,
+    tls: Option<&TlsConnector>,
+) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let Some(tls) = tls else {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        return Ok(sender);
+    };
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = tls.connect(name, stream).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn worker(
+    load: Load,
+    index: usize,
+    start: Instant,
+    tls: Option<TlsConnector>,
+) -> anyhow::Result<Outcome> {
+    let mut sender = connect(load.addr, tls.as_ref()).await?;
     let mut out = Outcome::default();
     let interval = load
         .rate
@@ -99,9 +123,18 @@ async fn worker(load: Load, index: usize, start: Instant) -> anyhow::Result<Outc
 
 /// Run the load and merge the workers' outcomes.
 pub(crate) async fn run(load: &Load) -> anyhow::Result<Outcome> {
+    run_over(load, None).await
+}
+
+/// [`run`] over TLS connections made by `tls` (one handshake per connection, then keep-alive).
+pub(crate) async fn run_tls(load: &Load, tls: &TlsConnector) -> anyhow::Result<Outcome> {
+    run_over(load, Some(tls)).await
+}
+
+async fn run_over(load: &Load, tls: Option<&TlsConnector>) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let handles: Vec<_> = (0..load.concurrency)
-        .map(|i| tokio::spawn(worker(load.clone(), i, start)))
+        .map(|i| tokio::spawn(worker(load.clone(), i, start, tls.cloned())))
         .collect();
     let mut total = Outcome::default();
     for h in handles {

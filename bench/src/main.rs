@@ -32,6 +32,9 @@
 //!   (j) cold start: the app's own start time (spawned by hand, spawn → first 200) against the
 //!   first request through the gateway to a fresh revision at zero (`initial-scale: 0`),
 //!   request → response, alternating, medians of 5 (`--quick`) or 15.
+//! - TLS (`tls.rs`, with `--only-broker` too): one knit with `--tls-cert` in permissive mode,
+//!   (t0) plain HTTP → broker → trigger → plain sink next to (t1) HTTPS ingress → plain sink
+//!   and (t2) HTTPS ingress → HTTPS sink, alternating; what TLS adds to knit's CPU per event.
 //!
 //! Measured scenarios run side by side and their rounds alternate (a, b, c, d, g, f, a, ...), so
 //! machine noise hits them alike; each figure is the median round by rate.
@@ -50,6 +53,7 @@ mod knit;
 mod load;
 mod servers;
 mod serving;
+mod tls;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -584,6 +588,7 @@ async fn main() -> Result<()> {
             "(f)/(g) Kafka broker vs raw rdkafka: skipped (give --kafka BOOTSTRAP or KNIT_BENCH_KAFKA)"
         ),
     }
+    tls::scenarios(&o, rounds).await?;
     if o.only_broker {
         anyhow::ensure!(b.accepted > 0, "nothing was accepted");
         return Ok(());

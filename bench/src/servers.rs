@@ -49,6 +49,11 @@ pub(crate) enum Mode {
 pub(crate) async fn start(mode: Mode) -> anyhow::Result<(SocketAddr, Arc<Counters>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    Ok((addr, serve(listener, mode)))
+}
+
+/// Serve `listener` (plain TCP or TLS) in the background.
+pub(crate) fn serve(mut listener: impl knit_tls::Accept, mode: Mode) -> Arc<Counters> {
     let counters = Arc::new(Counters::default());
     let c = counters.clone();
     tokio::spawn(async move {
@@ -56,7 +61,6 @@ pub(crate) async fn start(mode: Mode) -> anyhow::Result<(SocketAddr, Arc<Counter
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let _ = stream.set_nodelay(true);
             let c = c.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
@@ -69,7 +73,7 @@ pub(crate) async fn start(mode: Mode) -> anyhow::Result<(SocketAddr, Arc<Counter
             });
         }
     });
-    Ok((addr, counters))
+    counters
 }
 
 async fn handle(req: Request<Incoming>, c: &Counters, mode: Mode) -> Response<Empty<Bytes>> {

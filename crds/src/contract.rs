@@ -33,6 +33,50 @@ pub struct Contract {
     /// Revisions and routes (serving).
     #[serde(default)]
     pub serving: serving::Serving,
+    /// Which ingress listeners answer: plain HTTP, HTTPS or both.
+    #[serde(default, skip_serializing_if = "TransportEncryption::is_disabled")]
+    pub transport_encryption: TransportEncryption,
+}
+
+/// Knative's `transport-encryption` (ConfigMap `knative-eventing/config-features`): which of
+/// the ingress's listeners answer; the other answers 404, as Knative's do (a 404 is retried
+/// by senders that see the flag change later than the ingress).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum TransportEncryption {
+    /// Plain HTTP only: the HTTPS listener answers 404; addresses are `http://`.
+    #[default]
+    Disabled,
+    /// Both: `status.address` stays `http://`, `status.addresses` lists `https` first.
+    Permissive,
+    /// HTTPS only: the plain listener answers 404; addresses are `https://`.
+    Strict,
+}
+
+impl TransportEncryption {
+    /// The mode a `config-features` value names (case-insensitive, as Knative compares them).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Some(Self::Disabled),
+            "permissive" => Some(Self::Permissive),
+            "strict" => Some(Self::Strict),
+            _ => None,
+        }
+    }
+
+    /// Whether the plain HTTP listener answers.
+    pub fn serves_plain(self) -> bool {
+        self != Self::Strict
+    }
+
+    /// Whether the HTTPS listener answers.
+    pub fn serves_tls(self) -> bool {
+        self != Self::Disabled
+    }
+
+    fn is_disabled(&self) -> bool {
+        *self == Self::Disabled
+    }
 }
 
 /// What kind of object an ingress belongs to.
@@ -172,12 +216,27 @@ pub struct Egress {
     /// Where events go; `None` forwards each event straight to `reply`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscriber: Option<String>,
+    /// PEM CA certificates an `https://` subscriber is verified against, besides the system's
+    /// and `knit run --ca-file`'s (the Destination's `CACerts`).
+    #[serde(
+        rename = "subscriberCACerts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub subscriber_ca_certs: Option<String>,
     /// Where replies go; `None` discards them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<Reply>,
     /// Where undeliverable events go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_sink: Option<String>,
+    /// PEM CA certificates for an `https://` dead-letter sink (its Destination's `CACerts`).
+    #[serde(
+        rename = "deadLetterSinkCACerts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dead_letter_sink_ca_certs: Option<String>,
     /// Retries, backoff, timeouts.
     pub delivery: DeliveryPolicy,
     /// Most deliveries in flight at once.
@@ -214,6 +273,9 @@ pub struct EgressFilter {
 pub struct Reply {
     /// The URL replies are posted to.
     pub url: String,
+    /// PEM CA certificates for an `https://` reply target (its Destination's `CACerts`).
+    #[serde(rename = "CACerts", default, skip_serializing_if = "Option::is_none")]
+    pub ca_certs: Option<String>,
     /// Extension attributes of the original event copied onto the reply (a Broker carries its
     /// hop counter `knativebrokerttl` so reply loops end).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

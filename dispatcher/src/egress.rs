@@ -26,6 +26,9 @@ pub struct Target {
     pub uri: Option<Uri>,
     /// The URL again, shared with the journeys that record attempts at it.
     pub shared_url: Arc<str>,
+    /// PEM CA certificates an `https://` destination is also verified against (its
+    /// Destination's `CACerts`).
+    pub ca_certs: Option<Arc<str>>,
 }
 
 impl Target {
@@ -40,7 +43,14 @@ impl Target {
             url: url.to_string(),
             uri,
             shared_url: Arc::from(url),
+            ca_certs: None,
         }
+    }
+
+    /// The same, verified against `ca_certs` too when it is `https://` (blank: none).
+    pub fn with_ca_certs(mut self, ca_certs: Option<&str>) -> Self {
+        self.ca_certs = ca_certs.filter(|c| !c.trim().is_empty()).map(Arc::from);
+        self
     }
 }
 
@@ -81,9 +91,18 @@ impl EgressRuntime {
             _ => config.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         };
         Self {
-            subscriber: config.subscriber.as_deref().map(Target::new),
-            reply: config.reply.as_ref().map(|r| Target::new(&r.url)),
-            dead_letter_sink: config.dead_letter_sink.as_deref().map(Target::new),
+            subscriber: config
+                .subscriber
+                .as_deref()
+                .map(|u| Target::new(u).with_ca_certs(config.subscriber_ca_certs.as_deref())),
+            reply: config
+                .reply
+                .as_ref()
+                .map(|r| Target::new(&r.url).with_ca_certs(r.ca_certs.as_deref())),
+            dead_letter_sink: config
+                .dead_letter_sink
+                .as_deref()
+                .map(|u| Target::new(u).with_ca_certs(config.dead_letter_sink_ca_certs.as_deref())),
             filter,
             rate,
             reference: Arc::from(config.reference.as_str()),

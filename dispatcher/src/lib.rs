@@ -27,7 +27,7 @@ pub use hosts::{Listeners, LocalHosts};
 pub use observe::{Counters, Fate, Stats};
 pub use report::Reporter;
 pub use send::{Destination, send};
-pub use sender::Sender;
+pub use sender::{Sender, Trust};
 
 /// Errors of the dispatcher.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,10 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The `https://` client could not be built from the trust settings (the text says why:
+    /// e.g. CA certificates that are not PEM).
+    #[error("cannot build the HTTPS client: {0}")]
+    Trust(String),
 }
 
 /// Result with the dispatcher's [`Error`].

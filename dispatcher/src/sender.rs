@@ -5,8 +5,13 @@
 //! worker's own connections ([`crate::http1`]); the benchmark showed reqwest re-parsing every
 //! URL (with IDNA) and cloning its service stack per request, and hyper-util's pool handing
 //! every request to a connection task and back. `https://` destinations go through reqwest
-//! with rustls.
+//! with rustls, verified against the system's roots, the [`Trust`] `knit run` gives
+//! (`--ca-file`) and the destination's own `CACerts`: one client per distinct `CACerts`,
+//! cached. A refused certificate fails the attempt with the reason in words
+//! ([`knit_tls::refusal`]), retried and dead-lettered as any transport error. Their names are
+//! resolved as the plain path dials them ([`LocalHosts`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +21,7 @@ use parking_lot::RwLock;
 
 use crate::binding::Lines;
 use crate::egress::Target;
-use crate::hosts::LocalHosts;
+use crate::hosts::{Dial, LocalHosts};
 
 /// Largest response body read from a subscriber (a reply event); longer bodies fail the attempt.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -27,9 +32,13 @@ enum PostError {
     /// On a worker's own connection (`http://`).
     #[error(transparent)]
     Plain(#[from] crate::http1::Error),
-    /// Through reqwest (`https://`); the text is the whole chain of causes.
-    #[error("{}", error_chain(.0))]
+    /// Through reqwest (`https://`); the text is the TLS refusal when there is one, else the
+    /// whole chain of causes.
+    #[error("{}", tls_error(.0))]
     Tls(#[source] reqwest::Error),
+    /// No client for the destination's `CACerts` (not PEM certificates).
+    #[error("TLS: {0}")]
+    Trust(String),
     /// The response body is longer than [`MAX_RESPONSE_BYTES`].
     #[error("response body too large")]
     TooLarge,
@@ -109,13 +118,114 @@ impl Session {
 }
 
 /// The dispatcher's HTTP clients: plain `http://` goes through each worker's own connections
-/// ([`Session`]), `https://` through a shared reqwest client with rustls. A new plain
+/// ([`Session`]), `https://` through shared reqwest clients with rustls. A new plain
 /// connection goes where the [`LocalHosts`] say (the hosts this process serves; by default
 /// none). Clones share them.
 #[derive(Clone)]
 pub struct Sender {
-    tls: reqwest::Client,
+    tls: Arc<TlsClients>,
     hosts: Arc<RwLock<LocalHosts>>,
+}
+
+/// What every `https://` destination is verified against besides the system's roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trust {
+    /// PEM CA certificates trusted for every destination (`knit run --ca-file`).
+    pub ca_certs: Option<String>,
+    /// The lowest TLS version spoken (1.3 unless asked, as Knative 1.22).
+    pub min_version: knit_tls::TlsVersion,
+}
+
+/// A client, or why it could not be built.
+type Built = Result<reqwest::Client, String>;
+
+/// Most distinct `CACerts` with a client of their own; past that the cache starts over.
+const MAX_TLS_CLIENTS: usize = 64;
+
+/// The reqwest clients for `https://`, one per destination `CACerts` (`None`: none of its own),
+/// built when first needed.
+struct TlsClients {
+    trust: RwLock<Trust>,
+    clients: RwLock<HashMap<Option<Arc<str>>, Built>>,
+    hosts: Arc<RwLock<LocalHosts>>,
+}
+
+/// Names of `https://` destinations resolved as the plain path dials them: hosts this process
+/// serves and names under `localhost` on loopback, cluster-local names it does not serve
+/// refused ([`crate::hosts::NotServed`]), anything else by the system. The URL's port is kept.
+struct HostsResolver(Arc<RwLock<LocalHosts>>);
+
+impl reqwest::dns::Resolve for HostsResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let local = self.0.read().dial(name.as_str(), 0).map(|d| match d {
+            Dial::Addr(a) => Some(a.ip()),
+            Dial::Name(..) => None,
+        });
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = match local {
+                Err(not_served) => return Err(Box::new(not_served) as _),
+                Ok(Some(ip)) => vec![std::net::SocketAddr::new(ip, 0)],
+                Ok(None) => tokio::net::lookup_host((name.as_str(), 0)).await?.collect(),
+            };
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+impl TlsClients {
+    /// The client for destinations with `ca_certs`, or why there is none.
+    fn client(&self, ca_certs: Option<&Arc<str>>) -> Result<reqwest::Client, PostError> {
+        let key = ca_certs.cloned();
+        if let Some(c) = self.clients.read().get(&key) {
+            return c.clone().map_err(PostError::Trust);
+        }
+        let built = build_tls_client(&self.trust.read(), ca_certs.map(|c| &**c), &self.hosts);
+        let mut clients = self.clients.write();
+        if clients.len() >= MAX_TLS_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, built.clone());
+        built.map_err(PostError::Trust)
+    }
+}
+
+/// A reqwest client trusting the system's roots, `trust` and `ca_certs`, resolving names by
+/// `hosts`; redirects are not followed (3xx is a failure).
+fn build_tls_client(
+    trust: &Trust,
+    ca_certs: Option<&str>,
+    hosts: &Arc<RwLock<LocalHosts>>,
+) -> Result<reqwest::Client, String> {
+    let mut roots = Vec::new();
+    if let Some(pem) = &trust.ca_certs {
+        roots.extend(
+            reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| format!("the --ca-file certificates: {}", error_chain(&e)))?,
+        );
+    }
+    if let Some(pem) = ca_certs {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| format!("the destination's CACerts: {}", error_chain(&e)))?;
+        if certs.is_empty() {
+            return Err("the destination's CACerts hold no PEM certificate".into());
+        }
+        roots.extend(certs);
+    }
+    let min = match trust.min_version {
+        knit_tls::TlsVersion::V1_2 => reqwest::tls::Version::TLS_1_2,
+        knit_tls::TlsVersion::V1_3 => reqwest::tls::Version::TLS_1_3,
+    };
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .tls_version_min(min)
+        .tls_certs_merge(roots)
+        .dns_resolver(Arc::new(HostsResolver(hosts.clone())))
+        .build()
+        .map_err(|e| error_chain(&e))
 }
 
 /// Install the ring crypto provider for rustls if none is installed (reqwest needs one).
@@ -127,20 +237,35 @@ pub fn install_crypto_provider() {
 }
 
 impl Sender {
-    /// The clients; redirects are not followed (3xx is a failure).
+    /// The clients, trusting the system's roots for `https://`; redirects are not followed
+    /// (3xx is a failure).
     pub fn new() -> crate::Result<Self> {
         install_crypto_provider();
-        let tls = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(crate::Error::Client)?;
+        let hosts: Arc<RwLock<LocalHosts>> = Arc::default();
+        let tls = TlsClients {
+            trust: RwLock::new(Trust::default()),
+            clients: RwLock::new(HashMap::new()),
+            hosts: hosts.clone(),
+        };
+        // Built now, so that a client that cannot be built fails here, not in a delivery.
+        tls.client(None)
+            .map_err(|e| crate::Error::Trust(e.to_string()))?;
         Ok(Self {
-            tls,
-            hosts: Arc::default(),
+            tls: Arc::new(tls),
+            hosts,
         })
+    }
+
+    /// Verify `https://` destinations against `trust` from now on (connections already open
+    /// stay). An error when its CA certificates are not PEM.
+    pub fn trust(&self, trust: Trust) -> crate::Result<()> {
+        let client =
+            build_tls_client(&trust, None, &self.tls.hosts).map_err(crate::Error::Trust)?;
+        *self.tls.trust.write() = trust;
+        let mut clients = self.tls.clients.write();
+        clients.clear();
+        clients.insert(None, Ok(client));
+        Ok(())
     }
 
     /// Serve `hosts` from now on: connections opened from now on go where they say (the
@@ -167,12 +292,8 @@ impl Sender {
                 result.map(|r| r.map_err(PostError::Plain))
             }
             None => {
-                deadline
-                    .run(
-                        timeout,
-                        self.post_tls(&target.url, headers.to_header_map(), body.clone()),
-                    )
-                    .await
+                let post = self.post_tls(target, headers.to_header_map(), body.clone());
+                deadline.run(timeout, post).await
             }
         };
         match result {
@@ -192,13 +313,14 @@ impl Sender {
 
     async fn post_tls(
         &self,
-        url: &str,
+        target: &Target,
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<(u16, HeaderMap, Bytes), PostError> {
         let mut resp = self
             .tls
-            .post(url)
+            .client(target.ca_certs.as_ref())?
+            .post(&target.url)
             .headers(headers)
             .body(body)
             .send()
@@ -215,6 +337,12 @@ impl Sender {
         }
         Ok((status, headers, out.freeze()))
     }
+}
+
+/// A reqwest error in words: the TLS refusal when there is one, e.g. `TLS: certificate not
+/// trusted (UnknownIssuer)`, else the chain of causes.
+fn tls_error(e: &reqwest::Error) -> String {
+    knit_tls::refusal(e).unwrap_or_else(|| error_chain(e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

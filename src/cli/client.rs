@@ -20,10 +20,7 @@ pub struct Client {
 impl Client {
     /// A client of `server`.
     pub fn new(server: &ServerArgs) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = server.http_client(Duration::from_secs(30))?;
         Ok(Self {
             http,
             base: server.server.trim_end_matches('/').to_string(),

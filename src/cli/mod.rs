@@ -55,6 +55,51 @@ pub struct ServerArgs {
     /// Bearer token for the admin API.
     #[arg(long, env = "KNIT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA certificates trusted (besides the system's) for an `https://` server and
+    /// event address, e.g. the CA of `knit run --tls-cert`.
+    #[arg(long, env = "KNIT_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// An HTTP client trusting `--ca-file` too, giving up after `timeout`, following no
+    /// redirects.
+    pub fn http_client(&self, timeout: std::time::Duration) -> anyhow::Result<reqwest::Client> {
+        let mut roots = Vec::new();
+        if let Some(path) = self
+            .ca_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let pem = knit_tls::read_ca_file(path)?;
+            roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes())?;
+        }
+        Ok(reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(roots)
+            .build()?)
+    }
+}
+
+/// `--tls-min-version`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMinVersion {
+    /// TLS 1.2 and 1.3.
+    #[value(name = "1.2")]
+    V1_2,
+    /// TLS 1.3 only.
+    #[value(name = "1.3")]
+    V1_3,
+}
+
+impl From<TlsMinVersion> for knit_tls::TlsVersion {
+    fn from(v: TlsMinVersion) -> Self {
+        match v {
+            TlsMinVersion::V1_2 => Self::V1_2,
+            TlsMinVersion::V1_3 => Self::V1_3,
+        }
+    }
 }
 
 /// Subcommands.
@@ -223,6 +268,28 @@ pub struct RunArgs {
     /// Serving gateway address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub gateway: SocketAddr,
+    /// HTTPS ingress address (with `--tls-cert`).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub ingress_tls: SocketAddr,
+    /// HTTPS gateway address (with `--tls-cert`).
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    pub gateway_tls: SocketAddr,
+    /// Serve TLS with this PEM certificate chain (leaf first): the HTTPS ingress and gateway,
+    /// and the admin API (HTTPS only then). Read again when the file changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1). Read again when the file
+    /// changes.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: trusted (besides the system's) for Knit's own `https://`
+    /// deliveries, and published as `CACerts` with every `https` address (give the CA that
+    /// signed `--tls-cert`).
+    #[arg(long, env = "KNIT_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Lowest TLS version, on the listeners and to `https://` destinations (1.3 as Knative).
+    #[arg(long, value_enum, default_value = "1.3")]
+    pub tls_min_version: TlsMinVersion,
     /// Bearer token required by the admin API; mandatory when it listens beyond loopback.
     #[arg(long, env = "KNIT_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

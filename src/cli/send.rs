@@ -176,10 +176,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
         Mode::Structured => binding::encode_structured(&ev, &mut headers, &[]),
     };
     let url = to.url();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = args.server.http_client(Duration::from_secs(30))?;
     let resp = client
         .post(url)
         .headers(headers)

@@ -2,6 +2,7 @@
 //! its CLI, a scriptable recording sink, and polling with a deadline (no sleeps).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod certs;
 pub mod kafka;
 pub mod route;
 pub mod sink;
@@ -69,6 +70,8 @@ pub struct Knit {
     /// The Kafka broker this knit uses, if any (stopped after knit).
     pub kafka: Option<kafka::Kafka>,
     args: Vec<String>,
+    /// The CA the admin API's certificate is checked against (`knit run --tls-cert`).
+    pub ca: Option<PathBuf>,
 }
 
 struct Started {
@@ -115,6 +118,21 @@ impl Knit {
             stderr: started.stderr,
             kafka: None,
             args,
+            ca: None,
+        }
+    }
+
+    /// Talk to its admin API (HTTPS) trusting `ca`, in the CLI too.
+    pub fn trusting(mut self, ca: &Path) -> Knit {
+        self.ca = Some(ca.to_path_buf());
+        self
+    }
+
+    /// A client of its admin API.
+    fn client(&self) -> reqwest::Client {
+        match &self.ca {
+            Some(ca) => https(ca),
+            None => http(),
         }
     }
 
@@ -240,12 +258,22 @@ impl Knit {
 
     /// Run a `knit` CLI command against this server: (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        cli_env(args, &[("KNIT_SERVER", &self.admin)])
+        match &self.ca {
+            Some(ca) => cli_env(
+                args,
+                &[
+                    ("KNIT_SERVER", &self.admin),
+                    ("KNIT_CA_FILE", &ca.to_string_lossy()),
+                ],
+            ),
+            None => cli_env(args, &[("KNIT_SERVER", &self.admin)]),
+        }
     }
 
     /// GET an admin API path as JSON.
     pub async fn api(&self, path: &str) -> Value {
-        let r = http()
+        let r = self
+            .client()
             .get(format!("{}{path}", self.admin))
             .send()
             .await
@@ -255,7 +283,8 @@ impl Knit {
 
     /// One object with its status, or `None`.
     pub async fn object(&self, kind: &str, name: &str) -> Option<Value> {
-        let r = http()
+        let r = self
+            .client()
             .get(format!("{}/api/v1/{kind}/default/{name}", self.admin))
             .send()
             .await
@@ -311,7 +340,8 @@ pub fn cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(knit_bin());
     cmd.args(args)
         .env_remove("KNIT_SERVER")
-        .env_remove("KNIT_TOKEN");
+        .env_remove("KNIT_TOKEN")
+        .env_remove("KNIT_CA_FILE");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -361,6 +391,17 @@ pub fn http() -> reqwest::Client {
     }
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// An HTTP client trusting the PEM CA in `ca` (and the system's roots).
+pub fn https(ca: &Path) -> reqwest::Client {
+    let _ = http();
+    let pem = std::fs::read(ca).expect("CA file");
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).expect("PEM CA"))
         .build()
         .expect("client")
 }

@@ -143,7 +143,22 @@ impl DataPlane {
 
     /// Serve the ingress on `listener`.
     pub async fn serve_ingress(&self, listener: tokio::net::TcpListener) {
-        ingress::serve(listener, self.shared.clone()).await
+        ingress::serve(
+            listener,
+            self.shared.clone(),
+            ingress::Encryption::default(),
+        )
+        .await
+    }
+
+    /// Serve the ingress on `listener` (plain TCP or TLS) while `encryption` lets that kind of
+    /// listener answer (404 otherwise).
+    pub async fn serve_ingress_on<A: knit_tls::Accept>(
+        &self,
+        listener: A,
+        encryption: ingress::Encryption,
+    ) {
+        ingress::serve(listener, self.shared.clone(), encryption).await
     }
 
     /// Delivery counters.

@@ -29,7 +29,7 @@ use body::BodyError;
 pub use hop::{HopError, TTL_EXTENSION};
 pub use limits::Limits;
 pub use routes::{Settings, Shared, Table};
-pub use server::serve;
+pub use server::{Encryption, serve};
 pub use target::{NoLog, Target};
 
 /// An ingress response.
@@ -182,6 +182,19 @@ fn not_a_post(method: &Method) -> Option<Response> {
 }
 
 /// Answer `r` to a request whose body is not read, draining the body in the background.
+/// The answer of a listener transport encryption closes: 404 (Knative's; retried by senders
+/// that learn of the mode later than the ingress), the body drained as for any refusal.
+fn closed<B>(shared: &Shared, req: Request<B>, why: &'static str) -> Response
+where
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+{
+    refuse(
+        text(StatusCode::NOT_FOUND, why),
+        req.into_body(),
+        &shared.settings.limits,
+    )
+}
+
 fn refuse<B>(r: Response, body: B, limits: &Limits) -> Response
 where
     B: Body<Data = Bytes> + Unpin + Send + 'static,

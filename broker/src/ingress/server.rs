@@ -1,9 +1,11 @@
 //! The ingress listener: accepts connections within the connection limits and serves HTTP/1.1
-//! on them with bounded heads and a header timeout (slow-loris clients are cut off).
+//! on them with bounded heads and a header timeout (slow-loris clients are cut off), over plain
+//! TCP or TLS alike; the transport encryption mode decides whether a listener answers.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use hyper::Request;
@@ -11,11 +13,52 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use knit_crds::contract::TransportEncryption;
+use knit_tls::Accept;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Shared;
+
+/// The transport encryption mode the ingress's listeners follow (the Contract's), shared by
+/// them and set on every Contract; `disabled` until set.
+#[derive(Clone, Debug, Default)]
+pub struct Encryption(Arc<AtomicU8>);
+
+impl Encryption {
+    /// Follow `mode` from now on (requests already answering finish).
+    pub fn set(&self, mode: TransportEncryption) {
+        let v = match mode {
+            TransportEncryption::Disabled => 0,
+            TransportEncryption::Permissive => 1,
+            TransportEncryption::Strict => 2,
+        };
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// The mode now.
+    pub fn get(&self) -> TransportEncryption {
+        match self.0.load(Ordering::Relaxed) {
+            0 => TransportEncryption::Disabled,
+            1 => TransportEncryption::Permissive,
+            _ => TransportEncryption::Strict,
+        }
+    }
+
+    /// Why a listener speaking `scheme` does not answer now, if it does not.
+    fn closed(&self, scheme: &str) -> Option<&'static str> {
+        let mode = self.get();
+        if scheme == "https" {
+            (!mode.serves_tls()).then_some(
+                "HTTPS is off (transport-encryption is disabled): use the http:// address\n",
+            )
+        } else {
+            (!mode.serves_plain()).then_some(
+                "plain HTTP is off (transport-encryption is strict): use the https:// address\n",
+            )
+        }
+    }
+}
 
 /// Open connections per client address.
 #[derive(Default)]
@@ -55,8 +98,9 @@ impl Drop for ClientSlot {
 }
 
 /// Serve the ingress on `listener`, forever (HTTP/1.1; `Upgrade` requests are answered as plain
-/// HTTP/1.1, E33).
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// HTTP/1.1, E33). While `encryption` closes this kind of listener (plain in `strict`, TLS in
+/// `disabled`), every request is answered 404, as Knative's listeners do.
+pub async fn serve<A: Accept>(mut listener: A, shared: Arc<Shared>, encryption: Encryption) {
     let limits = shared.settings.limits.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient::default());
@@ -72,7 +116,6 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let Some(client) = clients.admit(peer.ip(), limits.connections_per_client) else {
             tracing::debug!(client = %peer.ip(), limit = limits.connections_per_client, "too many connections from one client");
             tokio::spawn(async move {
@@ -83,10 +126,18 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         let limits = limits.clone();
+        let encryption = encryption.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(super::handle(&shared, req).await) }
+                let closed = encryption.closed(A::SCHEME);
+                async move {
+                    let answer = match closed {
+                        Some(why) => super::closed(&shared, req, why),
+                        None => super::handle(&shared, req).await,
+                    };
+                    Ok::<_, std::convert::Infallible>(answer)
+                }
             });
             let mut builder = http1::Builder::new();
             builder
@@ -119,7 +170,7 @@ const REFUSE_LINGER_BYTES: usize = 1024 * 1024;
 
 /// Answer a connection over its client's limit with 429 and close it, reading (and
 /// discarding) what the client still sends for a moment so that it can read the answer.
-async fn refuse_connection(mut stream: TcpStream) {
+async fn refuse_connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let body = "too many connections from this client; retry later\n";
     let head = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",

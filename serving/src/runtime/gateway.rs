@@ -244,8 +244,8 @@ pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<GBody
     resp
 }
 
-/// Serve `listener` until the runtime shuts down.
-pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
+/// Serve `listener` (plain TCP or TLS) until the runtime shuts down.
+pub(crate) async fn serve<A: knit_tls::Accept>(inner: Arc<Inner>, mut listener: A) {
     let conns = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, remote) = tokio::select! {
@@ -259,17 +259,16 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) 
             },
             () = inner.cancel.cancelled() => break,
         };
-        let _ = stream.set_nodelay(true);
         let inner = inner.clone();
         conns.spawn(async move {
-            let client = proxy::Client::new(remote.ip());
+            let client = proxy::Client::new(remote.ip(), A::SCHEME);
             let (stream, read) = match fastpath::serve(&inner, stream, &client).await {
                 Left::Done => return,
                 Left::Hyper(stream, read) => (stream, read),
             };
             let svc = service_fn(move |req| {
                 let inner = inner.clone();
-                async move { Ok::<_, Infallible>(handle(inner, req, remote).await) }
+                async move { Ok::<_, Infallible>(handle(inner, req, remote, A::SCHEME).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -291,6 +290,7 @@ async fn handle(
     inner: Arc<Inner>,
     mut req: Request<Incoming>,
     remote: SocketAddr,
+    proto: &'static str,
 ) -> Response<GBody> {
     let Some(host) = host_of(&req) else {
         return text(StatusCode::BAD_REQUEST, "no Host header");
@@ -314,7 +314,7 @@ async fn handle(
     let client = inner.client.clone();
     let call = async {
         let admitted = activator::admit(&rev).await?;
-        let resp = proxy::forward(&client, admitted.port(), remote.ip(), req).await;
+        let resp = proxy::forward(&client, admitted.port(), remote.ip(), proto, req).await;
         Ok::<_, Refusal>((admitted, resp))
     };
     let (admitted, resp) = match tokio::time::timeout_at(d.start, call).await {

@@ -230,6 +230,12 @@ impl Serving {
         gateway::serve(self.inner.clone(), listener).await;
     }
 
+    /// Serve the gateway on `listener`, plain TCP or TLS (`knit_tls::TlsListener`); the app
+    /// gets `X-Forwarded-Proto: https` from the latter.
+    pub async fn serve_gateway_on<A: knit_tls::Accept>(&self, listener: A) {
+        gateway::serve(self.inner.clone(), listener).await;
+    }
+
     /// Replica output after sequence number `after_seq` (0: all kept) of the revision `name`,
     /// or of every revision of the Service or Configuration `name`, in sequence order.
     pub fn logs(&self, namespace: &str, name: &str, after_seq: u64) -> Vec<LogLine> {

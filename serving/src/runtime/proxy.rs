@@ -280,29 +280,37 @@ impl Drop for WaitGuard<'_> {
 }
 
 /// The client side of a gateway connection, for the forwarding headers: `X-Forwarded-For`'s
-/// address and `Forwarded`'s `for=…;proto=http`, formatted once per connection.
+/// address, `X-Forwarded-Proto` (`http` or `https`, what the client spoke to the gateway) and
+/// `Forwarded`'s `for=…;proto=…`, formatted once per connection.
 pub(crate) struct Client {
     pub(crate) ip: String,
+    pub(crate) proto: &'static str,
     pub(crate) forwarded: String,
 }
 
 impl Client {
-    pub(crate) fn new(remote: IpAddr) -> Self {
+    pub(crate) fn new(remote: IpAddr, proto: &'static str) -> Self {
         let ip = remote.to_string();
         let forwarded = if remote.is_ipv6() {
-            format!("for=\"[{ip}]\";proto=http")
+            format!("for=\"[{ip}]\";proto={proto}")
         } else {
-            format!("for={ip};proto=http")
+            format!("for={ip};proto={proto}")
         };
-        Self { ip, forwarded }
+        Self {
+            ip,
+            proto,
+            forwarded,
+        }
     }
 }
 
-/// Send `req` to the replica on `port`, with the runtime contract's forwarding headers.
+/// Send `req` to the replica on `port`, with the runtime contract's forwarding headers
+/// (`proto`: what the client spoke to the gateway).
 pub(crate) async fn forward(
     client: &Upstream,
     port: u16,
     remote: IpAddr,
+    proto: &'static str,
     mut req: Request<Incoming>,
 ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
     let pq = req
@@ -333,14 +341,14 @@ pub(crate) async fn forward(
         headers.insert("x-forwarded-for", v);
     }
     if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
     }
     let for_ = if remote.is_ipv6() {
         format!("\"[{ip}]\"")
     } else {
         ip
     };
-    let mut fwd = format!("for={for_};proto=http");
+    let mut fwd = format!("for={for_};proto={proto}");
     if let Some(h) = host.filter(|h| !h.contains(['"', ';', ','])) {
         fwd.push_str(&format!(";host=\"{h}\""));
     }

@@ -1,5 +1,5 @@
 //! A client connection handed from the gateway's fast path to hyper: the bytes the fast path
-//! already read come first, then the socket.
+//! already read come first, then the connection (TCP or TLS).
 
 use std::io;
 use std::pin::Pin;
@@ -7,21 +7,20 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// A stream with bytes put back in front of it.
-pub(crate) struct Rewind {
+pub(crate) struct Rewind<S> {
     pre: BytesMut,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl Rewind {
-    pub(crate) fn new(inner: TcpStream, pre: BytesMut) -> Self {
+impl<S> Rewind<S> {
+    pub(crate) fn new(inner: S, pre: BytesMut) -> Self {
         Self { pre, inner }
     }
 }
 
-impl AsyncRead for Rewind {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -37,7 +36,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -75,7 +74,7 @@ mod tests {
     #[tokio::test]
     async fn put_back_bytes_come_first() -> io::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let mut client = TcpStream::connect(listener.local_addr()?).await?;
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr()?).await?;
         let (server, _) = listener.accept().await?;
         client.write_all(b" world").await?;
         drop(client);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use knit_crds::api::duck::{BackoffPolicy, DeliverySpec};
+use knit_crds::api::duck::{BackoffPolicy, DeliverySpec, Destination};
 use knit_crds::contract::{
     Backoff, Contract, DeliveryPolicy, Egress, EgressFilter, Ingress, IngressKind, Ordering,
     Overflow, Reply, StartAt,
@@ -47,6 +47,17 @@ pub(crate) fn policy(spec: Option<&DeliverySpec>) -> DeliveryPolicy {
         retry_after_max_ms: ms(d.retry_after_max.as_ref()),
         format: d.format,
     }
+}
+
+/// The `CACerts` a Destination sets (Knative: they replace the Addressable's).
+fn ca_certs(d: Option<&Destination>) -> Option<String> {
+    d.and_then(|d| d.ca_certs.clone())
+        .filter(|c| !c.trim().is_empty())
+}
+
+/// The `CACerts` of a delivery's dead-letter sink.
+fn dead_letter_ca_certs(delivery: Option<&DeliverySpec>) -> Option<String> {
+    ca_certs(delivery.and_then(|d| d.dead_letter_sink.as_ref()))
 }
 
 fn annotation<'a>(o: &'a Object, name: &str) -> Option<&'a str> {
@@ -119,6 +130,7 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
         ingresses: ingresses.into_values().collect(),
         sources: world.sources.clone(),
         serving: super::serving::contract::build(world),
+        transport_encryption: world.encryption,
     }
 }
 
@@ -223,11 +235,14 @@ fn trigger_egress(
             filters: t.spec.filters.clone(),
         }),
         subscriber: st.subscriber_uri.clone(),
+        subscriber_ca_certs: ca_certs(t.spec.subscriber.as_ref()),
         reply: Some(Reply {
             url: broker_url.clone(),
+            ca_certs: None,
             carry: vec!["knativebrokerttl".into()],
         }),
         dead_letter_sink: st.dead_letter_sink_uri.clone(),
+        dead_letter_sink_ca_certs: dead_letter_ca_certs(delivery),
         delivery: policy(delivery),
         max_in_flight,
         rate_limit,
@@ -274,11 +289,14 @@ fn subscription_egress(
         namespace: key.namespace.clone(),
         filter: None,
         subscriber: phys.subscriber_uri.clone(),
-        reply: phys
-            .reply_uri
-            .clone()
-            .map(|url| Reply { url, carry: vec![] }),
+        subscriber_ca_certs: ca_certs(s.spec.subscriber.as_ref()),
+        reply: phys.reply_uri.clone().map(|url| Reply {
+            url,
+            ca_certs: ca_certs(s.spec.reply.as_ref()),
+            carry: vec![],
+        }),
         dead_letter_sink: phys.dead_letter_sink_uri.clone(),
+        dead_letter_sink_ca_certs: dead_letter_ca_certs(delivery.as_ref()),
         delivery: policy(delivery.as_ref()),
         max_in_flight,
         rate_limit,
@@ -320,8 +338,10 @@ fn kafka_source_egress(
         namespace: key.namespace.clone(),
         filter: None,
         subscriber: st.source.sink_uri.clone(),
+        subscriber_ca_certs: ca_certs(k.spec.sink.as_ref()),
         reply: None,
         dead_letter_sink: dls,
+        dead_letter_sink_ca_certs: dead_letter_ca_certs(k.spec.delivery.as_ref()),
         delivery: policy(k.spec.delivery.as_ref()),
         max_in_flight,
         rate_limit,

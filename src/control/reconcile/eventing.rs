@@ -98,8 +98,8 @@ pub(crate) fn brokers(world: &mut World<'_>) {
             if let Some(addr) =
                 world.addressable(&key, &mut c, "NoAddress", "the broker has no address")
             {
-                status.address = Some(addr.clone());
-                status.addresses = vec![addr];
+                status.address = Some(addr);
+                status.addresses = world.address_list(&key);
             }
             status.dead_letter_sink_uri =
                 dead_letter_sink(world, b.spec.delivery.as_ref(), &key.namespace, &mut c);

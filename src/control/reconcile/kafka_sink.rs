@@ -25,8 +25,8 @@ pub(crate) fn kafka_sinks(world: &mut World<'_>) {
         if let Some(addr) =
             world.addressable(&key, &mut c, "NoAddress", "the KafkaSink has no address")
         {
-            status.address = Some(addr.clone());
-            status.addresses = vec![addr];
+            status.address = Some(addr);
+            status.addresses = world.address_list(&key);
         }
         let spec = &sink.spec;
         let creates = spec.num_partitions.is_some() || spec.replication_factor.is_some();
@@ -113,6 +113,7 @@ spec:
             ingress_url: "http://127.0.0.1:8080/".into(),
             gateway_url: "http://127.0.0.1:8081".into(),
             kafka: None,
+            tls: None,
         };
         let mut report = Report::default();
         for uid in running {

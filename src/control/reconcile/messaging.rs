@@ -96,8 +96,8 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
         if let Some(addr) =
             world.addressable(&key, &mut c, "NoAddress", "the channel has no address")
         {
-            status.address = Some(addr.clone());
-            status.addresses = vec![addr];
+            status.address = Some(addr);
+            status.addresses = world.address_list(&key);
         }
         status.dead_letter_sink_uri =
             dead_letter_sink(world, delivery.as_ref(), &key.namespace, &mut c);

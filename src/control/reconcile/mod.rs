@@ -9,6 +9,7 @@ mod children;
 mod conditions;
 mod contract;
 mod defaults;
+mod encryption;
 mod eventing;
 mod flows;
 mod kafka_sink;
@@ -21,9 +22,11 @@ mod sources;
 
 use std::collections::{BTreeMap, HashMap};
 
-use knit_crds::api::duck::Condition;
-use knit_crds::contract::{Backend, Contract, Report};
+use knit_crds::api::duck::{Addressable, Condition};
+use knit_crds::contract::{Backend, Contract, Report, TransportEncryption};
 use knit_crds::{Object, ObjectKey};
+
+pub use encryption::TlsEnv;
 
 /// What the reconciler needs to know about the running process.
 #[derive(Clone, Debug)]
@@ -35,6 +38,9 @@ pub struct Env {
     pub gateway_url: String,
     /// `knit run --kafka`: the default Kafka bootstrap servers, making Kafka the default log.
     pub kafka: Option<String>,
+    /// `knit run --tls-cert`: the HTTPS listeners and the CA their addresses publish; `None`
+    /// when TLS is off.
+    pub tls: Option<TlsEnv>,
 }
 
 /// Conditions from the previous reconcile, by object.
@@ -68,6 +74,8 @@ pub(crate) struct World<'a> {
     pub(crate) sources: Vec<knit_crds::contract::Source>,
     /// The time of this reconcile (RFC 3339), for objects created now (Revisions).
     pub(crate) now: &'a str,
+    /// `transport-encryption` from `config-features`: which addresses Addressables get.
+    pub(crate) encryption: TransportEncryption,
 }
 
 /// Reconcile `input` (objects as stored: spec and metadata, no status), with what the data plane
@@ -101,7 +109,9 @@ pub fn reconcile(
         report,
         sources: Vec::new(),
         now,
+        encryption: TransportEncryption::Disabled,
     };
+    world.encryption = encryption::transport_encryption(&world);
     world.addresses = resolve::addresses(&world);
 
     eventing::brokers(&mut world);
@@ -214,23 +224,33 @@ pub(crate) fn conditions_of(o: &Object) -> &[Condition] {
 }
 
 impl World<'_> {
-    /// Set `Addressable` from the object's address: `Some(address)` when it has one, otherwise
-    /// the condition fails with `reason` and `message`.
+    /// Set `Addressable` from the object's address: `Some(status.address)` when it has one
+    /// (`http` in `permissive` mode, as Knative), otherwise the condition fails with `reason`
+    /// and `message` (or says that strict encryption needs a certificate).
     pub(crate) fn addressable(
         &self,
         key: &ObjectKey,
         c: &mut conditions::Conditions,
         reason: &str,
         message: &str,
-    ) -> Option<knit_crds::api::duck::Addressable> {
-        match self.addresses.get(key) {
-            Some(url) => {
+    ) -> Option<Addressable> {
+        let list = self.address_list(key);
+        let address = match self.encryption {
+            TransportEncryption::Permissive => list.last(),
+            _ => list.first(),
+        };
+        match address {
+            Some(a) => {
                 c.ok("Addressable");
-                Some(knit_crds::api::duck::Addressable {
-                    name: Some("http".into()),
-                    url: Some(url.clone()),
-                    ..Default::default()
-                })
+                Some(a.clone())
+            }
+            None if self.encryption_impossible() => {
+                c.fail(
+                    "Addressable",
+                    "TLSNotConfigured",
+                    "transport-encryption is strict but knit run has no certificate: give it --tls-cert and --tls-key",
+                );
+                None
             }
             None => {
                 c.fail("Addressable", reason, message);

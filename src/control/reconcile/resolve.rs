@@ -55,9 +55,10 @@ fn group_of(api_version: &str) -> &str {
     api_version.split_once('/').map(|(g, _)| g).unwrap_or("")
 }
 
-/// Every address that can be computed from specs alone.
+/// Every address that can be computed from specs alone: `https://` ones on the HTTPS ingress
+/// when encryption is on, none on the ingress when it is strict and there is no certificate.
 pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
-    let base = world.env.ingress_url.trim_end_matches('/');
+    let base = world.ingress_base();
     let mut out = HashMap::new();
     for (key, o) in &world.objects {
         let url = match o {
@@ -76,7 +77,8 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
                 super::serving::address(world, key)
             }
             _ => None,
-        };
+        }
+        .filter(|u| !(world.encryption_impossible() && u.starts_with(base)));
         if let Some(u) = url {
             out.insert(key.clone(), u);
         }

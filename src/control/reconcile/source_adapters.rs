@@ -189,7 +189,7 @@ pub(crate) fn github(
 ) -> Result<GitHubAdapter, SecretError> {
     let path = github_path(ns, name);
     Ok(GitHubAdapter {
-        url: format!("{}{path}", world.env.ingress_url),
+        url: format!("{}{path}", world.ingress_base()),
         path,
         owner_and_repository: spec.owner_and_repository.clone().unwrap_or_default(),
         event_types: spec.event_types.clone(),

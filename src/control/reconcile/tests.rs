@@ -26,6 +26,7 @@ fn run(yaml: &str) -> Output {
         ingress_url: "http://127.0.0.1:8080".into(),
         gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
+        tls: None,
     };
     reconcile(
         &load(yaml),
@@ -215,6 +216,7 @@ fn last_transition_time_is_kept_while_unchanged() {
         ingress_url: "http://127.0.0.1:8080".into(),
         gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
+        tls: None,
     };
     let objects = load(BROKER_AND_TRIGGER);
     let report = Report::default();

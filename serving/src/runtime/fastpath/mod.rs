@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use knit_wire::Chunked;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -43,18 +43,18 @@ const MAX_HEAD: usize = 64 * 1024;
 pub(super) const MAX_BODY: u64 = 64 * 1024;
 
 /// What the fast path left of a client connection.
-pub(crate) enum Left {
+pub(crate) enum Left<S> {
     /// Done: closed or answered for the last time.
     Done,
     /// Continue with the hyper path: the stream and the bytes already read from it.
-    Hyper(TcpStream, BytesMut),
+    Hyper(S, BytesMut),
 }
 
-/// One client connection on the fast path and its buffers.
-struct Conn<'a> {
+/// One client connection (TCP or TLS) on the fast path and its buffers.
+struct Conn<'a, S> {
     inner: &'a Arc<Inner>,
     client: &'a Client,
-    stream: TcpStream,
+    stream: S,
     /// Bytes read from the client and not yet forwarded.
     buf: BytesMut,
     /// What is written next: the request for the replica, then the response head.
@@ -66,7 +66,11 @@ struct Conn<'a> {
 }
 
 /// Serve `stream` on the fast path until it closes or needs the hyper path.
-pub(crate) async fn serve(inner: &Arc<Inner>, stream: TcpStream, client: &Client) -> Left {
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    stream: S,
+    client: &Client,
+) -> Left<S> {
     let mut c = Conn {
         inner,
         client,
@@ -92,7 +96,7 @@ pub(crate) async fn serve(inner: &Arc<Inner>, stream: TcpStream, client: &Client
     }
 }
 
-impl Conn<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     /// The next request head, read within [`HEADER_READ_TIMEOUT`] (idle time included, as on
     /// the hyper path); `None`: the client closed or took too long.
     async fn next_request(&mut self) -> Option<Parse> {
@@ -290,7 +294,7 @@ async fn send_and_read(
 /// read are in `resp` (what is left there afterwards does not belong to the body).
 async fn copy_body(
     up: &mut TcpStream,
-    down: &mut TcpStream,
+    down: &mut (impl AsyncWrite + Unpin),
     resp: &mut BytesMut,
     out: &mut Vec<u8>,
     framing: Framing,
@@ -347,7 +351,11 @@ async fn copy_body(
     }
 }
 
-async fn write(down: &mut TcpStream, bytes: &[u8], deadline: Instant) -> Result<(), ()> {
+async fn write(
+    down: &mut (impl AsyncWrite + Unpin),
+    bytes: &[u8],
+    deadline: Instant,
+) -> Result<(), ()> {
     match tokio::time::timeout_at(deadline, down.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),

@@ -134,7 +134,9 @@ fn take(
     out.extend_from_slice(client.ip.as_bytes());
     out.extend_from_slice(b"\r\n");
     if !proto {
-        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
+        out.extend_from_slice(b"x-forwarded-proto: ");
+        out.extend_from_slice(client.proto.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"forwarded: ");
     for prev in &forwarded {
@@ -179,6 +181,7 @@ mod tests {
             "127.0.0.1"
                 .parse()
                 .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+            "http",
         )
     }
 

@@ -90,14 +90,17 @@ pub(crate) struct Urls {
     pub(crate) public_host: Option<String>,
     /// `name.ns.svc.cluster.local`.
     pub(crate) local_host: String,
-    /// `status.url`.
+    /// `status.url`: on the HTTPS gateway when TLS is on (as Knative's `external-domain-tls`).
     pub(crate) url: String,
+    /// The public URL on the plain gateway, which answers whatever the TLS settings (what
+    /// local processes get: they have no CA to trust).
+    pub(crate) plain_url: String,
     /// `status.address.url`: what a Destination `ref` to it resolves to; Knit's deliveries
     /// reach it on the gateway (the dispatcher connects cluster-local hosts it serves there).
     pub(crate) address: String,
 }
 
-/// `:{port}` of the gateway, empty for port 80 or when unknown.
+/// `:{port}` of the gateway, empty for the scheme's default port (80, 443) or when unknown.
 pub(crate) fn port_suffix(gateway_url: &str) -> String {
     url::Url::parse(gateway_url)
         .ok()
@@ -123,14 +126,19 @@ pub(crate) fn urls(
     let port = port_suffix(&world.env.gateway_url);
     let public_host = (!local).then(|| format!("{label}.{ns}.{}", domain(world)));
     let address = format!("http://{local_host}");
-    let url = match &public_host {
+    let plain_url = match &public_host {
         Some(h) => format!("http://{h}{port}"),
         None => address.clone(),
+    };
+    let url = match (&public_host, &world.env.tls) {
+        (Some(h), Some(tls)) => format!("https://{h}{}", port_suffix(&tls.gateway_url)),
+        _ => plain_url.clone(),
     };
     Urls {
         public_host,
         local_host,
         url,
+        plain_url,
         address,
     }
 }
@@ -161,7 +169,7 @@ pub(crate) fn process_url(world: &World<'_>, key: &ObjectKey) -> Option<String> 
     let o = world.objects.get(key)?;
     match o {
         Object::Service(_) | Object::Route(_) if !cluster_local(o) => {
-            Some(urls(world, &key.namespace, &key.name, None, false).url)
+            Some(urls(world, &key.namespace, &key.name, None, false).plain_url)
         }
         Object::DomainMapping(d) => {
             let route =

@@ -1,0 +1,258 @@
+//! What TLS costs the broker: one knit with `--tls-cert` and `transport-encryption:
+//! permissive` (both ingress listeners answer), two brokers with one trigger each, measured in
+//! alternating rounds with the same load generator over 32 keep-alive connections:
+//! - (t0) plain HTTP client → ingress → broker → trigger → plain HTTP sink (the baseline: the
+//!   same process, the same path, no TLS anywhere);
+//! - (t1) HTTPS client → HTTPS ingress → broker → trigger → plain HTTP sink;
+//! - (t2) HTTPS client → HTTPS ingress → broker → trigger → HTTPS sink (Knit's dispatcher
+//!   verifying the sink against `--ca-file`).
+//!
+//! Printed: events/s at the sink, end-to-end p50/p99, knit's CPU per event and what TLS adds
+//! to it against (t0). Connections are kept alive, so the figure is mostly encryption; a
+//! handshake per connection is paid once per measurement. Certificates (a CA, a server
+//! certificate for 127.0.0.1) are made by the `openssl` command line in a temp folder.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio_rustls::TlsConnector;
+
+use crate::knit::Knit;
+use crate::load::{self, Load};
+use crate::servers::{self, Counters, Mode};
+use crate::{Measured, Options, median, not_accepted, percentile_ms, settle, warmup};
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("the TLS scenario needs the openssl command (apt-get install openssl)")?;
+    if !out.status.success() {
+        bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// A CA (`ca.crt`) and a server certificate for 127.0.0.1 it signed (`tls.crt`, `tls.key`).
+fn certificates(dir: &Path) -> Result<()> {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=knit-bench CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        dir,
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
+                "-subj",
+                "/CN=knit-bench",
+            ],
+        ]
+        .concat(),
+    )?;
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "1",
+            "-days",
+            "2",
+            "-out",
+            "tls.crt",
+            "-extfile",
+            "ext",
+        ],
+    )
+}
+
+/// A client trusting only `ca.crt` (TLS 1.3, as Knit's default).
+fn connector(dir: &Path) -> Result<TlsConnector> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(dir.join("ca.crt"))?)?;
+    let config = rustls::ClientConfig::builder_with_provider(knit_tls::provider())
+        .with_protocol_versions(knit_tls::TlsVersion::V1_3.versions())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The HTTPS sink: the bench's sink behind a TLS listener with the same certificate.
+async fn https_sink(dir: &Path) -> Result<(SocketAddr, Arc<Counters>)> {
+    let store = knit_tls::CertStore::load(&dir.join("tls.crt"), &dir.join("tls.key"))?;
+    let config = knit_tls::server_config(store, knit_tls::TlsVersion::V1_3)?;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = knit_tls::TlsListener::new(tcp, config)?;
+    let addr = listener.local_addr();
+    Ok((addr, servers::serve(listener, Mode::Accept)))
+}
+
+fn manifests(plain_sink: SocketAddr, tls_sink: SocketAddr) -> String {
+    let trigger = |broker: &str, sink: &str| {
+        format!(
+            "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {{name: {broker}, namespace: default}}\n---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: {broker}, namespace: default}}\nspec:\n  broker: {broker}\n  filter: {{attributes: {{type: bench.event}}}}\n  subscriber: {{uri: '{sink}/'}}\n---\n"
+        )
+    };
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config-features, namespace: knative-eventing}}\ndata: {{transport-encryption: permissive}}\n---\n{}{}",
+        trigger("plain", &format!("http://{plain_sink}")),
+        trigger("secure", &format!("https://{tls_sink}")),
+    )
+}
+
+/// Warm up, then measure load at `addr` + `path` (over TLS when `tls`), as `through_knit`.
+async fn measure(
+    knit: &Knit,
+    addr: SocketAddr,
+    path: &str,
+    tls: Option<&TlsConnector>,
+    o: &Options,
+    sink: &Counters,
+) -> Result<Measured> {
+    let mut load = Load {
+        addr,
+        host: None,
+        path: path.to_string(),
+        ty: "bench.event".into(),
+        concurrency: o.concurrency,
+        duration: warmup(o),
+        rate: None,
+    };
+    let run = |load: Load| async move {
+        match tls {
+            Some(t) => load::run_tls(&load, t).await,
+            None => load::run(&load).await,
+        }
+    };
+    run(load.clone()).await?;
+    sink.latencies_us.lock().clear();
+    let before = sink.requests.load(Ordering::Relaxed);
+    let cpu_before = knit.cpu_seconds();
+    sink.recording.store(true, Ordering::Relaxed);
+    load.duration = Duration::from_secs_f64(o.seconds);
+    let out = run(load).await?;
+    sink.recording.store(false, Ordering::Relaxed);
+    let after = sink.requests.load(Ordering::Relaxed);
+    let cpu = knit.cpu_seconds() - cpu_before;
+    let mut lat = std::mem::take(&mut *sink.latencies_us.lock());
+    settle(sink).await;
+    Ok(Measured {
+        rate: (after - before) as f64 / out.elapsed.as_secs_f64(),
+        cpu_us: cpu * 1e6 / (after - before).max(1) as f64,
+        p50: percentile_ms(&mut lat, 50.0),
+        p99: percentile_ms(&mut lat, 99.0),
+        accepted: out.count(202),
+        accepted_rate: out.count(202) as f64 / out.elapsed.as_secs_f64(),
+        rejected: not_accepted(&out),
+    })
+}
+
+/// Run (t0), (t1), (t2) in `rounds` alternating rounds and print them.
+pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    certificates(dir.path())?;
+    let tls = connector(dir.path())?;
+    let (plain_addr, plain_sink) = servers::start(Mode::Accept).await?;
+    let (tls_addr, tls_sink) = https_sink(dir.path()).await?;
+    let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let (cert, key, ca) = (path("tls.crt"), path("tls.key"), path("ca.crt"));
+    let knit = Knit::start_tls(
+        &manifests(plain_addr, tls_addr),
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--ca-file",
+            &ca,
+            "--ingress-tls",
+            "127.0.0.1:0",
+            "--gateway-tls",
+            "127.0.0.1:0",
+        ],
+        tls.clone(),
+    )?;
+    knit.wait_ready("triggers", &["plain", "secure"]).await?;
+    let https = knit
+        .ingress_tls
+        .context("knit did not report ingress-tls")?;
+    let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        t0.push(measure(&knit, knit.ingress, "/default/plain", None, o, &plain_sink).await?);
+        t1.push(measure(&knit, https, "/default/plain", Some(&tls), o, &plain_sink).await?);
+        t2.push(measure(&knit, https, "/default/secure", Some(&tls), o, &tls_sink).await?);
+    }
+    let (t0, t1, t2) = (median(t0), median(t1), median(t2));
+    let line = |label: &str, m: &Measured| {
+        let added = if std::ptr::eq(m, &t0) {
+            String::new()
+        } else {
+            format!(
+                "   TLS adds {:+.1} µs/event ({:.2}× the events/s of (t0))",
+                m.cpu_us - t0.cpu_us,
+                m.rate / t0.rate
+            )
+        };
+        println!(
+            "{label} {:>9.0} ev/s    p50 {:.2} ms  p99 {:.2} ms end to end   knit CPU {:.1} µs/event{added}",
+            m.rate, m.p50, m.p99, m.cpu_us
+        );
+    };
+    line("(t0) HTTP → broker → trigger → HTTP sink:   ", &t0);
+    line("(t1) HTTPS → broker → trigger → HTTP sink:  ", &t1);
+    line("(t2) HTTPS → broker → trigger → HTTPS sink: ", &t2);
+    anyhow::ensure!(
+        t0.accepted > 0 && t1.accepted > 0 && t2.accepted > 0,
+        "the TLS scenarios accepted nothing"
+    );
+    Ok(())
+}
