@@ -2,7 +2,7 @@
 //! metadata the system owns (uid, generation, resourceVersion, creationTimestamp) and where
 //! each came from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use knit_crds::admission::{FieldError, validate_update};
 use knit_crds::{Object, ObjectKey};
@@ -56,6 +56,8 @@ impl Action {
 #[derive(Default)]
 pub struct Store {
     entries: BTreeMap<ObjectKey, Entry>,
+    /// The keys of the objects each file holds.
+    by_file: HashMap<String, BTreeSet<ObjectKey>>,
     resource_version: u64,
 }
 
@@ -82,6 +84,9 @@ impl Store {
     pub fn put(&mut self, mut object: Object, origin: Origin, now: jiff::Timestamp) -> Action {
         let key = object.key();
         let action = match self.entries.get(&key) {
+            Some(old) if old.origin == origin && same_as_stored(&old.object, &object) => {
+                return Action::Unchanged;
+            }
             Some(old) => {
                 let om = old.object.meta();
                 let content_changed = old.object.content() != object.content();
@@ -121,21 +126,71 @@ impl Store {
         };
         self.resource_version += 1;
         object.meta_mut().resource_version = Some(self.resource_version.to_string());
-        self.entries.insert(key, Entry { object, origin });
+        if let Origin::File { path, .. } = &origin {
+            self.by_file
+                .entry(path.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if let Some(old) = self.entries.insert(key.clone(), Entry { object, origin }) {
+            self.unfile(&key, &old.origin);
+        }
         action
     }
 
     /// Remove one object.
     pub fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
-        self.entries.remove(key)
+        let old = self.entries.remove(key)?;
+        self.unfile(key, &old.origin);
+        Some(old)
+    }
+
+    /// Forget that `key` came from `origin`'s file, unless it still does.
+    fn unfile(&mut self, key: &ObjectKey, origin: &Origin) {
+        let Origin::File { path, .. } = origin else {
+            return;
+        };
+        let still = self
+            .entries
+            .get(key)
+            .is_some_and(|e| matches!(&e.origin, Origin::File { path: p, .. } if p == path));
+        if still {
+            return;
+        }
+        if let Some(keys) = self.by_file.get_mut(path) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_file.remove(path);
+            }
+        }
     }
 
     /// Keys of objects loaded from `path`.
     pub fn keys_from_file(&self, path: &str) -> Vec<ObjectKey> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| matches!(&e.origin, Origin::File { path: p, .. } if p == path))
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.by_file
+            .get(path)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
     }
+}
+
+/// Whether `new`, as admitted, is `stored` again: equal once the metadata the store assigns is
+/// copied over (the common case of the unchanged objects of an edited file, decided without
+/// rendering either).
+fn same_as_stored(stored: &Object, new: &Object) -> bool {
+    let (sm, nm) = (stored.meta(), new.meta());
+    let assigned_unset = nm.uid.is_none()
+        && nm.creation_timestamp.is_none()
+        && nm.generation.is_none()
+        && nm.resource_version.is_none();
+    if !assigned_unset {
+        return false;
+    }
+    let mut candidate = new.clone();
+    let m = candidate.meta_mut();
+    m.uid = sm.uid.clone();
+    m.creation_timestamp = sm.creation_timestamp.clone();
+    m.generation = sm.generation;
+    m.resource_version = sm.resource_version.clone();
+    candidate == *stored
 }
