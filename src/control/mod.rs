@@ -136,6 +136,8 @@ struct ControlPlane {
     report: tokio::sync::watch::Receiver<Arc<Report>>,
     /// How long the last pass took.
     last_pass: Duration,
+    /// Passes so far.
+    passes: u64,
 }
 
 fn now() -> jiff::Timestamp {
@@ -286,6 +288,7 @@ pub async fn start(
         snapshot: snap_tx,
         report,
         last_pass: Duration::ZERO,
+        passes: 0,
     };
     let mut errors = Vec::new();
     for change in changes {
@@ -328,16 +331,18 @@ async fn run(
     let mut watcher = Some(watcher);
     // Files rejected so far, retried after every other change (a conflict may have gone away).
     let mut rejected: BTreeMap<PathBuf, String> = BTreeMap::new();
-    // When the reports no pass has read yet are due for one.
-    let mut report_due: Option<tokio::time::Instant> = None;
+    // When the reports that arrived are due for a pass, and how many passes there had been.
+    let mut report_due: Option<(tokio::time::Instant, u64)> = None;
     loop {
         tokio::select! {
             changed = cp.report.changed(), if report_due.is_none() => {
                 if changed.is_err() {
                     break;
                 }
+                report_due = Some((tokio::time::Instant::now() + cp.report_settle(), cp.passes));
             }
-            () = sleep_until(report_due), if report_due.is_some() => {
+            () = sleep_until(report_due.map(|(due, _)| due)), if report_due.is_some() => {
+                report_due = None;
                 cp.publish().await;
             }
             cmd = rx.recv() => {
@@ -354,13 +359,14 @@ async fn run(
                 }
             }
         }
-        // Every pass reads the latest report: one is due only for reports that came after.
-        let now = tokio::time::Instant::now();
-        report_due = match (cp.report.has_changed(), report_due) {
-            (Ok(false) | Err(_), _) => None,
-            (Ok(true), Some(due)) if due > now => Some(due),
-            (Ok(true), _) => Some(now + cp.report_settle()),
-        };
+        // A pass for a command or a file read every report that had arrived: none is due unless
+        // another came after it.
+        if let Some((_, passes)) = report_due
+            && cp.passes > passes
+            && !cp.report.has_changed().unwrap_or(false)
+        {
+            report_due = None;
+        }
     }
 }
 

@@ -126,6 +126,7 @@ impl ControlPlane {
             }));
         }
         self.last_pass = started.elapsed();
+        self.passes += 1;
         tracing::debug!(
             took_ms = self.last_pass.as_millis() as u64,
             objects = self.published.objects.len(),
@@ -148,5 +149,55 @@ impl ControlPlane {
         );
         self.contract = Arc::new(contract);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use knit_crds::admission::{Hooks, admit_file};
+
+    use super::*;
+
+    fn objects(yaml: &str) -> Vec<Object> {
+        let v = admit_file("t.yaml", yaml, &Hooks::default());
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        v.objects.into_iter().map(|(_, o)| o).collect()
+    }
+
+    const TWO: &str = "
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: a}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: b}
+";
+
+    #[test]
+    fn only_changes_are_rendered_and_counted() {
+        let mut p = Published::default();
+        assert!(p.replace(objects(TWO)));
+        assert_eq!(p.version, 1);
+        assert!(!p.replace(objects(TWO)), "nothing changed");
+        assert_eq!(p.version, 1);
+        let mut changed = objects(TWO);
+        changed[1].meta_mut().generation = Some(7);
+        let first = p.jsons().into_values().next().expect("a");
+        assert!(p.replace(changed.clone()));
+        assert_eq!(p.version, 2);
+        let jsons = p.jsons();
+        let mut values = jsons.values();
+        let a = values.next().expect("a");
+        assert!(
+            Arc::ptr_eq(&first, a),
+            "the unchanged object keeps its JSON"
+        );
+        let b: serde_json::Value =
+            serde_json::from_str(values.next().expect("b").get()).expect("valid JSON");
+        assert_eq!(b, changed[1].to_json());
+        changed.pop();
+        assert!(p.replace(changed), "one went");
+        assert_eq!(p.jsons().len(), 1);
     }
 }

@@ -194,3 +194,88 @@ fn same_as_stored(stored: &Object, new: &Object) -> bool {
     m.resource_version = sm.resource_version.clone();
     candidate == *stored
 }
+
+#[cfg(test)]
+mod tests {
+    use knit_crds::admission::{Hooks, admit_file};
+
+    use super::*;
+
+    fn objects(yaml: &str) -> Vec<Object> {
+        let v = admit_file("t.yaml", yaml, &Hooks::default());
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        v.objects.into_iter().map(|(_, o)| o).collect()
+    }
+
+    const TWO: &str = "
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: a}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: b}
+";
+
+    fn file(path: &str, doc: usize) -> Origin {
+        Origin::File {
+            path: path.into(),
+            doc,
+        }
+    }
+
+    #[test]
+    fn objects_are_found_by_file_until_they_leave_it() {
+        let mut store = Store::default();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        for (doc, o) in objects(TWO).into_iter().enumerate() {
+            assert_eq!(store.put(o, file("x.yaml", doc), now), Action::Created);
+        }
+        assert_eq!(store.keys_from_file("x.yaml").len(), 2);
+        let mut again = objects(TWO);
+        let b = again.pop().expect("b");
+        let a = again.pop().expect("a");
+        assert_eq!(
+            store.put(a.clone(), file("x.yaml", 0), now),
+            Action::Unchanged
+        );
+        let rv = store
+            .get(&a.key())
+            .and_then(|e| e.object.meta().resource_version.clone());
+        assert_eq!(
+            rv.as_deref(),
+            Some("1"),
+            "an unchanged object keeps its version"
+        );
+        // `knit apply` takes one over: it no longer belongs to the file.
+        store.put(a.clone(), Origin::Api, now);
+        assert_eq!(store.keys_from_file("x.yaml"), vec![b.key()]);
+        store.remove(&b.key());
+        assert!(store.keys_from_file("x.yaml").is_empty());
+    }
+
+    #[test]
+    fn a_changed_object_is_configured_and_its_generation_moves() {
+        let mut store = Store::default();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let yaml = "
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t}
+spec: {broker: a, subscriber: {uri: 'http://x.example/'}}
+";
+        let t = objects(yaml).pop().expect("t");
+        store.put(t, file("x.yaml", 0), now);
+        let edited = objects(&yaml.replace("x.example", "y.example"))
+            .pop()
+            .expect("t");
+        assert_eq!(
+            store.put(edited.clone(), file("x.yaml", 0), now),
+            Action::Configured
+        );
+        let generation = store
+            .get(&edited.key())
+            .and_then(|e| e.object.meta().generation);
+        assert_eq!(generation, Some(2));
+    }
+}

@@ -133,3 +133,33 @@ fn network_filesystem(path: &Path) -> Option<&'static str> {
 fn network_filesystem(_: &Path) -> Option<&'static str> {
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_file_wakes_the_watcher() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut wakeup = Wakeup::for_roots(&[dir.path().to_path_buf()]);
+        std::fs::write(dir.path().join("a.yaml"), "kind: Broker\n").expect("written");
+        tokio::time::timeout(Duration::from_secs(10), wakeup.next())
+            .await
+            .expect("woken by the new file");
+    }
+
+    #[tokio::test]
+    async fn a_file_root_is_watched_through_its_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, "kind: Broker\n").expect("written");
+        let mut wakeup = Wakeup::for_roots(std::slice::from_ref(&file));
+        // Replaced the way editors save: a new file renamed over the old one.
+        let new = dir.path().join(".a.yaml.new");
+        std::fs::write(&new, "kind: Trigger\n").expect("written");
+        std::fs::rename(&new, &file).expect("renamed");
+        tokio::time::timeout(Duration::from_secs(10), wakeup.next())
+            .await
+            .expect("woken by the rename");
+    }
+}
