@@ -85,3 +85,29 @@ impl Default for Reporter {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_keeps_its_version_while_changes_go_on() {
+        let r = Reporter::new();
+        let mut rx = r.subscribe();
+        r.ready("a", &[], 0);
+        assert!(rx.has_changed().unwrap_or(false));
+        let held = rx.borrow_and_update().clone();
+        r.not_ready("b", "Opening", "not yet");
+        r.ready("b", &[("group.id", "g")], 0);
+        assert_eq!(held.objects.len(), 1, "the held version is not changed");
+        let now = rx.borrow_and_update().clone();
+        assert_eq!(now.objects.len(), 2);
+        assert_eq!(now.objects["b"].annotations["group.id"], "g");
+        r.ready("b", &[("group.id", "g")], 0);
+        assert!(!rx.has_changed().unwrap_or(true), "the same state is no change");
+        r.forget("a");
+        r.forget("missing");
+        assert!(!rx.borrow_and_update().objects.contains_key("a"));
+        assert!(!rx.has_changed().unwrap_or(true));
+    }
+}
