@@ -100,6 +100,11 @@ impl Knit {
         Ok(Instant::now())
     }
 
+    /// One object of `kind` (plural) in namespace `default`, with its status.
+    pub(crate) async fn object(&self, kind: &str, name: &str) -> Result<serde_json::Value> {
+        self.get(&format!("/api/v1/{kind}/default/{name}")).await
+    }
+
     /// How many objects of `kind` (plural, namespace `default`) are Ready.
     pub(crate) async fn count_ready(&self, kind: &str) -> Result<usize> {
         let list = self

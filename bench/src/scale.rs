@@ -9,8 +9,9 @@
 //! - **idle CPU**: CPU time over 5 s with no traffic, as a share of one core;
 //! - **edit → data plane**: one object's filter (a Subscription's subscriber) is edited in the
 //!   watched file to send a new event type to a second sink; events of that type are posted
-//!   (every 20 ms; every 250 ms to a channel, where each reaches every Subscription) until the
-//!   second sink has one; the time from the file's rename to that first arrival;
+//!   every 20 ms until the second sink has one; the time from the file's rename to that first
+//!   arrival. A channel gets one event, once the edit shows in the Subscription's status (each
+//!   event reaches every Subscription: probing every 20 ms would flood it);
 //! - **throughput** ÷ a 1-Trigger Broker (Triggers: the load's events match one Trigger; the
 //!   rounds alternate with the 1-Trigger Broker). For the channel, deliveries per second of a
 //!   burst (20 events) fanned out to every Subscription ÷ deliveries per second of a
@@ -272,7 +273,7 @@ async fn edit(
 ) -> Result<Option<Duration>> {
     let before = sink2.1.requests.load(Ordering::Relaxed);
     let every = match shape {
-        Shape::Subscriptions(_) => Duration::from_millis(250),
+        Shape::Subscriptions(_) => EDIT_TIMEOUT,
         _ => Duration::from_millis(20),
     };
     let ty = match shape {
@@ -281,6 +282,23 @@ async fn edit(
     };
     let path = shape.edit_path();
     let start = knit.rewrite(&shape.manifests(sink, sink2.0, true))?;
+    if let Shape::Subscriptions(n) = shape {
+        // Every event posted to the channel goes to all its Subscriptions: probing as for a
+        // Broker would flood it. Wait for the edit in the Subscription's status (published once
+        // the data plane has its Contract), then post one event.
+        let name = format!("s-{}", n / 2);
+        let edited = format!("http://{}/edited", sink2.0);
+        while start.elapsed() < EDIT_TIMEOUT {
+            let o = knit
+                .object("subscriptions", &name)
+                .await
+                .unwrap_or_default();
+            if o["status"]["physicalSubscription"]["subscriberUri"] == edited.as_str() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let mut n = 0;
     while start.elapsed() < EDIT_TIMEOUT {
         n += 1;
@@ -297,20 +315,32 @@ async fn edit(
 }
 
 /// Deliveries per second of `events` posted to a channel with `subscribers` Subscriptions:
-/// from the first post until the sink has them all (up to a minute).
-async fn fan_out(knit: &Knit, sink: &Counters, events: u64, subscribers: usize) -> (f64, u64) {
-    crate::settle(sink).await;
-    let before = sink.requests.load(Ordering::Relaxed);
+/// from the first post until the sinks (the edited Subscription's is the second) have them
+/// all (up to a minute).
+async fn fan_out(
+    knit: &Knit,
+    sinks: [&Counters; 2],
+    events: u64,
+    subscribers: usize,
+) -> (f64, u64) {
+    crate::settle(sinks[0]).await;
+    let count = || -> u64 {
+        sinks
+            .iter()
+            .map(|s| s.requests.load(Ordering::Relaxed))
+            .sum()
+    };
+    let before = count();
     let want = events * subscribers as u64;
     let start = Instant::now();
     for n in 0..events {
         post(knit.ingress, "/channels/default/bench", "bench.event", n).await;
     }
     let deadline = start + Duration::from_secs(60);
-    while sink.requests.load(Ordering::Relaxed) - before < want && Instant::now() < deadline {
+    while count() - before < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let got = sink.requests.load(Ordering::Relaxed) - before;
+    let got = count() - before;
     (got as f64 / start.elapsed().as_secs_f64(), got)
 }
 
@@ -380,7 +410,8 @@ async fn measure(o: &Options, base: &Baselines, shape: Shape) -> Result<Figures>
     let (ratio, rate) = match shape {
         Shape::Subscriptions(n) => {
             let events = 20;
-            let (many, got) = fan_out(&knit, &base.counters, events, n).await;
+            let sinks = [base.counters.as_ref(), base.sink2.1.as_ref()];
+            let (many, got) = fan_out(&knit, sinks, events, n).await;
             let one = through_knit(
                 &base.channel,
                 "/channels/default/bench",

@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(now.objects.len(), 2);
         assert_eq!(now.objects["b"].annotations["group.id"], "g");
         r.ready("b", &[("group.id", "g")], 0);
-        assert!(!rx.has_changed().unwrap_or(true), "the same state is no change");
+        assert!(
+            !rx.has_changed().unwrap_or(true),
+            "the same state is no change"
+        );
         r.forget("a");
         r.forget("missing");
         assert!(!rx.borrow_and_update().objects.contains_key("a"));
