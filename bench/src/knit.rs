@@ -22,7 +22,8 @@ pub(crate) struct Knit {
     pub(crate) ingress_tls: Option<SocketAddr>,
     /// How to reach its admin API once it speaks HTTPS.
     admin_tls: Option<tokio_rustls::TlsConnector>,
-    _dir: tempfile::TempDir,
+    /// The watched folder holding `bench.yaml`.
+    dir: tempfile::TempDir,
 }
 
 /// The knit binary: `KNIT_BIN`, or next to this bench binary.
@@ -95,7 +96,7 @@ impl Knit {
             ingress_tls: addr_of(&first, "ingress-tls").ok(),
             admin_tls: None,
             child,
-            _dir: dir,
+            dir,
         })
     }
 
@@ -108,6 +109,30 @@ impl Knit {
         let mut knit = Self::start(manifests, flags)?;
         knit.admin_tls = Some(admin_tls);
         Ok(knit)
+    }
+
+    /// Replace the manifests as an editor does (a new file renamed over the old one); returns
+    /// when the rename happened.
+    pub(crate) fn rewrite(&self, manifests: &str) -> Result<Instant> {
+        let tmp = self.dir.path().join(".bench.yaml.new");
+        std::fs::write(&tmp, manifests)?;
+        std::fs::rename(&tmp, self.dir.path().join("bench.yaml"))?;
+        Ok(Instant::now())
+    }
+
+    /// One object of `kind` (plural) in namespace `default`, with its status.
+    pub(crate) async fn object(&self, kind: &str, name: &str) -> Result<serde_json::Value> {
+        self.get(&format!("/api/v1/{kind}/default/{name}")).await
+    }
+
+    /// How many objects of `kind` (plural, namespace `default`) are Ready.
+    pub(crate) async fn count_ready(&self, kind: &str) -> Result<usize> {
+        let list = self
+            .get(&format!("/api/v1/{kind}?namespace=default"))
+            .await?;
+        Ok(list["items"]
+            .as_array()
+            .map_or(0, |items| items.iter().filter(|o| is_ready(o)).count()))
     }
 
     async fn get(&self, path: &str) -> Result<serde_json::Value> {
@@ -155,11 +180,7 @@ impl Knit {
                     .get(&format!("/api/v1/{kind}/default/{name}"))
                     .await
                     .unwrap_or_default();
-                let ready = o["status"]["conditions"].as_array().is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                });
-                if ready {
+                if is_ready(&o) {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -199,6 +220,14 @@ impl Knit {
             .and_then(|kb| kb.parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
     }
+}
+
+/// Whether an object's `Ready` condition is True.
+fn is_ready(o: &serde_json::Value) -> bool {
+    o["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 impl Drop for Knit {

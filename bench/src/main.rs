@@ -36,21 +36,29 @@
 //!   (t0) plain HTTP → broker → trigger → plain sink next to (t1) HTTPS ingress → plain sink
 //!   and (t2) HTTPS ingress → HTTPS sink, alternating; what TLS adds to knit's CPU per event.
 //!
+//! - Scale (`scale.rs`, not with `--only-broker` nor `--only-serving`): 1,000 (`--quick`) or
+//!   1,000 to 10,000 Triggers on one Broker, 10,000 Subscriptions on one channel and 1,000
+//!   Brokers × 10 Triggers: time until all Ready, RSS, idle CPU, one edit's way to the data
+//!   plane, throughput against a 1-Trigger Broker.
+//!
 //! Measured scenarios run side by side and their rounds alternate (a, b, c, d, g, f, a, ...), so
 //! machine noise hits them alike; each figure is the median round by rate.
 //!
 //! Usage: `knit-bench [--quick] [--concurrency N] [--seconds S] [--rounds R] [--only-broker]
-//! [--only-serving] [--kafka BOOTSTRAP]` (defaults: 32 connections, 3 s per measurement, 3
-//! rounds; `--quick` is 1 s and one round; `--only-broker` runs (a), (b) and the Kafka
-//! scenarios; `--only-serving` (h), (i) and (j), which need no knit binary). The Kafka scenarios
-//! run when `--kafka` or `KNIT_BENCH_KAFKA` gives bootstrap servers, and are skipped with a note
-//! otherwise. Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
+//! [--only-serving] [--only-scale] [--scale SHAPES] [--kafka BOOTSTRAP]` (defaults: 32
+//! connections, 3 s per measurement, 3 rounds; `--quick` is 1 s and one round; `--only-broker`
+//! runs (a), (b) and the Kafka scenarios; `--only-serving` (h), (i) and (j), which need no knit
+//! binary; `--only-scale` the scale scenario; `--scale 1000,s10000,b1000x10` measures just
+//! those shapes: N Triggers on a Broker, N Subscriptions on a channel, B Brokers × T
+//! Triggers). The Kafka scenarios run when `--kafka` or `KNIT_BENCH_KAFKA` gives bootstrap
+//! servers, and are skipped with a note otherwise. Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
 //! `KNIT_BIN`; `BENCH_KNIT_FLAGS` adds flags to every knit, `BENCH_KNIT_THREADS` sets its worker
 //! threads. `knit-bench app` is the serving scenario's app, not a benchmark.
 
 mod kafka;
 mod knit;
 mod load;
+mod scale;
 mod servers;
 mod serving;
 mod tls;
@@ -74,6 +82,10 @@ struct Options {
     only_broker: bool,
     /// Only (h), (i) and (j): no knit binary needed.
     only_serving: bool,
+    /// Only the scale scenario.
+    only_scale: bool,
+    /// `--scale 1000,s10000,b1000x10`: the shapes the scale scenario measures.
+    scale: Option<String>,
     /// Bootstrap servers of the Kafka cluster for (f) and (g).
     kafka: Option<String>,
 }
@@ -101,6 +113,8 @@ fn options() -> Options {
         quick,
         only_broker: args.iter().any(|a| a == "--only-broker"),
         only_serving: args.iter().any(|a| a == "--only-serving"),
+        only_scale: args.iter().any(|a| a == "--only-scale"),
+        scale: value("--scale"),
         kafka: value("--kafka")
             .or_else(|| std::env::var("KNIT_BENCH_KAFKA").ok())
             .filter(|b| !b.trim().is_empty()),
@@ -445,6 +459,9 @@ async fn main() -> Result<()> {
         o.concurrency,
         o.seconds
     );
+    if o.only_scale {
+        return scale::run(&o).await;
+    }
     if o.only_serving {
         let (h, i) = serving::scenarios(&o, rounds).await?;
         anyhow::ensure!(h.accepted > 0 && i.accepted > 0, "nothing was answered");
@@ -595,6 +612,8 @@ async fn main() -> Result<()> {
     }
 
     let (h, i) = serving::scenarios(&o, rounds).await?;
+
+    scale::run(&o).await?;
 
     // (e) A sink that never answers: the trigger's queue sheds its oldest events past the log
     // capacity, the ingress keeps accepting, memory stays flat. (e2) With overflow `block`, the

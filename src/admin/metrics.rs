@@ -138,17 +138,17 @@ impl Scrape {
 
     /// Serving: cold starts from the Revisions' reports.
     fn cold_starts(&mut self, snapshot: &Snapshot, report: &Report) {
-        let revisions: BTreeMap<&str, (&str, &str)> = snapshot
+        let revisions: BTreeMap<String, (&str, &str)> = snapshot
             .objects
             .iter()
             .filter(|(k, _)| k.kind == Kind::Revision)
             .filter_map(|(k, v)| {
-                let uid = v.pointer("/metadata/uid")?.as_str()?;
+                let uid = uid_of(v)?;
                 Some((uid, (k.namespace.as_str(), k.name.as_str())))
             })
             .collect();
         for (uid, r) in &report.objects {
-            let Some((ns, name)) = revisions.get(uid.as_str()) else {
+            let Some((ns, name)) = revisions.get(uid) else {
                 continue;
             };
             let labels: Labels = vec![
@@ -167,6 +167,22 @@ impl Scrape {
             }
         }
     }
+}
+
+/// `metadata.uid` of an object's JSON.
+fn uid_of(json: &serde_json::value::RawValue) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        uid: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Object {
+        metadata: Meta,
+    }
+    serde_json::from_str::<Object>(json.get())
+        .ok()?
+        .metadata
+        .uid
 }
 
 fn counters(

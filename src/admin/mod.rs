@@ -34,8 +34,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use knit_crds::contract::Contract;
 use knit_crds::{Kind, ObjectKey};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::control::Handle;
@@ -143,15 +145,29 @@ async fn list(
         return unknown_kind(&k);
     };
     let snap = s.control.snapshot();
-    let items: Vec<&Value> = snap
+    let items: Vec<&RawValue> = snap
         .objects
         .iter()
         .filter(|(key, _)| {
             key.kind == kind && q.namespace.as_ref().is_none_or(|ns| &key.namespace == ns)
         })
-        .map(|(_, v)| v)
+        .map(|(_, v)| &**v)
         .collect();
-    Json(json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response()
+    Json(List {
+        api_version: "v1",
+        kind: "List",
+        items,
+    })
+    .into_response()
+}
+
+/// A list of objects, each written as the snapshot rendered it.
+#[derive(serde::Serialize)]
+struct List<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    items: Vec<&'a RawValue>,
 }
 
 async fn get_one(
@@ -163,7 +179,7 @@ async fn get_one(
     };
     let snap = s.control.snapshot();
     match snap.objects.get(&ObjectKey::new(kind, &ns, &name)) {
-        Some(v) => Json(v).into_response(),
+        Some(v) => Json(&**v).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
             format!(
@@ -236,7 +252,7 @@ async fn stats_handler(State(s): State<AdminState>) -> Response {
 
 /// The Contract, with the secret values sources carry replaced by `(redacted)`.
 async fn contract(State(s): State<AdminState>) -> Response {
-    let mut contract = s.control.snapshot().contract.clone();
+    let mut contract = Contract::clone(&s.control.snapshot().contract);
     for src in &mut contract.sources {
         if let knit_crds::contract::Adapter::GitHub(g) = &mut src.adapter {
             g.secret_token = "(redacted)".into();

@@ -1,5 +1,6 @@
-//! Manifest files under the paths given to `knit run -f`: listing, and noticing changes by
-//! polling (size, modification time, then content hash), which works on every filesystem.
+//! Manifest files under the paths given to `knit run -f`: listing, and telling what changed
+//! since the last look (size, modification time, then content hash), which works on every
+//! filesystem. When to look again is [`super::watch`]'s business.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

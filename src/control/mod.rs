@@ -1,10 +1,15 @@
 //! The standalone control plane: a store fed by watched manifest files and the admin API,
 //! reconciled after every change; statuses are published as a snapshot and the Contract is
-//! handed to the data plane before the statuses that depend on it become visible.
+//! handed to the data plane before the statuses that depend on it become visible (see
+//! [`publish`]). Nothing runs while nothing changes: files are watched through the operating
+//! system's notifications where it has them ([`watch`]), and data-plane reports wake it only
+//! when one changed.
 
 pub mod files;
+mod publish;
 pub mod reconcile;
 pub mod store;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,16 +21,11 @@ use std::time::Duration;
 use knit_crds::admission::{Hooks, Issue, admit_file};
 use knit_crds::contract::{Contract, Report};
 use knit_crds::{Object, ObjectKey};
-use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use reconcile::{Env, PreviousConditions, reconcile};
+pub use publish::Json;
+use reconcile::Env;
 use store::{Action, Origin, Store};
-
-/// How often watched files are checked for changes.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// How long a data-plane report may wait for others before the control plane reconciles.
-const REPORT_SETTLE: Duration = Duration::from_millis(20);
 
 /// Receives each new Contract; returns once the data plane runs it.
 pub trait Applier: Send + Sync + 'static {
@@ -38,9 +38,11 @@ pub trait Applier: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Objects as JSON (with `status`), by key.
-    pub objects: BTreeMap<ObjectKey, Value>,
+    pub objects: BTreeMap<ObjectKey, Json>,
     /// The Contract the data plane runs.
-    pub contract: Contract,
+    pub contract: Arc<Contract>,
+    /// Increases whenever an object or its status changes.
+    pub version: u64,
 }
 
 /// One object `knit apply` touched.
@@ -79,7 +81,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Command>,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
+    snapshot: tokio::sync::watch::Receiver<Arc<Snapshot>>,
 }
 
 impl Handle {
@@ -120,16 +122,22 @@ impl Handle {
 
 struct ControlPlane {
     store: Store,
-    prev: PreviousConditions,
+    /// The objects with their statuses as the last pass left them (their conditions keep
+    /// `lastTransitionTime` stable), and their JSON.
+    published: publish::Published,
     /// The Revisions the previous reconcile stamped, passed back so past generations stay.
     history: Vec<Object>,
     env: Env,
     hooks: Hooks,
     applier: Arc<dyn Applier>,
-    contract: Contract,
-    snapshot: watch::Sender<Arc<Snapshot>>,
+    contract: Arc<Contract>,
+    snapshot: tokio::sync::watch::Sender<Arc<Snapshot>>,
     /// What the data plane made of the Contract (read into statuses).
-    report: watch::Receiver<Arc<Report>>,
+    report: tokio::sync::watch::Receiver<Arc<Report>>,
+    /// How long the last pass took.
+    last_pass: Duration,
+    /// Passes so far.
+    passes: u64,
 }
 
 fn now() -> jiff::Timestamp {
@@ -248,42 +256,6 @@ impl ControlPlane {
             warnings: verdict.warnings.iter().map(ToString::to_string).collect(),
         })
     }
-
-    async fn publish(&mut self) {
-        // History first: a stored object of the same key wins.
-        let objects: Vec<Object> = self
-            .history
-            .iter()
-            .chain(self.store.objects())
-            .cloned()
-            .collect();
-        let stamp = now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let report = self.report.borrow_and_update().clone();
-        let mut out = reconcile(&objects, &self.prev, &self.env, &report, &stamp);
-        self.history = std::mem::take(&mut out.history);
-        self.prev = out
-            .objects
-            .iter()
-            .map(|o| (o.key(), reconcile::conditions_of_owned(o)))
-            .collect();
-        let mut contract = out.contract;
-        contract.generation = self.contract.generation;
-        if contract != self.contract {
-            contract.generation += 1;
-            self.applier.apply(&contract).await;
-            tracing::info!(
-                generation = contract.generation,
-                ingresses = contract.ingresses.len(),
-                "contract applied"
-            );
-            self.contract = contract;
-        }
-        let objects = out.objects.iter().map(|o| (o.key(), o.to_json())).collect();
-        self.snapshot.send_replace(Arc::new(Snapshot {
-            objects,
-            contract: self.contract.clone(),
-        }));
-    }
 }
 
 /// Load `files`, reconcile, and run the control plane, reconciling again whenever `report` (what
@@ -294,8 +266,9 @@ pub async fn start(
     env: Env,
     hooks: Hooks,
     applier: Arc<dyn Applier>,
-    report: watch::Receiver<Arc<Report>>,
+    report: tokio::sync::watch::Receiver<Arc<Report>>,
 ) -> Result<Handle, Vec<Issue>> {
+    let wakeup = watch::Wakeup::for_roots(&roots);
     let mut watcher = files::Watcher::new(roots);
     let (watcher, changes) = tokio::task::spawn_blocking(move || {
         let c = watcher.poll();
@@ -303,17 +276,19 @@ pub async fn start(
     })
     .await
     .map_err(|e| vec![task_issue(e)])?;
-    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (snap_tx, snap_rx) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
     let mut cp = ControlPlane {
         store: Store::default(),
-        prev: PreviousConditions::default(),
+        published: publish::Published::default(),
         history: Vec::new(),
         env,
         hooks,
         applier,
-        contract: Contract::default(),
+        contract: Arc::default(),
         snapshot: snap_tx,
         report,
+        last_pass: Duration::ZERO,
+        passes: 0,
     };
     let mut errors = Vec::new();
     for change in changes {
@@ -328,7 +303,7 @@ pub async fn start(
     }
     cp.publish().await;
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(run(cp, watcher, rx));
+    tokio::spawn(run(cp, watcher, wakeup, rx));
     Ok(Handle {
         tx,
         snapshot: snap_rx,
@@ -345,29 +320,37 @@ fn task_issue(e: tokio::task::JoinError) -> Issue {
     }
 }
 
-async fn run(mut cp: ControlPlane, watcher: files::Watcher, mut rx: mpsc::Receiver<Command>) {
+/// The control loop: admin API commands, file changes and data-plane reports, each causing
+/// a pass; reports gather for [`ControlPlane::report_settle`] first.
+async fn run(
+    mut cp: ControlPlane,
+    watcher: files::Watcher,
+    mut wakeup: watch::Wakeup,
+    mut rx: mpsc::Receiver<Command>,
+) {
     let mut watcher = Some(watcher);
     // Files rejected so far, retried after every other change (a conflict may have gone away).
     let mut rejected: BTreeMap<PathBuf, String> = BTreeMap::new();
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut report = cp.report.clone();
+    // When the reports that arrived are due for a pass, and how many passes there had been.
+    let mut report_due: Option<(tokio::time::Instant, u64)> = None;
     loop {
         tokio::select! {
-            changed = report.changed() => {
+            changed = cp.report.changed(), if report_due.is_none() => {
                 if changed.is_err() {
                     break;
                 }
-                // Coalesce a burst of reports (many groups positioned at once) into one pass.
-                tokio::time::sleep(REPORT_SETTLE).await;
-                report.borrow_and_update();
+                report_due = Some((tokio::time::Instant::now() + cp.report_settle(), cp.passes));
+            }
+            () = sleep_until(report_due.map(|(due, _)| due)), if report_due.is_some() => {
+                report_due = None;
                 cp.publish().await;
             }
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 cp.command(cmd).await;
             }
-            _ = tick.tick() => {
+            () = wakeup.next() => {
+                wakeup.settle().await;
                 let Some(w) = watcher.take() else { break };
                 let Some((w, changes)) = poll(w).await else { break };
                 watcher = Some(w);
@@ -376,6 +359,20 @@ async fn run(mut cp: ControlPlane, watcher: files::Watcher, mut rx: mpsc::Receiv
                 }
             }
         }
+        // A pass for a command or a file read every report that had arrived: none is due unless
+        // another came after it.
+        if let Some((_, passes)) = report_due
+            && cp.passes > passes
+            && !cp.report.has_changed().unwrap_or(false)
+        {
+            report_due = None;
+        }
+    }
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! metadata the system owns (uid, generation, resourceVersion, creationTimestamp) and where
 //! each came from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use knit_crds::admission::{FieldError, validate_update};
 use knit_crds::{Object, ObjectKey};
@@ -56,6 +56,8 @@ impl Action {
 #[derive(Default)]
 pub struct Store {
     entries: BTreeMap<ObjectKey, Entry>,
+    /// The keys of the objects each file holds.
+    by_file: HashMap<String, BTreeSet<ObjectKey>>,
     resource_version: u64,
 }
 
@@ -82,6 +84,9 @@ impl Store {
     pub fn put(&mut self, mut object: Object, origin: Origin, now: jiff::Timestamp) -> Action {
         let key = object.key();
         let action = match self.entries.get(&key) {
+            Some(old) if old.origin == origin && same_as_stored(&old.object, &object) => {
+                return Action::Unchanged;
+            }
             Some(old) => {
                 let om = old.object.meta();
                 let content_changed = old.object.content() != object.content();
@@ -121,21 +126,156 @@ impl Store {
         };
         self.resource_version += 1;
         object.meta_mut().resource_version = Some(self.resource_version.to_string());
-        self.entries.insert(key, Entry { object, origin });
+        if let Origin::File { path, .. } = &origin {
+            self.by_file
+                .entry(path.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if let Some(old) = self.entries.insert(key.clone(), Entry { object, origin }) {
+            self.unfile(&key, &old.origin);
+        }
         action
     }
 
     /// Remove one object.
     pub fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
-        self.entries.remove(key)
+        let old = self.entries.remove(key)?;
+        self.unfile(key, &old.origin);
+        Some(old)
+    }
+
+    /// Forget that `key` came from `origin`'s file, unless it still does.
+    fn unfile(&mut self, key: &ObjectKey, origin: &Origin) {
+        let Origin::File { path, .. } = origin else {
+            return;
+        };
+        let still = self
+            .entries
+            .get(key)
+            .is_some_and(|e| matches!(&e.origin, Origin::File { path: p, .. } if p == path));
+        if still {
+            return;
+        }
+        if let Some(keys) = self.by_file.get_mut(path) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_file.remove(path);
+            }
+        }
     }
 
     /// Keys of objects loaded from `path`.
     pub fn keys_from_file(&self, path: &str) -> Vec<ObjectKey> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| matches!(&e.origin, Origin::File { path: p, .. } if p == path))
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.by_file
+            .get(path)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Whether `new`, as admitted, is `stored` again: equal once the metadata the store assigns is
+/// copied over (the common case of the unchanged objects of an edited file, decided without
+/// rendering either).
+fn same_as_stored(stored: &Object, new: &Object) -> bool {
+    let (sm, nm) = (stored.meta(), new.meta());
+    let assigned_unset = nm.uid.is_none()
+        && nm.creation_timestamp.is_none()
+        && nm.generation.is_none()
+        && nm.resource_version.is_none();
+    if !assigned_unset {
+        return false;
+    }
+    let mut candidate = new.clone();
+    let m = candidate.meta_mut();
+    m.uid = sm.uid.clone();
+    m.creation_timestamp = sm.creation_timestamp.clone();
+    m.generation = sm.generation;
+    m.resource_version = sm.resource_version.clone();
+    candidate == *stored
+}
+
+#[cfg(test)]
+mod tests {
+    use knit_crds::admission::{Hooks, admit_file};
+
+    use super::*;
+
+    fn objects(yaml: &str) -> Vec<Object> {
+        let v = admit_file("t.yaml", yaml, &Hooks::default());
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        v.objects.into_iter().map(|(_, o)| o).collect()
+    }
+
+    const TWO: &str = "
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: a}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: b}
+";
+
+    fn file(path: &str, doc: usize) -> Origin {
+        Origin::File {
+            path: path.into(),
+            doc,
+        }
+    }
+
+    #[test]
+    fn objects_are_found_by_file_until_they_leave_it() {
+        let mut store = Store::default();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        for (doc, o) in objects(TWO).into_iter().enumerate() {
+            assert_eq!(store.put(o, file("x.yaml", doc), now), Action::Created);
+        }
+        assert_eq!(store.keys_from_file("x.yaml").len(), 2);
+        let mut again = objects(TWO);
+        let b = again.pop().expect("b");
+        let a = again.pop().expect("a");
+        assert_eq!(
+            store.put(a.clone(), file("x.yaml", 0), now),
+            Action::Unchanged
+        );
+        let rv = store
+            .get(&a.key())
+            .and_then(|e| e.object.meta().resource_version.clone());
+        assert_eq!(
+            rv.as_deref(),
+            Some("1"),
+            "an unchanged object keeps its version"
+        );
+        // `knit apply` takes one over: it no longer belongs to the file.
+        store.put(a.clone(), Origin::Api, now);
+        assert_eq!(store.keys_from_file("x.yaml"), vec![b.key()]);
+        store.remove(&b.key());
+        assert!(store.keys_from_file("x.yaml").is_empty());
+    }
+
+    #[test]
+    fn a_changed_object_is_configured_and_its_generation_moves() {
+        let mut store = Store::default();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let yaml = "
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t}
+spec: {broker: a, subscriber: {uri: 'http://x.example/'}}
+";
+        let t = objects(yaml).pop().expect("t");
+        store.put(t, file("x.yaml", 0), now);
+        let edited = objects(&yaml.replace("x.example", "y.example"))
+            .pop()
+            .expect("t");
+        assert_eq!(
+            store.put(edited.clone(), file("x.yaml", 0), now),
+            Action::Configured
+        );
+        let generation = store
+            .get(&edited.key())
+            .and_then(|e| e.object.meta().generation);
+        assert_eq!(generation, Some(2));
     }
 }

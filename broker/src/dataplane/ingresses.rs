@@ -3,13 +3,19 @@
 //! object's status), keeps one egress task per Trigger or Subscription, installs the memory
 //! log's filter index, and on removal retires: the log stops taking appends, every egress
 //! delivers what was accepted, and only then are topics deleted.
+//!
+//! A changed Contract entry costs in proportion to what changed: egresses are diffed by UID and
+//! only the changed ones are told; filters are compiled once per egress and kept while they do
+//! not change; the journal's view and the filter index are rebuilt once per change, and only
+//! when an egress came, went, or changed its filter or name. The first egresses open before the
+//! index is installed, so a log's index is built once, not once per group.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use knit_channels::Log;
-use knit_crds::contract::{Ingress, IngressKind};
+use knit_crds::contract::{Egress, Ingress, IngressKind};
 use knit_dispatcher::observe::{IngressView, Origin, ViewEntry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -58,20 +64,36 @@ fn target(ingress: &Ingress, stats: &knit_dispatcher::Stats) -> Target {
     Target::new(ingress.kind, origin, counters)
 }
 
-/// The egresses of `ingress` with their filters, as the journal explains them.
-fn view(ingress: &Ingress) -> Arc<IngressView> {
-    let broker = ingress.kind == IngressKind::Broker;
-    let egresses = ingress
-        .egresses
-        .iter()
-        .map(|e| ViewEntry {
-            reference: Arc::from(e.reference.as_str()),
-            filter: broker.then(|| {
-                Arc::new(Explained(e.filter.clone())) as Arc<dyn knit_dispatcher::observe::Explain>
-            }),
-        })
-        .collect();
-    Arc::new(IngressView { egresses })
+/// How the journal shows one egress: its name and, on a Broker, its filter.
+fn view_entry(e: &Egress, broker: bool) -> ViewEntry {
+    ViewEntry {
+        reference: Arc::from(e.reference.as_str()),
+        filter: broker.then(|| {
+            Arc::new(Explained(e.filter.clone())) as Arc<dyn knit_dispatcher::observe::Explain>
+        }),
+    }
+}
+
+/// One egress task with what the ingress derived from its Contract entry once.
+struct Running {
+    slot: EgressSlot,
+    view: ViewEntry,
+}
+
+/// The egress tasks of one ingress, by UID, and those winding down.
+#[derive(Default)]
+struct Egresses {
+    running: HashMap<String, Running>,
+    leaving: Vec<JoinHandle<()>>,
+}
+
+/// What a [`sync`] changed that the journal's view and the filter index show.
+#[derive(Default)]
+struct Changed {
+    /// An egress came or went, or changed its name: the view is rebuilt.
+    members: bool,
+    /// An egress came or went, or changed its filter: the index is rebuilt.
+    filters: bool,
 }
 
 /// A running ingress task.
@@ -92,10 +114,8 @@ pub(crate) async fn ended(mut rx: watch::Receiver<()>) {
 impl IngressSlot {
     /// Apply a changed Contract entry.
     pub(crate) fn update(&mut self, ingress: Arc<Ingress>) {
-        if *self.ingress != *ingress {
-            self.ingress = ingress.clone();
-            self.tx.send_replace(Some(ingress));
-        }
+        self.ingress = ingress.clone();
+        self.tx.send_replace(Some(ingress));
     }
 
     /// Retire the ingress (see the module doc).
@@ -147,17 +167,8 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let mut egresses: HashMap<String, EgressSlot> = HashMap::new();
-    let mut leaving: Vec<JoinHandle<()>> = Vec::new();
-    open_first_groups(
-        &current,
-        &opened.log,
-        &mut egresses,
-        &mut leaving,
-        &ctx,
-        &target,
-    )
-    .await;
+    let mut egresses = Egresses::default();
+    open_first_groups(&current, &opened.log, &mut egresses, &ctx, &target).await;
     target.set(Ok(opened.log.clone()));
     let mut reported_uid = current.uid.clone();
     loop {
@@ -166,14 +177,6 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
             reported_uid = current.uid.clone();
         }
         ctx.report.ready(&current.uid, &annotations, 0);
-        sync(
-            &current,
-            &opened.log,
-            &mut egresses,
-            &mut leaving,
-            &ctx,
-            &target,
-        );
         tokio::select! {
             changed = rx.changed() => {
                 match (changed, rx.borrow_and_update().clone()) {
@@ -183,15 +186,16 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
             }
             _ = shutdown.changed() => {
                 // The process is stopping: egresses stop on the same signal; nothing is deleted.
-                for slot in egresses.into_values() {
-                    leaving.push(slot.handle);
-                }
+                let Egresses { running, mut leaving } = egresses;
+                leaving.extend(running.into_values().map(|r| r.slot.handle));
                 futures::future::join_all(leaving).await;
                 return;
             }
         }
+        let changed = sync(&current, &opened.log, &mut egresses, &ctx, &target);
+        show(&current, &opened.log, &egresses, &changed, &target);
     }
-    retire(&current, opened, egresses, leaving, &target).await;
+    retire(&current, opened, egresses, &target).await;
     ctx.report.forget(&reported_uid);
     tracing::info!(ingress = %current.path, "ingress retired");
 }
@@ -240,17 +244,18 @@ async fn open_log(
 
 /// Start the egresses the ingress starts with and wait (bounded) for their groups before it
 /// takes any event, so a Broker recreated under a steady stream loses nothing to the gap; a
-/// group that cannot be opened does not keep the ingress shut.
+/// group that cannot be opened does not keep the ingress shut. The filter index is installed
+/// once they are open: a memory log re-indexes its groups on every open, against the index it
+/// has.
 async fn open_first_groups(
     ingress: &Ingress,
     log: &Arc<dyn Log>,
-    egresses: &mut HashMap<String, EgressSlot>,
-    leaving: &mut Vec<JoinHandle<()>>,
+    egresses: &mut Egresses,
     ctx: &Arc<Ctx>,
     target: &Target,
 ) {
-    sync(ingress, log, egresses, leaving, ctx, target);
-    let first_groups = egresses.values().map(|s| s.opened.clone());
+    let changed = sync(ingress, log, egresses, ctx, target);
+    let first_groups = egresses.running.values().map(|r| r.slot.opened.clone());
     let all_open = futures::future::join_all(first_groups.map(|mut o| async move {
         let _ = o.wait_for(|v| *v).await;
     }));
@@ -260,28 +265,27 @@ async fn open_first_groups(
     {
         tracing::warn!(ingress = %ingress.path, "some consumer groups are not open yet; accepting events anyway");
     }
+    show(ingress, log, egresses, &changed, target);
 }
 
 /// Retire: no more appends; every egress delivers what was accepted, then ends; then the
 /// topics the ingress owns are deleted. The slots stay alive meanwhile: an egress whose slot
 /// goes away takes it as its own removal. A KafkaSource accepted nothing: its consumer just
 /// stops (its topics are someone else's).
-async fn retire(
-    current: &Ingress,
-    opened: Opened,
-    egresses: HashMap<String, EgressSlot>,
-    mut leaving: Vec<JoinHandle<()>>,
-    target: &Target,
-) {
+async fn retire(current: &Ingress, opened: Opened, egresses: Egresses, target: &Target) {
     target.set(Err(NoLog::Deleted));
+    let Egresses {
+        running,
+        mut leaving,
+    } = egresses;
     if current.kind == IngressKind::Source {
-        leaving.extend(egresses.into_values().map(EgressSlot::remove));
+        leaving.extend(running.into_values().map(|r| r.slot.remove()));
         futures::future::join_all(leaving).await;
     } else {
         opened.log.close();
-        let mut slots: Vec<EgressSlot> = egresses.into_values().collect();
-        let running = slots.iter_mut().map(|s| &mut s.handle);
-        futures::future::join_all(running.chain(leaving.iter_mut())).await;
+        let mut slots: Vec<EgressSlot> = running.into_values().map(|r| r.slot).collect();
+        let handles = slots.iter_mut().map(|s| &mut s.handle);
+        futures::future::join_all(handles.chain(leaving.iter_mut())).await;
         drop(slots);
     }
     if let Some((cluster, topics)) = opened.owned_topics
@@ -300,42 +304,56 @@ fn describe(i: &Ingress) -> String {
     }
 }
 
-/// Bring the egress tasks in line with `ingress`.
+/// Bring the egress tasks in line with `ingress`, touching only the egresses that came, went
+/// or changed.
 fn sync(
     ingress: &Ingress,
     log: &Arc<dyn Log>,
-    egresses: &mut HashMap<String, EgressSlot>,
-    leaving: &mut Vec<JoinHandle<()>>,
+    egresses: &mut Egresses,
     ctx: &Arc<Ctx>,
     target: &Target,
-) {
-    target.set_view(view(ingress));
-    leaving.retain(|h| !h.is_finished());
-    let wanted: HashMap<&str, &knit_crds::contract::Egress> = ingress
-        .egresses
-        .iter()
-        .map(|e| (e.uid.as_str(), e))
-        .collect();
-    let gone: Vec<String> = egresses
-        .keys()
-        .filter(|uid| !wanted.contains_key(uid.as_str()))
-        .cloned()
-        .collect();
-    for uid in gone {
-        if let Some(slot) = egresses.remove(&uid) {
-            leaving.push(slot.remove());
+) -> Changed {
+    let mut changed = Changed::default();
+    egresses.leaving.retain(|h| !h.is_finished());
+    if egresses.running.len() != ingress.egresses.len()
+        || ingress
+            .egresses
+            .iter()
+            .any(|e| !egresses.running.contains_key(&e.uid))
+    {
+        let wanted: std::collections::HashSet<&str> =
+            ingress.egresses.iter().map(|e| e.uid.as_str()).collect();
+        let gone: Vec<String> = egresses
+            .running
+            .keys()
+            .filter(|uid| !wanted.contains(uid.as_str()))
+            .cloned()
+            .collect();
+        for uid in gone {
+            if let Some(r) = egresses.running.remove(&uid) {
+                egresses.leaving.push(r.slot.remove());
+                changed.members = true;
+                changed.filters = true;
+            }
         }
     }
+    let broker = ingress.kind == IngressKind::Broker;
     for e in &ingress.egresses {
-        match egresses.get_mut(&e.uid) {
-            Some(slot) if slot.config.egress == *e => {}
-            Some(slot) => {
-                let filter = if slot.config.egress.filter == e.filter {
-                    slot.config.filter.clone()
+        match egresses.running.get_mut(&e.uid) {
+            Some(r) if r.slot.config.egress == *e => {}
+            Some(r) => {
+                let old = &r.slot.config.egress;
+                let filter = if old.filter == e.filter {
+                    r.slot.config.filter.clone()
                 } else {
+                    changed.filters = true;
                     compiled(ingress, e)
                 };
-                slot.update(Arc::new(EgressConfig {
+                if old.reference != e.reference || old.filter != e.filter {
+                    changed.members = true;
+                    r.view = view_entry(e, broker);
+                }
+                r.slot.update(Arc::new(EgressConfig {
                     egress: e.clone(),
                     filter,
                     owns_group: ingress.kind != IngressKind::Source,
@@ -349,20 +367,45 @@ fn sync(
                     owns_group: ingress.kind != IngressKind::Source,
                     origin: target.origin.clone(),
                 });
-                egresses.insert(
-                    e.uid.clone(),
-                    egresses::spawn(log.clone(), cfg, ctx.clone()),
-                );
+                let slot = egresses::spawn(log.clone(), cfg, ctx.clone());
+                let view = view_entry(e, broker);
+                egresses
+                    .running
+                    .insert(e.uid.clone(), Running { slot, view });
+                changed.members = true;
+                changed.filters = true;
             }
         }
     }
-    if ingress.kind == IngressKind::Broker {
+    changed
+}
+
+/// Show what `changed` touched: the journal's view of the egresses (in Contract order) and, on
+/// a Broker, the log's filter index.
+fn show(
+    ingress: &Ingress,
+    log: &Arc<dyn Log>,
+    egresses: &Egresses,
+    changed: &Changed,
+    target: &Target,
+) {
+    if changed.members {
+        let entries = ingress
+            .egresses
+            .iter()
+            .filter_map(|e| egresses.running.get(&e.uid))
+            .map(|r| r.view.clone())
+            .collect();
+        target.set_view(Arc::new(IngressView { egresses: entries }));
+    }
+    if changed.filters && ingress.kind == IngressKind::Broker {
         let durable = log.durable();
         let groups = egresses
+            .running
             .values()
-            .filter_map(|s| {
-                let f = s.config.filter.clone()?;
-                Some((egresses::group_name(&s.config.egress, durable), f))
+            .filter_map(|r| {
+                let f = r.slot.config.filter.clone()?;
+                Some((egresses::group_name(&r.slot.config.egress, durable), f))
             })
             .collect();
         log.select(Some(Arc::new(TriggerRouter::new(groups))));

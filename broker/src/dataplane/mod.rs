@@ -187,7 +187,8 @@ impl DataPlane {
     }
 
     /// Run `contract`: start, update and retire ingresses and egresses. Returns at once; the
-    /// tasks do the work and report back.
+    /// tasks do the work and report back. Only the entries that differ from the running ones are
+    /// copied and handed to their tasks (each task then diffs its egresses by UID).
     pub fn apply(&self, contract: &Contract) {
         let mut slots = self.slots.lock();
         let mut retiring = self.retiring.lock();
@@ -199,10 +200,11 @@ impl DataPlane {
             } else {
                 ingress.path.clone()
             };
-            let ingress = Arc::new(ingress.clone());
             let slot = match slots.remove(&key) {
-                Some(mut s) if backends::same_log(&s.ingress, &ingress) => {
-                    s.update(ingress);
+                // Unchanged: nothing to clone, nothing to tell its task.
+                Some(s) if *s.ingress == *ingress => s,
+                Some(mut s) if backends::same_log(&s.ingress, ingress) => {
+                    s.update(Arc::new(ingress.clone()));
                     s
                 }
                 Some(old) => {
@@ -213,11 +215,11 @@ impl DataPlane {
                         handle: old.remove(),
                         ended,
                     });
-                    self.start(&key, ingress, &retiring)
+                    self.start(&key, Arc::new(ingress.clone()), &retiring)
                 }
                 None => {
                     tracing::info!(ingress = %key, kind = ?ingress.kind, "ingress started");
-                    self.start(&key, ingress, &retiring)
+                    self.start(&key, Arc::new(ingress.clone()), &retiring)
                 }
             };
             next.insert(key, slot);

@@ -146,7 +146,7 @@ impl Tick {
         self.interval.tick().await;
         let now = self.state.control.snapshot();
         if !Arc::ptr_eq(&now, &self.last) {
-            if now.objects != self.last.objects {
+            if now.version != self.last.version {
                 self.generation += 1;
             }
             self.last = now;

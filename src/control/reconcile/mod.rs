@@ -46,6 +46,19 @@ pub struct Env {
 /// Conditions from the previous reconcile, by object.
 pub type PreviousConditions = HashMap<ObjectKey, Vec<Condition>>;
 
+/// Where the previous reconcile's conditions are read from (to keep `lastTransitionTime` where
+/// a condition did not change).
+pub trait Previous {
+    /// The conditions `key` had, if it existed.
+    fn conditions(&self, key: &ObjectKey) -> Option<&[Condition]>;
+}
+
+impl Previous for PreviousConditions {
+    fn conditions(&self, key: &ObjectKey) -> Option<&[Condition]> {
+        self.get(key).map(Vec::as_slice)
+    }
+}
+
 /// The result of reconciling.
 #[derive(Debug, Default)]
 pub struct Output {
@@ -80,14 +93,26 @@ pub(crate) struct World<'a> {
 
 /// Reconcile `input` (objects as stored: spec and metadata, no status), with what the data plane
 /// reported of the previous Contract.
+#[cfg(test)]
 pub fn reconcile(
     input: &[Object],
-    prev: &PreviousConditions,
+    prev: &dyn Previous,
     env: &Env,
     report: &Report,
     now: &str,
 ) -> Output {
-    let mut input = input.to_vec();
+    reconcile_owned(input.to_vec(), prev, env, report, now)
+}
+
+/// Reconcile `input` (objects as stored: spec and metadata, no status), with what the data plane
+/// reported of the previous Contract.
+pub fn reconcile_owned(
+    mut input: Vec<Object>,
+    prev: &dyn Previous,
+    env: &Env,
+    report: &Report,
+    now: &str,
+) -> Output {
     for o in input
         .iter_mut()
         .filter(|o| o.kind() == knit_crds::Kind::Revision)
@@ -95,9 +120,10 @@ pub fn reconcile(
         o.clear_status();
     }
     defaults::channel_templates(&mut input, env.kafka.is_some());
+    let children = children::derive(&input);
     let mut objects: BTreeMap<ObjectKey, Object> =
-        input.iter().map(|o| (o.key(), o.clone())).collect();
-    for child in children::derive(&input) {
+        input.into_iter().map(|o| (o.key(), o)).collect();
+    for child in children {
         // A user's own object of the same name wins; the parent reports the conflict.
         objects.entry(child.key()).or_insert(child);
     }
@@ -170,10 +196,10 @@ fn status_mut(o: &mut Object) -> Option<&mut knit_crds::api::duck::Status> {
 }
 
 /// Set `observedGeneration` and keep `lastTransitionTime` where a condition did not change.
-fn stamp(o: &mut Object, prev: &PreviousConditions, now: &str) {
+fn stamp(o: &mut Object, prev: &dyn Previous, now: &str) {
     let key = o.key();
     let generation = o.meta().generation;
-    let before = prev.get(&key);
+    let before = prev.conditions(&key);
     if let Some(status) = status_mut(o) {
         status.observed_generation = generation;
         for c in &mut status.conditions {
@@ -273,6 +299,7 @@ impl World<'_> {
 mod tests;
 
 /// The conditions of any object, owned.
+#[cfg(test)]
 pub fn conditions_of_owned(o: &Object) -> Vec<Condition> {
     conditions_of(o).to_vec()
 }

@@ -227,7 +227,7 @@ fn last_transition_time_is_kept_while_unchanged() {
         &report,
         "T1",
     );
-    let prev = first
+    let prev: PreviousConditions = first
         .objects
         .iter()
         .map(|o| (o.key(), super::conditions_of_owned(o)))
