@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Ctx;
-use super::backends::{self, Opened};
+use super::backends;
 use super::egresses::{self, EgressConfig, EgressSlot};
 use crate::filter::{self, TriggerRouter};
 use crate::ingress::{NoLog, Target};
@@ -138,27 +138,19 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         return;
     };
     let mut shutdown = ctx.shutdown.subscribe();
-    let Some((opened, mut current)) = open_log(&mut rx, first, &target, &ctx, &mut shutdown).await
+    let Some((log, mut current)) = open_log(&mut rx, first, &target, &ctx, &mut shutdown).await
     else {
         return;
     };
-    let annotations: Vec<(&str, &str)> = opened
-        .annotations
+    let annotations = log.annotations();
+    let annotations: Vec<(&str, &str)> = annotations
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let mut egresses: HashMap<String, EgressSlot> = HashMap::new();
     let mut leaving: Vec<JoinHandle<()>> = Vec::new();
-    open_first_groups(
-        &current,
-        &opened.log,
-        &mut egresses,
-        &mut leaving,
-        &ctx,
-        &target,
-    )
-    .await;
-    target.set(Ok(opened.log.clone()));
+    open_first_groups(&current, &log, &mut egresses, &mut leaving, &ctx, &target).await;
+    target.set(Ok(log.clone()));
     let mut reported_uid = current.uid.clone();
     loop {
         if reported_uid != current.uid {
@@ -166,14 +158,7 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
             reported_uid = current.uid.clone();
         }
         ctx.report.ready(&current.uid, &annotations, 0);
-        sync(
-            &current,
-            &opened.log,
-            &mut egresses,
-            &mut leaving,
-            &ctx,
-            &target,
-        );
+        sync(&current, &log, &mut egresses, &mut leaving, &ctx, &target);
         tokio::select! {
             changed = rx.changed() => {
                 match (changed, rx.borrow_and_update().clone()) {
@@ -191,7 +176,7 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
             }
         }
     }
-    retire(&current, opened, egresses, leaving, &target).await;
+    retire(&current, log, egresses, leaving, &target).await;
     ctx.report.forget(&reported_uid);
     tracing::info!(ingress = %current.path, "ingress retired");
 }
@@ -205,11 +190,10 @@ async fn open_log(
     target: &Target,
     ctx: &Ctx,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<(Opened, Arc<Ingress>)> {
+) -> Option<(Arc<dyn Log>, Arc<Ingress>)> {
     let mut wait = Duration::from_millis(200);
     loop {
-        let unmatched = &ctx.dispatch.stats.unmatched;
-        let e = match backends::open(&current, &ctx.config, &ctx.clusters, unmatched).await {
+        let e = match backends::open(&current, &ctx.backends).await {
             Ok(o) => return Some((o, current)),
             Err(e) => e,
         };
@@ -268,7 +252,7 @@ async fn open_first_groups(
 /// stops (its topics are someone else's).
 async fn retire(
     current: &Ingress,
-    opened: Opened,
+    log: Arc<dyn Log>,
     egresses: HashMap<String, EgressSlot>,
     mut leaving: Vec<JoinHandle<()>>,
     target: &Target,
@@ -278,26 +262,19 @@ async fn retire(
         leaving.extend(egresses.into_values().map(EgressSlot::remove));
         futures::future::join_all(leaving).await;
     } else {
-        opened.log.close();
+        log.close();
         let mut slots: Vec<EgressSlot> = egresses.into_values().collect();
         let running = slots.iter_mut().map(|s| &mut s.handle);
         futures::future::join_all(running.chain(leaving.iter_mut())).await;
         drop(slots);
     }
-    if let Some((cluster, topics)) = opened.owned_topics
-        && let Err(e) = cluster.delete_topics(&topics).await
-    {
-        tracing::warn!(?topics, error = %e, "cannot delete the topics of a deleted broker or channel");
+    if let Err(e) = log.destroy().await {
+        tracing::warn!(log = %describe(current), error = %e, "cannot delete the topics of a deleted broker or channel");
     }
 }
 
 fn describe(i: &Ingress) -> String {
-    match &i.backend {
-        knit_crds::contract::Backend::Memory => "memory log".into(),
-        knit_crds::contract::Backend::Kafka(k) => {
-            format!("topic {} on {}", k.topics.join(","), k.bootstrap_servers)
-        }
-    }
+    knit_channels::backends::describe(&i.backend)
 }
 
 /// Bring the egress tasks in line with `ingress`.
