@@ -55,7 +55,7 @@ impl BackendKind {
     pub fn built_in(self) -> bool {
         match self {
             BackendKind::Memory => true,
-            BackendKind::Kafka => true,
+            BackendKind::Kafka => cfg!(feature = "kafka"),
         }
     }
 }
@@ -133,6 +133,7 @@ pub fn describe(backend: &Backend) -> String {
 pub struct Backends {
     memory: MemoryConfig,
     unrouted: Arc<AtomicU64>,
+    #[cfg(feature = "kafka")]
     kafka: crate::kafka::Clusters,
 }
 
@@ -140,9 +141,12 @@ impl Backends {
     /// No clients yet. Memory logs get `memory` as bounds and add events no group wanted to
     /// `unrouted`; clients of remote backends identify as `client_id`.
     pub fn new(client_id: &str, memory: MemoryConfig, unrouted: Arc<AtomicU64>) -> Self {
+        #[cfg(not(feature = "kafka"))]
+        let _ = client_id;
         Self {
             memory,
             unrouted,
+            #[cfg(feature = "kafka")]
             kafka: crate::kafka::Clusters::new(client_id.to_string()),
         }
     }
@@ -154,7 +158,10 @@ impl Backends {
             Backend::Memory => Ok(
                 MemoryLog::counting_unrouted(self.memory, self.unrouted.clone()) as Arc<dyn Log>,
             ),
+            #[cfg(feature = "kafka")]
             Backend::Kafka(k) => crate::kafka::open(&self.kafka, k, spec.role).await,
+            #[cfg(not(feature = "kafka"))]
+            Backend::Kafka(_) => Err(NotBuilt(BackendKind::Kafka).into()),
         }
     }
 }

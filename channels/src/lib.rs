@@ -12,6 +12,7 @@
 
 pub mod backends;
 pub mod event;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod log;
 pub mod memory;

@@ -2,6 +2,7 @@
 //! its CLI, a scriptable recording sink, and polling with a deadline (no sleeps).
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod route;
 pub mod sink;
@@ -67,6 +68,7 @@ pub struct Knit {
     pub dir: tempfile::TempDir,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
     /// The Kafka broker this knit uses, if any (stopped after knit).
+    #[cfg(feature = "kafka")]
     pub kafka: Option<kafka::Kafka>,
     args: Vec<String>,
 }
@@ -113,6 +115,7 @@ impl Knit {
             gateway: started.gateway,
             dir,
             stderr: started.stderr,
+            #[cfg(feature = "kafka")]
             kafka: None,
             args,
         }
@@ -177,6 +180,7 @@ impl Knit {
     }
 
     /// Like [`Knit::start_with`], using a Kafka broker started for this test (`--kafka`).
+    #[cfg(feature = "kafka")]
     pub fn start_with_kafka(files: &[(&str, &str)], extra: &[&str]) -> Knit {
         let k = kafka::Kafka::start();
         let mut flags = vec!["--kafka", k.bootstrap.as_str()];
