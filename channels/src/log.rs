@@ -32,7 +32,9 @@
 //!
 //! # Settling a record
 //!
-//! Every record a consumer hands out is settled exactly once, with [`Consumer::settle`]:
+//! Every record a consumer hands out is settled once, with [`Consumer::settle`] (a record
+//! left unsettled when its partition is revoked or its consumer closes is read again by the
+//! group, from the last commit or, on JetStream, once its deadline passes):
 //!
 //! - [`Settle::Ack`]: finished — delivered, filtered out, or dropped as the delivery spec
 //!   allows. Kafka and memory mark it finished (commits carry the finished prefix);
