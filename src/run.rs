@@ -212,6 +212,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    if args.kafka.as_deref().is_some_and(|k| !k.trim().is_empty()) {
+        knit_channels::NotBuilt::check(knit_channels::BackendKind::Kafka)
+            .map_err(|e| anyhow::anyhow!("--kafka (or KNIT_KAFKA): {e}"))?;
+    }
     let ca_certs = ca_certs(&args)?;
     let tls = tls(&args, ca_certs.clone())?;
     let admin = bind("--admin", args.admin).await?;

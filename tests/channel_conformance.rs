@@ -437,6 +437,7 @@ macro_rules! channel_suite {
 }
 
 channel_suite!(memory, Backend::Memory);
+#[cfg(feature = "kafka")]
 channel_suite!(kafka, Backend::Kafka);
 
 /// On the bounded memory log, a subscription annotated `knit.dev/overflow: block` pushes back:

@@ -431,6 +431,8 @@ macro_rules! delivery_suite {
 }
 
 delivery_suite!(trigger, Via::Trigger(Backend::Memory));
+#[cfg(feature = "kafka")]
 delivery_suite!(kafka_trigger, Via::Trigger(Backend::Kafka));
 delivery_suite!(memory_subscription, Via::Subscription(Backend::Memory));
+#[cfg(feature = "kafka")]
 delivery_suite!(kafka_subscription, Via::Subscription(Backend::Kafka));

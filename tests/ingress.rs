@@ -340,6 +340,8 @@ macro_rules! ingress_suite {
 }
 
 ingress_suite!(broker, Via::Trigger(Backend::Memory));
+#[cfg(feature = "kafka")]
 ingress_suite!(kafka_broker, Via::Trigger(Backend::Kafka));
 ingress_suite!(memory_channel, Via::Subscription(Backend::Memory));
+#[cfg(feature = "kafka")]
 ingress_suite!(kafka_channel, Via::Subscription(Backend::Kafka));

@@ -240,6 +240,7 @@ macro_rules! suite {
 }
 
 suite!(memory, Backend::Memory, 15_000);
+#[cfg(feature = "kafka")]
 suite!(kafka, Backend::Kafka, 1_000);
 
 /// On the bounded memory log, a Trigger annotated `knit.dev/overflow: block` pushes back: once

@@ -51,10 +51,12 @@
 //! binary; `--only-scale` the scale scenario; `--scale 1000,s10000,b1000x10` measures just
 //! those shapes: N Triggers on a Broker, N Subscriptions on a channel, B Brokers × T
 //! Triggers). The Kafka scenarios run when `--kafka` or `KNIT_BENCH_KAFKA` gives bootstrap
-//! servers, and are skipped with a note otherwise. Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
+//! servers, and are skipped with a note otherwise; they are built with the cargo feature `kafka` (on by
+//! default: librdkafka). Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
 //! `KNIT_BIN`; `BENCH_KNIT_FLAGS` adds flags to every knit, `BENCH_KNIT_THREADS` sets its worker
 //! threads. `knit-bench app` is the serving scenario's app, not a benchmark.
 
+#[cfg(feature = "kafka")]
 mod kafka;
 mod knit;
 mod load;
@@ -65,6 +67,7 @@ mod tls;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+#[cfg(feature = "kafka")]
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -181,7 +184,8 @@ struct Measured {
     p50: f64,
     p99: f64,
     accepted: u64,
-    /// Events accepted (202) per second at the ingress.
+    /// Events accepted (202) per second at the ingress (printed for the Kafka broker).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     accepted_rate: f64,
     /// Answers other than 202 (for the raw Kafka loop: unacknowledged sends).
     rejected: u64,
@@ -261,6 +265,7 @@ async fn through_knit(
 }
 
 /// One measurement of (g), the raw Kafka loop.
+#[cfg(feature = "kafka")]
 async fn raw_kafka(o: &Options, raw: &Arc<kafka::Raw>) -> Result<Measured> {
     let mut m = raw
         .measure(o.concurrency, warmup(o), Duration::from_secs_f64(o.seconds))
@@ -409,6 +414,7 @@ fn print_overload(label: &str, r: &Overload) {
 
 /// Everything (f) and (g) need: Knit with a Kafka broker, its path and its own sink (so events
 /// it still delivers late never reach the other scenarios' sink), and the raw loop.
+#[cfg(feature = "kafka")]
 struct KafkaRig {
     knit: Knit,
     path: String,
@@ -416,6 +422,7 @@ struct KafkaRig {
     raw: Arc<kafka::Raw>,
 }
 
+#[cfg(feature = "kafka")]
 async fn kafka_rig(bootstrap: &str) -> Result<KafkaRig> {
     // Fresh names each run: a cluster reused across runs holds no old records, offsets or
     // group members for these topics and groups (Knit names a trigger's group after it).
@@ -499,11 +506,18 @@ async fn main() -> Result<()> {
     if let Some(k) = &channel {
         k.wait_ready("subscriptions", &["bench"]).await?;
     }
+    #[cfg(feature = "kafka")]
     let rig = match &o.kafka {
         Some(bootstrap) => Some(kafka_rig(bootstrap).await?),
         None => None,
     };
+    #[cfg(not(feature = "kafka"))]
+    anyhow::ensure!(
+        o.kafka.is_none(),
+        "knit-bench was built without the cargo feature `kafka`: the Kafka scenarios cannot run"
+    );
     let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    #[cfg(feature = "kafka")]
     let (mut f, mut g) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         a.push(baseline(&o, bare).await?);
@@ -514,6 +528,7 @@ async fn main() -> Result<()> {
         if let Some(k) = &channel {
             d.push(through_knit(k, "/channels/default/bench", &o, None, &counters).await?);
         }
+        #[cfg(feature = "kafka")]
         if let Some(r) = &rig {
             g.push(raw_kafka(&o, &r.raw).await?);
             f.push(through_knit(&r.knit, &r.path, &o, None, &r.sink).await?);
@@ -569,6 +584,51 @@ async fn main() -> Result<()> {
         );
     }
     drop(channel);
+    #[cfg(feature = "kafka")]
+    report_kafka(&o, rig, f, g)?;
+    #[cfg(not(feature = "kafka"))]
+    println!(
+        "(f)/(g) Kafka broker vs raw rdkafka: skipped (knit-bench built without the cargo feature `kafka`)"
+    );
+    tls::scenarios(&o, rounds).await?;
+    if o.only_broker {
+        anyhow::ensure!(b.accepted > 0, "nothing was accepted");
+        return Ok(());
+    }
+
+    let (h, i) = serving::scenarios(&o, rounds).await?;
+
+    scale::run(&o).await?;
+
+    // (e) A sink that never answers: the trigger's queue sheds its oldest events past the log
+    // capacity, the ingress keeps accepting, memory stays flat. (e2) With overflow `block`, the
+    // ingress pushes back with 429 once the trigger is the capacity behind.
+    let (hang, _) = servers::start(Mode::Hang).await?;
+    let e = overload(&o, hang, None).await?;
+    print_overload(
+        &format!("(e) never-answering sink, log capacity {LOG_CAPACITY}, overflow shed (default):"),
+        &e,
+    );
+    let e2 = overload(&o, hang, Some("block")).await?;
+    print_overload(
+        "(e2) the same, trigger annotated knit.dev/overflow: block:",
+        &e2,
+    );
+    anyhow::ensure!(
+        b.accepted > 0 && e.accepted > 0 && e2.accepted > 0 && h.accepted > 0 && i.accepted > 0,
+        "nothing was accepted"
+    );
+    Ok(())
+}
+
+/// Print (f) and (g), or why they were skipped.
+#[cfg(feature = "kafka")]
+fn report_kafka(
+    o: &Options,
+    rig: Option<KafkaRig>,
+    f: Vec<Measured>,
+    g: Vec<Measured>,
+) -> Result<()> {
     match rig {
         Some(r) => {
             let (f, g) = (median(f), median(g));
@@ -605,33 +665,5 @@ async fn main() -> Result<()> {
             "(f)/(g) Kafka broker vs raw rdkafka: skipped (give --kafka BOOTSTRAP or KNIT_BENCH_KAFKA)"
         ),
     }
-    tls::scenarios(&o, rounds).await?;
-    if o.only_broker {
-        anyhow::ensure!(b.accepted > 0, "nothing was accepted");
-        return Ok(());
-    }
-
-    let (h, i) = serving::scenarios(&o, rounds).await?;
-
-    scale::run(&o).await?;
-
-    // (e) A sink that never answers: the trigger's queue sheds its oldest events past the log
-    // capacity, the ingress keeps accepting, memory stays flat. (e2) With overflow `block`, the
-    // ingress pushes back with 429 once the trigger is the capacity behind.
-    let (hang, _) = servers::start(Mode::Hang).await?;
-    let e = overload(&o, hang, None).await?;
-    print_overload(
-        &format!("(e) never-answering sink, log capacity {LOG_CAPACITY}, overflow shed (default):"),
-        &e,
-    );
-    let e2 = overload(&o, hang, Some("block")).await?;
-    print_overload(
-        "(e2) the same, trigger annotated knit.dev/overflow: block:",
-        &e2,
-    );
-    anyhow::ensure!(
-        b.accepted > 0 && e.accepted > 0 && e2.accepted > 0 && h.accepted > 0 && i.accepted > 0,
-        "nothing was accepted"
-    );
     Ok(())
 }

@@ -1,21 +1,31 @@
 //! knit-channels: the event log and the event itself. The [`log`] module is the seam every
-//! backend implements: append a batch (resolved once the backend accepted it), and one consumer
-//! per group reading from its own position, marking records done and committing the contiguous
-//! done prefix. Backends: [`memory`] (bounded, not durable) and [`kafka`] (NATS JetStream joins
-//! as a sibling module), with the CloudEvents Kafka binding.
+//! backend implements: append a batch (resolved once the backend accepted it), one consumer
+//! per group reading from its own position and settling each record once, commits of the
+//! settled prefix, and [`replay`] of a range. [`backends`] opens logs from the Contract's
+//! description. Backends are sibling modules behind cargo features: [`memory`] (always; bounded,
+//! not durable) and `kafka` (feature `kafka`, on by default, with the CloudEvents Kafka
+//! binding); NATS JetStream joins the same way.
 //!
-//! This crate must not know about triggers, subscriptions or HTTP.
+//! This crate must not know about triggers, subscriptions or HTTP. Nothing above it names a
+//! backend's types: the data plane goes through [`Backends`] and the [`Log`] and [`Consumer`]
+//! traits.
 
+pub mod backends;
 pub mod event;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod log;
 pub mod memory;
+pub mod replay;
 pub mod tracker;
 
+pub use backends::{BackendKind, Backends, LogSpec, NotBuilt, Role};
 pub use event::{Data, DataKind, Event, EventError, ExtValue, SpecVersion};
 pub use log::{
-    AppendError, BoxError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Overflow,
-    Polled, Position, Record, RecordId, RetryState, Selector, StartAt,
+    AppendError, BoxError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Order,
+    Overflow, PartitionId, Polled, Record, RecordId, RetryState, Selector, Settle, Settled,
+    Settling, StartAt,
 };
 pub use memory::{MemoryConfig, MemoryLog};
+pub use replay::{Bound, BoundError, PartitionRange, Replay, ReplayRecord};
 pub use tracker::Tracker;

@@ -25,8 +25,8 @@ use tokio::sync::Notify;
 
 use crate::event::Event;
 use crate::log::{
-    AppendError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Overflow, Polled,
-    Position, Record, RecordId, RetryState, Selector,
+    AppendError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Overflow, PartitionId,
+    Polled, Record, RecordId, Selector, Settle, Settling,
 };
 use crate::tracker::Tracker;
 
@@ -364,12 +364,9 @@ impl MemoryConsumer {
                     .map(|v| Arc::from(v.to_string()));
                 records.push(Record {
                     id: RecordId {
-                        position: Position {
-                            stream: 0,
-                            partition: 0,
-                            offset: w.seq,
-                        },
-                        generation: 0,
+                        partition: PartitionId(0),
+                        offset: w.seq,
+                        handle: 0,
                     },
                     event: w.event,
                     key,
@@ -398,8 +395,16 @@ impl Consumer for MemoryConsumer {
         })
     }
 
-    fn done(&self, id: RecordId) {
-        self.group.state.lock().tracker.finish(id.position.offset);
+    /// `Ack` and `DeadLettered` finish the record; a `Retry` is declined (`Kept`): the memory
+    /// log never re-delivers by itself, the dispatcher retries in memory.
+    fn settle<'a>(&'a self, record: &Record, how: Settle) -> Settling<'a> {
+        match how {
+            Settle::Ack | Settle::DeadLettered => {
+                self.group.state.lock().tracker.finish(record.id.offset);
+                Settling::done()
+            }
+            Settle::Retry(_) => Settling::kept(),
+        }
     }
 
     fn commit(&self) -> BoxFuture<'_, Result<(), LogError>> {
@@ -419,10 +424,6 @@ impl Consumer for MemoryConsumer {
         }
     }
 
-    fn defer(&self, _: &Record, _: RetryState) -> BoxFuture<'_, Result<bool, LogError>> {
-        Box::pin(std::future::ready(Ok(false)))
-    }
-
     fn stats(&self) -> GroupStats {
         let s = self.group.state.lock();
         GroupStats {
@@ -439,7 +440,7 @@ impl Consumer for MemoryConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::StartAt;
+    use crate::log::{RetryState, Settled, StartAt};
 
     fn ev(id: &str) -> Arc<Event> {
         Arc::new(Event::new(id, "s", "t"))
@@ -451,6 +452,9 @@ mod tests {
             start: StartAt::Latest,
             overflow,
             durable_retries: false,
+            max_in_flight: 1,
+            order: Default::default(),
+            ack_deadline: std::time::Duration::from_secs(60),
         }
     }
 
@@ -582,16 +586,25 @@ mod tests {
         let polled = tokio::time::timeout(std::time::Duration::from_millis(20), a.poll(1)).await;
         assert!(polled.is_err(), "paused");
         a.resume();
-        assert_eq!(ids(a.as_ref(), 1).await, ["1"]);
-        assert_eq!(a.stats().lag, Some(1), "read, not done");
-        a.done(RecordId {
-            position: Position {
-                stream: 0,
-                partition: 0,
-                offset: 0,
-            },
-            generation: 0,
-        });
+        let Some(Polled::Records(records)) = a.poll(1).await else {
+            panic!("expected a record");
+        };
+        assert_eq!(records[0].event.id, "1");
+        assert_eq!(a.stats().lag, Some(1), "read, not settled");
+        let retry = RetryState {
+            attempts: 1,
+            not_before_ms: 0,
+            last_dest: String::new(),
+            last_status: Some(500),
+        };
+        let kept = a.settle(&records[0], Settle::Retry(retry)).outcome().await;
+        assert!(
+            matches!(kept, Ok(Settled::Kept)),
+            "memory retries in memory"
+        );
+        assert_eq!(a.stats().lag, Some(1), "kept: still the caller's");
+        let done = a.settle(&records[0], Settle::Ack).outcome().await;
+        assert!(matches!(done, Ok(Settled::Done)));
         assert_eq!(a.stats().lag, Some(0));
     }
 }

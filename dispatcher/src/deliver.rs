@@ -1,5 +1,5 @@
-//! Delivering one event to one egress: attempts with backoff (in memory, or deferred to the
-//! log's durable retry stream), replies, dead-lettering. On durable logs a dead-letter sink
+//! Delivering one event to one egress: attempts with backoff (in memory, or handed back to
+//! the log's own retry path with `Settle::Retry`), replies, dead-lettering. On durable logs a dead-letter sink
 //! that fails is retried until it takes the event: the record stays unfinished, so its
 //! position is never committed past it (unlike Knative's Kafka broker, which commits it).
 
@@ -9,8 +9,9 @@ use base64::Engine;
 use bytes::Bytes;
 use http::HeaderMap;
 use knit_channels::event::{Event, ExtValue};
-use knit_channels::{Consumer, Record, RetryState};
+use knit_channels::{Consumer, Record, RetryState, Settle, Settled};
 use knit_crds::api::duck::DeliveryFormat;
+use knit_crds::contract::DeliveryPolicy;
 
 use crate::binding::{self, Decoded, HeaderSink, Lines};
 use crate::egress::{EgressRuntime, Target};
@@ -74,12 +75,21 @@ fn without(event: &Event, skip: &[String]) -> Event {
 }
 
 fn timeout(egress: &EgressRuntime) -> Duration {
-    egress
-        .config
-        .delivery
+    request_timeout(&egress.config.delivery)
+}
+
+/// How long one request of a delivery may take.
+fn request_timeout(delivery: &DeliveryPolicy) -> Duration {
+    delivery
         .timeout_ms
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// How long one attempt under `delivery` may take: the subscriber's request and the reply's,
+/// each within the timeout (a log's ack deadline: `knit_channels::GroupSpec::ack_deadline`).
+pub fn attempt_deadline(delivery: &DeliveryPolicy) -> Duration {
+    request_timeout(delivery).saturating_mul(2)
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -144,10 +154,12 @@ impl Seen<'_> {
     }
 }
 
-/// Deliver `record` to `egress`. A record read back from a retry stream resumes its attempt
-/// count. After a failed attempt with retries left, `consumer` is asked to store the record on
-/// its durable retry stream (then the fate is [`Fate::Deferred`]); backends without one retry
-/// here, in memory. Nothing is reported (see [`deliver_observed`]).
+/// Deliver `record` to `egress`. A record read back from a retry path resumes its attempt
+/// count. After a failed attempt with retries left, the record is settled with
+/// `Settle::Retry` on `consumer`: a backend that takes it back settles it (the fate is then
+/// [`Fate::Deferred`], and the caller must not settle it again); one that declines leaves it
+/// here, retried in memory. Every other fate leaves the record for the caller to settle.
+/// Nothing is reported (see [`deliver_observed`]).
 pub async fn deliver(
     sender: &Sender,
     egress: &EgressRuntime,
@@ -195,7 +207,7 @@ pub async fn deliver_observed(
 
 /// How far the attempts got.
 enum Tried {
-    /// Delivered, or deferred to the retry stream.
+    /// Delivered, or taken back by the log's retry path.
     Done(Fate),
     /// No attempt left (or the last failure is not worth retrying).
     GaveUp {
@@ -206,9 +218,9 @@ enum Tried {
     },
 }
 
-/// Attempt the delivery, with backoff between attempts, until one succeeds, the record is
-/// deferred to the consumer's retry stream, or the delivery spec allows no more. A record read
-/// back from a retry stream resumes its count.
+/// Attempt the delivery, with backoff between attempts, until one succeeds, the log takes the
+/// record back for a later attempt, or the delivery spec allows no more. A record read back
+/// from a retry path resumes its count.
 #[inline]
 async fn attempts(
     sender: &Sender,
@@ -248,9 +260,13 @@ async fn attempts(
         if let Some(obs) = seen.obs {
             obs.stats.retry(&seen.hop, attempts, wait);
         }
-        match consumer.defer(record, state).await {
-            Ok(true) => return Tried::Done(Fate::Deferred { attempts }),
-            Ok(false) => {}
+        match consumer
+            .settle(record, Settle::Retry(state))
+            .outcome()
+            .await
+        {
+            Ok(Settled::Done) => return Tried::Done(Fate::Deferred { attempts }),
+            Ok(Settled::Kept) => {}
             Err(e) => {
                 tracing::warn!(egress = %egress.config.reference, id = %event.id, error = %e, "cannot store the event for a later retry; retrying in memory");
             }
@@ -259,7 +275,7 @@ async fn attempts(
     }
 }
 
-/// Where a record read back from a retry stream left off: attempts made and how the last
+/// Where a record read back from a retry path left off: attempts made and how the last
 /// one failed.
 fn resumed(retry: Option<&RetryState>) -> (u32, Option<Failure>) {
     match retry {

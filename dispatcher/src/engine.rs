@@ -1,7 +1,7 @@
 //! The consumer loop of one egress (a Trigger or a Subscription), the same for every backend:
 //! read records from the egress's own consumer group, filter, schedule them under the egress's
-//! ordering and in-flight limit, deliver, mark each one done once its fate is decided, and
-//! commit the finished prefix often (every 50 ms or 50 records on durable logs, so a crash
+//! ordering and in-flight limit, deliver, settle each one once its fate is decided, and
+//! commit the settled prefix often (every 50 ms or 50 records on durable logs, so a crash
 //! replays little).
 //!
 //! Backpressure: when the records read but not finished reach twice the in-flight limit, the
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use knit_channels::{Consumer, GroupStats, Polled};
+use knit_channels::{Consumer, GroupStats, Polled, Settle};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -348,7 +348,8 @@ fn schedule(ctx: &Arc<Ctx>, records: Vec<knit_channels::Record>) {
                 event: &r.event,
             };
             ctx.shared.stats.fate(&ctx.counters, &hop, &Fate::Filtered);
-            ctx.consumer.done(r.id);
+            // Always settled at once (see `knit_channels::log`): nothing to wait for.
+            let _ = ctx.consumer.settle(&r, Settle::Ack);
             ctx.finished();
         }
     }
@@ -389,7 +390,10 @@ async fn worker(ctx: Arc<Ctx>, mut taken: Taken) {
             event: &taken.record.event,
         };
         ctx.shared.stats.fate(&ctx.counters, &hop, &fate);
-        ctx.consumer.done(taken.record.id);
+        if let Some(how) = settlement(&fate) {
+            // `Ack` and `DeadLettered` settle at once (see `knit_channels::log`).
+            let _ = ctx.consumer.settle(&taken.record, how);
+        }
         ctx.finished();
         let next = {
             let mut s = ctx.sched.lock();
@@ -409,4 +413,15 @@ async fn worker(ctx: Arc<Ctx>, mut taken: Taken) {
         }
     }
     ctx.sessions.lock().push(session);
+}
+
+/// How a record whose delivery ended with `fate` is settled; `None` when the log took it back
+/// already ([`Fate::Deferred`]).
+#[inline]
+fn settlement(fate: &Fate) -> Option<Settle> {
+    match fate {
+        Fate::Delivered { .. } | Fate::Filtered => Some(Settle::Ack),
+        Fate::DeadLettered { .. } | Fate::Dropped { .. } => Some(Settle::DeadLettered),
+        Fate::Deferred { .. } => None,
+    }
 }

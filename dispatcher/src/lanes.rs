@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use knit_channels::Record;
+use knit_channels::{PartitionId, Record};
 use knit_crds::contract::Ordering;
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -23,9 +23,9 @@ use tokio::time::Instant;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Lane {
     /// A partition.
-    Partition(u8, i32),
+    Partition(PartitionId),
     /// A key within a partition.
-    Key(u8, i32, Arc<str>),
+    Key(PartitionId, Arc<str>),
 }
 
 /// A record taken by a worker, and the lane to release when it is done.
@@ -67,13 +67,13 @@ impl Scheduler {
     }
 
     fn lane_of(&self, r: &Record) -> Option<Lane> {
-        let p = r.id.position;
+        let p = r.id.partition;
         match self.ordering {
             Ordering::Unordered => None,
-            Ordering::Ordered => Some(Lane::Partition(p.stream, p.partition)),
+            Ordering::Ordered => Some(Lane::Partition(p)),
             Ordering::OrderedByKey => Some(match &r.key {
-                Some(k) => Lane::Key(p.stream, p.partition, k.clone()),
-                None => Lane::Partition(p.stream, p.partition),
+                Some(k) => Lane::Key(p, k.clone()),
+                None => Lane::Partition(p),
             }),
         }
     }
@@ -152,11 +152,9 @@ impl Scheduler {
         self.workers = self.workers.saturating_sub(1);
     }
 
-    /// Drop records not yet started on these `(stream, partition)`s (they were revoked);
-    /// returns how many.
-    pub fn revoke(&mut self, partitions: &[(u8, i32)]) -> usize {
-        let hit =
-            |r: &Record| partitions.contains(&(r.id.position.stream, r.id.position.partition));
+    /// Drop records not yet started on these partitions (they were revoked); returns how many.
+    pub fn revoke(&mut self, partitions: &[PartitionId]) -> usize {
+        let hit = |r: &Record| partitions.contains(&r.id.partition);
         let before = self.waiting;
         self.fifo.retain(|r| !hit(r));
         for q in self.lanes.values_mut() {
@@ -223,17 +221,14 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use knit_channels::{Event, Position, RecordId};
+    use knit_channels::{Event, RecordId};
 
-    fn rec(partition: i32, offset: i64, key: Option<&str>) -> Record {
+    fn rec(partition: u64, offset: i64, key: Option<&str>) -> Record {
         Record {
             id: RecordId {
-                position: Position {
-                    stream: 0,
-                    partition,
-                    offset,
-                },
-                generation: 0,
+                partition: PartitionId(partition),
+                offset,
+                handle: 0,
             },
             event: Arc::new(Event::new(offset.to_string(), "s", "t")),
             key: key.map(Arc::from),
@@ -242,7 +237,7 @@ mod tests {
     }
 
     fn offset(t: &Taken) -> i64 {
-        t.record.id.position.offset
+        t.record.id.offset
     }
 
     #[test]
@@ -272,15 +267,9 @@ mod tests {
         let a = s.start().expect("partition 0");
         let b = s.start().expect("partition 1");
         assert!(s.start().is_none(), "partition 0 is busy");
-        assert_eq!(
-            (
-                a.record.id.position.partition,
-                b.record.id.position.partition
-            ),
-            (0, 1)
-        );
+        assert_eq!((a.record.id.partition.0, b.record.id.partition.0), (0, 1));
         let next = s.finish(a.lane).expect("partition 0 again");
-        assert_eq!((next.record.id.position.partition, offset(&next)), (0, 1));
+        assert_eq!((next.record.id.partition.0, offset(&next)), (0, 1));
     }
 
     #[test]
@@ -305,10 +294,10 @@ mod tests {
         s.push(rec(0, 1, None));
         s.push(rec(1, 0, None));
         let running = s.start().expect("p0");
-        assert_eq!(s.revoke(&[(0, 0)]), 1, "the record not started");
+        assert_eq!(s.revoke(&[PartitionId(0)]), 1, "the record not started");
         assert!(
             s.finish(running.lane)
-                .is_some_and(|t| t.record.id.position.partition == 1)
+                .is_some_and(|t| t.record.id.partition.0 == 1)
         );
     }
 

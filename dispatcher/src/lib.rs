@@ -1,7 +1,7 @@
 //! knit-dispatcher: delivery, the one engine behind every egress (Trigger, Subscription, and
 //! later sources): the per-egress consumer loop over any log backend, ordering and in-flight
 //! limits, the HTTP binding, sending with timeouts, retry and backoff (in memory or through the
-//! log's durable retry stream), `Retry-After`, dead-lettering, reply routing, commit-after-done;
+//! log's own retry path), `Retry-After`, dead-lettering, reply routing, settle-then-commit;
 //! and the one place every event's fate is recorded. Sources send through [`send()`], the same
 //! engine without a log.
 //!

@@ -45,7 +45,8 @@ pub enum Fate {
     },
     /// The egress's filter said no.
     Filtered,
-    /// An attempt failed and the event was stored on the durable retry stream for the next.
+    /// An attempt failed and the log took the event back for the next (its durable retry
+    /// path: Kafka's retry topic); the record is settled.
     Deferred {
         /// Attempts made so far.
         attempts: u32,
@@ -79,7 +80,7 @@ pub struct Counters {
     pub dropped: AtomicU64,
     /// Retries made (attempts beyond the first).
     pub retries: AtomicU64,
-    /// Failed attempts stored on a durable retry stream.
+    /// Failed attempts taken back by the log's durable retry path.
     pub deferred: AtomicU64,
     /// Events shed because the egress fell too far behind (set from the log's count).
     pub shed: AtomicU64,

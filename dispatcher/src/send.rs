@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use knit_channels::{
-    BoxFuture, Consumer, Event, GroupStats, LogError, Polled, Position, Record, RecordId,
-    RetryState,
+    BoxFuture, Consumer, Event, GroupStats, LogError, PartitionId, Polled, Record, RecordId,
+    Settle, Settling,
 };
 use knit_crds::contract::{DeliveryPolicy, Egress};
 
@@ -68,22 +68,24 @@ impl Destination {
 }
 
 /// A stand-in consumer for deliveries that are not read by a consumer group (sources, a
-/// replay): no durable retry stream, so retries happen in memory, and nothing is committed.
+/// replay): it declines every `Retry` (retries happen in memory), and nothing is committed.
 pub struct Direct;
 
 impl Consumer for Direct {
     fn poll(&self, _max: usize) -> BoxFuture<'_, Option<Polled>> {
         Box::pin(async { None })
     }
-    fn done(&self, _id: RecordId) {}
+    fn settle<'a>(&'a self, _record: &Record, how: Settle) -> Settling<'a> {
+        match how {
+            Settle::Retry(_) => Settling::kept(),
+            Settle::Ack | Settle::DeadLettered => Settling::done(),
+        }
+    }
     fn commit(&self) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async { Ok(()) })
     }
     fn pause(&self) {}
     fn resume(&self) {}
-    fn defer(&self, _record: &Record, _state: RetryState) -> BoxFuture<'_, Result<bool, LogError>> {
-        Box::pin(async { Ok(false) })
-    }
     fn stats(&self) -> GroupStats {
         GroupStats::default()
     }
@@ -103,12 +105,9 @@ pub async fn send(
 ) -> Fate {
     let record = Record {
         id: RecordId {
-            position: Position {
-                stream: 0,
-                partition: 0,
-                offset: 0,
-            },
-            generation: 0,
+            partition: PartitionId(0),
+            offset: 0,
+            handle: 0,
         },
         event: Arc::new(event),
         key: None,

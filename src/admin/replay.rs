@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use knit_broker::dataplane::ReplayError;
-use knit_channels::kafka::replay::Bound;
+use knit_channels::Bound;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -74,7 +74,7 @@ async fn start(
             let status = match &e {
                 ReplayError::NotFound { .. } => StatusCode::NOT_FOUND,
                 ReplayError::NotDurable { .. } | ReplayError::Busy(_) => StatusCode::CONFLICT,
-                ReplayError::NoTopic | ReplayError::Backend(_) => StatusCode::BAD_GATEWAY,
+                ReplayError::Backend(_) => StatusCode::BAD_GATEWAY,
             };
             tracing::info!(namespace = %namespace, trigger = %trigger, error = %e, "replay refused");
             error(status, e.to_string())

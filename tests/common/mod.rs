@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod certs;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod route;
 pub mod sink;
@@ -68,6 +69,7 @@ pub struct Knit {
     pub dir: tempfile::TempDir,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
     /// The Kafka broker this knit uses, if any (stopped after knit).
+    #[cfg(feature = "kafka")]
     pub kafka: Option<kafka::Kafka>,
     args: Vec<String>,
     /// The CA the admin API's certificate is checked against (`knit run --tls-cert`).
@@ -116,6 +118,7 @@ impl Knit {
             gateway: started.gateway,
             dir,
             stderr: started.stderr,
+            #[cfg(feature = "kafka")]
             kafka: None,
             args,
             ca: None,
@@ -195,6 +198,7 @@ impl Knit {
     }
 
     /// Like [`Knit::start_with`], using a Kafka broker started for this test (`--kafka`).
+    #[cfg(feature = "kafka")]
     pub fn start_with_kafka(files: &[(&str, &str)], extra: &[&str]) -> Knit {
         let k = kafka::Kafka::start();
         let mut flags = vec!["--kafka", k.bootstrap.as_str()];

@@ -11,6 +11,7 @@ pub enum Backend {
     /// In memory: InMemoryChannel, the default Broker.
     Memory,
     /// Kafka (a nisshi broker started for the test): KafkaChannel, Brokers of class `Kafka`.
+    #[cfg(feature = "kafka")]
     Kafka,
 }
 
@@ -29,6 +30,7 @@ impl Backend {
     pub fn plural(self) -> &'static str {
         match self {
             Backend::Memory => "inmemorychannels",
+            #[cfg(feature = "kafka")]
             Backend::Kafka => "kafkachannels",
         }
     }
@@ -37,6 +39,7 @@ impl Backend {
     pub fn api_version(self) -> &'static str {
         match self {
             Backend::Memory => "messaging.knative.dev/v1",
+            #[cfg(feature = "kafka")]
             Backend::Kafka => "messaging.knative.dev/v1beta1",
         }
     }
@@ -45,6 +48,7 @@ impl Backend {
     pub fn kind(self) -> &'static str {
         match self {
             Backend::Memory => "InMemoryChannel",
+            #[cfg(feature = "kafka")]
             Backend::Kafka => "KafkaChannel",
         }
     }
@@ -53,6 +57,7 @@ impl Backend {
     pub fn broker(self, name: &str, extra_spec: &str) -> String {
         match self {
             Backend::Memory => broker(name, extra_spec),
+            #[cfg(feature = "kafka")]
             Backend::Kafka => broker(name, extra_spec).replacen(
                 "metadata:\n",
                 "metadata:\n  annotations:\n    eventing.knative.dev/broker.class: Kafka\n",
@@ -65,6 +70,7 @@ impl Backend {
     pub fn start(self, files: &[(&str, &str)], flags: &[&str]) -> Knit {
         match self {
             Backend::Memory => Knit::start_with(files, flags),
+            #[cfg(feature = "kafka")]
             Backend::Kafka => Knit::start_with_kafka(files, flags),
         }
     }

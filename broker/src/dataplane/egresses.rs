@@ -2,7 +2,7 @@
 //! consumer group on its ingress's log (retrying while the backend is unreachable), runs the
 //! dispatcher's consumer loop on it, applies configuration changes in place, reports whether it
 //! runs, and on removal either drains (memory: what was accepted is still delivered) or stops,
-//! commits and deletes its group (Kafka, as Knative deletes a deleted Trigger's group).
+//! commits and deletes its group (durable logs, as Knative deletes a deleted Trigger's group).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +78,13 @@ fn spec(egress: &Egress, durable: bool) -> GroupSpec {
         },
         // Ordered egresses retry in place (a retry stream would reorder).
         durable_retries: durable && egress.ordering == Ordering::Unordered,
+        max_in_flight: egress.max_in_flight,
+        order: match egress.ordering {
+            Ordering::Unordered => knit_channels::Order::Unordered,
+            Ordering::Ordered => knit_channels::Order::Ordered,
+            Ordering::OrderedByKey => knit_channels::Order::OrderedByKey,
+        },
+        ack_deadline: knit_dispatcher::deliver::attempt_deadline(&egress.delivery),
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Ctx;
-use super::backends::{self, Opened};
+use super::backends;
 use super::egresses::{self, EgressConfig, EgressSlot};
 use crate::filter::{self, TriggerRouter};
 use crate::ingress::{NoLog, Target};
@@ -158,18 +158,18 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         return;
     };
     let mut shutdown = ctx.shutdown.subscribe();
-    let Some((opened, mut current)) = open_log(&mut rx, first, &target, &ctx, &mut shutdown).await
+    let Some((log, mut current)) = open_log(&mut rx, first, &target, &ctx, &mut shutdown).await
     else {
         return;
     };
-    let annotations: Vec<(&str, &str)> = opened
-        .annotations
+    let annotations = log.annotations();
+    let annotations: Vec<(&str, &str)> = annotations
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let mut egresses = Egresses::default();
-    open_first_groups(&current, &opened.log, &mut egresses, &ctx, &target).await;
-    target.set(Ok(opened.log.clone()));
+    open_first_groups(&current, &log, &mut egresses, &ctx, &target).await;
+    target.set(Ok(log.clone()));
     let mut reported_uid = current.uid.clone();
     loop {
         if reported_uid != current.uid {
@@ -192,10 +192,10 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
                 return;
             }
         }
-        let changed = sync(&current, &opened.log, &mut egresses, &ctx, &target);
-        show(&current, &opened.log, &egresses, &changed, &target);
+        let changed = sync(&current, &log, &mut egresses, &ctx, &target);
+        show(&current, &log, &egresses, &changed, &target);
     }
-    retire(&current, opened, egresses, &target).await;
+    retire(&current, log, egresses, &target).await;
     ctx.report.forget(&reported_uid);
     tracing::info!(ingress = %current.path, "ingress retired");
 }
@@ -209,11 +209,10 @@ async fn open_log(
     target: &Target,
     ctx: &Ctx,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<(Opened, Arc<Ingress>)> {
+) -> Option<(Arc<dyn Log>, Arc<Ingress>)> {
     let mut wait = Duration::from_millis(200);
     loop {
-        let unmatched = &ctx.dispatch.stats.unmatched;
-        let e = match backends::open(&current, &ctx.config, &ctx.clusters, unmatched).await {
+        let e = match backends::open(&current, &ctx.backends).await {
             Ok(o) => return Some((o, current)),
             Err(e) => e,
         };
@@ -272,7 +271,7 @@ async fn open_first_groups(
 /// topics the ingress owns are deleted. The slots stay alive meanwhile: an egress whose slot
 /// goes away takes it as its own removal. A KafkaSource accepted nothing: its consumer just
 /// stops (its topics are someone else's).
-async fn retire(current: &Ingress, opened: Opened, egresses: Egresses, target: &Target) {
+async fn retire(current: &Ingress, log: Arc<dyn Log>, egresses: Egresses, target: &Target) {
     target.set(Err(NoLog::Deleted));
     let Egresses {
         running,
@@ -282,26 +281,19 @@ async fn retire(current: &Ingress, opened: Opened, egresses: Egresses, target: &
         leaving.extend(running.into_values().map(|r| r.slot.remove()));
         futures::future::join_all(leaving).await;
     } else {
-        opened.log.close();
+        log.close();
         let mut slots: Vec<EgressSlot> = running.into_values().map(|r| r.slot).collect();
         let handles = slots.iter_mut().map(|s| &mut s.handle);
         futures::future::join_all(handles.chain(leaving.iter_mut())).await;
         drop(slots);
     }
-    if let Some((cluster, topics)) = opened.owned_topics
-        && let Err(e) = cluster.delete_topics(&topics).await
-    {
-        tracing::warn!(?topics, error = %e, "cannot delete the topics of a deleted broker or channel");
+    if let Err(e) = log.destroy().await {
+        tracing::warn!(log = %describe(current), error = %e, "cannot delete the topics of a deleted broker or channel");
     }
 }
 
 fn describe(i: &Ingress) -> String {
-    match &i.backend {
-        knit_crds::contract::Backend::Memory => "memory log".into(),
-        knit_crds::contract::Backend::Kafka(k) => {
-            format!("topic {} on {}", k.topics.join(","), k.bootstrap_servers)
-        }
-    }
+    knit_channels::backends::describe(&i.backend)
 }
 
 /// Bring the egress tasks in line with `ingress`, touching only the egresses that came, went

@@ -13,8 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use knit_channels::MemoryConfig;
-use knit_channels::kafka::Clusters;
+use knit_channels::{Backends, MemoryConfig};
 use knit_crds::contract::{Contract, Ingress, Report};
 use knit_dispatcher::observe::Journal;
 use knit_dispatcher::{Sender, Shared as Dispatch, Stats};
@@ -74,7 +73,7 @@ pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) dispatch: Dispatch,
     pub(crate) report: Arc<Reporter>,
-    pub(crate) clusters: Clusters,
+    pub(crate) backends: Backends,
     pub(crate) shutdown: watch::Sender<bool>,
 }
 
@@ -108,6 +107,11 @@ impl DataPlane {
             observers.push(knit_dispatcher::observe::Otlp::start(endpoint)?);
         }
         let stats = Arc::new(Stats::with_observers(observers));
+        let backends = Backends::new(
+            &config_kafka_client_id(),
+            config.memory,
+            stats.unmatched.clone(),
+        );
         Ok(Self {
             shared: Arc::new(Shared::new(
                 config.ingress(),
@@ -121,7 +125,7 @@ impl DataPlane {
                     stats,
                 },
                 report: Arc::new(Reporter::new()),
-                clusters: Clusters::new(config_kafka_client_id()),
+                backends,
                 shutdown,
             }),
             slots: Mutex::new(HashMap::new()),
@@ -254,10 +258,10 @@ impl DataPlane {
     /// same name must be deleted before it is created again).
     fn start(&self, key: &str, ingress: Arc<Ingress>, retiring: &[Retiring]) -> IngressSlot {
         // Memory logs share nothing with their predecessors: no need to wait for their drain.
-        let kafka = matches!(ingress.backend, knit_crds::contract::Backend::Kafka(_));
+        let durable = !matches!(ingress.backend, knit_crds::contract::Backend::Memory);
         let after = retiring
             .iter()
-            .filter(|r| kafka && r.key == key)
+            .filter(|r| durable && r.key == key)
             .map(|r| r.ended.clone())
             .collect();
         ingresses::spawn(ingress, self.ctx.clone(), after)

@@ -1,5 +1,5 @@
 //! Replaying a Broker's events to one Trigger: a one-off task reading a range of the Broker's
-//! Kafka topic with a reader of its own ([`knit_channels::kafka::replay`]: partitions assigned
+//! log with a reader of its own ([`knit_channels::Log::replay`]: on Kafka, partitions assigned
 //! by hand, nothing committed, so the Trigger's consumer group never moves), passing each event
 //! through that Trigger's filter, marking it with the [`REPLAY_EXTENSION`] extension (the run's
 //! id), and delivering it as the Trigger delivers: the same [`knit_dispatcher::deliver`] with
@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use knit_channels::kafka::replay::{Bound, PartitionRange, ReplayReader, ReplayRecord};
-use knit_channels::{ExtValue, LogError, Position, Record, RecordId};
-use knit_crds::contract::{self, Backend, Contract, Egress, Ingress, IngressKind, KafkaLog};
+use knit_channels::{
+    Bound, ExtValue, LogError, LogSpec, PartitionId, PartitionRange, Record, RecordId, Replay,
+    ReplayRecord, Role,
+};
+use knit_crds::contract::{self, Contract, Egress, Ingress, IngressKind};
 use knit_dispatcher::sender::Session;
 use knit_dispatcher::{EgressRuntime, EventFilter, Fate, Shared as Dispatch};
 use parking_lot::Mutex;
@@ -24,7 +26,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{Ctx, DataPlane};
+use super::{Ctx, DataPlane, backends};
 
 /// The CloudEvents extension every replayed event carries: the id of the replay run.
 pub const REPLAY_EXTENSION: &str = "knitreplay";
@@ -59,9 +61,6 @@ pub enum ReplayError {
     /// A replay of the Trigger is running already (its id), or being started.
     #[error("a replay of this Trigger is still running: {0}")]
     Busy(String),
-    /// The Broker names no Kafka topic.
-    #[error("cannot read the Broker's topic: the Broker has no topic")]
-    NoTopic,
     /// The topic could not be read.
     #[error("cannot read the Broker's topic: {0}")]
     Backend(#[from] LogError),
@@ -216,14 +215,13 @@ impl Runs {
     }
 }
 
-/// The Trigger `reference` in `contract`: its Broker, itself, and the Broker's Kafka log
-/// (memory logs keep nothing to replay).
+/// The Trigger `reference` in `contract`: its Broker and itself.
 fn find_trigger<'a>(
     contract: &'a Contract,
     reference: &str,
     namespace: &str,
     name: &str,
-) -> Result<(&'a Ingress, &'a Egress, &'a KafkaLog), ReplayError> {
+) -> Result<(&'a Ingress, &'a Egress), ReplayError> {
     let found = contract
         .ingresses
         .iter()
@@ -235,13 +233,7 @@ fn find_trigger<'a>(
             name: name.to_string(),
         });
     };
-    let Backend::Kafka(kafka) = &ingress.backend else {
-        return Err(ReplayError::NotDurable {
-            namespace: ingress.namespace.clone(),
-            broker: ingress.name.clone(),
-        });
-    };
-    Ok((ingress, egress, kafka))
+    Ok((ingress, egress))
 }
 
 impl DataPlane {
@@ -257,18 +249,24 @@ impl DataPlane {
         to: Option<&Bound>,
     ) -> Result<ReplayStatus, ReplayError> {
         let reference = format!("Trigger/{namespace}/{name}");
-        let (ingress, egress, kafka) = find_trigger(contract, &reference, namespace, name)?;
-        let Some(topic) = kafka.topics.first() else {
-            return Err(ReplayError::NoTopic);
+        let (ingress, egress) = find_trigger(contract, &reference, namespace, name)?;
+        // The Broker's log, opened only to read it (nothing is created).
+        let log = LogSpec {
+            role: Role::Reader,
+            ..backends::spec(ingress)
         };
+        let log = self.ctx.backends.open(&log).await?;
+        if !log.durable() {
+            return Err(ReplayError::NotDurable {
+                namespace: ingress.namespace.clone(),
+                broker: ingress.name.clone(),
+            });
+        }
         let trigger = format!("{namespace}/{name}");
         let _starting = self.replays.reserve(&trigger)?;
         let n = self.replays.started.fetch_add(1, Ordering::Relaxed) + 1;
         let id = run_id(n);
-        let cluster = self.ctx.clusters.cluster(&kafka.bootstrap_servers)?;
-        let reader = cluster
-            .replay(topic, &kafka.foreign_source, from, to, &id)
-            .await?;
+        let reader = log.replay(from, to, &id).await?;
         let filter = crate::filter::compile(egress.filter.as_ref());
         let runtime = Arc::new(EgressRuntime::new(
             egress.clone(),
@@ -363,7 +361,7 @@ fn run_id(n: u64) -> String {
 /// limit at once; until the range is read, the run is cancelled, or the process stops.
 async fn drive(
     run: Arc<Run>,
-    mut reader: ReplayReader,
+    mut reader: Box<dyn Replay>,
     runtime: Arc<EgressRuntime>,
     ctx: Arc<Ctx>,
     mut stop: watch::Receiver<bool>,
@@ -416,7 +414,7 @@ async fn drive(
         }
     }
     wind_down(inflight, stopping).await;
-    // Closing a consumer waits on librdkafka: not on a runtime thread.
+    // Dropping a reader may block (Kafka closes its consumer): not on a runtime thread.
     drop(tokio::task::spawn_blocking(move || drop(reader)));
     run.done.store(true, Ordering::Release);
     let s = run.status();
@@ -448,12 +446,9 @@ fn taken(run: &Run, runtime: &EgressRuntime, r: ReplayRecord) -> Option<Record> 
     event.set_extension(REPLAY_EXTENSION, ExtValue::String(run.id.clone()));
     Some(Record {
         id: RecordId {
-            position: Position {
-                stream: 0,
-                partition: r.partition,
-                offset: r.offset,
-            },
-            generation: 0,
+            partition: PartitionId(u64::try_from(r.partition).unwrap_or_default()),
+            offset: r.offset,
+            handle: 0,
         },
         event: Arc::new(event),
         key: None,

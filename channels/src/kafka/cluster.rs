@@ -25,34 +25,36 @@ const PRODUCE_QUEUE_EVENTS: &str = "20000";
 
 /// What a log needs of its topics.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopicSpec {
+pub(crate) struct TopicSpec {
     /// The topics (one, except for a source).
-    pub topics: Vec<String>,
+    pub(crate) topics: Vec<String>,
     /// Partitions of a topic Knit creates.
-    pub partitions: i32,
+    pub(crate) partitions: i32,
     /// Replication factor of a topic Knit creates.
-    pub replication_factor: i32,
+    pub(crate) replication_factor: i32,
     /// `retention.ms` of a topic Knit creates.
-    pub retention_ms: Option<i64>,
+    pub(crate) retention_ms: Option<i64>,
     /// The topics must exist already: never created (nor deleted).
-    pub external: bool,
+    pub(crate) external: bool,
     /// How events are written.
-    pub content_mode: ContentMode,
+    pub(crate) content_mode: ContentMode,
     /// `source` of events made from records that are not CloudEvents (`#<topic>` appended).
-    pub foreign_source: String,
+    pub(crate) foreign_source: String,
     /// Whether the ingress appends (false for sources, which only read).
-    pub writable: bool,
+    pub(crate) writable: bool,
+    /// The topics are the log's: deleted by [`Log::destroy`].
+    pub(crate) owned: bool,
 }
 
 /// The clusters this process talks to, by `bootstrap.servers`.
-pub struct Clusters {
+pub(crate) struct Clusters {
     client_id: String,
     by_bootstrap: Mutex<HashMap<String, Arc<Cluster>>>,
 }
 
 impl Clusters {
     /// No clusters yet; clients identify as `client_id`.
-    pub fn new(client_id: String) -> Self {
+    pub(crate) fn new(client_id: String) -> Self {
         Self {
             client_id,
             by_bootstrap: Mutex::new(HashMap::new()),
@@ -60,7 +62,7 @@ impl Clusters {
     }
 
     /// The cluster at `bootstrap` (clients are created once and shared).
-    pub fn cluster(&self, bootstrap: &str) -> Result<Arc<Cluster>, LogError> {
+    pub(crate) fn cluster(&self, bootstrap: &str) -> Result<Arc<Cluster>, LogError> {
         let mut map = self.by_bootstrap.lock();
         if let Some(c) = map.get(bootstrap) {
             return Ok(c.clone());
@@ -72,7 +74,7 @@ impl Clusters {
 }
 
 /// Clients of one cluster.
-pub struct Cluster {
+pub(crate) struct Cluster {
     bootstrap: String,
     client_id: String,
     pub(crate) producer: FutureProducer,
@@ -113,11 +115,6 @@ impl Cluster {
     /// Settings every client of this cluster starts from.
     pub(crate) fn base_config(&self) -> ClientConfig {
         base_config(&self.bootstrap, &self.client_id)
-    }
-
-    /// `bootstrap.servers`.
-    pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
     }
 
     /// Create `topics` with `partitions` and `replication` (and `config`) where missing.
@@ -181,7 +178,10 @@ impl Cluster {
     }
 
     /// Open the log over `spec`'s topics, creating them unless they are external.
-    pub async fn open_log(self: &Arc<Self>, spec: TopicSpec) -> Result<Arc<dyn Log>, LogError> {
+    pub(crate) async fn open_log(
+        self: &Arc<Self>,
+        spec: TopicSpec,
+    ) -> Result<Arc<dyn Log>, LogError> {
         if spec.external {
             self.check_topics(&spec.topics).await?;
         } else {
@@ -202,7 +202,7 @@ impl Cluster {
     }
 
     /// Delete `topics` (missing ones are fine).
-    pub async fn delete_topics(&self, topics: &[String]) -> Result<(), LogError> {
+    pub(crate) async fn delete_topics(&self, topics: &[String]) -> Result<(), LogError> {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
         let results = tokio::time::timeout(ADMIN_TIMEOUT, self.admin.delete_topics(&names, &opts))
@@ -221,7 +221,7 @@ impl Cluster {
     }
 
     /// Delete a consumer group (missing is fine).
-    pub async fn delete_group(&self, group: &str) -> Result<(), LogError> {
+    pub(crate) async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
         let results =
             tokio::time::timeout(ADMIN_TIMEOUT, self.admin.delete_groups(&[group], &opts))

@@ -10,10 +10,17 @@
 //!   read before are ignored (their new owner reads them again);
 //! - `pause` pauses the assigned partitions while the caller keeps polling, so the consumer
 //!   stays in its group (librdkafka discards the prefetched records and refetches them);
-//! - deferred retries are produced to `<group>.retry` with Knit's `knit-*` headers, and the
-//!   consumer reads that topic too;
+//! - a record settled with `Settle::Retry` is produced to `<group>.retry` with Knit's
+//!   `knit-*` headers before the original is finished, and the consumer reads that topic too
+//!   (groups without durable retries, and a draining consumer, decline: `Settled::Kept`);
+//! - `Ack` and `DeadLettered` both finish the record; settling a record of an earlier
+//!   generation is ignored;
 //! - once its log is closed, the consumer reads to the end offsets of that moment and then
 //!   ends, so a deleted broker's accepted events are still delivered.
+//!
+//! `GroupSpec::max_in_flight`, `order` and `ack_deadline` ask nothing of Kafka: the dispatcher
+//! bounds what it reads ahead, librdkafka's prefetch is bounded, and an unsettled record goes
+//! to another member only after a rebalance, never on a timer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,8 +40,8 @@ use super::binding::{self, ContentMode, InRecord};
 use super::cluster::{ADMIN_TIMEOUT, Cluster, TopicSpec, backend};
 use super::log::{acked, produce, retry_topic};
 use crate::log::{
-    BoxFuture, Consumer, GroupSpec, GroupStats, LogError, Polled, Position, Record, RecordId,
-    RetryState, StartAt,
+    BoxFuture, Consumer, GroupSpec, GroupStats, LogError, PartitionId, Polled, Record, RecordId,
+    RetryState, Settle, Settled, Settling, StartAt,
 };
 use crate::tracker::Tracker;
 
@@ -42,6 +49,18 @@ const ATTEMPTS: &str = "knit-attempts";
 const NOT_BEFORE: &str = "knit-not-before";
 const LAST_DEST: &str = "knit-last-dest";
 const LAST_STATUS: &str = "knit-last-status";
+
+/// The neutral id of partition `partition` of stream `stream` (the index of its topic among
+/// the group's, the retry topic last).
+fn partition_id(stream: u8, partition: i32) -> PartitionId {
+    PartitionId((u64::from(stream) << 32) | u64::from(partition as u32))
+}
+
+/// The stream and partition of `id` (see [`partition_id`]).
+fn stream_partition(id: PartitionId) -> (u8, i32) {
+    let stream = u8::try_from(id.0 >> 32).unwrap_or(u8::MAX);
+    (stream, (id.0 & 0xffff_ffff) as u32 as i32)
+}
 
 /// Draining after the log was closed: read up to these end offsets, then stop.
 #[derive(Default)]
@@ -305,12 +324,9 @@ impl KafkaConsumer {
             .seen(m.offset());
         Some(Record {
             id: RecordId {
-                position: Position {
-                    stream,
-                    partition: m.partition(),
-                    offset: m.offset(),
-                },
-                generation: st.generation,
+                partition: partition_id(stream, m.partition()),
+                offset: m.offset(),
+                handle: st.generation,
             },
             event: Arc::new(event),
             key,
@@ -367,6 +383,56 @@ impl KafkaConsumer {
 
     fn assignment(&self) -> Option<TopicPartitionList> {
         self.consumer.assignment().ok()
+    }
+
+    /// The record `id` is finished (ignored when read in an earlier generation).
+    fn finish(&self, id: RecordId) {
+        let key = stream_partition(id.partition);
+        let moved_to_end = {
+            let mut st = self.shared.state.lock();
+            if id.handle != st.generation {
+                return;
+            }
+            if let Some(t) = st.trackers.get_mut(&key) {
+                t.finish(id.offset);
+            }
+            st.drain.is_some() && st.drained()
+        };
+        if moved_to_end {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Produce `record` to the group's retry topic with `state` in `knit-*` headers, then
+    /// finish the original; declined (`Kept`) without a retry topic or while draining.
+    fn store_retry<'a>(&'a self, record: &Record, state: RetryState) -> Settling<'a> {
+        let draining = self.shared.state.lock().drain.is_some();
+        let Some(topic) = self.retry.as_deref().filter(|_| !draining) else {
+            return Settling::kept();
+        };
+        let out = binding::encode(&record.event, ContentMode::Binary);
+        let mut extra = vec![
+            (
+                ATTEMPTS.to_string(),
+                state.attempts.to_string().into_bytes(),
+            ),
+            (
+                NOT_BEFORE.to_string(),
+                state.not_before_ms.to_string().into_bytes(),
+            ),
+            (LAST_DEST.to_string(), state.last_dest.into_bytes()),
+        ];
+        if let Some(s) = state.last_status {
+            extra.push((LAST_STATUS.to_string(), s.to_string().into_bytes()));
+        }
+        let sent = produce(&self.cluster, topic, &out, &extra);
+        let id = record.id;
+        Settling::Pending(Box::pin(async move {
+            let f = sent.map_err(|e| backend("storing a retry", e))?;
+            acked(f).await.map_err(|e| backend("storing a retry", e))?;
+            self.finish(id);
+            Ok(Settled::Done)
+        }))
     }
 }
 
@@ -456,7 +522,9 @@ impl Consumer for KafkaConsumer {
                 let need_ends = {
                     let mut st = self.shared.state.lock();
                     if !st.revoked.is_empty() {
-                        return Some(Polled::Revoked(std::mem::take(&mut st.revoked)));
+                        let revoked = std::mem::take(&mut st.revoked);
+                        let ids = revoked.into_iter().map(|(s, p)| partition_id(s, p));
+                        return Some(Polled::Revoked(ids.collect()));
                     }
                     if st.drained() {
                         return None;
@@ -499,20 +567,13 @@ impl Consumer for KafkaConsumer {
         })
     }
 
-    fn done(&self, id: RecordId) {
-        let p = id.position;
-        let moved_to_end = {
-            let mut st = self.shared.state.lock();
-            if id.generation != st.generation {
-                return;
+    fn settle<'a>(&'a self, record: &Record, how: Settle) -> Settling<'a> {
+        match how {
+            Settle::Ack | Settle::DeadLettered => {
+                self.finish(record.id);
+                Settling::done()
             }
-            if let Some(t) = st.trackers.get_mut(&(p.stream, p.partition)) {
-                t.finish(p.offset);
-            }
-            st.drain.is_some() && st.drained()
-        };
-        if moved_to_end {
-            self.shared.wake.notify_one();
+            Settle::Retry(state) => self.store_retry(record, state),
         }
     }
 
@@ -544,34 +605,6 @@ impl Consumer for KafkaConsumer {
         if let Some(a) = self.assignment() {
             let _ = self.consumer.resume(&a);
         }
-    }
-
-    fn defer(&self, record: &Record, state: RetryState) -> BoxFuture<'_, Result<bool, LogError>> {
-        let draining = self.shared.state.lock().drain.is_some();
-        let Some(topic) = self.retry.clone().filter(|_| !draining) else {
-            return Box::pin(std::future::ready(Ok(false)));
-        };
-        let out = binding::encode(&record.event, ContentMode::Binary);
-        let mut extra = vec![
-            (
-                ATTEMPTS.to_string(),
-                state.attempts.to_string().into_bytes(),
-            ),
-            (
-                NOT_BEFORE.to_string(),
-                state.not_before_ms.to_string().into_bytes(),
-            ),
-            (LAST_DEST.to_string(), state.last_dest.into_bytes()),
-        ];
-        if let Some(s) = state.last_status {
-            extra.push((LAST_STATUS.to_string(), s.to_string().into_bytes()));
-        }
-        let sent = produce(&self.cluster, &topic, &out, &extra);
-        Box::pin(async move {
-            let f = sent.map_err(|e| backend("storing a retry", e))?;
-            acked(f).await.map_err(|e| backend("storing a retry", e))?;
-            Ok(true)
-        })
     }
 
     fn stats(&self) -> GroupStats {

@@ -15,6 +15,7 @@ use super::cluster::{Cluster, TopicSpec};
 use super::consumer::{ConsumerShared, KafkaConsumer};
 use crate::event::Event;
 use crate::log::{AppendError, BoxFuture, Consumer, GroupSpec, Log, LogError};
+use crate::replay::{Bound, Replay};
 
 /// The retry topic of a consumer group: `<group>.retry`, with characters Kafka does not take
 /// in topic names replaced by `_`.
@@ -89,7 +90,7 @@ fn append_error(e: KafkaError) -> AppendError {
 }
 
 /// A log on Kafka topics.
-pub struct KafkaLog {
+pub(crate) struct KafkaLog {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) spec: TopicSpec,
     closed: AtomicBool,
@@ -169,5 +170,37 @@ impl Log for KafkaLog {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    fn annotations(&self) -> Vec<(String, String)> {
+        vec![("topic".to_string(), self.spec.topics.join(","))]
+    }
+
+    fn replay<'a>(
+        &'a self,
+        from: &'a Bound,
+        to: Option<&'a Bound>,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Replay>, LogError>> {
+        Box::pin(async move {
+            let Some(topic) = self.topic() else {
+                return Err(LogError::backend("replaying", "the log has no topic"));
+            };
+            let reader = self
+                .cluster
+                .replay(topic, &self.spec.foreign_source, from, to, name)
+                .await?;
+            Ok(Box::new(reader) as Box<dyn Replay>)
+        })
+    }
+
+    fn destroy(&self) -> BoxFuture<'_, Result<(), LogError>> {
+        Box::pin(async move {
+            if self.spec.owned {
+                self.cluster.delete_topics(&self.spec.topics).await
+            } else {
+                Ok(())
+            }
+        })
     }
 }

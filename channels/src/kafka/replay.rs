@@ -1,21 +1,9 @@
-//! Reading a range of a topic again, for a replay: a consumer of its own with partitions
-//! assigned by hand (no group membership, nothing ever committed, so no consumer group moves),
-//! positioned at the range's start and stopping at its end.
-//!
-//! Bounds (`--from`, `--to`), as [`Bound::parse`] reads them:
-//!
-//! - `earliest` / `latest`: the partition's first retained offset / its end;
-//! - `N`: offset `N` on every partition;
-//! - `P:N[,P:N...]`: offset `N` on partition `P` (as `--from`, only the partitions listed are
-//!   read; as `--to`, partitions not listed end where the topic ended when the replay started);
-//! - an RFC 3339 time (`2025-01-31T12:00:00Z`): the first offset whose record timestamp is at or
-//!   after it (Kafka's `ListOffsets` by time).
-//!
-//! The start is inclusive, the end exclusive, and the end never lies beyond the topic's end
-//! when the replay started (events appended during a replay are not replayed).
+//! Reading a range of a topic again, for a replay ([`crate::replay`]): a consumer of its own
+//! with partitions assigned by hand (no group membership, nothing ever committed, so no
+//! consumer group moves), positioned at the range's start and stopping at its end. A time
+//! bound is Kafka's `ListOffsets` by record timestamp.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,120 +16,16 @@ use tokio::time::Instant;
 
 use super::binding::{self, InRecord};
 use super::cluster::{ADMIN_TIMEOUT, Cluster, backend};
-use crate::event::Event;
-use crate::log::LogError;
+use crate::log::{BoxFuture, LogError};
+use crate::replay::{Bound, PartitionRange, Replay, ReplayRecord};
 
 /// How long `next` waits for a record before checking the consumer's positions.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 /// A replay that receives nothing for this long while records are still due fails.
 const STALL_LIMIT: Duration = Duration::from_secs(30);
 
-/// One end of a replay range.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Bound {
-    /// The first offset the topic retains.
-    Earliest,
-    /// The topic's end when the replay starts.
-    Latest,
-    /// This offset on every partition.
-    Offset(i64),
-    /// These offsets on these partitions.
-    Partitions(BTreeMap<i32, i64>),
-    /// The first record at or after this time.
-    Time(jiff::Timestamp),
-}
-
-/// Why a bound was not understood.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{text:?} is not a position: give an RFC 3339 time (2025-01-31T12:00:00Z), an offset (0), partition:offset pairs (0:12,1:40), earliest or latest ({why})"
-)]
-pub struct BoundError {
-    text: String,
-    why: String,
-}
-
-impl Bound {
-    /// Read a bound (see the module documentation).
-    pub fn parse(text: &str) -> Result<Bound, BoundError> {
-        let t = text.trim();
-        let fail = |why: &str| BoundError {
-            text: text.to_string(),
-            why: why.to_string(),
-        };
-        match t {
-            "" => return Err(fail("empty")),
-            "earliest" => return Ok(Bound::Earliest),
-            "latest" => return Ok(Bound::Latest),
-            _ => {}
-        }
-        if t.bytes().all(|b| b.is_ascii_digit()) {
-            return t
-                .parse()
-                .map(Bound::Offset)
-                .map_err(|_| fail("offset out of range"));
-        }
-        if t.bytes()
-            .all(|b| b.is_ascii_digit() || b == b':' || b == b',')
-        {
-            let mut map = BTreeMap::new();
-            for pair in t.split(',') {
-                let (p, o) = pair
-                    .split_once(':')
-                    .ok_or_else(|| fail("expected partition:offset"))?;
-                let p: i32 = p.parse().map_err(|_| fail("bad partition"))?;
-                let o: i64 = o.parse().map_err(|_| fail("bad offset"))?;
-                if map.insert(p, o).is_some() {
-                    return Err(fail("a partition is given twice"));
-                }
-            }
-            return Ok(Bound::Partitions(map));
-        }
-        t.parse::<jiff::Timestamp>()
-            .map(Bound::Time)
-            .map_err(|e| fail(&e.to_string()))
-    }
-}
-
-impl fmt::Display for Bound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Bound::Earliest => f.write_str("earliest"),
-            Bound::Latest => f.write_str("latest"),
-            Bound::Offset(o) => write!(f, "{o}"),
-            Bound::Partitions(m) => {
-                let parts: Vec<String> = m.iter().map(|(p, o)| format!("{p}:{o}")).collect();
-                f.write_str(&parts.join(","))
-            }
-            Bound::Time(t) => write!(f, "{t}"),
-        }
-    }
-}
-
-/// The offsets one partition is read between: `from` inclusive, `to` exclusive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PartitionRange {
-    /// The partition.
-    pub partition: i32,
-    /// The first offset read.
-    pub from: i64,
-    /// The offset reading stops at (not read).
-    pub to: i64,
-}
-
-/// A record read by a replay.
-#[derive(Debug)]
-pub struct ReplayRecord {
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
-    /// The event (a record that is not a CloudEvent is wrapped as the Kafka source does).
-    pub event: Event,
-}
-
 /// Reads a topic's records in a range, then ends.
-pub struct ReplayReader {
+pub(crate) struct ReplayReader {
     consumer: StreamConsumer,
     ranges: Vec<PartitionRange>,
     state: ReadState,
@@ -213,7 +97,7 @@ impl Cluster {
     /// Open a reader of `topic` from `from` to `to` (`None`: the end at this moment). Records
     /// that are not CloudEvents get `foreign_source` (`#<topic>` appended) as the Kafka source
     /// gives them. `name` identifies the reader's client (it joins no group).
-    pub async fn replay(
+    pub(crate) async fn replay(
         self: &Arc<Self>,
         topic: &str,
         foreign_source: &str,
@@ -332,23 +216,20 @@ fn assign(
     Ok(open)
 }
 
-impl ReplayReader {
-    /// The range of each partition.
-    pub fn ranges(&self) -> &[PartitionRange] {
+impl Replay for ReplayReader {
+    fn ranges(&self) -> &[PartitionRange] {
         &self.ranges
     }
 
-    /// How many offsets the ranges span (an upper bound of the records read).
-    pub fn span(&self) -> u64 {
-        self.ranges
-            .iter()
-            .map(|r| u64::try_from(r.to.saturating_sub(r.from)).unwrap_or(0))
-            .sum()
+    fn next(&mut self, max: usize) -> BoxFuture<'_, Result<Option<Vec<ReplayRecord>>, LogError>> {
+        Box::pin(self.read(max))
     }
+}
 
+impl ReplayReader {
     /// Up to `max` records (at least one); `Ok(None)` once every partition was read to its
     /// end. Fails when no record arrives for 30 s while some are due.
-    pub async fn next(&mut self, max: usize) -> Result<Option<Vec<ReplayRecord>>, LogError> {
+    async fn read(&mut self, max: usize) -> Result<Option<Vec<ReplayRecord>>, LogError> {
         let mut out = Vec::new();
         loop {
             let st = &mut self.state;
@@ -447,50 +328,6 @@ impl ReadState {
         }
         if offset.saturating_add(1) >= end {
             self.close_partition(consumer, partition);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounds_parse() {
-        assert_eq!(Bound::parse("0"), Ok(Bound::Offset(0)));
-        assert_eq!(Bound::parse(" 42 "), Ok(Bound::Offset(42)));
-        assert_eq!(Bound::parse("earliest"), Ok(Bound::Earliest));
-        assert_eq!(Bound::parse("latest"), Ok(Bound::Latest));
-        assert_eq!(
-            Bound::parse("0:5,2:7"),
-            Ok(Bound::Partitions(BTreeMap::from([(0, 5), (2, 7)])))
-        );
-        let t = Bound::parse("2025-01-31T12:00:00Z");
-        assert!(matches!(t, Ok(Bound::Time(_))), "{t:?}");
-        assert_eq!(
-            t.map(|b| b.to_string()).ok().as_deref(),
-            Some("2025-01-31T12:00:00Z")
-        );
-        for bad in [
-            "",
-            "-1",
-            "0:",
-            "0:1,0:2",
-            "yesterday",
-            "1:2:3",
-            "99999999999999999999",
-        ] {
-            assert!(Bound::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn bounds_print_as_parsed() {
-        for text in ["0", "12", "0:5,2:7", "earliest", "latest"] {
-            assert_eq!(
-                Bound::parse(text).map(|b| b.to_string()).ok().as_deref(),
-                Some(text)
-            );
         }
     }
 }

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use knit_channels::{BackendKind, NotBuilt};
 use knit_crds::api::duck::KReference;
 use knit_crds::api::messaging::KafkaChannelSpec;
 use knit_crds::contract::{Backend, ContentMode, KafkaLog};
@@ -59,6 +60,12 @@ fn config_map<'a>(
     }
 }
 
+/// `Err` (reason `BackendNotBuilt`, the message naming the cargo feature) when this knit was
+/// built without the backend `kind`.
+pub(crate) fn not_built(kind: BackendKind) -> Result<(), NoBackend> {
+    NotBuilt::check(kind).map_err(|e| no_backend("BackendNotBuilt", e.to_string()))
+}
+
 /// The `source` of events made from records that are not CloudEvents.
 fn foreign_source(kind: Kind, ns: &str, name: &str) -> String {
     format!("/apis/v1/namespaces/{ns}/{}/{name}", kind.plural())
@@ -84,6 +91,7 @@ pub(crate) fn broker(
     if !wants_kafka {
         return Ok(Backend::Memory);
     }
+    not_built(BackendKind::Kafka)?;
     let (cm_ns, cm_name) = match (kafka_class, config) {
         (true, Some(r)) => (
             r.namespace.clone().unwrap_or_else(|| key.namespace.clone()),
@@ -157,6 +165,7 @@ pub(crate) fn kafka_channel(
     key: &ObjectKey,
     spec: &KafkaChannelSpec,
 ) -> Result<Backend, NoBackend> {
+    not_built(BackendKind::Kafka)?;
     let bootstrap = config_map(world, names::SYSTEM_NAMESPACE, CHANNEL_CONFIG)
         .and_then(|d| d.get(names::KAFKA_BOOTSTRAP_SERVERS_KEY))
         .map(|s| s.trim().to_string())

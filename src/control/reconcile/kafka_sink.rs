@@ -28,6 +28,13 @@ pub(crate) fn kafka_sinks(world: &mut World<'_>) {
             status.address = Some(addr);
             status.addresses = world.address_list(&key);
         }
+        if let Err(nb) = backends::not_built(knit_channels::BackendKind::Kafka) {
+            c.fail("TopicReady", nb.reason, nb.message);
+            status.status.conditions = c.roll_up(KAFKA_SINK_CONDITIONS);
+            sink.status = Some(status);
+            world.objects.insert(key, Object::KafkaSink(sink));
+            continue;
+        }
         let spec = &sink.spec;
         let creates = spec.num_partitions.is_some() || spec.replication_factor.is_some();
         world.backends.insert(
@@ -156,6 +163,7 @@ spec:
         run_with(&["uid-orders", "uid-src", "uid-src/topics"])
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn kafka_sinks_and_sources_wait_for_the_data_plane() {
         let objects = run_with(&[]);
@@ -165,6 +173,7 @@ spec:
         assert_eq!(ready(src), ("Unknown", "ConsumerGroupNotReady"));
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn kafka_sinks_are_addressable_and_sources_resolve_them() {
         let objects = run();
@@ -192,5 +201,22 @@ spec:
         let lost = find(&objects, Kind::KafkaSource, "lost");
         assert_eq!(ready(lost), ("False", "NotFound"));
         assert!(lost["status"]["sinkUri"].is_null());
+    }
+
+    /// Built without the Kafka backend, Kafka objects say so and nothing reaches the data plane.
+    #[cfg(not(feature = "kafka"))]
+    #[test]
+    fn without_the_kafka_feature_sinks_and_sources_say_the_backend_is_not_built() {
+        let objects = run();
+        let sink = find(&objects, Kind::KafkaSink, "orders");
+        assert_eq!(ready(sink), ("False", "BackendNotBuilt"));
+        let src = find(&objects, Kind::KafkaSource, "src");
+        assert_eq!(ready(src), ("False", "BackendNotBuilt"));
+        let message = src["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .and_then(|c| c["message"].as_str())
+            .unwrap_or_default();
+        assert!(message.contains("cargo feature `kafka`"), "{message}");
     }
 }

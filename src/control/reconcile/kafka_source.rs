@@ -130,9 +130,12 @@ fn ce_attributes(ns: &str, name: &str, topics: &[String]) -> Vec<CloudEventAttri
 /// not as a source adapter: it gets a backend here and its egress in the Contract.
 pub(crate) fn status(world: &mut World<'_>, key: &ObjectKey, k: &mut KafkaSource) {
     let ns = &key.namespace;
-    world
-        .backends
-        .insert(key.clone(), backend(ns, &key.name, &k.spec));
+    let built = super::backends::not_built(knit_channels::BackendKind::Kafka);
+    if built.is_ok() {
+        world
+            .backends
+            .insert(key.clone(), backend(ns, &key.name, &k.spec));
+    }
     let mut c = Conditions::new();
     let mut st = SourceStatus {
         sink_uri: sink(world, k.spec.sink.as_ref(), ns, &mut c),
@@ -140,7 +143,10 @@ pub(crate) fn status(world: &mut World<'_>, key: &ObjectKey, k: &mut KafkaSource
         ..Default::default()
     };
     let mut status = KafkaSourceStatus::default();
-    let report = if st.sink_uri.is_some() {
+    let report = if let Err(nb) = built {
+        c.fail("Deployed", nb.reason, nb.message);
+        None
+    } else if st.sink_uri.is_some() {
         consumer_report(world, &uid_of(&k.metadata), &mut c)
     } else {
         None

@@ -236,3 +236,27 @@ fn last_transition_time_is_kept_while_unchanged() {
     let b = get(&second, Kind::Broker, "default");
     assert_eq!(b["status"]["conditions"][0]["lastTransitionTime"], "T1");
 }
+
+/// Built without the Kafka backend: a Kafka Broker and a KafkaChannel are Ready=False with
+/// `BackendNotBuilt` (naming the cargo feature) and get no ingress.
+#[cfg(not(feature = "kafka"))]
+#[test]
+fn kafka_objects_say_the_backend_is_not_built() {
+    let out = run("
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: kb
+  annotations: {eventing.knative.dev/broker.class: Kafka}
+---
+apiVersion: messaging.knative.dev/v1beta1
+kind: KafkaChannel
+metadata: {name: kc}
+");
+    for (kind, name) in [(Kind::Broker, "kb"), (Kind::KafkaChannel, "kc")] {
+        let o = get(&out, kind, name);
+        assert_eq!(ready(&o), ("False".into(), "BackendNotBuilt".into()), "{o}");
+        assert!(o.to_string().contains("cargo feature `kafka`"), "{o}");
+    }
+    assert!(out.contract.ingresses.is_empty());
+}
