@@ -203,18 +203,70 @@ async fn serve_https(
     Ok(env)
 }
 
-/// Run until interrupted. Exit status 2 when the manifests are invalid.
-pub async fn run(args: RunArgs) -> Result<ExitCode> {
+/// Flags `knit run` refuses before binding anything: the exit status to stop with, if any.
+fn preflight(args: &RunArgs) -> Result<Option<ExitCode>> {
     if !args.admin.ip().is_loopback() && args.admin_token.as_deref().is_none_or(str::is_empty) {
         eprintln!(
             "error: the admin API would listen on {} beyond loopback; give it a bearer token with --admin-token or KNIT_TOKEN",
             args.admin
         );
-        return Ok(ExitCode::from(2));
+        return Ok(Some(ExitCode::from(2)));
     }
     if args.kafka.as_deref().is_some_and(|k| !k.trim().is_empty()) {
         knit_channels::NotBuilt::check(knit_channels::BackendKind::Kafka)
             .map_err(|e| anyhow::anyhow!("--kafka (or KNIT_KAFKA): {e}"))?;
+    }
+    Ok(None)
+}
+
+/// Print what is wrong with the manifests; exit status 2.
+fn refuse_manifests(issues: &[knit_crds::admission::Issue]) -> ExitCode {
+    for i in issues {
+        eprintln!("{i}");
+    }
+    eprintln!(
+        "error: {} problem(s) in the manifests; nothing was started",
+        issues.len()
+    );
+    ExitCode::from(2)
+}
+
+/// Serve the admin API: HTTPS only when Knit has a certificate.
+fn serve_admin(admin: TcpListener, tls: Option<&Tls>, router: axum::Router) -> Result<()> {
+    match tls {
+        Some(t) => serve(
+            "admin",
+            AdminTls(knit_tls::TlsListener::new(admin, t.config.clone())?),
+            router,
+        ),
+        None => serve("admin", admin, router),
+    }
+    Ok(())
+}
+
+/// The one line `knit run` prints once it serves (scripts and tests read the URLs from it).
+fn announce(
+    admin_url: &str,
+    ingress_url: &str,
+    gateway_url: &str,
+    tls: Option<&crate::control::reconcile::TlsEnv>,
+) {
+    let https = tls
+        .map(|t| {
+            format!(
+                " ingress-tls={} gateway-tls={}",
+                t.ingress_url, t.gateway_url
+            )
+        })
+        .unwrap_or_default();
+    println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}{https}");
+    tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, https = %https.trim(), "knit is running");
+}
+
+/// Run until interrupted. Exit status 2 when the manifests are invalid.
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    if let Some(refused) = preflight(&args)? {
+        return Ok(refused);
     }
     let ca_certs = ca_certs(&args)?;
     let tls = tls(&args, ca_certs.clone())?;
@@ -274,16 +326,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let handle =
         match control::start(args.files.clone(), env, crate::hooks(), applier, report).await {
             Ok(h) => h,
-            Err(issues) => {
-                for i in &issues {
-                    eprintln!("{i}");
-                }
-                eprintln!(
-                    "error: {} problem(s) in the manifests; nothing was started",
-                    issues.len()
-                );
-                return Ok(ExitCode::from(2));
-            }
+            Err(issues) => return Ok(refuse_manifests(&issues)),
         };
     let router = crate::admin::router(
         handle,
@@ -293,25 +336,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         serving.clone(),
         dataplane.clone(),
     );
-    match &tls {
-        Some(t) => serve(
-            "admin",
-            AdminTls(knit_tls::TlsListener::new(admin, t.config.clone())?),
-            router,
-        ),
-        None => serve("admin", admin, router),
-    }
-
-    let https = tls_env
-        .map(|t| {
-            format!(
-                " ingress-tls={} gateway-tls={}",
-                t.ingress_url, t.gateway_url
-            )
-        })
-        .unwrap_or_default();
-    println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}{https}");
-    tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, https = %https.trim(), "knit is running");
+    serve_admin(admin, tls.as_ref(), router)?;
+    announce(&admin_url, &ingress_url, &gateway_url, tls_env.as_ref());
     shutdown_signal().await;
     shut_down(&sources, &serving, &dataplane, reaper).await;
     Ok(ExitCode::SUCCESS)

@@ -474,72 +474,129 @@ async fn main() -> Result<()> {
         anyhow::ensure!(h.accepted > 0 && i.accepted > 0, "nothing was answered");
         return Ok(());
     }
-
-    // Everything under test runs at once, idle until measured; the rounds alternate between
-    // the baseline and each Knit scenario so machine noise hits them alike.
-    let (bare, _) = servers::start(Mode::Accept).await?;
-    let (sink, counters) = servers::start(Mode::Accept).await?;
-    let broker = Knit::start(&broker_manifests(sink, &BROKER), &[])?;
-    broker.wait_ready("triggers", &["match"]).await?;
-    let many = if o.only_broker {
-        None
-    } else {
-        Some(Knit::start(
-            &broker_manifests(
-                sink,
-                &BrokerSpec {
-                    extra_triggers: 1000,
-                    ..BROKER
-                },
-            ),
-            &[],
-        )?)
-    };
-    let channel = if o.only_broker {
-        None
-    } else {
-        Some(Knit::start(&channel_manifests(sink), &[])?)
-    };
-    if let Some(k) = &many {
-        k.wait_ready("triggers", &["match", "other-999"]).await?;
+    let rigs = Rigs::start(&o).await?;
+    let measured = Rounds::measure(&o, &rigs, rounds).await?;
+    let b = report(&o, rigs, measured).await?;
+    tls::scenarios(&o, rounds).await?;
+    if o.only_broker {
+        anyhow::ensure!(b.accepted > 0, "nothing was accepted");
+        return Ok(());
     }
-    if let Some(k) = &channel {
-        k.wait_ready("subscriptions", &["bench"]).await?;
-    }
-    #[cfg(feature = "kafka")]
-    let rig = match &o.kafka {
-        Some(bootstrap) => Some(kafka_rig(bootstrap).await?),
-        None => None,
-    };
-    #[cfg(not(feature = "kafka"))]
+    let (h, i) = serving::scenarios(&o, rounds).await?;
+    scale::run(&o).await?;
+    let (e, e2) = overload_scenarios(&o).await?;
     anyhow::ensure!(
-        o.kafka.is_none(),
-        "knit-bench was built without the cargo feature `kafka`: the Kafka scenarios cannot run"
+        b.accepted > 0 && e.accepted > 0 && e2.accepted > 0 && h.accepted > 0 && i.accepted > 0,
+        "nothing was accepted"
     );
-    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    Ok(())
+}
+
+/// Everything under test in (a) to (d), (f) and (g), started at once and idle until measured;
+/// the rounds alternate between the baseline and each Knit scenario so machine noise hits them
+/// alike.
+struct Rigs {
+    /// (a): a bare hyper server answering 202.
+    bare: SocketAddr,
+    /// The sink of (b) to (d) and what it counted.
+    counters: std::sync::Arc<servers::Counters>,
+    /// (b): a broker with one trigger.
+    broker: Knit,
+    /// (c): a broker with 1,001 triggers, one matching (not with --only-broker).
+    many: Option<Knit>,
+    /// (d): an in-memory channel with one subscription (not with --only-broker).
+    channel: Option<Knit>,
+    /// (f) and (g), when --kafka names a bootstrap server.
     #[cfg(feature = "kafka")]
-    let (mut f, mut g) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        a.push(baseline(&o, bare).await?);
-        b.push(through_knit(&broker, "/default/bench", &o, None, &counters).await?);
-        if let Some(k) = &many {
-            c.push(through_knit(k, "/default/bench", &o, None, &counters).await?);
-        }
-        if let Some(k) = &channel {
-            d.push(through_knit(k, "/channels/default/bench", &o, None, &counters).await?);
-        }
+    kafka: Option<KafkaRig>,
+}
+
+impl Rigs {
+    async fn start(o: &Options) -> Result<Self> {
+        let (bare, _) = servers::start(Mode::Accept).await?;
+        let (sink, counters) = servers::start(Mode::Accept).await?;
+        let broker = Knit::start(&broker_manifests(sink, &BROKER), &[])?;
+        broker.wait_ready("triggers", &["match"]).await?;
+        let (many, channel) = if o.only_broker {
+            (None, None)
+        } else {
+            let many = BrokerSpec {
+                extra_triggers: 1000,
+                ..BROKER
+            };
+            let many = Knit::start(&broker_manifests(sink, &many), &[])?;
+            let channel = Knit::start(&channel_manifests(sink), &[])?;
+            many.wait_ready("triggers", &["match", "other-999"]).await?;
+            channel.wait_ready("subscriptions", &["bench"]).await?;
+            (Some(many), Some(channel))
+        };
         #[cfg(feature = "kafka")]
-        if let Some(r) = &rig {
-            g.push(raw_kafka(&o, &r.raw).await?);
-            f.push(through_knit(&r.knit, &r.path, &o, None, &r.sink).await?);
-        }
+        let kafka = match &o.kafka {
+            Some(bootstrap) => Some(kafka_rig(bootstrap).await?),
+            None => None,
+        };
+        #[cfg(not(feature = "kafka"))]
+        anyhow::ensure!(
+            o.kafka.is_none(),
+            "knit-bench was built without the cargo feature `kafka`: the Kafka scenarios cannot run"
+        );
+        Ok(Self {
+            bare,
+            counters,
+            broker,
+            many,
+            channel,
+            #[cfg(feature = "kafka")]
+            kafka,
+        })
     }
-    let a = median(a);
+}
+
+/// Each round's measurement of (a) to (d), (f) and (g).
+#[derive(Default)]
+struct Rounds {
+    a: Vec<Measured>,
+    b: Vec<Measured>,
+    c: Vec<Measured>,
+    d: Vec<Measured>,
+    #[cfg(feature = "kafka")]
+    f: Vec<Measured>,
+    #[cfg(feature = "kafka")]
+    g: Vec<Measured>,
+}
+
+impl Rounds {
+    async fn measure(o: &Options, rigs: &Rigs, rounds: usize) -> Result<Self> {
+        let mut m = Self::default();
+        let counters = &rigs.counters;
+        for _ in 0..rounds {
+            m.a.push(baseline(o, rigs.bare).await?);
+            m.b.push(through_knit(&rigs.broker, "/default/bench", o, None, counters).await?);
+            if let Some(k) = &rigs.many {
+                m.c.push(through_knit(k, "/default/bench", o, None, counters).await?);
+            }
+            if let Some(k) = &rigs.channel {
+                let path = "/channels/default/bench";
+                m.d.push(through_knit(k, path, o, None, counters).await?);
+            }
+            #[cfg(feature = "kafka")]
+            if let Some(r) = &rigs.kafka {
+                m.g.push(raw_kafka(o, &r.raw).await?);
+                m.f.push(through_knit(&r.knit, &r.path, o, None, &r.sink).await?);
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// Print (a) to (d), (b½) (measured here, at half (b)'s rate), (f) and (g); (b) is returned.
+async fn report(o: &Options, rigs: Rigs, m: Rounds) -> Result<Measured> {
+    let a = median(m.a);
     println!(
         "(a) baseline, bare hyper 202 server:        {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms",
         a.rate, a.p50, a.p99
     );
-    let b = median(b);
+    let b = median(m.b);
     println!(
         "(b) broker → trigger → sink:                {:>9.0} ev/s    p50 {:.2} ms  p99 {:.2} ms end to end   ratio (b)/(a) {:.2}   knit CPU {:.1} µs/event",
         b.rate,
@@ -548,7 +605,8 @@ async fn main() -> Result<()> {
         b.rate / a.rate,
         b.cpu_us
     );
-    let half = through_knit(&broker, "/default/bench", &o, Some(b.rate / 2.0), &counters).await?;
+    let half_rate = Some(b.rate / 2.0);
+    let half = through_knit(&rigs.broker, "/default/bench", o, half_rate, &rigs.counters).await?;
     println!(
         "(b½) broker at half that rate ({:>6.0} ev/s): {:>9.0} ev/s    p50 {:.2} ms  p99 {:.2} ms end to end",
         b.rate / 2.0,
@@ -556,10 +614,10 @@ async fn main() -> Result<()> {
         half.p50,
         half.p99
     );
-    let peak_b = broker.peak_rss();
-    drop(broker);
-    if let Some(k) = many {
-        let c = median(c);
+    let peak_b = rigs.broker.peak_rss();
+    drop(rigs.broker);
+    if let Some(k) = rigs.many {
+        let c = median(m.c);
         println!(
             "(c) broker, 1,000 triggers, 1 matches:      {:>9.0} ev/s    p50 {:.2} ms  p99 {:.2} ms   ratio (c)/(b) {:.2}",
             c.rate,
@@ -573,8 +631,8 @@ async fn main() -> Result<()> {
             mib(k.peak_rss())
         );
     }
-    if channel.is_some() {
-        let d = median(d);
+    if rigs.channel.is_some() {
+        let d = median(m.d);
         println!(
             "(d) channel → subscription → sink:          {:>9.0} ev/s    p50 {:.2} ms  p99 {:.2} ms   ratio (d)/(a) {:.2}",
             d.rate,
@@ -583,42 +641,32 @@ async fn main() -> Result<()> {
             d.rate / a.rate
         );
     }
-    drop(channel);
+    drop(rigs.channel);
     #[cfg(feature = "kafka")]
-    report_kafka(&o, rig, f, g)?;
+    report_kafka(o, rigs.kafka, m.f, m.g)?;
     #[cfg(not(feature = "kafka"))]
     println!(
         "(f)/(g) Kafka broker vs raw rdkafka: skipped (knit-bench built without the cargo feature `kafka`)"
     );
-    tls::scenarios(&o, rounds).await?;
-    if o.only_broker {
-        anyhow::ensure!(b.accepted > 0, "nothing was accepted");
-        return Ok(());
-    }
+    Ok(b)
+}
 
-    let (h, i) = serving::scenarios(&o, rounds).await?;
-
-    scale::run(&o).await?;
-
-    // (e) A sink that never answers: the trigger's queue sheds its oldest events past the log
-    // capacity, the ingress keeps accepting, memory stays flat. (e2) With overflow `block`, the
-    // ingress pushes back with 429 once the trigger is the capacity behind.
+/// (e) A sink that never answers: the trigger's queue sheds its oldest events past the log
+/// capacity, the ingress keeps accepting, memory stays flat. (e2) With overflow `block`, the
+/// ingress pushes back with 429 once the trigger is the capacity behind.
+async fn overload_scenarios(o: &Options) -> Result<(Overload, Overload)> {
     let (hang, _) = servers::start(Mode::Hang).await?;
-    let e = overload(&o, hang, None).await?;
+    let e = overload(o, hang, None).await?;
     print_overload(
         &format!("(e) never-answering sink, log capacity {LOG_CAPACITY}, overflow shed (default):"),
         &e,
     );
-    let e2 = overload(&o, hang, Some("block")).await?;
+    let e2 = overload(o, hang, Some("block")).await?;
     print_overload(
         "(e2) the same, trigger annotated knit.dev/overflow: block:",
         &e2,
     );
-    anyhow::ensure!(
-        b.accepted > 0 && e.accepted > 0 && e2.accepted > 0 && h.accepted > 0 && i.accepted > 0,
-        "nothing was accepted"
-    );
-    Ok(())
+    Ok((e, e2))
 }
 
 /// Print (f) and (g), or why they were skipped.

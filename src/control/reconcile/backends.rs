@@ -76,6 +76,25 @@ pub(crate) fn is_kafka_class(class: &str) -> bool {
     class == names::KAFKA_BROKER_CLASS || class == names::KAFKA_NAMESPACED_BROKER_CLASS
 }
 
+/// The ConfigMap a Kafka Broker reads: its `spec.config` (namespace defaulting to the Broker's)
+/// for the Kafka classes, else the system-wide `kafka-broker-config`.
+fn broker_config_map(
+    key: &ObjectKey,
+    kafka_class: bool,
+    config: Option<&KReference>,
+) -> (String, String) {
+    match (kafka_class, config) {
+        (true, Some(r)) => (
+            r.namespace.clone().unwrap_or_else(|| key.namespace.clone()),
+            r.name.clone().unwrap_or_default(),
+        ),
+        _ => (
+            names::SYSTEM_NAMESPACE.to_string(),
+            names::KAFKA_BROKER_CONFIG.to_string(),
+        ),
+    }
+}
+
 /// The backend of a Broker of `class` with `spec.config` `config`.
 pub(crate) fn broker(
     world: &World<'_>,
@@ -92,16 +111,7 @@ pub(crate) fn broker(
         return Ok(Backend::Memory);
     }
     not_built(BackendKind::Kafka)?;
-    let (cm_ns, cm_name) = match (kafka_class, config) {
-        (true, Some(r)) => (
-            r.namespace.clone().unwrap_or_else(|| key.namespace.clone()),
-            r.name.clone().unwrap_or_default(),
-        ),
-        _ => (
-            names::SYSTEM_NAMESPACE.to_string(),
-            names::KAFKA_BROKER_CONFIG.to_string(),
-        ),
-    };
+    let (cm_ns, cm_name) = broker_config_map(key, kafka_class, config);
     let data = config_map(world, &cm_ns, &cm_name);
     if kafka_class && config.is_some() && data.is_none() && world.env.kafka.is_none() {
         return Err(no_backend(
