@@ -86,6 +86,25 @@ impl Ctx {
     }
 }
 
+/// Reads a running egress's gauges (deliveries in flight, its group's counters), for whoever
+/// reports them, without holding the [`EgressTask`].
+#[derive(Clone)]
+pub struct EgressProbe {
+    ctx: Arc<Ctx>,
+}
+
+impl EgressProbe {
+    /// Deliveries in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.ctx.sched.lock().workers()
+    }
+
+    /// The consumer group's counters.
+    pub fn group_stats(&self) -> GroupStats {
+        self.ctx.consumer.stats()
+    }
+}
+
 /// A running egress.
 pub struct EgressTask {
     runtime: watch::Sender<Arc<EgressRuntime>>,
@@ -135,7 +154,14 @@ impl EgressTask {
 
     /// Deliveries in flight now.
     pub fn in_flight(&self) -> usize {
-        self.ctx.sched.lock().workers()
+        self.probe().in_flight()
+    }
+
+    /// A handle that reads the egress's gauges without holding the task.
+    pub fn probe(&self) -> EgressProbe {
+        EgressProbe {
+            ctx: self.ctx.clone(),
+        }
     }
 
     /// Deliver with `runtime` from now on (deliveries in flight finish under the old one).

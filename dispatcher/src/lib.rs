@@ -22,7 +22,7 @@ pub mod sender;
 pub mod webhook;
 
 pub use egress::{EgressRuntime, EventFilter, Target};
-pub use engine::{EgressTask, Shared};
+pub use engine::{EgressProbe, EgressTask, Shared};
 pub use hosts::{Listeners, LocalHosts};
 pub use observe::{Counters, Fate, Stats};
 pub use report::Reporter;

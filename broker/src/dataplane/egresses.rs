@@ -14,12 +14,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Ctx;
+use super::gauges::Gauges;
 use crate::filter::Filter;
 
 /// How long deliveries in flight may run on when an egress stops.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How often shed counts are reported.
-const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// An egress's configuration with its compiled filter.
 pub(crate) struct EgressConfig {
@@ -152,8 +151,7 @@ async fn run(
         ctx.dispatch.clone(),
         durable,
     );
-    let mut tick = tokio::time::interval(REPORT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let watched = Gauges::watch(&ctx, &uid, &reference, task.probe(), &annotations);
     loop {
         tokio::select! {
             changed = rx.changed() => {
@@ -178,12 +176,13 @@ async fn run(
                 break;
             }
             _ = shutdown.changed() => {
+                ctx.gauges.unwatch(watched);
                 task.shutdown(STOP_GRACE).await;
                 return;
             }
-            _ = tick.tick() => report(&task, &ctx, &uid, &reference, &annotations),
         }
     }
+    ctx.gauges.unwatch(watched);
     ctx.report.forget(&uid);
 }
 
@@ -254,18 +253,6 @@ async fn removed(
             _ = shutdown.changed() => task.shutdown(STOP_GRACE).await,
         }
     }
-}
-
-/// Report the group's counters (shed, lag, in flight) and readiness.
-fn report(task: &EgressTask, ctx: &Ctx, uid: &str, reference: &str, annotations: &[(&str, &str)]) {
-    let group = task.group_stats();
-    let shed = group.shed;
-    let counters = ctx.dispatch.stats.egress(reference);
-    let relaxed = std::sync::atomic::Ordering::Relaxed;
-    counters.shed.store(shed, relaxed);
-    counters.lag.store(group.lag.unwrap_or(0), relaxed);
-    counters.in_flight.store(task.in_flight() as u64, relaxed);
-    ctx.report.ready(uid, annotations, shed);
 }
 
 async fn delete_group(log: &Arc<dyn Log>, group: &str, reference: &str) {

@@ -6,6 +6,7 @@
 
 mod backends;
 mod egresses;
+mod gauges;
 mod ingresses;
 mod replay;
 
@@ -75,6 +76,8 @@ pub(crate) struct Ctx {
     pub(crate) report: Arc<Reporter>,
     pub(crate) backends: Backends,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// The egresses' gauges, refreshed by one task.
+    pub(crate) gauges: gauges::Gauges,
 }
 
 /// The data plane of one process.
@@ -127,6 +130,7 @@ impl DataPlane {
                 report: Arc::new(Reporter::new()),
                 backends,
                 shutdown,
+                gauges: gauges::Gauges::default(),
             }),
             slots: Mutex::new(HashMap::new()),
             retiring: Mutex::new(Vec::new()),
