@@ -166,18 +166,43 @@ fn hostile_values() -> Vec<String> {
         .collect()
 }
 
-/// Each ConfigMap with each of its keys set to each hostile value, alone in a folder: a
-/// clear refusal naming the ConfigMap's keys, or a knit that runs. Never a panic.
+/// Objects whose reconciling reads the ConfigMaps: a Kafka-class Broker
+/// (`kafka-broker-config`), a KafkaChannel (`kafka-channel-config`), and a Channel without a
+/// template (`default-ch-webhook`); `config-features` and `config-domain` are read by every
+/// pass.
+const READERS: &str = "apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: kb
+  namespace: default
+  annotations: {eventing.knative.dev/broker.class: Kafka}
+spec:
+  config: {apiVersion: v1, kind: ConfigMap, name: kafka-broker-config, namespace: knative-eventing}
+---
+apiVersion: messaging.knative.dev/v1beta1
+kind: KafkaChannel
+metadata: {name: kc, namespace: default}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Channel
+metadata: {name: c, namespace: default}
+";
+
+/// Each ConfigMap with each of its keys set to each hostile value, beside objects that read
+/// it: a clear refusal naming the ConfigMap's keys, or a knit that runs. Never a panic.
 #[tokio::test]
 async fn hostile_values_are_refused_clearly_or_run_and_never_panic() {
+    let (mut refused, mut ran) = (0, 0);
     for value in hostile_values() {
         let short = value.chars().take(24).collect::<String>();
         for (ns, name, keys) in config_maps() {
             let dir = tempfile::tempdir().expect("dir");
             let data: Vec<(&str, &str)> = keys.iter().map(|k| (*k, value.as_str())).collect();
             std::fs::write(dir.path().join("cm.yaml"), config_map(ns, name, &data)).expect("write");
+            std::fs::write(dir.path().join("readers.yaml"), READERS).expect("write");
             match run(dir.path()).await {
                 Run::Refused(code, stderr) => {
+                    refused += 1;
                     common::assert_no_panic(&stderr);
                     assert_eq!(code, 2, "{ns}/{name} {short:?}: {stderr}");
                     let prefix = format!("cm.yaml:0: ConfigMap/{name}: data.");
@@ -189,11 +214,15 @@ async fn hostile_values_are_refused_clearly_or_run_and_never_panic() {
                     }
                 }
                 Run::Ran(stderr) => {
+                    ran += 1;
                     common::assert_no_panic(&stderr);
                 }
             }
         }
     }
+    // Both ways were taken: `bootstrap.servers: inf` names a host, `default-ch-config: ""`
+    // sets nothing, and every other value is refused somewhere.
+    assert!(refused > 0 && ran > 0, "refused {refused}, ran {ran}");
 }
 
 /// The example of issue 23: a clear error for each key, exit code 2, no crash.

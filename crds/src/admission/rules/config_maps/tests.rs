@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use crate::admission::{FieldError, Hooks, Outcome, admit_file, admit_value};
 use crate::configmap::autoscaler::{AutoscalerConfig, CONFIG_KEYS};
 
+/// A ConfigMap's data as (key, value) pairs.
+type Data<'a> = &'a [(&'a str, &'a str)];
+
 fn config_map(ns: &str, name: &str, data: &[(&str, &str)]) -> Value {
     let data: BTreeMap<&str, &str> = data.iter().copied().collect();
     json!({
@@ -192,7 +195,7 @@ fn the_issue_example_is_refused_with_both_keys() {
 
 #[test]
 fn valid_config_maps_are_admitted() {
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    let cases: &[(&str, &str, Data<'_>)] = &[
         (
             "knative-serving",
             "config-autoscaler",
