@@ -282,30 +282,6 @@ async fn a_revision_scales_to_zero_and_the_next_request_is_answered() {
     assert!(out.contains("serving.knit.dev/last-cold-start-ms"), "{out}");
 }
 
-/// Durations no Go parser reads (`inf`, `1e400`) in `config-autoscaler`: the KPA refuses the
-/// ConfigMap, the stand-in scaler refuses the values with a warning and keeps Knative's
-/// defaults, and the Service serves.
-#[tokio::test]
-async fn invalid_autoscaler_durations_are_refused_and_the_service_serves() {
-    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-autoscaler\n  namespace: knative-serving\ndata:\n  stable-window: \"inf\"\n  scale-to-zero-grace-period: \"1e400\"\n";
-    let knit = Knit::start(&[
-        ("autoscaler.yaml", config),
-        ("svc.yaml", &service("odd-config", &[], "", "Odd")),
-    ]);
-    knit.ready("ksvc", "odd-config").await;
-    let (status, rev, _) = get(&knit, "odd-config.default.localhost", "/", &[]).await;
-    assert_eq!((status, rev.as_str()), (200, "odd-config-00001"));
-    let logs = knit.logs();
-    for key in ["stable-window", "scale-to-zero-grace-period"] {
-        assert!(
-            logs.lines()
-                .any(|l| l.contains("invalid duration refused") && l.contains(key)),
-            "{key}: {logs}"
-        );
-    }
-    assert!(!logs.contains("panicked"), "{logs}");
-}
-
 #[tokio::test]
 async fn events_sent_to_a_service_at_zero_are_delivered() {
     let trigger = "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: to-svc\n  namespace: default\nspec:\n  broker: default\n  subscriber:\n    ref:\n      apiVersion: serving.knative.dev/v1\n      kind: Service\n      name: events\n";

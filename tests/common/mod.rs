@@ -325,10 +325,20 @@ impl Knit {
 }
 
 impl Drop for Knit {
+    /// Stop knit; fail the test (unless it already fails) when knit panicked.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let logs = self.logs();
+        if !std::thread::panicking() {
+            assert_no_panic(&logs);
+        }
     }
+}
+
+/// Fail when a knit process printed a panic: no input may crash it.
+pub fn assert_no_panic(stderr: &str) {
+    assert!(!stderr.contains("panicked at"), "knit panicked:\n{stderr}");
 }
 
 /// A condition of an object.
@@ -350,10 +360,12 @@ pub fn cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run knit");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_no_panic(&stderr);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr,
     )
 }
 

@@ -11,16 +11,11 @@ use super::config::{AutoscalerConfig, parse_float};
 
 /// The annotation group.
 pub const GROUP: &str = "autoscaling.knative.dev";
-/// The KPA class (the default).
-pub const KPA_CLASS: &str = "kpa.autoscaling.knative.dev";
 /// The HPA class (admitted; Knit does not run it).
 pub const HPA_CLASS: &str = "hpa.autoscaling.knative.dev";
-/// Smallest per-pod target.
-pub const TARGET_MIN: f64 = 0.01;
-/// Shortest stable window.
-pub const WINDOW_MIN: Duration = Duration::from_secs(6);
-/// Longest stable window (also the longest scale-down delay and pod retention).
-pub const WINDOW_MAX: Duration = Duration::from_secs(3600);
+/// The KPA class, the smallest per-pod target and the stable window's range, shared with
+/// the `config-autoscaler` parser.
+pub use knit_crds::configmap::autoscaler::{KPA_CLASS, TARGET_MIN, WINDOW_MAX, WINDOW_MIN};
 
 /// An annotation: its canonical key and, for some, a legacy alias read when the canonical
 /// key is absent.

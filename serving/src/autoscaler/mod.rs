@@ -64,25 +64,9 @@ pub use config::AutoscalerConfig;
 pub use decider::{Autoscaler, Decision, Stat, TICK};
 pub use target::{Algorithm, Metric, RevisionSpec};
 
-/// One invalid ConfigMap key or annotation.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct FieldError {
-    /// The ConfigMap key or annotation key as written.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A new error.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
+/// One invalid ConfigMap key or annotation (the type the shared `config-autoscaler` parser
+/// reports with).
+pub use knit_crds::configmap::KeyError as FieldError;
 
 /// Knative's scrape sample size for `n` pods (§1.3): all of them up to 3, else
 /// ceil(N·X ÷ (N + X − 1)) with X = 1.96² × 100 ÷ 5². Knit reads every replica instead.

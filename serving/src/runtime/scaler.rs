@@ -81,7 +81,9 @@ impl Params {
                 .or_else(|| cfg(c).map(|v| (c.to_string(), v)))
         };
         let dur = |set, default| duration_or(rev, set, default);
-        let num = |v: Option<String>| v.and_then(|s| s.parse::<f64>().ok());
+        // Finite numbers only: `inf`, `1e400` and NaN are ignored, as if unset.
+        let num =
+            |v: Option<String>| v.and_then(|s| s.parse::<f64>().ok().filter(|f| f.is_finite()));
         let int = |v: Option<String>| v.and_then(|s| s.parse::<u32>().ok());
         let rps = ann("metric").as_deref() == Some("rps");
         let cc = f64::from(rev.container_concurrency);
@@ -95,7 +97,10 @@ impl Params {
         let util = num(ann("target-utilization-percentage"))
             .or_else(|| num(cfg("container-concurrency-target-percentage")))
             .unwrap_or(70.0);
-        let target = (base * util / 100.0).max(0.01);
+        // Two huge finite factors may still overflow: then Knative's default target.
+        let target = Some(base * util / 100.0)
+            .filter(|t| t.is_finite())
+            .map_or(70.0, |t| t.max(0.01));
         let allow_zero_initial = cfg("allow-zero-initial-scale").as_deref() == Some("true");
         let initial = int(ann("initial-scale").or_else(|| ann("initialScale")))
             .filter(|&n| n > 0 || allow_zero_initial)
@@ -301,6 +306,56 @@ mod tests {
             (valid.window, valid.grace),
             (Duration::from_secs(6), Duration::from_secs(90))
         );
+    }
+
+    /// Every key the stand-in reads, with values no parser should let through: the defaults
+    /// stay, and the scaler ticks without panicking.
+    #[test]
+    fn hostile_numbers_keep_the_defaults_and_never_panic() {
+        let defaults = Params::of(&rev(&[]), &BTreeMap::new());
+        let long = "9".repeat(64 * 1024);
+        for hostile in [
+            "inf",
+            "-inf",
+            "NaN",
+            "1e400",
+            "-1e400",
+            "9223372036854775808s",
+            long.as_str(),
+        ] {
+            let keys = [
+                "requests-per-second-target-default",
+                "container-concurrency-target-default",
+                "container-concurrency-target-percentage",
+                "initial-scale",
+                "min-scale",
+                "max-scale",
+                "stable-window",
+                "scale-to-zero-grace-period",
+            ];
+            let config: BTreeMap<String, String> = keys
+                .iter()
+                .map(|k| (k.to_string(), hostile.to_string()))
+                .collect();
+            let p = Params::of(&rev(&[]), &config);
+            assert_eq!(p, defaults, "{hostile}");
+            let mut s = Simple::new(p, Instant::now());
+            let busy = Sample {
+                concurrency: 1e300,
+                rps: f64::INFINITY,
+            };
+            let n = s.tick(Instant::now(), busy, 1, true, true);
+            assert!(n >= 1, "{hostile}: {n}");
+        }
+        // Finite, but the product overflows: the default target.
+        let huge = config(&[
+            ("container-concurrency-target-default", "1e308"),
+            ("container-concurrency-target-percentage", "1e308"),
+        ]);
+        assert_eq!(Params::of(&rev(&[]), &huge).target, 70.0);
+        // Negative targets are raised to the smallest one.
+        let negative = config(&[("container-concurrency-target-default", "-1")]);
+        assert_eq!(Params::of(&rev(&[]), &negative).target, 0.01);
     }
 
     #[test]

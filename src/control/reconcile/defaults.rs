@@ -3,39 +3,23 @@
 //! `default-ch-config`, with `clusterDefault` and `namespaceDefaults`), InMemoryChannel when it
 //! says nothing, as Knative's defaulting webhook does (KafkaChannel under `knit run --kafka`).
 
-use std::collections::BTreeMap;
-
 use knit_crds::admission::default_channel_template;
 use knit_crds::api::messaging::ChannelTemplateSpec;
+use knit_crds::configmap::{ChannelDefaults, DEFAULT_CH_CONFIG_KEY, DEFAULT_CH_WEBHOOK};
 use knit_crds::{Kind, Object, ObjectKey, names};
-use serde::Deserialize;
 
-/// Name of the ConfigMap holding the default channel template.
-const DEFAULT_CHANNEL_CONFIGMAP: &str = "default-ch-webhook";
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct ChannelDefaults {
-    #[serde(default)]
-    cluster_default: Option<ChannelTemplateSpec>,
-    #[serde(default)]
-    namespace_defaults: BTreeMap<String, ChannelTemplateSpec>,
-}
-
+/// The channel defaults of `default-ch-webhook` (admission validated them; one that does not
+/// parse all the same is ignored with a warning).
 fn channel_defaults(objects: &[Object]) -> ChannelDefaults {
-    let key = ObjectKey::new(
-        Kind::ConfigMap,
-        names::SYSTEM_NAMESPACE,
-        DEFAULT_CHANNEL_CONFIGMAP,
-    );
+    let key = ObjectKey::new(Kind::ConfigMap, names::SYSTEM_NAMESPACE, DEFAULT_CH_WEBHOOK);
     objects
         .iter()
         .find(|o| o.key() == key)
         .and_then(|o| match o {
-            Object::ConfigMap(cm) => cm.data.as_ref()?.get("default-ch-config").cloned(),
+            Object::ConfigMap(cm) => cm.data.as_ref()?.get(DEFAULT_CH_CONFIG_KEY).cloned(),
             _ => None,
         })
-        .and_then(|text| match serde_saphyr::from_str::<ChannelDefaults>(&text) {
+        .and_then(|text| match ChannelDefaults::parse(&text) {
             Ok(d) => Some(d),
             Err(e) => {
                 tracing::warn!(error = %e, "default-ch-webhook: cannot read default-ch-config; using InMemoryChannel");

@@ -2,6 +2,7 @@
 
 mod autoscaling;
 mod common;
+mod config_maps;
 mod domain_mapping;
 mod eventing;
 mod immutable;
@@ -68,8 +69,9 @@ pub(crate) fn validate(object: &Object, hooks: &Hooks) -> Vec<FieldError> {
             serving::rollout(r.metadata.annotations.as_ref(), &mut errs);
         }
         Object::DomainMapping(d) => domain_mapping::validate(d, &mut errs),
+        Object::ConfigMap(cm) => config_maps::validate(cm, &mut errs),
         // `data` of a Secret is base64 by definition; deserializing it already checked that.
-        Object::ConfigMap(_) | Object::Secret(_) => {}
+        Object::Secret(_) => {}
     }
     errs.0
 }

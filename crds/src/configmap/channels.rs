@@ -1,0 +1,34 @@
+//! `knative-eventing/default-ch-webhook`: the channel implementation of Channels, Sequences and
+//! Parallels that name none, cluster-wide and per namespace.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::api::messaging::ChannelTemplateSpec;
+
+/// The ConfigMap's name (in `knative-eventing`).
+pub const DEFAULT_CH_WEBHOOK: &str = "default-ch-webhook";
+/// Its key holding [`ChannelDefaults`] as YAML.
+pub const DEFAULT_CH_CONFIG_KEY: &str = "default-ch-config";
+
+/// The value of `default-ch-config`.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelDefaults {
+    /// The template of every namespace without its own.
+    #[serde(default)]
+    pub cluster_default: Option<ChannelTemplateSpec>,
+    /// Templates by namespace.
+    #[serde(default)]
+    pub namespace_defaults: BTreeMap<String, ChannelTemplateSpec>,
+}
+
+impl ChannelDefaults {
+    /// Parse `default-ch-config`; the error is the YAML reader's.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_saphyr::from_str::<Option<Self>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| e.to_string())
+    }
+}
