@@ -493,3 +493,94 @@ async fn the_binding_is_read_and_written_as_the_spec_says() -> Result<()> {
     consumer.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_is_read_again_by_sequence_time_and_from_the_start() -> Result<()> {
+    use knit_channels::Bound;
+    let server = Server::start()?;
+    let b = backends();
+    let log = open(&b, &log_config(&server, "KN_BROKER_DEFAULT__REPLAY")).await?;
+    log.append(&(0..10).map(event).collect::<Vec<_>>()).await?;
+    // The server stamps messages on arrival, on this machine's clock: the first ten before
+    // `middle`, the rest after it.
+    let middle = jiff::Timestamp::now();
+    log.append(&(10..20).map(event).collect::<Vec<_>>()).await?;
+    let read = |from: Bound, to: Option<Bound>| {
+        let log = log.clone();
+        async move {
+            let mut r = log.replay(&from, to.as_ref(), "test").await?;
+            let mut out = Vec::new();
+            while let Some(batch) = r.next(7).await? {
+                out.extend(batch.into_iter().map(|x| (x.offset, x.event.id)));
+            }
+            anyhow::Ok(out)
+        }
+    };
+    let all = read(Bound::Earliest, None).await?;
+    assert_eq!(all.len(), 20);
+    assert_eq!(all.first(), Some(&(1, "e-0".to_string())));
+    let some = read(Bound::Offset(5), Some(Bound::Offset(8))).await?;
+    assert_eq!(
+        some,
+        vec![(5, "e-4".into()), (6, "e-5".into()), (7, "e-6".into())]
+    );
+    let later = read(Bound::Time(middle), None).await?;
+    assert_eq!(later.first().map(|x| x.1.as_str()), Some("e-10"));
+    assert_eq!(later.len(), 10);
+    let earlier = read(Bound::Earliest, Some(Bound::Time(middle))).await?;
+    assert_eq!(earlier.len(), 10);
+    assert!(read(Bound::Latest, None).await?.is_empty());
+    let wrong = log
+        .replay(&Bound::parse("1:0")?, None, "test")
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(wrong.is_some_and(|e| e.contains("no partition 1")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_log_drains_its_consumers_and_a_group_without_durable_retries_keeps_them()
+-> Result<()> {
+    let server = Server::start()?;
+    let b = backends();
+    let log = open(&b, &log_config(&server, "KN_BROKER_DEFAULT__DRAIN")).await?;
+    let mut spec = group("KN_TRIGGER_drain", Duration::from_secs(5));
+    spec.durable_retries = false;
+    let consumer = log.open(spec).await?;
+    log.append(&(0..5).map(event).collect::<Vec<_>>()).await?;
+    log.close();
+    assert!(matches!(
+        log.append(&[event(9)]).await,
+        Err(AppendError::Closed)
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, consumer.poll(10)).await? {
+            Some(Polled::Records(rs)) => {
+                for r in &rs {
+                    let retry = Settle::Retry(RetryState {
+                        attempts: 1,
+                        not_before_ms: 0,
+                        last_dest: String::new(),
+                        last_status: None,
+                    });
+                    assert_eq!(consumer.settle(r, retry).outcome().await?, Settled::Kept);
+                    consumer.settle(r, Settle::Ack);
+                }
+                seen += rs.len();
+            }
+            Some(Polled::Revoked(_)) => {}
+            None => break,
+        }
+    }
+    assert_eq!(seen, 5, "the consumer ended once everything was delivered");
+    log.destroy().await?;
+    let client = async_nats::connect(server.url()).await?;
+    let gone = async_nats::jetstream::new(client)
+        .get_stream("KN_BROKER_DEFAULT__DRAIN")
+        .await;
+    assert!(gone.is_err(), "the owned stream was deleted");
+    Ok(())
+}
