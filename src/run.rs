@@ -216,6 +216,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         knit_channels::NotBuilt::check(knit_channels::BackendKind::Kafka)
             .map_err(|e| anyhow::anyhow!("--kafka (or KNIT_KAFKA): {e}"))?;
     }
+    if args.nats.as_deref().is_some_and(|n| !n.trim().is_empty()) {
+        knit_channels::NotBuilt::check(knit_channels::BackendKind::Nats)
+            .map_err(|e| anyhow::anyhow!("--nats (or KNIT_NATS): {e}"))?;
+    }
     let ca_certs = ca_certs(&args)?;
     let tls = tls(&args, ca_certs.clone())?;
     let admin = bind("--admin", args.admin).await?;
@@ -261,6 +265,15 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         ingress_url: ingress_url.clone(),
         gateway_url: gateway_url.clone(),
         kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
+        nats: args
+            .nats
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .map(|url| crate::control::reconcile::NatsEnv {
+                url,
+                creds_file: args.nats_creds.clone(),
+                ca_file: args.nats_ca.clone(),
+            }),
         tls: tls_env.clone(),
     };
     let applier = Arc::new(DataPlaneApplier {

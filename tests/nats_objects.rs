@@ -1,0 +1,133 @@
+//! NATS JetStream objects end to end, with a private `nats-server -js` per test: a
+//! `NatsJetStreamBroker` delivering to a Trigger (a poison event reaching the dead-letter sink
+//! after exactly `retry + 1` attempts), and a `NatsJetStreamChannel` delivering to a
+//! Subscription; both name their stream in status.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::sink::{Reply, Sink};
+use common::{Knit, send, trigger};
+
+/// A private nats-server on a free port with its own storage, killed on drop.
+struct NatsServer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    fn start() -> NatsServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (with JetStream) on the PATH");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        NatsServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_jetstream_broker_delivers_and_dead_letters_after_exactly_retry_plus_one() {
+    let nats = NatsServer::start();
+    let sink = Sink::start().await;
+    let dls = Sink::start().await;
+    sink.respond_with(|r| {
+        if r.id() == "poison" {
+            Reply::status(500)
+        } else {
+            Reply::status(202)
+        }
+    });
+    let broker = "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: nb\n  namespace: default\n  annotations:\n    eventing.knative.dev/broker.class: NatsJetStreamBroker\n";
+    let delivery = format!(
+        "delivery:\n  retry: 2\n  backoffPolicy: linear\n  backoffDelay: PT0.2S\n  deadLetterSink:\n    uri: {}\n",
+        dls.url
+    );
+    let knit = Knit::start_with(
+        &[
+            ("b.yaml", broker),
+            ("t.yaml", &trigger("t", "nb", &sink.url, &delivery)),
+        ],
+        &["--nats", &nats.url],
+    );
+    let b = knit.ready("brokers", "nb").await;
+    assert_eq!(
+        b["status"]["annotations"]["stream"],
+        "KN_BROKER_DEFAULT__NB"
+    );
+    knit.ready("triggers", "t").await;
+    let url = format!("{}/default/nb", knit.ingress);
+    for i in 0..20 {
+        assert_eq!(send(&url, "t", &format!("e-{i}")).await.status(), 202);
+    }
+    assert_eq!(send(&url, "t", "poison").await.status(), 202);
+    let dead = dls.wait_for(1).await;
+    assert_eq!(dead[0].id(), "poison");
+    let got = sink.wait_for(23).await;
+    let poison_attempts = got.iter().filter(|r| r.id() == "poison").count();
+    assert_eq!(poison_attempts, 3, "retry + 1 attempts");
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r.id())
+        .filter(|i| i != "poison")
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+}
+
+#[tokio::test]
+async fn a_jetstream_channel_delivers_to_its_subscription() {
+    let nats = NatsServer::start();
+    let sink = Sink::start().await;
+    let channel = "apiVersion: messaging.knative.dev/v1alpha1\nkind: NatsJetStreamChannel\nmetadata:\n  name: ch\n  namespace: default\nspec:\n  stream:\n    config:\n      maxAge: 1h\n";
+    let sub = format!(
+        "apiVersion: messaging.knative.dev/v1\nkind: Subscription\nmetadata:\n  name: s\n  namespace: default\nspec:\n  channel:\n    apiVersion: messaging.knative.dev/v1alpha1\n    kind: NatsJetStreamChannel\n    name: ch\n  subscriber:\n    uri: {}\n",
+        sink.url
+    );
+    let knit = Knit::start_with(
+        &[("c.yaml", channel), ("s.yaml", &sub)],
+        &["--nats", &nats.url],
+    );
+    let c = knit.ready("natsjetstreamchannels", "ch").await;
+    assert_eq!(c["status"]["annotations"]["stream"], "KN_DEFAULT__CH");
+    knit.ready("subscriptions", "s").await;
+    let url = knit.address("natsjetstreamchannels", "ch").await;
+    for i in 0..5 {
+        assert_eq!(send(&url, "t", &format!("c-{i}")).await.status(), 202);
+    }
+    let got = sink.wait_for(5).await;
+    let mut ids: Vec<String> = got.iter().map(|r| r.id()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
+}
