@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::sink::{Reply, Sink};
-use common::{Knit, send, trigger};
+use common::{Knit, cli_env, send, trigger};
 
 /// A private nats-server on a free port with its own storage, killed on drop.
 struct NatsServer {
@@ -130,4 +130,44 @@ async fn a_jetstream_channel_delivers_to_its_subscription() {
     let mut ids: Vec<String> = got.iter().map(|r| r.id()).collect();
     ids.sort();
     assert_eq!(ids, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
+}
+
+/// `knit replay trigger` on a JetStream Broker: the range by stream sequence goes to that
+/// Trigger again, marked `knitreplay`.
+#[tokio::test]
+async fn a_jetstream_broker_replays_a_range_to_one_trigger() {
+    let nats = NatsServer::start();
+    let sink = Sink::start().await;
+    let broker = "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: nb\n  namespace: default\n  annotations:\n    eventing.knative.dev/broker.class: NatsJetStreamBroker\n";
+    let knit = Knit::start_with(
+        &[
+            ("b.yaml", broker),
+            ("t.yaml", &trigger("t", "nb", &sink.url, "")),
+        ],
+        &["--nats", &nats.url],
+    );
+    knit.ready("triggers", "t").await;
+    let url = format!("{}/default/nb", knit.ingress);
+    for i in 0..5 {
+        assert_eq!(send(&url, "t", &format!("r-{i}")).await.status(), 202);
+    }
+    sink.wait_for(5).await;
+    let admin = knit.admin.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli_env(
+            &["replay", "trigger", "t", "--from", "2", "--to", "4"],
+            &[("KNIT_SERVER", admin.as_str())],
+        )
+    })
+    .await
+    .expect("the CLI ran");
+    assert_eq!(code, 0, "{out}{err}");
+    let got = sink.wait_for(7).await;
+    let mut replayed: Vec<String> = got
+        .iter()
+        .filter(|r| r.ext("knitreplay").is_some())
+        .map(|r| r.id())
+        .collect();
+    replayed.sort();
+    assert_eq!(replayed, vec!["r-1", "r-2"], "sequences 2 and 3");
 }

@@ -106,7 +106,7 @@ impl From<TlsMinVersion> for knit_tls::TlsVersion {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run Knit standalone: load manifests, watch them, serve ingress, dispatch, admin API.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List resources of a kind, or show one; `get events` lists the recent journeys through a
     /// Broker or channel.
     Get(GetArgs),

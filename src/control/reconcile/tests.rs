@@ -284,6 +284,7 @@ fn run_with_nats(yaml: &str) -> Output {
     )
 }
 
+#[cfg(feature = "nats")]
 const NATS_OBJECTS: &str = "
 apiVersion: eventing.knative.dev/v1
 kind: Broker
