@@ -259,6 +259,7 @@ fn fail_once(r: &Record, retry: u32) -> (u32, Settle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_are_counted_to_the_dead_letter_across_a_restart() -> Result<()> {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let server = Server::start()?;
     let stream = "KN_BROKER_DEFAULT__POISON";
     let backend = log_config(&server, stream);

@@ -15,7 +15,10 @@
 //!   [`Record::retry`], so the attempt count survives restarts and kills: the event reaches
 //!   the dead-letter sink after exactly `retry + 1` attempts (a delivery cut short by a kill
 //!   before its attempt failed is not counted, as on Kafka). Settling a record that had a
-//!   stored state removes it.
+//!   stored state removes it. The state is read for a message the server reports as
+//!   redelivered and for every sequence with a stored state when the consumer opened (listed
+//!   then: nats-server 2.9 was seen to report a nak'd message as delivered once after the
+//!   consumer's previous client went away).
 //! - The server's own delivery count is not used for the limit (`max_deliver` is unlimited):
 //!   it also counts redeliveries after a kill of records never attempted, which would send
 //!   events to the dead-letter sink early.
@@ -28,7 +31,7 @@
 //!   group) gets them at once instead of after `ack_wait`; a killed process's records come
 //!   back once `ack_wait` passes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -72,6 +75,9 @@ struct Held {
 #[derive(Default)]
 struct State {
     held: HashMap<u64, Held>,
+    /// Stream sequences with a stored retry count (this consumer's, and those listed when it
+    /// opened).
+    retried: HashSet<u64>,
     paused: bool,
 }
 
@@ -174,10 +180,19 @@ impl NatsConsumer {
             .map_err(|e| backend(format!("opening the stream {}", config.stream), e))?;
         let cfg = consumer_config(&durable, &spec);
         let consumer = ensure_consumer(&stream, &cfg).await?;
+        // nats-server 2.9 may report a redelivery as delivered once (seen after a consumer's
+        // client went away), so the records with a stored count are listed, not guessed.
+        let retried = match retries.as_ref().filter(|_| spec.durable_retries) {
+            Some(store) => store.sequences(&durable).await?,
+            None => HashSet::new(),
+        };
         let shared = Arc::new(ConsumerShared {
             group: spec.name.clone(),
             durable,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                retried,
+                ..State::default()
+            }),
             wake: Notify::new(),
             draining: AtomicBool::new(false),
         });
@@ -249,6 +264,7 @@ impl NatsConsumer {
         };
         let key = self.retry_key(record);
         let handle = record.id.handle;
+        let seq = u64::try_from(record.id.offset).unwrap_or_default();
         Settling::Pending(Box::pin(async move {
             let stored = Stored {
                 attempts: state.attempts,
@@ -261,6 +277,7 @@ impl NatsConsumer {
                 self.shared.state.lock().held.insert(handle, held);
                 return Err(e);
             }
+            self.shared.state.lock().retried.insert(seq);
             let delay_ms = stored.not_before_ms.saturating_sub(now_ms()).max(0);
             let delay = Duration::from_millis(delay_ms.unsigned_abs());
             let nak = format!("-NAK {{\"delay\":{}}}", delay.as_nanos());
@@ -373,7 +390,8 @@ impl Reader {
                 return None;
             }
         };
-        let retry = if delivered > 1 {
+        let known = self.shared.state.lock().retried.contains(&stream_seq);
+        let retry = if delivered > 1 || known {
             self.stored_retry(stream_seq).await
         } else {
             None
@@ -403,11 +421,19 @@ impl Reader {
     async fn stored_retry(&self, stream_seq: u64) -> Option<RetryState> {
         let store = self.retries.as_ref()?;
         let key = format!("{}.{stream_seq}", self.shared.durable);
-        let value = match store.get(&key).await {
-            Ok(v) => v?,
-            Err(e) => {
-                tracing::warn!(group = %self.shared.group, key, error = %e, "cannot read a retry count; counting from zero");
-                return None;
+        let mut tries: u64 = 0;
+        let value = loop {
+            match store.get(&key).await {
+                Ok(v) => break v?,
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    tracing::debug!(group = %self.shared.group, key, error = %e, "cannot read a retry count; trying again");
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.shared.group, key, error = %e, "cannot read a retry count; counting from zero");
+                    return None;
+                }
             }
         };
         let s: Stored = serde_json::from_slice(&value).ok()?;
@@ -510,8 +536,14 @@ impl Consumer for NatsConsumer {
     }
 
     fn settle<'a>(&'a self, record: &Record, how: Settle) -> Settling<'a> {
-        let Some(held) = self.shared.state.lock().held.remove(&record.id.handle) else {
-            return Settling::done();
+        let seq = u64::try_from(record.id.offset).unwrap_or_default();
+        let (held, had_count) = {
+            let mut st = self.shared.state.lock();
+            let Some(held) = st.held.remove(&record.id.handle) else {
+                return Settling::done();
+            };
+            let had_count = !matches!(how, Settle::Retry(_)) && st.retried.remove(&seq);
+            (held, had_count)
         };
         let verb: &'static [u8] = match how {
             Settle::Ack => b"+ACK",
@@ -521,7 +553,7 @@ impl Consumer for NatsConsumer {
         let _ = self
             .out
             .send(Out::Reply(held.reply, Bytes::from_static(verb)));
-        if record.retry.is_some() && self.retries.is_some() {
+        if (had_count || record.retry.is_some()) && self.retries.is_some() {
             let _ = self.out.send(Out::Forget(self.retry_key(record)));
         }
         Settling::done()

@@ -6,11 +6,13 @@
 //! bucket in all but name, made from plain stream calls because nats-server 2.9 and
 //! async-nats 0.51 disagree on the answer to a bucket's creation.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
 use async_nats::jetstream::{self as js};
 use bytes::Bytes;
+use futures::StreamExt;
 use knit_crds::contract::NatsStorage;
 
 use super::log::backend;
@@ -91,6 +93,23 @@ impl RetryStore {
             Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
             Err(e) => Err(backend("reading a retry count", e)),
         }
+    }
+
+    /// The stream sequences `durable` has a stored count for (keys `<durable>.<sequence>`).
+    pub(crate) async fn sequences(&self, durable: &str) -> Result<HashSet<u64>, LogError> {
+        let mut subjects = self
+            .stream
+            .info_with_subjects(format!("{}.{durable}.*", self.prefix))
+            .await
+            .map_err(|e| backend("listing retry counts", e))?;
+        let mut out = HashSet::new();
+        while let Some(s) = subjects.next().await {
+            let (subject, _) = s.map_err(|e| backend("listing retry counts", e))?;
+            if let Some(seq) = subject.rsplit('.').next().and_then(|t| t.parse().ok()) {
+                out.insert(seq);
+            }
+        }
+        Ok(out)
     }
 
     /// Remove what is under `key`.
