@@ -81,7 +81,7 @@ fn exit(ok: bool, code: u8) -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Validate { files } => Ok(exit(cli::validate::run(&files), 2)),
         Command::Get(args) if args.is_events() => done(cli::events::list(&args).await),
         Command::Get(args) => done(cli::client::get(&args).await),

@@ -216,6 +216,10 @@ fn preflight(args: &RunArgs) -> Result<Option<ExitCode>> {
         knit_channels::NotBuilt::check(knit_channels::BackendKind::Kafka)
             .map_err(|e| anyhow::anyhow!("--kafka (or KNIT_KAFKA): {e}"))?;
     }
+    if args.nats.as_deref().is_some_and(|n| !n.trim().is_empty()) {
+        knit_channels::NotBuilt::check(knit_channels::BackendKind::Nats)
+            .map_err(|e| anyhow::anyhow!("--nats (or KNIT_NATS): {e}"))?;
+    }
     Ok(None)
 }
 
@@ -261,6 +265,18 @@ fn announce(
         .unwrap_or_default();
     println!("knit: admin={admin_url} ingress={ingress_url} gateway={gateway_url}{https}");
     tracing::info!(admin = %admin_url, ingress = %ingress_url, gateway = %gateway_url, https = %https.trim(), "knit is running");
+}
+
+/// The NATS server `--nats` names, with its credentials and CA.
+fn nats_env(args: &RunArgs) -> Option<crate::control::reconcile::NatsEnv> {
+    args.nats
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .map(|url| crate::control::reconcile::NatsEnv {
+            url,
+            creds_file: args.nats_creds.clone(),
+            ca_file: args.nats_ca.clone(),
+        })
 }
 
 /// Run until interrupted. Exit status 2 when the manifests are invalid.
@@ -313,6 +329,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         ingress_url: ingress_url.clone(),
         gateway_url: gateway_url.clone(),
         kafka: args.kafka.clone().filter(|k| !k.trim().is_empty()),
+        nats: nats_env(&args),
         tls: tls_env.clone(),
     };
     let applier = Arc::new(DataPlaneApplier {

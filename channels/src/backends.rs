@@ -24,6 +24,8 @@ pub enum BackendKind {
     Memory,
     /// Kafka (cargo feature `kafka`).
     Kafka,
+    /// NATS JetStream (cargo feature `nats`).
+    Nats,
 }
 
 impl BackendKind {
@@ -32,6 +34,7 @@ impl BackendKind {
         match backend {
             Backend::Memory => BackendKind::Memory,
             Backend::Kafka(_) => BackendKind::Kafka,
+            Backend::Nats(_) => BackendKind::Nats,
         }
     }
 
@@ -40,6 +43,7 @@ impl BackendKind {
         match self {
             BackendKind::Memory => "memory",
             BackendKind::Kafka => "Kafka",
+            BackendKind::Nats => "NATS JetStream",
         }
     }
 
@@ -48,6 +52,7 @@ impl BackendKind {
         match self {
             BackendKind::Memory => None,
             BackendKind::Kafka => Some("kafka"),
+            BackendKind::Nats => Some("nats"),
         }
     }
 
@@ -56,6 +61,7 @@ impl BackendKind {
         match self {
             BackendKind::Memory => true,
             BackendKind::Kafka => cfg!(feature = "kafka"),
+            BackendKind::Nats => cfg!(feature = "nats"),
         }
     }
 }
@@ -117,6 +123,9 @@ pub fn same_log(a: &LogSpec<'_>, b: &LogSpec<'_>) -> bool {
                 && x.external == y.external
                 && x.content_mode == y.content_mode
         }
+        (Backend::Nats(x), Backend::Nats(y)) => {
+            x.url == y.url && x.stream == y.stream && x.subject == y.subject
+        }
         _ => false,
     }
 }
@@ -126,7 +135,26 @@ pub fn describe(backend: &Backend) -> String {
     match backend {
         Backend::Memory => "memory log".into(),
         Backend::Kafka(k) => format!("topic {} on {}", k.topics.join(","), k.bootstrap_servers),
+        Backend::Nats(n) => format!("stream {} on {}", n.stream, redact_url(&n.url)),
     }
+}
+
+/// Server URLs (comma-separated) without the user, password or token they may carry, for
+/// messages and status.
+pub fn redact_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| {
+            let u = u.trim();
+            let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            if scheme.is_empty() {
+                host.to_string()
+            } else {
+                format!("{scheme}://{host}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Opens logs, and keeps the clients their backends share.
@@ -135,19 +163,23 @@ pub struct Backends {
     unrouted: Arc<AtomicU64>,
     #[cfg(feature = "kafka")]
     kafka: crate::kafka::Clusters,
+    #[cfg(feature = "nats")]
+    nats: crate::nats::Connections,
 }
 
 impl Backends {
     /// No clients yet. Memory logs get `memory` as bounds and add events no group wanted to
     /// `unrouted`; clients of remote backends identify as `client_id`.
     pub fn new(client_id: &str, memory: MemoryConfig, unrouted: Arc<AtomicU64>) -> Self {
-        #[cfg(not(feature = "kafka"))]
+        #[cfg(not(any(feature = "kafka", feature = "nats")))]
         let _ = client_id;
         Self {
             memory,
             unrouted,
             #[cfg(feature = "kafka")]
             kafka: crate::kafka::Clusters::new(client_id.to_string()),
+            #[cfg(feature = "nats")]
+            nats: crate::nats::Connections::new(client_id.to_string()),
         }
     }
 
@@ -162,6 +194,10 @@ impl Backends {
             Backend::Kafka(k) => crate::kafka::open(&self.kafka, k, spec.role).await,
             #[cfg(not(feature = "kafka"))]
             Backend::Kafka(_) => Err(NotBuilt(BackendKind::Kafka).into()),
+            #[cfg(feature = "nats")]
+            Backend::Nats(n) => crate::nats::open(&self.nats, n, spec.role).await,
+            #[cfg(not(feature = "nats"))]
+            Backend::Nats(_) => Err(NotBuilt(BackendKind::Nats).into()),
         }
     }
 }
@@ -204,6 +240,10 @@ mod tests {
         assert!(!same_log(&spec(&a, "u1"), &spec(&b, "u1")));
         assert!(!same_log(&spec(&m, "u1"), &spec(&a, "u1")));
         assert_eq!(describe(&a), "topic a on k:9092");
+        assert_eq!(
+            redact_url("nats://u:p@h:4222, tls://tok@h2:4222,h3"),
+            "nats://h:4222,tls://h2:4222,h3"
+        );
     }
 
     #[tokio::test]

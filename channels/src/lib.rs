@@ -3,8 +3,9 @@
 //! per group reading from its own position and settling each record once, commits of the
 //! settled prefix, and [`replay`] of a range. [`backends`] opens logs from the Contract's
 //! description. Backends are sibling modules behind cargo features: [`memory`] (always; bounded,
-//! not durable) and `kafka` (feature `kafka`, on by default, with the CloudEvents Kafka
-//! binding); NATS JetStream joins the same way.
+//! not durable), `kafka` (feature `kafka`, on by default, with the CloudEvents Kafka
+//! binding) and `nats` (feature `nats`, on by default: NATS JetStream, with the CloudEvents
+//! NATS binding).
 //!
 //! This crate must not know about triggers, subscriptions or HTTP. Nothing above it names a
 //! backend's types: the data plane goes through [`Backends`] and the [`Log`] and [`Consumer`]
@@ -16,10 +17,12 @@ pub mod event;
 pub mod kafka;
 pub mod log;
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod replay;
 pub mod tracker;
 
-pub use backends::{BackendKind, Backends, LogSpec, NotBuilt, Role};
+pub use backends::{BackendKind, Backends, LogSpec, NotBuilt, Role, redact_url};
 pub use event::{Data, DataKind, Event, EventError, ExtValue, SpecVersion};
 pub use log::{
     AppendError, BoxError, BoxFuture, Consumer, GroupSpec, GroupStats, Log, LogError, Order,

@@ -101,6 +101,60 @@ pub enum Backend {
     Memory,
     /// A Kafka topic (or, for a source, topics).
     Kafka(KafkaLog),
+    /// A NATS JetStream stream.
+    Nats(NatsLog),
+}
+
+/// A log kept in a NATS JetStream stream.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct NatsLog {
+    /// Server URL(s), comma-separated (`nats://host:4222`); a user and password or a token may
+    /// be given in the URL.
+    pub url: String,
+    /// The stream (`KN_BROKER_<NS>__<NAME>`, `KN_<NS>__<NAME>`).
+    pub stream: String,
+    /// The subject events are published to; the stream's only subject.
+    pub subject: String,
+    /// Storage of a stream Knit creates.
+    #[serde(default)]
+    pub storage: NatsStorage,
+    /// Replicas of a stream Knit creates (1 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// `max_age` of a stream Knit creates, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<i64>,
+    /// `max_msgs` of a stream Knit creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_msgs: Option<i64>,
+    /// `max_bytes` of a stream Knit creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<i64>,
+    /// `duplicate_window` of a stream Knit creates, in milliseconds (the server's 2 min when
+    /// unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_window_ms: Option<i64>,
+    /// How events are written.
+    #[serde(default)]
+    pub content_mode: ContentMode,
+    /// A credentials file (JWT and NKey seed) to connect with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creds_file: Option<String>,
+    /// A CA file (PEM) to verify the servers' TLS certificates with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// Where a JetStream stream keeps its messages.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum NatsStorage {
+    /// On disk (eventing-natss's default).
+    #[default]
+    File,
+    /// In the server's memory.
+    Memory,
 }
 
 /// A log kept in Kafka.

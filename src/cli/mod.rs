@@ -106,7 +106,7 @@ impl From<TlsMinVersion> for knit_tls::TlsVersion {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run Knit standalone: load manifests, watch them, serve ingress, dispatch, admin API.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List resources of a kind, or show one; `get events` lists the recent journeys through a
     /// Broker or channel.
     Get(GetArgs),
@@ -322,6 +322,17 @@ pub struct RunArgs {
     /// and Kafka objects that name no cluster use this one.
     #[arg(long, env = "KNIT_KAFKA")]
     pub kafka: Option<String>,
+    /// NATS server URL(s), comma-separated (a user and password or a token may be in the URL):
+    /// Brokers of the default class use NATS JetStream, and `NatsJetStreamBroker` Brokers use
+    /// this server.
+    #[arg(long, env = "KNIT_NATS", value_name = "URL", conflicts_with = "kafka")]
+    pub nats: Option<String>,
+    /// A NATS credentials file (JWT and NKey seed) to connect to `--nats` with.
+    #[arg(long, env = "KNIT_NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<String>,
+    /// A CA file (PEM) to verify the `--nats` servers' TLS certificates with (requires TLS).
+    #[arg(long, env = "KNIT_NATS_CA", value_name = "FILE")]
+    pub nats_ca: Option<String>,
     /// Kubeconfig of the API server ApiServerSources watch.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,

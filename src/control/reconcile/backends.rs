@@ -14,13 +14,30 @@
 //!   `knative-eventing/kafka-channel-config` or `--kafka`.
 //! - Groups: Triggers `knative-trigger-<ns>-<name>`; channel Subscriptions
 //!   `kafka.<ns>.<channel>.<subscription UID>`.
+//!
+//! NATS JetStream (eventing-natss's names, kafka-nats.md §4.2, §5.1):
+//!
+//! - Broker class `NatsJetStreamBroker`, or `MTChannelBasedBroker` when `knit run --nats` made
+//!   JetStream the default (and its channel template is not a KafkaChannel): stream
+//!   `KN_BROKER_<NS>__<NAME>` (upper case, `-` and `.` as `_`), file storage, subject
+//!   `<ns>.<name>._knative_broker.events`, on the `--nats` server (with `--nats-creds` and
+//!   `--nats-ca`).
+//! - Trigger groups on a JetStream Broker: the durable consumer `KN_TRIGGER_<trigger UID>`.
+//! - NatsJetStreamChannel: stream `KN_<NS>__<NAME>` (or `spec.stream.overrideName`), subject
+//!   `<ns>.<name>._knative`; of `spec.stream.config` Knit honours `maxMsgs`, `maxBytes`,
+//!   `maxAge`, `duplicateWindow` (Go durations), `storage` (`File`, `Memory`) and `replicas`,
+//!   and refuses every other field (Ready=False `StreamConfigNotSupported`, naming it) rather
+//!   than ignore it; a `consumerConfigTemplate` is refused the same way
+//!   (`ConsumerConfigNotSupported`): Knit derives the consumers from the Subscriptions'
+//!   delivery specs. Subscription groups: `KN_SUB_<subscription UID>`. A generic Channel (and
+//!   a default-class Broker) is a NatsJetStreamChannel under `knit run --nats`.
 
 use std::collections::BTreeMap;
 
 use knit_channels::{BackendKind, NotBuilt};
 use knit_crds::api::duck::KReference;
-use knit_crds::api::messaging::KafkaChannelSpec;
-use knit_crds::contract::{Backend, ContentMode, KafkaLog};
+use knit_crds::api::messaging::{KafkaChannelSpec, NatsJetStreamChannelSpec};
+use knit_crds::contract::{Backend, ContentMode, KafkaLog, NatsLog, NatsStorage};
 use knit_crds::{Kind, Object, ObjectKey, duration, names};
 
 use super::World;
@@ -71,6 +88,172 @@ fn foreign_source(kind: Kind, ns: &str, name: &str) -> String {
     format!("/apis/v1/namespaces/{ns}/{}/{name}", kind.plural())
 }
 
+/// Whether Brokers of `class` are JetStream brokers.
+pub(crate) fn is_nats_class(class: &str) -> bool {
+    class == names::NATS_JETSTREAM_BROKER_CLASS
+}
+
+/// Whether Knit runs Brokers of `class`.
+pub(crate) fn is_runnable_class(class: &str) -> bool {
+    class == names::DEFAULT_BROKER_CLASS || is_kafka_class(class) || is_nats_class(class)
+}
+
+/// A JetStream stream name: `<prefix><NS>__<NAME>`, upper case, `-` and `.` as `_`.
+pub(crate) fn nats_stream(prefix: &str, ns: &str, name: &str) -> String {
+    let up = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                '-' | '.' => '_',
+                c => c.to_ascii_uppercase(),
+            })
+            .collect()
+    };
+    format!("{prefix}{}__{}", up(ns), up(name))
+}
+
+/// The backend of a JetStream Broker.
+fn nats_broker(world: &World<'_>, key: &ObjectKey) -> Result<Backend, NoBackend> {
+    not_built(BackendKind::Nats)?;
+    let Some(nats) = &world.env.nats else {
+        return Err(no_backend(
+            "NatsNotConfigured",
+            "no NATS server: run knit with --nats URL (or KNIT_NATS)",
+        ));
+    };
+    Ok(Backend::Nats(NatsLog {
+        url: nats.url.clone(),
+        stream: nats_stream("KN_BROKER_", &key.namespace, &key.name),
+        subject: format!("{}.{}._knative_broker.events", key.namespace, key.name),
+        storage: NatsStorage::File,
+        replicas: None,
+        max_age_ms: None,
+        max_msgs: None,
+        max_bytes: None,
+        duplicate_window_ms: None,
+        content_mode: ContentMode::Binary,
+        creds_file: nats.creds_file.clone(),
+        ca_file: nats.ca_file.clone(),
+    }))
+}
+
+/// The backend of a NatsJetStreamChannel.
+pub(crate) fn nats_channel(
+    world: &World<'_>,
+    key: &ObjectKey,
+    spec: &NatsJetStreamChannelSpec,
+) -> Result<Backend, NoBackend> {
+    let Backend::Nats(mut log) = nats_broker(world, key)? else {
+        return Err(no_backend("NatsNotConfigured", "no NATS server"));
+    };
+    log.stream = nats_stream("KN_", &key.namespace, &key.name);
+    log.subject = format!("{}.{}._knative", key.namespace, key.name);
+    if let Some(t) = spec
+        .consumer_config_template
+        .as_ref()
+        .filter(|t| !is_empty_json(t))
+    {
+        return Err(no_backend(
+            "ConsumerConfigNotSupported",
+            format!(
+                "spec.consumerConfigTemplate ({t}) is not supported: Knit derives each Subscription's consumer from its delivery spec"
+            ),
+        ));
+    }
+    let Some(stream) = spec.stream.as_ref().and_then(|s| s.as_object()) else {
+        return Ok(Backend::Nats(log));
+    };
+    for (field, value) in stream {
+        match field.as_str() {
+            "overrideName" => match value.as_str().filter(|s| valid_stream_name(s)) {
+                Some(name) => log.stream = name.to_string(),
+                None => {
+                    return Err(stream_config(
+                        field,
+                        value,
+                        "a stream name without . * > or spaces",
+                    ));
+                }
+            },
+            "config" => stream_settings(&mut log, value)?,
+            _ => return Err(stream_config(field, value, "not supported")),
+        }
+    }
+    Ok(Backend::Nats(log))
+}
+
+fn is_empty_json(v: &serde_json::Value) -> bool {
+    v.is_null() || v.as_object().is_some_and(|o| o.is_empty())
+}
+
+fn valid_stream_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s
+            .chars()
+            .any(|c| matches!(c, '.' | '*' | '>' | '/' | '\\') || c.is_whitespace())
+}
+
+fn stream_config(field: &str, value: &serde_json::Value, want: &str) -> NoBackend {
+    no_backend(
+        "StreamConfigNotSupported",
+        format!("spec.stream.{field} ({value}): {want}"),
+    )
+}
+
+/// Apply `spec.stream.config` (see the module documentation).
+fn stream_settings(log: &mut NatsLog, config: &serde_json::Value) -> Result<(), NoBackend> {
+    let Some(config) = config.as_object() else {
+        return Err(stream_config("config", config, "an object"));
+    };
+    for (field, v) in config {
+        let path = format!("config.{field}");
+        let int = || {
+            v.as_i64()
+                .ok_or_else(|| stream_config(&path, v, "an integer"))
+        };
+        let millis = || {
+            v.as_str()
+                .and_then(|d| duration::parse_go(d).ok())
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+                .ok_or_else(|| stream_config(&path, v, "a duration such as 24h"))
+        };
+        match field.as_str() {
+            "maxMsgs" => log.max_msgs = Some(int()?),
+            "maxBytes" => log.max_bytes = Some(int()?),
+            "maxAge" => log.max_age_ms = Some(millis()?),
+            "duplicateWindow" => log.duplicate_window_ms = Some(millis()?),
+            "replicas" => {
+                log.replicas = Some(
+                    int()
+                        .ok()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| stream_config(&path, v, "a positive integer"))?,
+                );
+            }
+            "storage" => {
+                log.storage = match v.as_str() {
+                    Some("File" | "file") => NatsStorage::File,
+                    Some("Memory" | "memory") => NatsStorage::Memory,
+                    _ => return Err(stream_config(&path, v, "File or Memory")),
+                };
+            }
+            _ => return Err(stream_config(&path, v, "not supported by Knit")),
+        }
+    }
+    Ok(())
+}
+
+/// A channel Subscription's consumer group on a NatsJetStreamChannel.
+pub(crate) fn nats_subscription_group(uid: &str) -> String {
+    format!("KN_SUB_{uid}")
+}
+
+/// A Trigger's consumer group on a JetStream Broker.
+pub(crate) fn nats_trigger_group(uid: &str) -> String {
+    format!("KN_TRIGGER_{uid}")
+}
+
 /// Whether Brokers of `class` are Knative's Kafka brokers.
 pub(crate) fn is_kafka_class(class: &str) -> bool {
     class == names::KAFKA_BROKER_CLASS || class == names::KAFKA_NAMESPACED_BROKER_CLASS
@@ -103,6 +286,14 @@ pub(crate) fn broker(
     config: Option<&KReference>,
     channel_template_kind: Option<&str>,
 ) -> Result<Backend, NoBackend> {
+    let kafka_template = channel_template_kind == Some("KafkaChannel");
+    let nats_default = world.env.nats.is_some() && !kafka_template;
+    if is_nats_class(class)
+        || channel_template_kind == Some("NatsJetStreamChannel")
+        || (class == names::DEFAULT_BROKER_CLASS && nats_default)
+    {
+        return nats_broker(world, key);
+    }
     let kafka_class = is_kafka_class(class);
     let wants_kafka = kafka_class
         || channel_template_kind == Some("KafkaChannel")

@@ -159,7 +159,9 @@ fn ingresses(world: &World<'_>) -> BTreeMap<ObjectKey, Ingress> {
                 vec![],
                 uid,
             ),
-            Object::InMemoryChannel(_) | Object::KafkaChannel(_) => (
+            Object::InMemoryChannel(_)
+            | Object::KafkaChannel(_)
+            | Object::NatsJetStreamChannel(_) => (
                 IngressKind::Channel,
                 channel_path(&key.namespace, &key.name),
                 vec![channel_host(&key.namespace, &key.name)],
@@ -227,7 +229,12 @@ fn trigger_egress(
     let (max_in_flight, rate_limit) = flow_control(o);
     let egress = Egress {
         uid: t.metadata.uid.clone().unwrap_or_default(),
-        group: backends::trigger_group(&key.namespace, &key.name),
+        group: match world.backends.get(&bk) {
+            Some(knit_crds::contract::Backend::Nats(_)) => {
+                backends::nats_trigger_group(t.metadata.uid.as_deref().unwrap_or_default())
+            }
+            _ => backends::trigger_group(&key.namespace, &key.name),
+        },
         reference: reference(o),
         namespace: key.namespace.clone(),
         filter: Some(EgressFilter {
@@ -268,6 +275,7 @@ fn subscription_egress(
     let channel_delivery = match world.objects.get(&impl_key) {
         Some(Object::InMemoryChannel(c)) => c.spec.channelable.delivery.clone(),
         Some(Object::KafkaChannel(c)) => c.spec.channelable.delivery.clone(),
+        Some(Object::NatsJetStreamChannel(c)) => c.spec.channelable.delivery.clone(),
         _ => None,
     };
     let phys = s
@@ -283,7 +291,10 @@ fn subscription_egress(
     let uid = s.metadata.uid.clone().unwrap_or_default();
     let (max_in_flight, rate_limit) = flow_control(o);
     let egress = Egress {
-        group: backends::subscription_group(&key.namespace, &impl_key.name, &uid),
+        group: match world.backends.get(&impl_key) {
+            Some(knit_crds::contract::Backend::Nats(_)) => backends::nats_subscription_group(&uid),
+            _ => backends::subscription_group(&key.namespace, &impl_key.name, &uid),
+        },
         uid,
         reference: reference(o),
         namespace: key.namespace.clone(),

@@ -29,20 +29,18 @@ fn channel_defaults(objects: &[Object]) -> ChannelDefaults {
         .unwrap_or_default()
 }
 
-/// Fill in every missing channel template. With `kafka` (`knit run --kafka`) the built-in
-/// default is KafkaChannel instead of InMemoryChannel.
-pub(crate) fn channel_templates(objects: &mut [Object], kafka: bool) {
+/// Fill in every missing channel template. With `durable` (`knit run --kafka`: KafkaChannel,
+/// `--nats`: NatsJetStreamChannel) that kind is the built-in default instead of
+/// InMemoryChannel.
+pub(crate) fn channel_templates(objects: &mut [Object], durable: Option<Kind>) {
     let defaults = channel_defaults(objects);
-    let builtin = || {
-        if kafka {
-            ChannelTemplateSpec {
-                api_version: Some(Kind::KafkaChannel.api_version()),
-                kind: Some(Kind::KafkaChannel.name().into()),
-                spec: None,
-            }
-        } else {
-            default_channel_template()
-        }
+    let builtin = || match durable {
+        Some(kind) => ChannelTemplateSpec {
+            api_version: Some(kind.api_version()),
+            kind: Some(kind.name().into()),
+            spec: None,
+        },
+        None => default_channel_template(),
     };
     let template = |ns: &str| {
         defaults

@@ -47,6 +47,28 @@ pub(crate) fn dead_letter_sink(
     }
 }
 
+/// A Broker of a class Knit does not run: a Knative class whose backend is not here, or an
+/// unknown one.
+fn not_runnable(class: &str, c: &mut Conditions) {
+    if names::BROKER_CLASSES.contains(&class) {
+        c.fail(
+            "IngressReady",
+            "BackendNotConfigured",
+            format!("broker class {class} needs a backend this Knit build does not run yet; use {}, Kafka or {}", names::DEFAULT_BROKER_CLASS, names::NATS_JETSTREAM_BROKER_CLASS),
+        );
+    } else {
+        c.fail(
+            "IngressReady",
+            "BrokerClassNotSupported",
+            format!(
+                "Knit does not run broker class {class:?}; use {}, Kafka or {}",
+                names::DEFAULT_BROKER_CLASS,
+                names::NATS_JETSTREAM_BROKER_CLASS
+            ),
+        );
+    }
+}
+
 pub(crate) fn brokers(world: &mut World<'_>) {
     for key in world.keys_of(Kind::Broker) {
         let Some(Object::Broker(mut b)) = world.objects.get(&key).cloned() else {
@@ -62,7 +84,7 @@ pub(crate) fn brokers(world: &mut World<'_>) {
             "Addressable",
             "DeadLetterSinkResolved",
         ];
-        let runnable = class == names::DEFAULT_BROKER_CLASS || backends::is_kafka_class(&class);
+        let runnable = backends::is_runnable_class(&class);
         if runnable {
             c.ok("IngressReady").ok("FilterReady");
             let template = if class == names::DEFAULT_BROKER_CLASS {
@@ -79,13 +101,18 @@ pub(crate) fn brokers(world: &mut World<'_>) {
                 template.as_deref(),
             ) {
                 Ok(backend) => {
-                    if matches!(backend, Backend::Kafka(_)) {
-                        deps.push("TopicReady");
+                    let durable = match backend {
+                        Backend::Kafka(_) => Some(("TopicReady", "TopicNotReady")),
+                        Backend::Nats(_) => Some(("StreamReady", "StreamNotReady")),
+                        Backend::Memory => None,
+                    };
+                    if let Some((type_, waiting)) = durable {
+                        deps.push(type_);
                         status.status.annotations = backends::data_plane(
                             world,
                             b.metadata.uid.as_deref(),
-                            "TopicReady",
-                            "TopicNotReady",
+                            type_,
+                            waiting,
                             &mut c,
                         );
                     }
@@ -103,21 +130,8 @@ pub(crate) fn brokers(world: &mut World<'_>) {
             }
             status.dead_letter_sink_uri =
                 dead_letter_sink(world, b.spec.delivery.as_ref(), &key.namespace, &mut c);
-        } else if names::BROKER_CLASSES.contains(&class.as_str()) {
-            c.fail(
-                "IngressReady",
-                "BackendNotConfigured",
-                format!("broker class {class} needs a backend this Knit build does not run yet; use {} or Kafka", names::DEFAULT_BROKER_CLASS),
-            );
         } else {
-            c.fail(
-                "IngressReady",
-                "BrokerClassNotSupported",
-                format!(
-                    "Knit does not run broker class {class:?}; use {} or Kafka",
-                    names::DEFAULT_BROKER_CLASS
-                ),
-            );
+            not_runnable(&class, &mut c);
         }
         status.status.conditions = c.roll_up(&deps);
         b.status = Some(status);
@@ -165,7 +179,7 @@ fn channel_config(
         .find_map(|l| l.trim().strip_prefix("kind:"))
         .map(|k| k.trim().trim_matches('"').to_string())
         .unwrap_or_else(|| "InMemoryChannel".into());
-    if kind == "InMemoryChannel" || kind == "KafkaChannel" {
+    if kind == "InMemoryChannel" || kind == "KafkaChannel" || kind == "NatsJetStreamChannel" {
         c.ok("TriggerChannelReady");
         Some(kind)
     } else {
@@ -268,7 +282,10 @@ fn trigger_subscription(
     broker_key: &ObjectKey,
     c: &mut Conditions,
 ) -> BTreeMap<String, String> {
-    let durable = matches!(world.backends.get(broker_key), Some(Backend::Kafka(_)));
+    let durable = matches!(
+        world.backends.get(broker_key),
+        Some(Backend::Kafka(_) | Backend::Nats(_))
+    );
     if c.is_true("BrokerReady") && durable {
         return backends::data_plane(
             world,

@@ -120,6 +120,7 @@ spec:
             ingress_url: "http://127.0.0.1:8080/".into(),
             gateway_url: "http://127.0.0.1:8081".into(),
             kafka: None,
+            nats: None,
             tls: None,
         };
         let mut report = Report::default();

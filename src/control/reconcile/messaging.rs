@@ -66,6 +66,7 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
         let backend = match &o {
             Object::InMemoryChannel(_) => Ok(Backend::Memory),
             Object::KafkaChannel(k) => backends::kafka_channel(world, &key, &k.spec),
+            Object::NatsJetStreamChannel(n) => backends::nats_channel(world, &key, &n.spec),
             _ => Err(backends::NoBackend {
                 reason: "BackendNotConfigured",
                 message: format!(
@@ -77,13 +78,18 @@ pub(crate) fn channel_impls(world: &mut World<'_>) {
         match backend {
             Ok(b) => {
                 c.ok("DispatcherReady");
-                if matches!(b, Backend::Kafka(_)) {
-                    deps.push("TopicReady");
+                let durable = match b {
+                    Backend::Kafka(_) => Some(("TopicReady", "TopicNotReady")),
+                    Backend::Nats(_) => Some(("StreamReady", "StreamNotReady")),
+                    Backend::Memory => None,
+                };
+                if let Some((type_, waiting)) = durable {
+                    deps.push(type_);
                     status.status.annotations = backends::data_plane(
                         world,
                         o.meta().uid.as_deref(),
-                        "TopicReady",
-                        "TopicNotReady",
+                        type_,
+                        waiting,
                         &mut c,
                     );
                 }
@@ -275,7 +281,10 @@ fn channel_ready(
         }
     }
     Some(ChannelSide {
-        durable: matches!(world.backends.get(&impl_key), Some(Backend::Kafka(_))),
+        durable: matches!(
+            world.backends.get(&impl_key),
+            Some(Backend::Kafka(_) | Backend::Nats(_))
+        ),
         dead_letter_sink: impl_obj
             .and_then(channelable_parts)
             .and_then(|(_, st)| st.and_then(|st| st.dead_letter_sink_uri.clone())),

@@ -38,9 +38,22 @@ pub struct Env {
     pub gateway_url: String,
     /// `knit run --kafka`: the default Kafka bootstrap servers, making Kafka the default log.
     pub kafka: Option<String>,
+    /// `knit run --nats`: the default NATS server, making JetStream the default log.
+    pub nats: Option<NatsEnv>,
     /// `knit run --tls-cert`: the HTTPS listeners and the CA their addresses publish; `None`
     /// when TLS is off.
     pub tls: Option<TlsEnv>,
+}
+
+/// The NATS server `knit run --nats` names, and how to connect to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsEnv {
+    /// Server URL(s), comma-separated; a user and password or a token may be in the URL.
+    pub url: String,
+    /// `--nats-creds`: a credentials file (JWT and NKey seed).
+    pub creds_file: Option<String>,
+    /// `--nats-ca`: a CA file (PEM) for the servers' TLS certificates.
+    pub ca_file: Option<String>,
 }
 
 /// Conditions from the previous reconcile, by object.
@@ -119,7 +132,14 @@ pub fn reconcile_owned(
     {
         o.clear_status();
     }
-    defaults::channel_templates(&mut input, env.kafka.is_some());
+    let durable_channels = if env.kafka.is_some() {
+        Some(knit_crds::Kind::KafkaChannel)
+    } else if env.nats.is_some() {
+        Some(knit_crds::Kind::NatsJetStreamChannel)
+    } else {
+        None
+    };
+    defaults::channel_templates(&mut input, durable_channels);
     let children = children::derive(&input);
     let mut objects: BTreeMap<ObjectKey, Object> =
         input.into_iter().map(|o| (o.key(), o)).collect();

@@ -63,13 +63,13 @@ pub(crate) fn addresses(world: &World<'_>) -> HashMap<ObjectKey, String> {
     for (key, o) in &world.objects {
         let url = match o {
             Object::Broker(_)
-                if broker_class(o).is_some_and(|c| {
-                    c == names::DEFAULT_BROKER_CLASS || super::backends::is_kafka_class(&c)
-                }) =>
+                if broker_class(o).is_some_and(|c| super::backends::is_runnable_class(&c)) =>
             {
                 Some(format!("{base}{}", broker_path(&key.namespace, &key.name)))
             }
-            Object::InMemoryChannel(_) | Object::KafkaChannel(_) => {
+            Object::InMemoryChannel(_)
+            | Object::KafkaChannel(_)
+            | Object::NatsJetStreamChannel(_) => {
                 Some(format!("{base}{}", channel_path(&key.namespace, &key.name)))
             }
             Object::KafkaSink(_) => Some(format!("{base}{}", sink_path(&key.namespace, &key.name))),

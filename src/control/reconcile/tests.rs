@@ -26,6 +26,7 @@ fn run(yaml: &str) -> Output {
         ingress_url: "http://127.0.0.1:8080".into(),
         gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
+        nats: None,
         tls: None,
     };
     reconcile(
@@ -216,6 +217,7 @@ fn last_transition_time_is_kept_while_unchanged() {
         ingress_url: "http://127.0.0.1:8080".into(),
         gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
+        nats: None,
         tls: None,
     };
     let objects = load(BROKER_AND_TRIGGER);
@@ -258,5 +260,156 @@ metadata: {name: kc}
         assert_eq!(ready(&o), ("False".into(), "BackendNotBuilt".into()), "{o}");
         assert!(o.to_string().contains("cargo feature `kafka`"), "{o}");
     }
+    assert!(out.contract.ingresses.is_empty());
+}
+
+fn run_with_nats(yaml: &str) -> Output {
+    let env = Env {
+        ingress_url: "http://127.0.0.1:8080".into(),
+        gateway_url: "http://127.0.0.1:8081".into(),
+        kafka: None,
+        nats: Some(super::NatsEnv {
+            url: "nats://127.0.0.1:4222".into(),
+            creds_file: None,
+            ca_file: None,
+        }),
+        tls: None,
+    };
+    reconcile(
+        &load(yaml),
+        &PreviousConditions::default(),
+        &env,
+        &Report::default(),
+        "2026-01-01T00:00:00Z",
+    )
+}
+
+#[cfg(feature = "nats")]
+const NATS_OBJECTS: &str = "
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: nb
+  annotations: {eventing.knative.dev/broker.class: NatsJetStreamBroker}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t1}
+spec:
+  broker: nb
+  subscriber: {uri: http://127.0.0.1:9999/sink}
+---
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: my-ch}
+spec:
+  stream:
+    config: {maxAge: 24h, storage: Memory, replicas: 1, maxMsgs: 1000}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: s1}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: my-ch}
+  subscriber: {uri: http://127.0.0.1:9999/sink}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: plain}
+";
+
+/// Under `--nats`: JetStream Brokers and channels get eventing-natss's stream, subject and
+/// consumer names, and a default-class Broker is on JetStream too.
+#[cfg(feature = "nats")]
+#[test]
+fn nats_objects_get_eventing_natss_names() {
+    use knit_crds::contract::{Backend, NatsStorage};
+    let out = run_with_nats(NATS_OBJECTS);
+    let nats = |path: &str| {
+        out.contract
+            .ingresses
+            .iter()
+            .find(|i| i.path == path)
+            .map(|i| {
+                (
+                    i.backend.clone(),
+                    i.egresses
+                        .iter()
+                        .map(|e| e.group.clone())
+                        .collect::<Vec<_>>(),
+                )
+            })
+    };
+    let Some((Backend::Nats(b), groups)) = nats("/default/nb") else {
+        panic!("no JetStream broker: {:?}", out.contract.ingresses);
+    };
+    assert_eq!(b.stream, "KN_BROKER_DEFAULT__NB");
+    assert_eq!(b.subject, "default.nb._knative_broker.events");
+    assert_eq!(b.url, "nats://127.0.0.1:4222");
+    assert_eq!(groups, vec!["KN_TRIGGER_uid-t1".to_string()]);
+    let Some((Backend::Nats(c), groups)) = nats("/channels/default/my-ch") else {
+        panic!("no JetStream channel: {:?}", out.contract.ingresses);
+    };
+    assert_eq!(c.stream, "KN_DEFAULT__MY_CH");
+    assert_eq!(c.subject, "default.my-ch._knative");
+    assert_eq!(c.storage, NatsStorage::Memory);
+    assert_eq!(c.max_age_ms, Some(24 * 3600 * 1000));
+    assert_eq!(c.max_msgs, Some(1000));
+    assert_eq!(groups, vec!["KN_SUB_uid-s1".to_string()]);
+    assert!(matches!(
+        nats("/default/plain"),
+        Some((Backend::Nats(_), _))
+    ));
+    let broker = get(&out, Kind::Broker, "nb");
+    assert_eq!(
+        ready(&broker),
+        ("Unknown".into(), "StreamNotReady".into()),
+        "{broker}"
+    );
+}
+
+/// Stream settings Knit does not honour are refused with a reason, never ignored; without
+/// `--nats` a JetStream Broker says so.
+#[test]
+fn nats_settings_knit_does_not_honour_are_refused() {
+    let out = run_with_nats(
+        "
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: a}
+spec:
+  stream:
+    config: {retention: Interest}
+---
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: b}
+spec:
+  consumerConfigTemplate: {maxDeliver: 3}
+",
+    );
+    let (reason_a, reason_b) = if cfg!(feature = "nats") {
+        ("StreamConfigNotSupported", "ConsumerConfigNotSupported")
+    } else {
+        ("BackendNotBuilt", "BackendNotBuilt")
+    };
+    let a = get(&out, Kind::NatsJetStreamChannel, "a");
+    assert_eq!(ready(&a), ("False".into(), reason_a.into()), "{a}");
+    let b = get(&out, Kind::NatsJetStreamChannel, "b");
+    assert_eq!(ready(&b), ("False".into(), reason_b.into()), "{b}");
+    let out = run("
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: nb
+  annotations: {eventing.knative.dev/broker.class: NatsJetStreamBroker}
+");
+    let want = if cfg!(feature = "nats") {
+        "NatsNotConfigured"
+    } else {
+        "BackendNotBuilt"
+    };
+    let nb = get(&out, Kind::Broker, "nb");
+    assert_eq!(ready(&nb), ("False".into(), want.into()), "{nb}");
     assert!(out.contract.ingresses.is_empty());
 }

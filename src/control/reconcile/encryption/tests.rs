@@ -29,6 +29,7 @@ fn env(tls: bool) -> Env {
         ingress_url: "http://127.0.0.1:8080".into(),
         gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
+        nats: None,
         tls: tls.then(|| TlsEnv {
             ingress_url: "https://127.0.0.1:8443".into(),
             gateway_url: "https://127.0.0.1:8444".into(),

@@ -27,6 +27,7 @@ pub(super) fn env() -> Env {
         ingress_url: "http://127.0.0.1:8080".into(),
         gateway_url: "http://127.0.0.1:8081".into(),
         kafka: None,
+        nats: None,
         tls: None,
     }
 }
