@@ -157,6 +157,9 @@ async fn run(
             changed = rx.changed() => {
                 let next = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
                 let Some(cfg) = next else {
+                    // The gauges' probe holds the consumer: let go of it before the group is
+                    // left and deleted.
+                    ctx.gauges.unwatch(&watched);
                     removed(task, &log, &group, current.owns_group, &reference, &mut shutdown).await;
                     break;
                 };
@@ -170,19 +173,19 @@ async fn run(
             }
             () = task.finished() => {
                 // The log was closed (its ingress is gone) and this group delivered all of it.
+                ctx.gauges.unwatch(&watched);
                 if durable && current.owns_group {
                     delete_group(&log, &group, &reference).await;
                 }
                 break;
             }
             _ = shutdown.changed() => {
-                ctx.gauges.unwatch(watched);
+                ctx.gauges.unwatch(&watched);
                 task.shutdown(STOP_GRACE).await;
                 return;
             }
         }
     }
-    ctx.gauges.unwatch(watched);
     ctx.report.forget(&uid);
 }
 

@@ -3,9 +3,10 @@
 //! whatever its egress count, instead of once a second per egress (10,000 Triggers were 10,000
 //! wake-ups a second).
 //!
-//! An egress is watched once its group is open and unwatched before its entry leaves the
-//! report: a refresh holds the watch list for its whole pass, so none can put back an entry
-//! that was just forgotten.
+//! An egress is watched once its group is open and unwatched as soon as it ends — before its
+//! group is left or deleted (a probe holds the consumer, whose group a Kafka broker will not
+//! delete while it is a member) and before its entry leaves the report: a refresh holds the
+//! watch list for its whole pass, so none can put back an entry that was just forgotten.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,9 +76,10 @@ impl Gauges {
         }
     }
 
-    /// Stop refreshing what `watched` names (not a later watch of the same UID). Once this
-    /// returns no refresh of it is under way.
-    pub(crate) fn unwatch(&self, watched: Watched) {
+    /// Stop refreshing what `watched` names (not a later watch of the same UID), and drop its
+    /// probe (which holds the egress's consumer). Once this returns no refresh of it is under
+    /// way.
+    pub(crate) fn unwatch(&self, watched: &Watched) {
         let mut entries = self.entries.lock();
         if entries
             .get(&watched.uid)
