@@ -126,12 +126,9 @@ pub(crate) async fn run(load: &Load) -> anyhow::Result<Outcome> {
     run_over(load, None).await
 }
 
-/// [`run`] over TLS connections made by `tls` (one handshake per connection, then keep-alive).
-pub(crate) async fn run_tls(load: &Load, tls: &TlsConnector) -> anyhow::Result<Outcome> {
-    run_over(load, Some(tls)).await
-}
-
-async fn run_over(load: &Load, tls: Option<&TlsConnector>) -> anyhow::Result<Outcome> {
+/// [`run`], over TLS connections made by `tls` when given (one handshake per connection, then
+/// keep-alive).
+pub(crate) async fn run_over(load: &Load, tls: Option<&TlsConnector>) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let handles: Vec<_> = (0..load.concurrency)
         .map(|i| tokio::spawn(worker(load.clone(), i, start, tls.cloned())))

@@ -232,8 +232,21 @@ async fn through_knit(
     rate: Option<f64>,
     sink: &servers::Counters,
 ) -> Result<Measured> {
+    through(knit, knit.ingress, None, path, o, rate, sink).await
+}
+
+/// [`through_knit`] with the load sent to `addr` (over TLS with `tls`).
+async fn through(
+    knit: &Knit,
+    addr: SocketAddr,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    path: &str,
+    o: &Options,
+    rate: Option<f64>,
+    sink: &servers::Counters,
+) -> Result<Measured> {
     let mut load = Load {
-        addr: knit.ingress,
+        addr,
         host: None,
         path: path.to_string(),
         ty: "bench.event".into(),
@@ -241,13 +254,13 @@ async fn through_knit(
         duration: warmup(o),
         rate,
     };
-    load::run(&load).await?;
+    load::run_over(&load, tls).await?;
     sink.latencies_us.lock().clear();
     let before = sink.requests.load(Ordering::Relaxed);
     let cpu_before = knit.cpu_seconds();
     sink.recording.store(true, Ordering::Relaxed);
     load.duration = Duration::from_secs_f64(o.seconds);
-    let out = load::run(&load).await?;
+    let out = load::run_over(&load, tls).await?;
     sink.recording.store(false, Ordering::Relaxed);
     let after = sink.requests.load(Ordering::Relaxed);
     let cpu = knit.cpu_seconds() - cpu_before;

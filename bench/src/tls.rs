@@ -16,16 +16,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio_rustls::TlsConnector;
 
 use crate::knit::Knit;
-use crate::load::{self, Load};
 use crate::servers::{self, Counters, Mode};
-use crate::{Measured, Options, median, not_accepted, percentile_ms, settle, warmup};
+use crate::{Measured, Options, median};
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("openssl")
@@ -149,52 +146,6 @@ fn manifests(plain_sink: SocketAddr, tls_sink: SocketAddr) -> String {
     )
 }
 
-/// Warm up, then measure load at `addr` + `path` (over TLS when `tls`), as `through_knit`.
-async fn measure(
-    knit: &Knit,
-    addr: SocketAddr,
-    path: &str,
-    tls: Option<&TlsConnector>,
-    o: &Options,
-    sink: &Counters,
-) -> Result<Measured> {
-    let mut load = Load {
-        addr,
-        host: None,
-        path: path.to_string(),
-        ty: "bench.event".into(),
-        concurrency: o.concurrency,
-        duration: warmup(o),
-        rate: None,
-    };
-    let run = |load: Load| async move {
-        match tls {
-            Some(t) => load::run_tls(&load, t).await,
-            None => load::run(&load).await,
-        }
-    };
-    run(load.clone()).await?;
-    sink.latencies_us.lock().clear();
-    let before = sink.requests.load(Ordering::Relaxed);
-    let cpu_before = knit.cpu_seconds();
-    sink.recording.store(true, Ordering::Relaxed);
-    load.duration = Duration::from_secs_f64(o.seconds);
-    let out = run(load).await?;
-    sink.recording.store(false, Ordering::Relaxed);
-    let after = sink.requests.load(Ordering::Relaxed);
-    let cpu = knit.cpu_seconds() - cpu_before;
-    let mut lat = std::mem::take(&mut *sink.latencies_us.lock());
-    settle(sink).await;
-    Ok(Measured {
-        rate: (after - before) as f64 / out.elapsed.as_secs_f64(),
-        cpu_us: cpu * 1e6 / (after - before).max(1) as f64,
-        p50: percentile_ms(&mut lat, 50.0),
-        p99: percentile_ms(&mut lat, 99.0),
-        accepted: out.count(202),
-        accepted_rate: out.count(202) as f64 / out.elapsed.as_secs_f64(),
-        rejected: not_accepted(&out),
-    })
-}
 
 /// Run (t0), (t1), (t2) in `rounds` alternating rounds and print them.
 pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
@@ -227,9 +178,9 @@ pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
         .context("knit did not report ingress-tls")?;
     let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        t0.push(measure(&knit, knit.ingress, "/default/plain", None, o, &plain_sink).await?);
-        t1.push(measure(&knit, https, "/default/plain", Some(&tls), o, &plain_sink).await?);
-        t2.push(measure(&knit, https, "/default/secure", Some(&tls), o, &tls_sink).await?);
+        t0.push(crate::through(&knit, knit.ingress, None, "/default/plain", o, None, &plain_sink).await?);
+        t1.push(crate::through(&knit, https, Some(&tls), "/default/plain", o, None, &plain_sink).await?);
+        t2.push(crate::through(&knit, https, Some(&tls), "/default/secure", o, None, &tls_sink).await?);
     }
     let (t0, t1, t2) = (median(t0), median(t1), median(t2));
     let line = |label: &str, m: &Measured| {

@@ -15,6 +15,8 @@ pub mod backends;
 pub mod event;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(any(feature = "kafka", feature = "nats"))]
+mod lifecycle;
 pub mod log;
 pub mod memory;
 #[cfg(feature = "nats")]

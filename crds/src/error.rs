@@ -49,6 +49,14 @@ pub enum Error {
         #[source]
         source: croner::errors::CronError,
     },
+    /// A value that holds YAML (a ConfigMap key such as `default-ch-config`) that does not read
+    /// as what it should be.
+    #[error("{source}")]
+    Yaml {
+        /// The YAML reader's reason, with the position.
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
     /// An expression (e.g. CloudEvents SQL) that the injected checker refuses; the message is
     /// the checker's, with the position.
     #[error(transparent)]

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use knit_channels::event::{Event, ExtValue, SpecVersion, is_context_attribute, rules};
+use knit_channels::event::{Event, ExtValue, SpecVersion, percent_decode, rules};
 
 /// The structured-mode media type.
 pub const STRUCTURED: &str = "application/cloudevents+json";
@@ -108,33 +108,16 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, BindingError> {
         .collect()
 }
 
-/// Percent-decode a header value when it is validly encoded; otherwise keep it as is.
+/// Percent-decode a header value when it is validly encoded (and UTF-8); otherwise keep it as
+/// is.
 fn lenient_decode(raw: &str) -> String {
     if !raw.contains('%') {
         return raw.to_string();
     }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => return raw.to_string(),
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| raw.to_string())
+    percent_decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| raw.to_string())
 }
 
 fn header_text(name: &str, v: &HeaderValue) -> Result<String, BindingError> {
@@ -292,33 +275,12 @@ impl HeaderSink for Lines {
 /// Encode in binary mode: `ce-` headers plus `Content-Type`, data as the body. Extensions named
 /// in `skip` are left out.
 pub fn encode_binary<H: HeaderSink>(ev: &Event, headers: &mut H, skip: &[String]) -> Bytes {
-    headers.put("ce-", "specversion", ev.spec_version.as_str());
-    headers.put("ce-", "id", &ev.id);
-    headers.put("ce-", "source", &ev.source);
-    headers.put("ce-", "type", &ev.ty);
-    if let Some(v) = &ev.subject {
-        headers.put("ce-", "subject", v);
-    }
-    if let Some(v) = &ev.time {
-        headers.put("ce-", "time", v);
-    }
-    if let Some(v) = &ev.dataschema {
-        let name = if ev.spec_version == SpecVersion::V03 {
-            "schemaurl"
-        } else {
-            "dataschema"
-        };
-        headers.put("ce-", name, v);
-    }
-    for (name, value) in &ev.extensions {
-        if is_context_attribute(name) || skip.iter().any(|s| s == name) {
-            continue;
+    // `skip` names extensions only: no context attribute is ever in it.
+    ev.for_each_binary_attribute(|name, value| {
+        if !skip.iter().any(|s| s == name) {
+            headers.put("ce-", name, value);
         }
-        match value {
-            ExtValue::String(v) => headers.put("ce-", name, v),
-            other => headers.put("ce-", name, &other.to_string()),
-        }
-    }
+    });
     if let Some(ct) = &ev.datacontenttype {
         headers.put("", "content-type", ct);
     }

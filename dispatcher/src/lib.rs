@@ -27,7 +27,7 @@ pub use hosts::{Listeners, LocalHosts};
 pub use observe::{Counters, Fate, Stats};
 pub use report::Reporter;
 pub use send::{Destination, send};
-pub use sender::{Sender, Trust};
+pub use sender::{Sender, Trust, TrustError};
 
 /// Errors of the dispatcher.
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +35,10 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    /// The `https://` client could not be built from the trust settings (the text says why:
-    /// e.g. CA certificates that are not PEM).
+    /// The `https://` client could not be built from the trust settings (e.g. CA certificates
+    /// that are not PEM).
     #[error("cannot build the HTTPS client: {0}")]
-    Trust(String),
+    Trust(#[source] sender::TrustError),
 }
 
 /// Result with the dispatcher's [`Error`].

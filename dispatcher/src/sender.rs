@@ -38,7 +38,7 @@ enum PostError {
     Tls(#[source] reqwest::Error),
     /// No client for the destination's `CACerts` (not PEM certificates).
     #[error("TLS: {0}")]
-    Trust(String),
+    Trust(#[source] TrustError),
     /// The response body is longer than [`MAX_RESPONSE_BYTES`].
     #[error("response body too large")]
     TooLarge,
@@ -137,7 +137,25 @@ pub struct Trust {
 }
 
 /// A client, or why it could not be built.
-type Built = Result<reqwest::Client, String>;
+type Built = Result<reqwest::Client, TrustError>;
+
+/// Why no `https://` client could be built for a destination. The reqwest error is kept (shared,
+/// as a failed build is cached like a client) and its whole chain is in the message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TrustError {
+    /// `--ca-file` holds something that is not PEM certificates.
+    #[error("the --ca-file certificates: {}", error_chain(&**.0))]
+    CaFile(Arc<reqwest::Error>),
+    /// The destination's `CACerts` are not PEM certificates.
+    #[error("the destination's CACerts: {}", error_chain(&**.0))]
+    CaCerts(Arc<reqwest::Error>),
+    /// The destination's `CACerts` hold no certificate at all.
+    #[error("the destination's CACerts hold no PEM certificate")]
+    NoCertificate,
+    /// reqwest refused the client (its TLS backend could not be set up).
+    #[error("{}", error_chain(&**.0))]
+    Client(Arc<reqwest::Error>),
+}
 
 /// Most distinct `CACerts` with a client of their own; past that the cache starts over.
 const MAX_TLS_CLIENTS: usize = 64;
@@ -196,19 +214,19 @@ fn build_tls_client(
     trust: &Trust,
     ca_certs: Option<&str>,
     hosts: &Arc<RwLock<LocalHosts>>,
-) -> Result<reqwest::Client, String> {
+) -> Built {
     let mut roots = Vec::new();
     if let Some(pem) = &trust.ca_certs {
         roots.extend(
             reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|e| format!("the --ca-file certificates: {}", error_chain(&e)))?,
+                .map_err(|e| TrustError::CaFile(Arc::new(e)))?,
         );
     }
     if let Some(pem) = ca_certs {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| format!("the destination's CACerts: {}", error_chain(&e)))?;
+            .map_err(|e| TrustError::CaCerts(Arc::new(e)))?;
         if certs.is_empty() {
-            return Err("the destination's CACerts hold no PEM certificate".into());
+            return Err(TrustError::NoCertificate);
         }
         roots.extend(certs);
     }
@@ -225,7 +243,7 @@ fn build_tls_client(
         .tls_certs_merge(roots)
         .dns_resolver(Arc::new(HostsResolver(hosts.clone())))
         .build()
-        .map_err(|e| error_chain(&e))
+        .map_err(|e| TrustError::Client(Arc::new(e)))
 }
 
 /// Install the ring crypto provider for rustls if none is installed (reqwest needs one).
@@ -248,8 +266,9 @@ impl Sender {
             hosts: hosts.clone(),
         };
         // Built now, so that a client that cannot be built fails here, not in a delivery.
-        tls.client(None)
-            .map_err(|e| crate::Error::Trust(e.to_string()))?;
+        if let Err(PostError::Trust(e)) = tls.client(None) {
+            return Err(crate::Error::Trust(e));
+        }
         Ok(Self {
             tls: Arc::new(tls),
             hosts,

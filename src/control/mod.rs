@@ -7,6 +7,8 @@
 
 pub mod files;
 mod publish;
+#[cfg(test)]
+mod testing;
 pub mod reconcile;
 pub mod store;
 pub mod watch;

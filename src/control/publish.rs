@@ -154,25 +154,8 @@ impl ControlPlane {
 
 #[cfg(test)]
 mod tests {
-    use knit_crds::admission::{Hooks, admit_file};
-
     use super::*;
-
-    fn objects(yaml: &str) -> Vec<Object> {
-        let v = admit_file("t.yaml", yaml, &Hooks::default());
-        assert!(v.errors.is_empty(), "{:?}", v.errors);
-        v.objects.into_iter().map(|(_, o)| o).collect()
-    }
-
-    const TWO: &str = "
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: a}
----
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: b}
-";
+    use crate::control::testing::{TWO_BROKERS as TWO, admitted as objects};
 
     #[test]
     fn only_changes_are_rendered_and_counted() {

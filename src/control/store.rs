@@ -197,25 +197,8 @@ fn same_as_stored(stored: &Object, new: &Object) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use knit_crds::admission::{Hooks, admit_file};
-
     use super::*;
-
-    fn objects(yaml: &str) -> Vec<Object> {
-        let v = admit_file("t.yaml", yaml, &Hooks::default());
-        assert!(v.errors.is_empty(), "{:?}", v.errors);
-        v.objects.into_iter().map(|(_, o)| o).collect()
-    }
-
-    const TWO: &str = "
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: a}
----
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: b}
-";
+    use crate::control::testing::{TWO_BROKERS as TWO, admitted as objects};
 
     fn file(path: &str, doc: usize) -> Origin {
         Origin::File {

@@ -1,7 +1,8 @@
 //! The egresses' gauges — shed, lag, deliveries in flight — and their readiness, refreshed for
 //! all of them by one task every [`REPORT_EVERY`]. An idle data plane wakes once a second
 //! whatever its egress count, instead of once a second per egress (10,000 Triggers were 10,000
-//! wake-ups a second).
+//! wake-ups a second). The report is written only when an egress's shed count changed (it is
+//! ready from its first watch on), so an idle pass allocates nothing per egress.
 //!
 //! An egress is watched once its group is open and unwatched as soon as it ends — before its
 //! group is left or deleted (a probe holds the consumer, whose group a Kafka broker will not
@@ -37,6 +38,9 @@ struct Entry {
     probe: EgressProbe,
     counters: Arc<Counters>,
     annotations: Vec<(String, String)>,
+    /// The shed count last put in the report (the egress reports itself ready with 0 before
+    /// it is watched): the report is written only when it changes.
+    reported_shed: u64,
 }
 
 /// What [`Gauges::watch`] gives back, to unwatch that same egress.
@@ -68,6 +72,7 @@ impl Gauges {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            reported_shed: 0,
         };
         gauges.entries.lock().insert(uid.to_string(), entry);
         Watched {
@@ -92,20 +97,23 @@ impl Gauges {
     /// One pass over every watched egress.
     fn refresh(&self, ctx: &Ctx) {
         let relaxed = Ordering::Relaxed;
-        let entries = self.entries.lock();
-        for (uid, e) in entries.iter() {
+        let mut entries = self.entries.lock();
+        for (uid, e) in entries.iter_mut() {
             let group = e.probe.group_stats();
             e.counters.shed.store(group.shed, relaxed);
             e.counters.lag.store(group.lag.unwrap_or(0), relaxed);
             e.counters
                 .in_flight
                 .store(e.probe.in_flight() as u64, relaxed);
-            let annotations: Vec<(&str, &str)> = e
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            ctx.report.ready(uid, &annotations, group.shed);
+            if group.shed != e.reported_shed {
+                let annotations: Vec<(&str, &str)> = e
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                ctx.report.ready(uid, &annotations, group.shed);
+                e.reported_shed = group.shed;
+            }
         }
     }
 }

@@ -374,9 +374,11 @@ impl Event {
     }
 }
 
+mod headers;
 mod json;
 pub mod rules;
 
+pub use headers::{MalformedEscape, percent_decode};
 pub use json::json_string;
 pub use rules::valid_attribute_name;
 

@@ -83,7 +83,7 @@
 
 use bytes::Bytes;
 
-use crate::event::{Event, ExtValue, SpecVersion, is_context_attribute, rules};
+use crate::event::{Event, ExtValue, SpecVersion, rules};
 
 /// The `content-type` header Knit writes on structured-mode records.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
@@ -215,32 +215,7 @@ fn binary_headers(event: &Event, headers: &mut Vec<(String, Vec<u8>)>) {
     let mut put = |name: &str, value: &str| {
         headers.push((format!("{CE_PREFIX}{name}"), value.as_bytes().to_vec()));
     };
-    put("specversion", event.spec_version.as_str());
-    put("id", &event.id);
-    put("source", &event.source);
-    put("type", &event.ty);
-    if let Some(v) = &event.dataschema {
-        let name = match event.spec_version {
-            SpecVersion::V03 => "schemaurl",
-            SpecVersion::V10 => "dataschema",
-        };
-        put(name, v);
-    }
-    if let Some(v) = &event.subject {
-        put("subject", v);
-    }
-    if let Some(v) = &event.time {
-        put("time", v);
-    }
-    for (name, value) in &event.extensions {
-        if is_context_attribute(name) {
-            continue;
-        }
-        match value {
-            ExtValue::String(s) => put(name, s),
-            other => put(name, &other.to_string()),
-        }
-    }
+    event.for_each_binary_attribute(&mut put);
     if let Some(ct) = &event.datacontenttype {
         // A `content-type` naming a CloudEvents format would make the record read as
         // structured; such a datacontenttype (an event carried as data) goes as a `ce_` header,

@@ -134,9 +134,11 @@ impl ConsumerShared {
             .position(|t| t == topic)
             .and_then(|i| u8::try_from(i).ok())
     }
+}
 
-    /// The log was closed: finish what it holds, then end.
-    pub(crate) fn drain_to_end(&self) {
+/// The log was closed: finish what it holds, then end.
+impl crate::lifecycle::Drains for ConsumerShared {
+    fn drain_to_end(&self) {
         let mut st = self.state.lock();
         if st.drain.is_none() {
             st.drain = Some(Drain::default());

@@ -2,10 +2,8 @@
 //! resolve on the broker's acknowledgement; each consumer group is a [`KafkaConsumer`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::join_all;
-use parking_lot::Mutex;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
@@ -14,6 +12,7 @@ use super::binding::{self, OutRecord};
 use super::cluster::{Cluster, TopicSpec};
 use super::consumer::{ConsumerShared, KafkaConsumer};
 use crate::event::Event;
+use crate::lifecycle::Lifecycle;
 use crate::log::{AppendError, BoxFuture, Consumer, GroupSpec, Log, LogError};
 use crate::replay::{Bound, Replay};
 
@@ -93,8 +92,7 @@ fn append_error(e: KafkaError) -> AppendError {
 pub(crate) struct KafkaLog {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) spec: TopicSpec,
-    closed: AtomicBool,
-    consumers: Mutex<Vec<std::sync::Weak<ConsumerShared>>>,
+    lifecycle: Lifecycle<ConsumerShared>,
 }
 
 impl KafkaLog {
@@ -102,8 +100,7 @@ impl KafkaLog {
         Self {
             cluster,
             spec,
-            closed: AtomicBool::new(false),
-            consumers: Mutex::new(Vec::new()),
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -112,7 +109,7 @@ impl KafkaLog {
     }
 
     async fn append_all(&self, events: &[Arc<Event>]) -> Result<(), AppendError> {
-        if self.closed.load(Ordering::Relaxed) || !self.spec.writable {
+        if self.lifecycle.is_closed() || !self.spec.writable {
             return Err(AppendError::Closed);
         }
         let Some(topic) = self.topic() else {
@@ -137,13 +134,9 @@ impl Log for KafkaLog {
 
     fn open(&self, spec: GroupSpec) -> BoxFuture<'_, Result<Arc<dyn Consumer>, LogError>> {
         Box::pin(async move {
-            if self.closed.load(Ordering::Relaxed) {
-                return Err(LogError::Closed);
-            }
+            self.lifecycle.check_open()?;
             let consumer = KafkaConsumer::open(self.cluster.clone(), &self.spec, spec).await?;
-            let mut live = self.consumers.lock();
-            live.retain(|w| w.strong_count() > 0);
-            live.push(Arc::downgrade(&consumer.shared()));
+            self.lifecycle.track(&consumer.shared());
             Ok(Arc::new(consumer) as Arc<dyn Consumer>)
         })
     }
@@ -157,15 +150,7 @@ impl Log for KafkaLog {
     }
 
     fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-        for c in self
-            .consumers
-            .lock()
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-        {
-            c.drain_to_end();
-        }
+        self.lifecycle.close();
     }
 
     fn durable(&self) -> bool {

@@ -34,9 +34,11 @@
 //! duplicate window, while two events that share an `id` but not a `source` are both kept
 //! (eventing-natss uses the `id` alone).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
-use crate::event::{Event, ExtValue, SpecVersion, is_context_attribute};
+use crate::event::{Event, ExtValue, MalformedEscape, SpecVersion, percent_decode};
 
 /// Prefix of binary-mode attribute headers.
 const CE_PREFIX: &str = "ce-";
@@ -120,34 +122,9 @@ fn binary_headers(event: &Event, headers: &mut Vec<(String, String)>) {
     let mut put = |name: &str, value: &str| {
         headers.push((format!("{CE_PREFIX}{name}"), percent_encode(value)));
     };
-    put("specversion", event.spec_version.as_str());
-    put("id", &event.id);
-    put("source", &event.source);
-    put("type", &event.ty);
+    event.for_each_binary_attribute(&mut put);
     if let Some(v) = &event.datacontenttype {
         put("datacontenttype", v);
-    }
-    if let Some(v) = &event.dataschema {
-        let name = match event.spec_version {
-            SpecVersion::V03 => "schemaurl",
-            SpecVersion::V10 => "dataschema",
-        };
-        put(name, v);
-    }
-    if let Some(v) = &event.subject {
-        put("subject", v);
-    }
-    if let Some(v) = &event.time {
-        put("time", v);
-    }
-    for (name, value) in &event.extensions {
-        if is_context_attribute(name) {
-            continue;
-        }
-        match value {
-            ExtValue::String(s) => put(name, s),
-            other => put(name, &other.to_string()),
-        }
     }
 }
 
@@ -275,57 +252,50 @@ pub fn percent_encode(value: &str) -> String {
     out
 }
 
+/// Why a header value could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderValueError {
+    /// A quoted string whose last character is an escaping backslash.
+    #[error("a quoted string ends in a backslash")]
+    TrailingBackslash,
+    /// A `"` inside a quoted string that no backslash escapes.
+    #[error("an unescaped quote inside a quoted string")]
+    UnescapedQuote,
+    /// A `%` not followed by two hex digits.
+    #[error(transparent)]
+    MalformedEscape(#[from] MalformedEscape),
+    /// The decoded bytes are not (or overlong) UTF-8.
+    #[error("the value is not valid UTF-8")]
+    NotUtf8,
+}
+
 /// Read a header value: un-quote an RFC 7230 quoted string, then percent-decode once; the
 /// result must be valid UTF-8.
-pub fn header_value(raw: &str) -> Result<String, String> {
+pub fn header_value(raw: &str) -> Result<String, HeaderValueError> {
     let unquoted = unquote(raw.trim())?;
     let bytes = percent_decode(&unquoted)?;
-    String::from_utf8(bytes).map_err(|_| "the value is not valid UTF-8".to_string())
+    String::from_utf8(bytes).map_err(|_| HeaderValueError::NotUtf8)
 }
 
 /// The content of an RFC 7230 quoted string (`"..."` with `\`-escapes), or the text as is.
-fn unquote(s: &str) -> Result<String, String> {
+fn unquote(s: &str) -> Result<Cow<'_, str>, HeaderValueError> {
     let Some(inner) = s
         .strip_prefix('"')
         .and_then(|rest| rest.strip_suffix('"'))
         .filter(|_| s.len() >= 2)
     else {
-        return Ok(s.to_string());
+        return Ok(Cow::Borrowed(s));
     };
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => match chars.next() {
-                Some(escaped) => out.push(escaped),
-                None => return Err("a quoted string ends in a backslash".into()),
-            },
-            '"' => return Err("an unescaped quote inside a quoted string".into()),
+            '\\' => out.push(chars.next().ok_or(HeaderValueError::TrailingBackslash)?),
+            '"' => return Err(HeaderValueError::UnescapedQuote),
             c => out.push(c),
         }
     }
-    Ok(out)
-}
-
-fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("a malformed percent escape at byte {i}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn last_header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {

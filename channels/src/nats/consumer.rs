@@ -47,7 +47,6 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::binding;
 use super::connection::Conn;
 use super::log::backend;
 use super::retries::RetryStore;
@@ -90,9 +89,9 @@ pub(crate) struct ConsumerShared {
     draining: AtomicBool,
 }
 
-impl ConsumerShared {
-    /// The log was closed: finish what the stream holds for the group, then end.
-    pub(crate) fn drain_to_end(&self) {
+/// The log was closed: finish what the stream holds for the group, then end.
+impl crate::lifecycle::Drains for ConsumerShared {
+    fn drain_to_end(&self) {
         self.draining.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
@@ -370,17 +369,7 @@ impl Reader {
             }
         };
         let reply = m.reply.clone()?;
-        let owned: Vec<(String, String)> = m
-            .headers
-            .iter()
-            .flat_map(|h| h.iter())
-            .flat_map(|(n, vs)| vs.iter().map(move |v| (n.to_string(), v.to_string())))
-            .collect();
-        let headers: Vec<(&str, &str)> = owned
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let event = match binding::decode(&headers, &m.payload) {
+        let event = match super::decode_message(&m) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(group = %self.shared.group, sequence = stream_seq, error = %e, "not a CloudEvent: terminated");

@@ -3,7 +3,6 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -13,7 +12,6 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream;
 use futures::future::join_all;
 use knit_crds::contract::{self, NatsLog as Config, NatsStorage};
-use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
 use super::binding::{self, ContentMode};
@@ -22,6 +20,7 @@ use super::consumer::{ConsumerShared, NatsConsumer};
 use super::retries::{RetryStore, retry_stream};
 use crate::backends::Role;
 use crate::event::Event;
+use crate::lifecycle::Lifecycle;
 use crate::log::{AppendError, BoxFuture, Consumer, GroupSpec, Log, LogError};
 use crate::replay::{Bound, Replay};
 
@@ -31,8 +30,7 @@ pub(crate) struct NatsLog {
     pub(crate) config: Config,
     role: Role,
     mode: ContentMode,
-    closed: AtomicBool,
-    consumers: Mutex<Vec<std::sync::Weak<ConsumerShared>>>,
+    lifecycle: Lifecycle<ConsumerShared>,
     retries: OnceCell<RetryStore>,
 }
 
@@ -98,8 +96,7 @@ impl NatsLog {
             config,
             role,
             mode,
-            closed: AtomicBool::new(false),
-            consumers: Mutex::new(Vec::new()),
+            lifecycle: Lifecycle::default(),
             retries: OnceCell::new(),
         }))
     }
@@ -120,7 +117,7 @@ impl NatsLog {
     }
 
     async fn append_all(&self, events: &[Arc<Event>]) -> Result<(), AppendError> {
-        if self.closed.load(Ordering::Relaxed) || self.role == Role::Reader {
+        if self.lifecycle.is_closed() || self.role == Role::Reader {
             return Err(AppendError::Closed);
         }
         let mut pending = Vec::with_capacity(events.len());
@@ -171,9 +168,7 @@ impl Log for NatsLog {
 
     fn open(&self, spec: GroupSpec) -> BoxFuture<'_, Result<Arc<dyn Consumer>, LogError>> {
         Box::pin(async move {
-            if self.closed.load(Ordering::Relaxed) {
-                return Err(LogError::Closed);
-            }
+            self.lifecycle.check_open()?;
             let retries = if spec.durable_retries {
                 Some(self.retries().await?)
             } else {
@@ -181,9 +176,7 @@ impl Log for NatsLog {
             };
             let consumer =
                 NatsConsumer::open(self.conn.clone(), &self.config, spec, retries).await?;
-            let mut live = self.consumers.lock();
-            live.retain(|w| w.strong_count() > 0);
-            live.push(Arc::downgrade(&consumer.shared()));
+            self.lifecycle.track(&consumer.shared());
             Ok(Arc::new(consumer) as Arc<dyn Consumer>)
         })
     }
@@ -206,15 +199,7 @@ impl Log for NatsLog {
     }
 
     fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-        for c in self
-            .consumers
-            .lock()
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-        {
-            c.drain_to_end();
-        }
+        self.lifecycle.close();
     }
 
     fn durable(&self) -> bool {

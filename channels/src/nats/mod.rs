@@ -59,6 +59,23 @@ pub(crate) async fn open(
     log::NatsLog::open(conn, config.clone(), role).await
 }
 
+/// Decode a message read from JetStream (its headers as the binding wants them).
+pub(crate) fn decode_message(
+    m: &async_nats::Message,
+) -> Result<crate::event::Event, binding::DecodeError> {
+    let owned: Vec<(String, String)> = m
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .flat_map(|(n, vs)| vs.iter().map(move |v| (n.to_string(), v.to_string())))
+        .collect();
+    let headers: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    binding::decode(&headers, &m.payload)
+}
+
 /// The durable consumer name of group `group` (see the module documentation).
 pub fn durable_name(group: &str) -> String {
     let clean = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';

@@ -9,7 +9,6 @@ use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::{self, Ordered};
 use futures::StreamExt;
 
-use super::binding;
 use super::log::{NatsLog, backend};
 use crate::log::{BoxFuture, LogError};
 use crate::replay::{Bound, PartitionRange, Replay, ReplayRecord};
@@ -157,17 +156,7 @@ impl NatsReplay {
                 break;
             }
             let seq = info.stream_sequence;
-            let owned: Vec<(String, String)> = m
-                .headers
-                .iter()
-                .flat_map(|h| h.iter())
-                .flat_map(|(n, vs)| vs.iter().map(move |v| (n.to_string(), v.to_string())))
-                .collect();
-            let headers: Vec<(&str, &str)> = owned
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
-            match binding::decode(&headers, &m.payload) {
+            match super::decode_message(&m) {
                 Ok(event) => out.push(ReplayRecord {
                     partition: 0,
                     offset: i64::try_from(seq).unwrap_or(i64::MAX),

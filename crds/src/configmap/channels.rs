@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::Error;
 use crate::api::messaging::ChannelTemplateSpec;
 
 /// The ConfigMap's name (in `knative-eventing`).
@@ -25,10 +26,12 @@ pub struct ChannelDefaults {
 }
 
 impl ChannelDefaults {
-    /// Parse `default-ch-config`; the error is the YAML reader's.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parse `default-ch-config`; the error is the YAML reader's ([`Error::Yaml`]).
+    pub fn parse(text: &str) -> crate::Result<Self> {
         serde_saphyr::from_str::<Option<Self>>(text)
             .map(Option::unwrap_or_default)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Error::Yaml {
+                source: Box::new(e),
+            })
     }
 }

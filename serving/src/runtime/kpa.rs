@@ -119,18 +119,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn rev(annotations: &[(&str, &str)]) -> Revision {
-        let value = serde_json::json!({
-            "uid": "u", "namespace": "default", "name": "r-00001", "configuration": "r",
-            "container": {"name": "c", "argv": ["true"]},
-            "containerConcurrency": 0, "timeoutSeconds": 30, "routed": true,
-            "autoscaling": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
-        });
-        match serde_json::from_value(value) {
-            Ok(r) => r,
-            Err(e) => panic!("revision JSON: {e}"),
-        }
-    }
+    use crate::runtime::fixtures::revision as rev;
 
     #[test]
     fn short_windows_run_the_kpa_and_invalid_ones_are_refused() {

@@ -25,6 +25,8 @@
 mod activator;
 mod env;
 mod fastpath;
+#[cfg(test)]
+mod fixtures;
 mod gateway;
 mod kpa;
 mod logs;

@@ -37,14 +37,19 @@ pub(crate) fn dead_letter_sink(
             }
         },
         None => {
-            c.ok_because(
-                "DeadLetterSinkResolved",
-                "DeadLetterSinkNotConfigured",
-                "No dead letter sink is configured.",
-            );
+            no_dead_letter_sink(c);
             None
         }
     }
+}
+
+/// `DeadLetterSinkResolved` true because there is none, as Knative words it.
+fn no_dead_letter_sink(c: &mut Conditions) {
+    c.ok_because(
+        "DeadLetterSinkResolved",
+        "DeadLetterSinkNotConfigured",
+        "No dead letter sink is configured.",
+    );
 }
 
 /// A Broker of a class Knit does not run: a Knative class whose backend is not here, or an
@@ -363,11 +368,7 @@ fn trigger_dead_letter_sink(
             Some(u)
         }
         None => {
-            c.ok_because(
-                "DeadLetterSinkResolved",
-                "DeadLetterSinkNotConfigured",
-                "No dead letter sink is configured.",
-            );
+            no_dead_letter_sink(c);
             None
         }
     }

@@ -1,6 +1,5 @@
 //! Reconciling without I/O: statuses, derived objects and the Contract from manifests.
 
-use knit_crds::admission::{Hooks, admit_file};
 use knit_crds::contract::Report;
 use knit_crds::{Kind, Object, ObjectKey};
 use serde_json::Value;
@@ -8,17 +7,7 @@ use serde_json::Value;
 use super::{Env, Output, PreviousConditions, reconcile};
 
 fn load(yaml: &str) -> Vec<Object> {
-    let v = admit_file("test.yaml", yaml, &Hooks::default());
-    assert!(v.errors.is_empty(), "{:?}", v.errors);
-    v.objects
-        .into_iter()
-        .map(|(_, mut o)| {
-            let m = o.meta_mut();
-            m.uid = Some(format!("uid-{}", m.name.clone().unwrap_or_default()));
-            m.generation = Some(1);
-            o
-        })
-        .collect()
+    crate::control::testing::stored(yaml, 1)
 }
 
 fn run(yaml: &str) -> Output {

@@ -1,6 +1,5 @@
 //! Addresses by transport encryption mode, as Knative's table has them (security.md §4.1).
 
-use knit_crds::admission::{Hooks, admit_file};
 use knit_crds::contract::{Report, TransportEncryption};
 use knit_crds::{Kind, Object, ObjectKey};
 use serde_json::{Value, json};
@@ -11,17 +10,7 @@ use crate::control::reconcile::{Env, Output, PreviousConditions, reconcile};
 const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
 fn load(yaml: &str) -> Vec<Object> {
-    let v = admit_file("test.yaml", yaml, &Hooks::default());
-    assert!(v.errors.is_empty(), "{:?}", v.errors);
-    v.objects
-        .into_iter()
-        .map(|(_, mut o)| {
-            let m = o.meta_mut();
-            m.uid = Some(format!("uid-{}", m.name.clone().unwrap_or_default()));
-            m.generation = Some(1);
-            o
-        })
-        .collect()
+    crate::control::testing::stored(yaml, 1)
 }
 
 fn env(tls: bool) -> Env {

@@ -142,17 +142,9 @@ pub(crate) fn statuses(world: &mut World<'_>) {
         if route_ready && c.is_true("DomainClaimed") {
             c.ok("IngressReady");
         } else {
-            c.unknown(
-                "IngressReady",
-                "IngressNotConfigured",
-                "Ingress has not yet been reconciled.",
-            );
+            super::ingress_pending(&mut c);
         }
-        c.ok_because(
-            "CertificateProvisioned",
-            "TLSNotEnabled",
-            "autoTLS is not enabled",
-        );
+        super::no_auto_tls(&mut c);
         let url = url(world, &key);
         let conditions = c.roll_up(&[
             "DomainClaimed",

@@ -26,6 +26,7 @@ pub(crate) mod route;
 use knit_crds::{Kind, Object, ObjectKey};
 
 use super::World;
+use super::conditions::Conditions;
 
 /// Namespace of serving's ConfigMaps.
 pub(crate) const SYSTEM_NAMESPACE: &str = "knative-serving";
@@ -187,6 +188,24 @@ pub(crate) fn label<'a>(o: &'a Object, name: &str) -> Option<&'a str> {
         .as_ref()
         .and_then(|a| a.get(name))
         .map(String::as_str)
+}
+
+/// `IngressReady` unknown: the gateway does not serve the host yet (Knative's wording).
+pub(crate) fn ingress_pending(c: &mut Conditions) {
+    c.unknown(
+        "IngressReady",
+        "IngressNotConfigured",
+        "Ingress has not yet been reconciled.",
+    );
+}
+
+/// `CertificateProvisioned` true because auto-TLS is off (Knative's wording).
+pub(crate) fn no_auto_tls(c: &mut Conditions) {
+    c.ok_because(
+        "CertificateProvisioned",
+        "TLSNotEnabled",
+        "autoTLS is not enabled",
+    );
 }
 
 #[cfg(test)]

@@ -175,17 +175,9 @@ fn route_conditions(errors: &[TargetError], resolved: &mut Vec<TrafficTarget>) -
         }
     }
     if !c.is_true("IngressReady") {
-        c.unknown(
-            "IngressReady",
-            "IngressNotConfigured",
-            "Ingress has not yet been reconciled.",
-        );
+        super::ingress_pending(&mut c);
     }
-    c.ok_because(
-        "CertificateProvisioned",
-        "TLSNotEnabled",
-        "autoTLS is not enabled",
-    );
+    super::no_auto_tls(&mut c);
     c.roll_up(&[
         "AllTrafficAssigned",
         "IngressReady",

@@ -1,26 +1,13 @@
 //! Serving reconciled without I/O: naming, history, statuses from a report, traffic, URLs,
 //! sinks and the Contract.
 
-use knit_crds::admission::{Hooks, admit_file};
 use knit_crds::contract::{ObjectReport, Report};
 use knit_crds::{Kind, Object, ObjectKey};
 use serde_json::Value;
 
 use super::super::{Env, Output, PreviousConditions, reconcile};
 
-pub(super) fn load(yaml: &str, generation: i64) -> Vec<Object> {
-    let v = admit_file("test.yaml", yaml, &Hooks::default());
-    assert!(v.errors.is_empty(), "{:?}", v.errors);
-    v.objects
-        .into_iter()
-        .map(|(_, mut o)| {
-            let m = o.meta_mut();
-            m.uid = Some(format!("uid-{}", m.name.clone().unwrap_or_default()));
-            m.generation = Some(generation);
-            o
-        })
-        .collect()
-}
+pub(super) use crate::control::testing::stored as load;
 
 pub(super) fn env() -> Env {
     Env {
