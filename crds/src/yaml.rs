@@ -32,17 +32,54 @@ pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// Split `text` into documents and parse each. Returns every document, good or bad, in order.
 pub fn parse_documents(text: &str) -> Vec<Result<Document, SyntaxError>> {
+    match split_documents(text) {
+        Ok(docs) => docs.iter().map(RawDocument::parse).collect(),
+        Err(e) => vec![Err(e)],
+    }
+}
+
+/// One document's text, split from its file but not parsed yet.
+#[derive(Debug, Clone, Copy)]
+pub struct RawDocument<'a> {
+    /// Position in the file, counting from 0 (empty documents count too).
+    pub index: usize,
+    /// 1-based line where the document's text starts.
+    pub line: usize,
+    /// The document's text.
+    pub text: &'a str,
+}
+
+impl RawDocument<'_> {
+    /// Parse the document.
+    pub fn parse(&self) -> Result<Document, SyntaxError> {
+        parse_chunk(
+            self.index,
+            Chunk {
+                line: self.line,
+                text: self.text,
+            },
+        )
+    }
+}
+
+/// Split `text` into documents without parsing them (a caller may skip the ones it already
+/// knows); a file larger than [`MAX_MANIFEST_BYTES`] is refused unread.
+pub fn split_documents(text: &str) -> Result<Vec<RawDocument<'_>>, SyntaxError> {
     if text.len() > MAX_MANIFEST_BYTES {
-        return vec![Err(SyntaxError {
+        return Err(SyntaxError {
             index: 0,
             message: format!("file is larger than {MAX_MANIFEST_BYTES} bytes"),
-        })];
+        });
     }
-    split(text)
+    Ok(split(text)
         .into_iter()
         .enumerate()
-        .map(|(index, chunk)| parse_chunk(index, chunk))
-        .collect()
+        .map(|(index, c)| RawDocument {
+            index,
+            line: c.line,
+            text: c.text,
+        })
+        .collect())
 }
 
 struct Chunk<'a> {

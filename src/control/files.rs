@@ -115,10 +115,11 @@ impl Watcher {
                 changes.push(Change::Changed(path.clone(), text));
             }
         }
+        let listed: std::collections::HashSet<&PathBuf> = files.iter().collect();
         let gone: Vec<PathBuf> = self
             .known
             .keys()
-            .filter(|k| !files.contains(k))
+            .filter(|k| !listed.contains(k))
             .cloned()
             .collect();
         for path in gone {

@@ -6,11 +6,12 @@
 //! when one changed.
 
 pub mod files;
+mod load;
 mod publish;
-#[cfg(test)]
-mod testing;
 pub mod reconcile;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -124,6 +125,8 @@ impl Handle {
 
 struct ControlPlane {
     store: Store,
+    /// What each watched file's documents held at its last good load (see [`load`]).
+    documents: std::collections::HashMap<String, load::KnownDocuments>,
     /// The objects with their statuses as the last pass left them (their conditions keep
     /// `lastTransitionTime` stable), and their JSON.
     published: publish::Published,
@@ -152,77 +155,6 @@ fn display(path: &std::path::Path) -> String {
 }
 
 impl ControlPlane {
-    /// Load one file's documents; on any error keep what the file had before.
-    fn load_file(&mut self, path: &std::path::Path, text: &str) -> Result<(), Vec<Issue>> {
-        let name = display(path);
-        let verdict = admit_file(&name, text, &self.hooks);
-        for w in &verdict.warnings {
-            tracing::warn!(file = %name, "{w}");
-        }
-        if !verdict.errors.is_empty() {
-            return Err(verdict.errors);
-        }
-        let mut errors = Vec::new();
-        let mut seen: BTreeMap<ObjectKey, Object> = BTreeMap::new();
-        for (doc, object) in &verdict.objects {
-            let key = object.key();
-            let subject = Some(format!("{}/{}", key.kind, key.name));
-            let issue = |e: knit_crds::admission::FieldError| Issue {
-                file: name.clone(),
-                doc: *doc,
-                subject: subject.clone(),
-                error: e,
-                severity: knit_crds::admission::Severity::Error,
-            };
-            if let Some(Origin::File { path: other, .. }) =
-                self.store.get(&key).map(|e| e.origin.clone())
-                && other != name
-            {
-                errors.push(issue(knit_crds::admission::FieldError::new(
-                    "",
-                    format!("{key} is also defined in {other}"),
-                )));
-                continue;
-            }
-            // Later documents of one file update earlier ones, as `kubectl apply` does.
-            let update_errors = match seen.get(&key) {
-                Some(prev) => knit_crds::admission::validate_update(prev, object),
-                None => self.store.check(object),
-            };
-            errors.extend(update_errors.into_iter().map(issue));
-            seen.insert(key, object.clone());
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let stale: Vec<ObjectKey> = self
-            .store
-            .keys_from_file(&name)
-            .into_iter()
-            .filter(|k| !seen.contains_key(k))
-            .collect();
-        for key in stale {
-            self.store.remove(&key);
-        }
-        for (doc, object) in verdict.objects {
-            self.store.put(
-                object,
-                Origin::File {
-                    path: name.clone(),
-                    doc,
-                },
-                now(),
-            );
-        }
-        Ok(())
-    }
-
-    fn remove_file(&mut self, path: &std::path::Path) {
-        for key in self.store.keys_from_file(&display(path)) {
-            self.store.remove(&key);
-        }
-    }
-
     fn apply(&mut self, file: &str, text: &str) -> Result<ApplyReport, Vec<String>> {
         let verdict = admit_file(file, text, &self.hooks);
         if !verdict.errors.is_empty() {
@@ -281,6 +213,7 @@ pub async fn start(
     let (snap_tx, snap_rx) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
     let mut cp = ControlPlane {
         store: Store::default(),
+        documents: Default::default(),
         published: publish::Published::default(),
         history: Vec::new(),
         env,

@@ -69,19 +69,39 @@ impl Wakeup {
     }
 }
 
+/// Why the files are polled instead of watched through notifications.
+#[derive(Debug, thiserror::Error)]
+enum NotNotified {
+    /// `KNIT_WATCH=poll` asked for polling.
+    #[error("KNIT_WATCH=poll")]
+    Asked,
+    /// The notifier could not start (no inotify instances left, say).
+    #[error("no notifier: {0}")]
+    NoNotifier(#[source] notify::Error),
+    /// A root lies on a network filesystem, whose remote changes raise no notification.
+    #[error("{} is on a network filesystem ({fs})", path.display())]
+    NetworkFilesystem { path: PathBuf, fs: &'static str },
+    /// A root could not be watched (it does not exist yet, say).
+    #[error("cannot watch {}: {source}", path.display())]
+    CannotWatch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+}
+
 /// Start notifications for `roots`: a folder recursively, a file through its folder (editors
 /// replace files by renaming a new one over them, which a watch on the file itself would miss).
-fn notified(roots: &[PathBuf]) -> Result<Wakeup, String> {
+fn notified(roots: &[PathBuf]) -> Result<Wakeup, NotNotified> {
     if std::env::var("KNIT_WATCH").is_ok_and(|v| v == "poll") {
-        return Err("KNIT_WATCH=poll".into());
+        return Err(NotNotified::Asked);
     }
     let signal = Arc::new(Notify::new());
     let on_event = {
         let signal = signal.clone();
         move |_: notify::Result<notify::Event>| signal.notify_one()
     };
-    let mut watcher =
-        notify::recommended_watcher(on_event).map_err(|e| format!("no notifier: {e}"))?;
+    let mut watcher = notify::recommended_watcher(on_event).map_err(NotNotified::NoNotifier)?;
     for root in roots {
         let (path, mode) = if root.is_dir() {
             (root.as_path(), notify::RecursiveMode::Recursive)
@@ -93,14 +113,17 @@ fn notified(roots: &[PathBuf]) -> Result<Wakeup, String> {
             (parent, notify::RecursiveMode::NonRecursive)
         };
         if let Some(fs) = network_filesystem(path) {
-            return Err(format!(
-                "{} is on a network filesystem ({fs})",
-                path.display()
-            ));
+            return Err(NotNotified::NetworkFilesystem {
+                path: path.to_path_buf(),
+                fs,
+            });
         }
         watcher
             .watch(path, mode)
-            .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
+            .map_err(|source| NotNotified::CannotWatch {
+                path: path.to_path_buf(),
+                source,
+            })?;
     }
     tracing::debug!("manifest files are watched through change notifications");
     Ok(Wakeup::Notified {

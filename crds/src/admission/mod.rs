@@ -211,9 +211,33 @@ pub struct FileAdmission {
 
 /// Admit every document of a manifest file.
 pub fn admit_file(file: &str, text: &str, hooks: &Hooks) -> FileAdmission {
+    admit_file_skipping(file, text, hooks, |_| false)
+}
+
+/// Admit the documents of a manifest file for which `skip` says false; the others are neither
+/// parsed nor admitted (a caller that loaded the same text before knows what they hold).
+pub fn admit_file_skipping(
+    file: &str,
+    text: &str,
+    hooks: &Hooks,
+    mut skip: impl FnMut(&yaml::RawDocument<'_>) -> bool,
+) -> FileAdmission {
     let mut out = FileAdmission::default();
-    for doc in yaml::parse_documents(text) {
-        let doc = match doc {
+    let docs = match yaml::split_documents(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            out.errors.push(Issue {
+                file: file.to_string(),
+                doc: e.index,
+                subject: None,
+                error: FieldError::new("", e.message),
+                severity: Severity::Error,
+            });
+            return out;
+        }
+    };
+    for raw in docs.iter().filter(|d| !skip(d)) {
+        let doc = match raw.parse() {
             Ok(d) => d,
             Err(e) => {
                 out.errors.push(Issue {

@@ -13,7 +13,10 @@
 //!   `replicationFactor` (1), `retentionDuration` (PT168H) as `retention.ms`; bootstrap from
 //!   `knative-eventing/kafka-channel-config` or `--kafka`.
 //! - Groups: Triggers `knative-trigger-<ns>-<name>`; channel Subscriptions
-//!   `kafka.<ns>.<channel>.<subscription UID>`.
+//!   `kafka.<ns>.<channel>.<subscription name>` (Knative ends it with the Subscription's UID,
+//!   which outlives a restart on Kubernetes; Knit gives objects loaded from files a new UID
+//!   at every start, and a group named by it would be a new group after a restart, which
+//!   starts at the end of the topic and never delivers what the old one had not).
 //!
 //! NATS JetStream (eventing-natss's names, kafka-nats.md §4.2, §5.1):
 //!
@@ -22,14 +25,16 @@
 //!   `KN_BROKER_<NS>__<NAME>` (upper case, `-` and `.` as `_`), file storage, subject
 //!   `<ns>.<name>._knative_broker.events`, on the `--nats` server (with `--nats-creds` and
 //!   `--nats-ca`).
-//! - Trigger groups on a JetStream Broker: the durable consumer `KN_TRIGGER_<trigger UID>`.
+//! - Trigger groups on a JetStream Broker: the durable consumer `KN_TRIGGER_<ns>_<name>`
+//!   (eventing-natss ends it with the Trigger's UID; Knit names it by the Trigger, as for
+//!   KafkaChannel Subscriptions above, so that it is the same consumer after a restart).
 //! - NatsJetStreamChannel: stream `KN_<NS>__<NAME>` (or `spec.stream.overrideName`), subject
 //!   `<ns>.<name>._knative`; of `spec.stream.config` Knit honours `maxMsgs`, `maxBytes`,
 //!   `maxAge`, `duplicateWindow` (Go durations), `storage` (`File`, `Memory`) and `replicas`,
 //!   and refuses every other field (Ready=False `StreamConfigNotSupported`, naming it) rather
 //!   than ignore it; a `consumerConfigTemplate` is refused the same way
 //!   (`ConsumerConfigNotSupported`): Knit derives the consumers from the Subscriptions'
-//!   delivery specs. Subscription groups: `KN_SUB_<subscription UID>`. A generic Channel (and
+//!   delivery specs. Subscription groups: `KN_SUB_<ns>_<name>`. A generic Channel (and
 //!   a default-class Broker) is a NatsJetStreamChannel under `knit run --nats`.
 
 use std::collections::BTreeMap;
@@ -244,14 +249,15 @@ fn stream_settings(log: &mut NatsLog, config: &serde_json::Value) -> Result<(), 
     Ok(())
 }
 
-/// A channel Subscription's consumer group on a NatsJetStreamChannel.
-pub(crate) fn nats_subscription_group(uid: &str) -> String {
-    format!("KN_SUB_{uid}")
+/// A channel Subscription's consumer group on a NatsJetStreamChannel (`_` cannot be in a
+/// Kubernetes name, so it separates the two unambiguously).
+pub(crate) fn nats_subscription_group(ns: &str, name: &str) -> String {
+    format!("KN_SUB_{ns}_{name}")
 }
 
 /// A Trigger's consumer group on a JetStream Broker.
-pub(crate) fn nats_trigger_group(uid: &str) -> String {
-    format!("KN_TRIGGER_{uid}")
+pub(crate) fn nats_trigger_group(ns: &str, name: &str) -> String {
+    format!("KN_TRIGGER_{ns}_{name}")
 }
 
 /// Whether Brokers of `class` are Knative's Kafka brokers.
@@ -408,9 +414,10 @@ pub(crate) fn trigger_group(ns: &str, name: &str) -> String {
     format!("knative-trigger-{ns}-{name}")
 }
 
-/// A channel Subscription's consumer group.
-pub(crate) fn subscription_group(ns: &str, channel: &str, uid: &str) -> String {
-    format!("kafka.{ns}.{channel}.{uid}")
+/// A channel Subscription's consumer group (named by the Subscription, not its UID: see the
+/// module documentation).
+pub(crate) fn subscription_group(ns: &str, channel: &str, subscription: &str) -> String {
+    format!("kafka.{ns}.{channel}.{subscription}")
 }
 
 /// Set `type_` from what the data plane reported for the object `uid`: True once it runs,

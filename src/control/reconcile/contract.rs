@@ -231,7 +231,7 @@ fn trigger_egress(
         uid: t.metadata.uid.clone().unwrap_or_default(),
         group: match world.backends.get(&bk) {
             Some(knit_crds::contract::Backend::Nats(_)) => {
-                backends::nats_trigger_group(t.metadata.uid.as_deref().unwrap_or_default())
+                backends::nats_trigger_group(&key.namespace, &key.name)
             }
             _ => backends::trigger_group(&key.namespace, &key.name),
         },
@@ -292,8 +292,10 @@ fn subscription_egress(
     let (max_in_flight, rate_limit) = flow_control(o);
     let egress = Egress {
         group: match world.backends.get(&impl_key) {
-            Some(knit_crds::contract::Backend::Nats(_)) => backends::nats_subscription_group(&uid),
-            _ => backends::subscription_group(&key.namespace, &impl_key.name, &uid),
+            Some(knit_crds::contract::Backend::Nats(_)) => {
+                backends::nats_subscription_group(&key.namespace, &key.name)
+            }
+            _ => backends::subscription_group(&key.namespace, &impl_key.name, &key.name),
         },
         uid,
         reference: reference(o),

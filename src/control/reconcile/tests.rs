@@ -335,7 +335,7 @@ fn nats_objects_get_eventing_natss_names() {
     assert_eq!(b.stream, "KN_BROKER_DEFAULT__NB");
     assert_eq!(b.subject, "default.nb._knative_broker.events");
     assert_eq!(b.url, "nats://127.0.0.1:4222");
-    assert_eq!(groups, vec!["KN_TRIGGER_uid-t1".to_string()]);
+    assert_eq!(groups, vec!["KN_TRIGGER_default_t1".to_string()]);
     let Some((Backend::Nats(c), groups)) = nats("/channels/default/my-ch") else {
         panic!("no JetStream channel: {:?}", out.contract.ingresses);
     };
@@ -344,7 +344,7 @@ fn nats_objects_get_eventing_natss_names() {
     assert_eq!(c.storage, NatsStorage::Memory);
     assert_eq!(c.max_age_ms, Some(24 * 3600 * 1000));
     assert_eq!(c.max_msgs, Some(1000));
-    assert_eq!(groups, vec!["KN_SUB_uid-s1".to_string()]);
+    assert_eq!(groups, vec!["KN_SUB_default_s1".to_string()]);
     assert!(matches!(
         nats("/default/plain"),
         Some((Backend::Nats(_), _))

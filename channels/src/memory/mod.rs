@@ -103,6 +103,8 @@ struct Inner {
     selector: Option<Arc<dyn Selector>>,
     /// `selector.groups()[i]` → the open group of that name.
     routed: Vec<Option<Arc<Group>>>,
+    /// A group name → its index in `selector.groups()`.
+    position: HashMap<String, usize>,
     /// Open groups the selector does not name: they get every event.
     uncovered: Vec<Arc<Group>>,
     /// Some group pushes back (`Overflow::Block`).
@@ -112,25 +114,62 @@ struct Inner {
 }
 
 impl Inner {
+    /// Rebuild the routing from the selector and the open groups: O(groups + named).
     fn remap(&mut self) {
         let Inner {
             groups,
             selector,
             routed,
+            position,
             uncovered,
             ..
         } = self;
-        routed.clear();
-        uncovered.clear();
         let named: &[String] = selector.as_ref().map(|s| s.groups()).unwrap_or_default();
+        position.clear();
+        position.extend(named.iter().enumerate().map(|(i, n)| (n.clone(), i)));
+        routed.clear();
         routed.extend(named.iter().map(|n| groups.get(n).cloned()));
+        uncovered.clear();
         uncovered.extend(
             groups
                 .values()
-                .filter(|g| !named.contains(&g.name))
+                .filter(|g| !position.contains_key(&g.name))
                 .cloned(),
         );
-        self.blocking = groups
+        self.recheck_blocking();
+    }
+
+    /// Route a group just opened: O(1), so opening N groups is O(N).
+    fn place(&mut self, g: &Arc<Group>) {
+        match self.position.get(&g.name) {
+            Some(&i) => {
+                if let Some(slot) = self.routed.get_mut(i) {
+                    *slot = Some(g.clone());
+                }
+            }
+            None => self.uncovered.push(g.clone()),
+        }
+        self.blocking |= g.state.lock().overflow == Overflow::Block;
+    }
+
+    /// Stop routing to a group just deleted: O(1) for a group the selector names.
+    fn unplace(&mut self, g: &Arc<Group>) {
+        match self.position.get(&g.name) {
+            Some(&i) => {
+                if let Some(slot) = self.routed.get_mut(i) {
+                    *slot = None;
+                }
+            }
+            None => self.uncovered.retain(|u| !Arc::ptr_eq(u, g)),
+        }
+        if self.blocking {
+            self.recheck_blocking();
+        }
+    }
+
+    fn recheck_blocking(&mut self) {
+        self.blocking = self
+            .groups
             .values()
             .any(|g| g.state.lock().overflow == Overflow::Block);
     }
@@ -299,14 +338,17 @@ impl Log for MemoryLog {
             }
             let group = match inner.groups.get(&spec.name).cloned() {
                 Some(g) => {
-                    g.state.lock().overflow = spec.overflow;
-                    inner.remap();
+                    let changed = std::mem::replace(&mut g.state.lock().overflow, spec.overflow)
+                        != spec.overflow;
+                    if changed {
+                        inner.recheck_blocking();
+                    }
                     g
                 }
                 None => {
                     let g = Group::new(&spec);
                     inner.groups.insert(spec.name.clone(), g.clone());
-                    inner.remap();
+                    inner.place(&g);
                     g
                 }
             };
@@ -319,7 +361,7 @@ impl Log for MemoryLog {
         let mut inner = self.inner.lock();
         if let Some(g) = inner.groups.remove(name) {
             g.close();
-            inner.remap();
+            inner.unplace(&g);
         }
         Box::pin(std::future::ready(Ok(())))
     }
@@ -438,173 +480,4 @@ impl Consumer for MemoryConsumer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::{RetryState, Settled, StartAt};
-
-    fn ev(id: &str) -> Arc<Event> {
-        Arc::new(Event::new(id, "s", "t"))
-    }
-
-    fn spec(name: &str, overflow: Overflow) -> GroupSpec {
-        GroupSpec {
-            name: name.into(),
-            start: StartAt::Latest,
-            overflow,
-            durable_retries: false,
-            max_in_flight: 1,
-            order: Default::default(),
-            ack_deadline: std::time::Duration::from_secs(60),
-        }
-    }
-
-    async fn ids(c: &dyn Consumer, max: usize) -> Vec<String> {
-        match c.poll(max).await {
-            Some(Polled::Records(rs)) => rs.iter().map(|r| r.event.id.clone()).collect(),
-            other => panic!("expected records, got {other:?}"),
-        }
-    }
-
-    fn cfg(capacity: usize) -> MemoryConfig {
-        MemoryConfig {
-            capacity,
-            max_bytes: 1 << 20,
-        }
-    }
-
-    #[tokio::test]
-    async fn every_group_has_its_own_position() {
-        let log = MemoryLog::new(cfg(10));
-        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
-        let b = log.open(spec("b", Overflow::Shed)).await.expect("open");
-        log.append(&[ev("1"), ev("2")]).await.expect("append");
-        assert_eq!(ids(a.as_ref(), 1).await, ["1"]);
-        assert_eq!(ids(b.as_ref(), 10).await, ["1", "2"]);
-        assert_eq!(ids(a.as_ref(), 10).await, ["2"]);
-    }
-
-    #[tokio::test]
-    async fn a_lagging_group_sheds_without_holding_back_others() {
-        let log = MemoryLog::new(cfg(3));
-        let slow = log.open(spec("slow", Overflow::Shed)).await.expect("open");
-        let fast = log.open(spec("fast", Overflow::Shed)).await.expect("open");
-        for i in 0..5 {
-            log.append(&[ev(&i.to_string())])
-                .await
-                .expect("never refused");
-            assert_eq!(ids(fast.as_ref(), 10).await, [i.to_string()]);
-        }
-        assert_eq!(slow.stats().shed, 2);
-        assert_eq!(
-            ids(slow.as_ref(), 10).await,
-            ["2", "3", "4"],
-            "oldest shed first"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_blocking_group_pushes_back_all_or_nothing() {
-        let log = MemoryLog::new(cfg(2));
-        let slow = log.open(spec("slow", Overflow::Block)).await.expect("open");
-        let fast = log.open(spec("fast", Overflow::Shed)).await.expect("open");
-        log.append(&[ev("1")]).await.expect("room");
-        assert!(matches!(
-            log.append(&[ev("2"), ev("3")]).await,
-            Err(AppendError::Full)
-        ));
-        assert_eq!(
-            ids(fast.as_ref(), 10).await,
-            ["1"],
-            "nothing of the batch queued"
-        );
-        assert_eq!(ids(slow.as_ref(), 10).await, ["1"]);
-        log.append(&[ev("2"), ev("3")]).await.expect("room again");
-    }
-
-    struct OnlyGroup(Vec<String>, &'static str);
-
-    impl Selector for OnlyGroup {
-        fn groups(&self) -> &[String] {
-            &self.0
-        }
-        fn select(&self, e: &Event, out: &mut Vec<usize>) {
-            if e.id == self.1 {
-                out.push(0);
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn a_selector_skips_groups_that_do_not_want_an_event() {
-        let log = MemoryLog::new(cfg(10));
-        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
-        let other = log.open(spec("other", Overflow::Shed)).await.expect("open");
-        log.select(Some(Arc::new(OnlyGroup(vec!["a".into()], "x"))));
-        log.append(&[ev("y"), ev("x")]).await.expect("append");
-        assert_eq!(ids(a.as_ref(), 10).await, ["x"]);
-        assert_eq!(
-            ids(other.as_ref(), 10).await,
-            ["y", "x"],
-            "groups the selector does not name get everything"
-        );
-    }
-
-    #[tokio::test]
-    async fn closing_drains_what_was_accepted() {
-        let log = MemoryLog::new(cfg(10));
-        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
-        log.append(&[ev("1")]).await.expect("append");
-        log.close();
-        assert!(matches!(
-            log.append(&[ev("2")]).await,
-            Err(AppendError::Closed)
-        ));
-        assert_eq!(
-            ids(a.as_ref(), 10).await,
-            ["1"],
-            "accepted before the close"
-        );
-        assert!(a.poll(10).await.is_none(), "then the consumer ends");
-    }
-
-    #[tokio::test]
-    async fn a_closed_group_wakes_its_waiting_consumer() {
-        let log = MemoryLog::new(cfg(10));
-        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
-        let waiter = tokio::spawn(async move { a.poll(1).await.is_none() });
-        tokio::task::yield_now().await;
-        log.delete_group("a").await.expect("delete");
-        assert!(waiter.await.expect("joined"));
-    }
-
-    #[tokio::test]
-    async fn paused_consumers_get_nothing_until_resumed() {
-        let log = MemoryLog::new(cfg(10));
-        let a = log.open(spec("a", Overflow::Shed)).await.expect("open");
-        a.pause();
-        log.append(&[ev("1")]).await.expect("append");
-        let polled = tokio::time::timeout(std::time::Duration::from_millis(20), a.poll(1)).await;
-        assert!(polled.is_err(), "paused");
-        a.resume();
-        let Some(Polled::Records(records)) = a.poll(1).await else {
-            panic!("expected a record");
-        };
-        assert_eq!(records[0].event.id, "1");
-        assert_eq!(a.stats().lag, Some(1), "read, not settled");
-        let retry = RetryState {
-            attempts: 1,
-            not_before_ms: 0,
-            last_dest: String::new(),
-            last_status: Some(500),
-        };
-        let kept = a.settle(&records[0], Settle::Retry(retry)).outcome().await;
-        assert!(
-            matches!(kept, Ok(Settled::Kept)),
-            "memory retries in memory"
-        );
-        assert_eq!(a.stats().lag, Some(1), "kept: still the caller's");
-        let done = a.settle(&records[0], Settle::Ack).outcome().await;
-        assert!(matches!(done, Ok(Settled::Done)));
-        assert_eq!(a.stats().lag, Some(0));
-    }
-}
+mod tests;
