@@ -7,10 +7,10 @@
 
 pub mod files;
 mod publish;
-#[cfg(test)]
-mod testing;
 pub mod reconcile;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod watch;
 
 use std::collections::BTreeMap;

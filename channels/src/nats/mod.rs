@@ -25,9 +25,9 @@
 //!   timeout is [`crate::AppendError::Unavailable`] (503).
 //! - A consumer is a durable pull consumer with `AckExplicit`, `max_deliver` unlimited (the
 //!   retry limit is ours), `max_ack_pending` twice the group's in-flight limit (what the
-//!   dispatcher reads ahead), `ack_wait` its ack deadline plus a second, `DeliverNew` for
-//!   `StartAt::Latest` and `DeliverAll` for `Earliest`. See [`consumer`] for settling,
-//!   heartbeats and retry counts.
+//!   dispatcher reads ahead), `ack_wait` its ack deadline (at most 30 s) plus a second,
+//!   `DeliverNew` for `StartAt::Latest` and `DeliverAll` for `Earliest`. See [`consumer`] for
+//!   settling, heartbeats and retry counts.
 //! - Connections reconnect forever; a consumer whose pull stream fails (a server restart, a
 //!   missed heartbeat, a consumer deleted with a memory-storage server) re-creates its durable
 //!   and pulls again, so a JetStream restart never makes events fail for good.
