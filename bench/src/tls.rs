@@ -146,6 +146,7 @@ fn manifests(plain_sink: SocketAddr, tls_sink: SocketAddr) -> String {
     )
 }
 
+
 /// Run (t0), (t1), (t2) in `rounds` alternating rounds and print them.
 pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -177,42 +178,9 @@ pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
         .context("knit did not report ingress-tls")?;
     let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        t0.push(
-            crate::through(
-                &knit,
-                knit.ingress,
-                None,
-                "/default/plain",
-                o,
-                None,
-                &plain_sink,
-            )
-            .await?,
-        );
-        t1.push(
-            crate::through(
-                &knit,
-                https,
-                Some(&tls),
-                "/default/plain",
-                o,
-                None,
-                &plain_sink,
-            )
-            .await?,
-        );
-        t2.push(
-            crate::through(
-                &knit,
-                https,
-                Some(&tls),
-                "/default/secure",
-                o,
-                None,
-                &tls_sink,
-            )
-            .await?,
-        );
+        t0.push(crate::through(&knit, knit.ingress, None, "/default/plain", o, None, &plain_sink).await?);
+        t1.push(crate::through(&knit, https, Some(&tls), "/default/plain", o, None, &plain_sink).await?);
+        t2.push(crate::through(&knit, https, Some(&tls), "/default/secure", o, None, &tls_sink).await?);
     }
     let (t0, t1, t2) = (median(t0), median(t1), median(t2));
     let line = |label: &str, m: &Measured| {

@@ -55,12 +55,7 @@ impl<C: Drains> Lifecycle<C> {
     /// Close: refuse appends and opens from now on, and drain every live consumer.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        let live: Vec<Arc<C>> = self
-            .consumers
-            .lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let live: Vec<Arc<C>> = self.consumers.lock().iter().filter_map(Weak::upgrade).collect();
         for c in live {
             c.drain_to_end();
         }

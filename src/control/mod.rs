@@ -7,10 +7,10 @@
 
 pub mod files;
 mod publish;
-pub mod reconcile;
-pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod reconcile;
+pub mod store;
 pub mod watch;
 
 use std::collections::BTreeMap;

@@ -103,10 +103,7 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(
-            percent_decode("a%20b%e2%82%AC").as_deref(),
-            Ok("a b€".as_bytes())
-        );
+        assert_eq!(percent_decode("a%20b%e2%82%AC").as_deref(), Ok("a b€".as_bytes()));
         assert_eq!(percent_decode("%4"), Err(MalformedEscape { at: 0 }));
         assert_eq!(percent_decode("ab%zz"), Err(MalformedEscape { at: 2 }));
         assert_eq!(percent_decode("%+1"), Err(MalformedEscape { at: 0 }));
