@@ -138,6 +138,13 @@ struct Path {
     sink: Arc<Counters>,
 }
 
+impl Path {
+    /// One measurement of the load through `knit` on this path.
+    async fn measure(&self, knit: &Knit, o: &Options) -> Result<Measured> {
+        through_knit(knit, &self.path, o, None, &self.sink).await
+    }
+}
+
 /// Everything (n), (o), (o′), (p) and (p′) need: one Knit on the NATS server with a JetStream
 /// broker and two JetStream channels (file, memory storage), and the raw loops.
 pub(crate) struct Rig {
@@ -217,12 +224,13 @@ pub(crate) struct Rounds {
 impl Rounds {
     /// Measure one round, alternating the raw loops and the Knit paths.
     pub(crate) async fn round(&mut self, o: &Options, rig: &Rig) -> Result<()> {
-        let through = |p: &Path| through_knit(&rig.knit, &p.path, o, None, &p.sink);
+        let knit = &rig.knit;
         self.o.push(raw_loop(o, &rig.raw_file).await?);
-        self.n.push(through(&rig.broker).await?);
+        self.n.push(rig.broker.measure(knit, o).await?);
         self.o_memory.push(raw_loop(o, &rig.raw_memory).await?);
-        self.p_file.push(through(&rig.channel_file).await?);
-        self.p_memory.push(through(&rig.channel_memory).await?);
+        self.p_file.push(rig.channel_file.measure(knit, o).await?);
+        self.p_memory
+            .push(rig.channel_memory.measure(knit, o).await?);
         Ok(())
     }
 }
