@@ -439,6 +439,8 @@ macro_rules! channel_suite {
 channel_suite!(memory, Backend::Memory);
 #[cfg(feature = "kafka")]
 channel_suite!(kafka, Backend::Kafka);
+#[cfg(feature = "nats")]
+channel_suite!(nats, Backend::Nats);
 
 /// On the bounded memory log, a subscription annotated `knit.dev/overflow: block` pushes back:
 /// once it is `--log-capacity` events behind, the channel answers 429 with `Retry-After`.

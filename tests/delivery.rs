@@ -433,6 +433,10 @@ macro_rules! delivery_suite {
 delivery_suite!(trigger, Via::Trigger(Backend::Memory));
 #[cfg(feature = "kafka")]
 delivery_suite!(kafka_trigger, Via::Trigger(Backend::Kafka));
+#[cfg(feature = "nats")]
+delivery_suite!(nats_trigger, Via::Trigger(Backend::Nats));
 delivery_suite!(memory_subscription, Via::Subscription(Backend::Memory));
 #[cfg(feature = "kafka")]
 delivery_suite!(kafka_subscription, Via::Subscription(Backend::Kafka));
+#[cfg(feature = "nats")]
+delivery_suite!(nats_subscription, Via::Subscription(Backend::Nats));

@@ -342,6 +342,10 @@ macro_rules! ingress_suite {
 ingress_suite!(broker, Via::Trigger(Backend::Memory));
 #[cfg(feature = "kafka")]
 ingress_suite!(kafka_broker, Via::Trigger(Backend::Kafka));
+#[cfg(feature = "nats")]
+ingress_suite!(nats_broker, Via::Trigger(Backend::Nats));
 ingress_suite!(memory_channel, Via::Subscription(Backend::Memory));
 #[cfg(feature = "kafka")]
 ingress_suite!(kafka_channel, Via::Subscription(Backend::Kafka));
+#[cfg(feature = "nats")]
+ingress_suite!(nats_channel, Via::Subscription(Backend::Nats));

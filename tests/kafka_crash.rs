@@ -8,34 +8,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
+use common::crash::{
+    dead_letter_sink_down, dead_lettered_after, kill_9_three_times, post_until_accepted,
+    the_dead_letter_sink_back_after_a_kill, within_recovery,
+};
 use common::kafka::offsets;
-use common::route::Backend;
+use common::route::{Backend, Via};
 use common::sink::{Reply, Sink};
 use common::{Knit, http, indent, trigger};
-
-/// How long recovery after a kill may take (a new process rejoins the consumer group once the
-/// killed member's session expires).
-const RECOVERY: Duration = Duration::from_secs(120);
-
-/// Poll `check` until it returns `Some`, up to [`RECOVERY`].
-async fn within_recovery<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + RECOVERY;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn kafka_broker_and_trigger(sink: &str, trigger_extra: &str, annotations: &str) -> Knit {
     let b = Backend::Kafka;
@@ -50,129 +31,12 @@ fn kafka_broker_and_trigger(sink: &str, trigger_extra: &str, annotations: &str) 
     b.start(&[("b.yaml", &b.broker("b", "")), ("t.yaml", &t)], &[])
 }
 
-/// POST one event until it gets a 202 (knit may be down, or restarting); returns the status
-/// answers seen before the 202.
-async fn post_until_accepted(
-    client: &reqwest::Client,
-    url: &str,
-    id: &str,
-    key: Option<&str>,
-) -> usize {
-    let mut failures = 0;
-    let deadline = Instant::now() + RECOVERY;
-    loop {
-        let mut req = client
-            .post(url)
-            .header("ce-specversion", "1.0")
-            .header("ce-id", id)
-            .header("ce-source", "/crash")
-            .header("ce-type", "crash.test")
-            .header("content-type", "application/json")
-            .body(format!("{{\"id\":\"{id}\"}}"));
-        if let Some(k) = key {
-            req = req.header("ce-partitionkey", k);
-        }
-        match req.send().await {
-            Ok(r) if r.status() == 202 => return failures,
-            Ok(r) => assert!(
-                matches!(r.status().as_u16(), 404 | 429 | 503),
-                "unexpected {} for {id}",
-                r.status()
-            ),
-            Err(_) => {}
-        }
-        failures += 1;
-        assert!(Instant::now() < deadline, "{id} never accepted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// 20,000 numbered events through a Kafka broker to a trigger while knit is killed (SIGKILL)
 /// and restarted three times: nothing that got a 202 is lost, and each kill replays at most
 /// 1% of the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_three_times_while_20000_events_flow_loses_nothing() {
-    const EVENTS: usize = 20_000;
-    const SENDERS: usize = 4;
-    let sink = Sink::start().await;
-    let mut knit = kafka_broker_and_trigger(&sink.url, "", "");
-    let url = knit.address("brokers", "b").await;
-    knit.ready("triggers", "t").await;
-
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut senders = Vec::new();
-    for _ in 0..SENDERS {
-        let next = next.clone();
-        let url = url.clone();
-        senders.push(tokio::spawn(async move {
-            let client = http();
-            let mut accepted = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= EVENTS {
-                    return accepted;
-                }
-                let id = format!("n{i:05}");
-                post_until_accepted(&client, &url, &id, None).await;
-                accepted.push(id);
-                // About 1,000 events a second in all: a steady stream, not a flood.
-                tokio::time::sleep(Duration::from_millis(4)).await;
-            }
-        }));
-    }
-    let mut duplicates_before = 0;
-    let mut per_kill = Vec::new();
-    for k in 1..=3 {
-        let at = EVENTS * k / 4;
-        within_recovery(&format!("{at} deliveries before kill {k}"), || async {
-            (sink.received().len() >= at).then_some(())
-        })
-        .await;
-        knit.kill_and_restart();
-        // Duplicates caused by this kill show once the stream has moved on past the replay.
-        let after = sink.received().len() + 500;
-        within_recovery("the stream to move on after the restart", || async {
-            (sink.received().len() >= after.min(EVENTS)).then_some(())
-        })
-        .await;
-        let dups = duplicates(&sink);
-        per_kill.push(dups - duplicates_before);
-        duplicates_before = dups;
-    }
-    let mut accepted = BTreeSet::new();
-    for s in senders {
-        accepted.extend(s.await.expect("sender"));
-    }
-    assert_eq!(
-        accepted.len(),
-        EVENTS,
-        "every event was eventually accepted"
-    );
-    let missing = within_recovery("every accepted event at the sink", || async {
-        let got: BTreeSet<String> = sink.received().iter().map(|r| r.id()).collect();
-        let missing = accepted.difference(&got).count();
-        (missing == 0).then_some(missing)
-    })
-    .await;
-    let total_dups = duplicates(&sink);
-    eprintln!(
-        "kill -9 ×3, {EVENTS} events: lost {missing}, duplicates per kill {per_kill:?}, total {total_dups}"
-    );
-    for (k, d) in per_kill.iter().enumerate() {
-        assert!(
-            *d <= EVENTS / 100,
-            "kill {} replayed {d} events (more than 1%)",
-            k + 1
-        );
-    }
-}
-
-fn duplicates(sink: &Sink) -> usize {
-    let mut seen = BTreeMap::<String, usize>::new();
-    for r in sink.received() {
-        *seen.entry(r.id()).or_default() += 1;
-    }
-    seen.values().map(|n| n - 1).sum()
+    kill_9_three_times(Via::Trigger(Backend::Kafka), "").await;
 }
 
 /// A poison event (its subscriber always answers 500) with `retry: 3` reaches the dead-letter
@@ -219,59 +83,21 @@ async fn a_poison_event_reaches_the_dead_letter_sink_after_exactly_the_configure
     .await;
     assert_eq!(subscriber.received().len(), 2);
     knit.kill_and_restart();
-    let dead = within_recovery("the dead letter", || async {
-        let r = dls.received();
-        (!r.is_empty()).then_some(r)
-    })
-    .await;
-    assert_eq!(dead[0].id(), "poison");
-    assert_eq!(dead[0].ext("knativeerrorcode").as_deref(), Some("500"));
-    let attempts = subscriber.received().len();
-    assert_eq!(attempts, 4, "retry: 3 means exactly 4 attempts");
+    dead_lettered_after(&dls, &subscriber, 4).await;
 }
 
 /// A dead-letter sink that is down holds the group's position: nothing is committed past the
 /// event (even across a kill), and once the sink is back the event arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_sink_that_is_down_holds_the_position() {
-    let subscriber = Sink::start().await;
-    subscriber.default_reply(Reply::status(500));
-    let dls = Sink::start().await;
-    dls.default_reply(Reply::status(503));
-    let mut knit = kafka_broker_and_trigger(
-        &subscriber.url,
-        &format!(
-            "delivery: {{retry: 1, backoffPolicy: linear, backoffDelay: PT0.1S, deadLetterSink: {{uri: '{}'}}}}",
-            dls.url
-        ),
-        "",
-    );
-    let url = knit.address("brokers", "b").await;
-    knit.ready("triggers", "t").await;
-    post_until_accepted(&http(), &url, "held", None).await;
-    within_recovery("the dead-letter sink to refuse it a few times", || async {
-        (dls.received().len() >= 3).then_some(())
-    })
-    .await;
+    let (mut knit, _subscriber, dls) =
+        dead_letter_sink_down(Via::Trigger(Backend::Kafka), "").await;
     let bootstrap = knit.kafka.as_ref().expect("kafka").bootstrap.clone();
     let retry_topic = "knative-trigger-default-t.retry";
     let o = offsets(&bootstrap, "knative-trigger-default-t", retry_topic).await;
     let behind: i64 = o.iter().map(|(c, end)| end - (*c).max(0)).sum();
     assert_eq!(behind, 1, "the held record is not committed: {o:?}");
-    knit.kill_and_restart();
-    let before = dls.received().len();
-    within_recovery(
-        "the restarted knit to try the dead-letter sink again",
-        || async { (dls.received().len() > before).then_some(()) },
-    )
-    .await;
-    dls.default_reply(Reply::status(202));
-    let refused = dls.received().len();
-    within_recovery("the event to reach the dead-letter sink", || async {
-        let r = dls.received();
-        (r.len() > refused && r[refused].id() == "held").then_some(())
-    })
-    .await;
+    the_dead_letter_sink_back_after_a_kill(&mut knit, &dls).await;
     within_recovery("the position to move past it", || async {
         let o = offsets(&bootstrap, "knative-trigger-default-t", retry_topic).await;
         o.iter().all(|(c, end)| c == end).then_some(())

@@ -242,6 +242,8 @@ macro_rules! suite {
 suite!(memory, Backend::Memory, 15_000);
 #[cfg(feature = "kafka")]
 suite!(kafka, Backend::Kafka, 1_000);
+#[cfg(feature = "nats")]
+suite!(nats, Backend::Nats, 1_000);
 
 /// On the bounded memory log, a Trigger annotated `knit.dev/overflow: block` pushes back: once
 /// it is `--log-capacity` events behind, the broker answers 429 with `Retry-After: 1`.

@@ -4,11 +4,9 @@
 //! HTTP load has connections, and a consumer in its own group reading the topic. The send time
 //! travels in the payload, so latency is measured end to end as the sink measures it for (f).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -17,7 +15,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-use crate::servers::{Counters, now_nanos};
+use crate::raw::{self, RawLoop, Reading};
 
 /// Partitions of a Kafka broker's topic in Knit (Knative's `default.topic.partitions`).
 pub(crate) const BROKER_PARTITIONS: i32 = 10;
@@ -25,26 +23,11 @@ pub(crate) const BROKER_PARTITIONS: i32 = 10;
 /// How long a produced record may wait for its acknowledgement (Knit's `message.timeout.ms`).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The body of every record after the send time; the same bytes the HTTP load posts.
-const BODY: &[u8] = br#"{"message":"Hello, Knit! This is a small benchmark event.","n":42}"#;
-
-/// A topic, a producer and a consumer task counting what it reads; the task stops on drop.
+/// A topic, a producer and a consumer task counting what it reads.
 pub(crate) struct Raw {
     topic: String,
     producer: FutureProducer,
-    /// Records consumed, and their end-to-end latencies while recording.
-    pub(crate) consumed: Arc<Counters>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// What one measurement of the raw loop saw.
-pub(crate) struct RawMeasured {
-    /// Records consumed per second during the load.
-    pub(crate) rate: f64,
-    /// End-to-end latencies in microseconds (send → consume).
-    pub(crate) latencies_us: Vec<u32>,
-    /// Sends the cluster did not acknowledge.
-    pub(crate) failed: u64,
+    reading: Reading,
 }
 
 /// Settings every client starts from (as Knit's clients do).
@@ -100,58 +83,27 @@ impl Raw {
             .set("enable.partition.eof", "false")
             .create()?;
         consumer.subscribe(&[&topic])?;
-        let consumed = Arc::new(Counters::default());
-        let c = consumed.clone();
-        let task = tokio::spawn(async move {
+        let reading = Reading::spawn(|c| async move {
             loop {
-                let Ok(m) = consumer.recv().await else {
-                    continue;
-                };
-                c.requests.fetch_add(1, Ordering::Relaxed);
-                if !c.recording.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let sent = m
-                    .payload()
-                    .and_then(|p| p.split(|b| *b == b' ').next())
-                    .and_then(|s| std::str::from_utf8(s).ok())
-                    .and_then(|s| s.parse::<u64>().ok());
-                if let Some(sent) = sent {
-                    let us = now_nanos().saturating_sub(sent) / 1000;
-                    c.latencies_us
-                        .lock()
-                        .push(u32::try_from(us).unwrap_or(u32::MAX));
+                if let Ok(m) = consumer.recv().await {
+                    raw::consumed(&c, m.payload().unwrap_or_default());
                 }
             }
         });
         let raw = Raw {
             topic,
             producer,
-            consumed,
-            task,
+            reading,
         };
-        raw.wait_positioned().await?;
+        raw::wait_positioned(&raw).await?;
         Ok(raw)
     }
+}
 
-    /// Produce until the consumer has read something: the group has joined and is positioned.
-    async fn wait_positioned(&self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.consumed.requests.load(Ordering::Relaxed) == 0 {
-            if Instant::now() > deadline {
-                bail!("the raw consumer of {} read nothing in 60 s", self.topic);
-            }
-            self.send().await?;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(())
-    }
-
+impl RawLoop for Raw {
     /// Send one record stamped with the time now and wait for its acknowledgement.
     async fn send(&self) -> Result<()> {
-        let mut payload = now_nanos().to_string().into_bytes();
-        payload.push(b' ');
-        payload.extend_from_slice(BODY);
+        let payload = raw::stamped();
         let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).payload(&payload);
         self.producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
@@ -160,65 +112,11 @@ impl Raw {
         Ok(())
     }
 
-    /// `concurrency` senders, each with one delivery outstanding, for `duration`; returns the
-    /// acknowledged and failed sends.
-    async fn load(self: &Arc<Self>, concurrency: usize, duration: Duration) -> Result<(u64, u64)> {
-        let start = Instant::now();
-        let senders: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    let (mut ok, mut failed) = (0u64, 0u64);
-                    while start.elapsed() < duration {
-                        match me.send().await {
-                            Ok(()) => ok += 1,
-                            Err(_) => failed += 1,
-                        }
-                    }
-                    (ok, failed)
-                })
-            })
-            .collect();
-        let (mut ok, mut failed) = (0, 0);
-        for s in senders {
-            let (o, f) = s.await?;
-            ok += o;
-            failed += f;
-        }
-        Ok((ok, failed))
+    fn reading(&self) -> &Reading {
+        &self.reading
     }
 
-    /// Warm up for `warmup`, then measure for `duration`: records consumed per second and
-    /// end-to-end latencies.
-    pub(crate) async fn measure(
-        self: &Arc<Self>,
-        concurrency: usize,
-        warmup: Duration,
-        duration: Duration,
-    ) -> Result<RawMeasured> {
-        self.load(concurrency, warmup).await?;
-        let c = &self.consumed;
-        c.latencies_us.lock().clear();
-        let before = c.requests.load(Ordering::Relaxed);
-        c.recording.store(true, Ordering::Relaxed);
-        let start = Instant::now();
-        let (acked, failed) = self.load(concurrency, duration).await?;
-        let elapsed = start.elapsed();
-        c.recording.store(false, Ordering::Relaxed);
-        let after = c.requests.load(Ordering::Relaxed);
-        if acked == 0 {
-            bail!("no record produced to {} was acknowledged", self.topic);
-        }
-        Ok(RawMeasured {
-            rate: (after - before) as f64 / elapsed.as_secs_f64(),
-            latencies_us: std::mem::take(&mut *c.latencies_us.lock()),
-            failed,
-        })
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        self.task.abort();
+    fn target(&self) -> &str {
+        &self.topic
     }
 }

@@ -18,6 +18,11 @@
 //!   produce → consume loop with no HTTP (10 partitions, an idempotent producer with `acks=all`
 //!   and `linger.ms=1` like Knit's, as many deliveries outstanding as the load has connections,
 //!   a consumer in its own group), and the ratio (f)/(g).
+//! - With a NATS server only (`nats.rs`): (n) load → JetStream broker (`knit run --nats`,
+//!   broker class `NatsJetStreamBroker`, file storage) → trigger → sink, as (b); (o) its
+//!   baseline on the same server: a raw async-nats publish → consume loop, and the ratio
+//!   (n)/(o); (o′), (p), (p′): what file storage costs next to memory storage, raw and through
+//!   a NatsJetStreamChannel.
 //! - Serving (not with `--only-broker`; `serving.rs`): Knit's serving data plane runs in this
 //!   process with a revision running this binary as `knit-bench app` (a keep-alive hyper app on
 //!   `PORT`), pinned at one replica. (h) the load straight at the replica, (i) the same load at
@@ -45,14 +50,15 @@
 //! machine noise hits them alike; each figure is the median round by rate.
 //!
 //! Usage: `knit-bench [--quick] [--concurrency N] [--seconds S] [--rounds R] [--only-broker]
-//! [--only-serving] [--only-scale] [--scale SHAPES] [--kafka BOOTSTRAP]` (defaults: 32
+//! [--only-serving] [--only-scale] [--scale SHAPES] [--kafka BOOTSTRAP] [--nats URL]` (defaults: 32
 //! connections, 3 s per measurement, 3 rounds; `--quick` is 1 s and one round; `--only-broker`
-//! runs (a), (b) and the Kafka scenarios; `--only-serving` (h), (i) and (j), which need no knit
+//! runs (a), (b) and the Kafka and NATS scenarios; `--only-serving` (h), (i) and (j), which need no knit
 //! binary; `--only-scale` the scale scenario; `--scale 1000,s10000,b1000x10` measures just
 //! those shapes: N Triggers on a Broker, N Subscriptions on a channel, B Brokers × T
 //! Triggers). The Kafka scenarios run when `--kafka` or `KNIT_BENCH_KAFKA` gives bootstrap
 //! servers, and are skipped with a note otherwise; they are built with the cargo feature `kafka` (on by
-//! default: librdkafka). Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
+//! default: librdkafka). The NATS scenarios run when `--nats` or `KNIT_BENCH_NATS` gives a
+//! server URL (cargo feature `nats`, on by default). Needs the release `knit` binary beside it (`cargo build --release -p knit`) or
 //! `KNIT_BIN`; `BENCH_KNIT_FLAGS` adds flags to every knit, `BENCH_KNIT_THREADS` sets its worker
 //! threads. `knit-bench app` is the serving scenario's app, not a benchmark.
 
@@ -60,6 +66,10 @@
 mod kafka;
 mod knit;
 mod load;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(any(feature = "kafka", feature = "nats"))]
+mod raw;
 mod scale;
 mod servers;
 mod serving;
@@ -67,7 +77,7 @@ mod tls;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-#[cfg(feature = "kafka")]
+#[cfg(any(feature = "kafka", feature = "nats"))]
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -91,6 +101,8 @@ struct Options {
     scale: Option<String>,
     /// Bootstrap servers of the Kafka cluster for (f) and (g).
     kafka: Option<String>,
+    /// URL of the NATS server for (n) to (p′).
+    nats: Option<String>,
 }
 
 fn options() -> Options {
@@ -121,6 +133,9 @@ fn options() -> Options {
         kafka: value("--kafka")
             .or_else(|| std::env::var("KNIT_BENCH_KAFKA").ok())
             .filter(|b| !b.trim().is_empty()),
+        nats: value("--nats")
+            .or_else(|| std::env::var("KNIT_BENCH_NATS").ok())
+            .filter(|u| !u.trim().is_empty()),
     }
 }
 
@@ -184,8 +199,9 @@ struct Measured {
     p50: f64,
     p99: f64,
     accepted: u64,
-    /// Events accepted (202) per second at the ingress (printed for the Kafka broker).
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    /// Events accepted (202) per second at the ingress (printed for the Kafka and NATS
+    /// brokers).
+    #[cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
     accepted_rate: f64,
     /// Answers other than 202 (for the raw Kafka loop: unacknowledged sends).
     rejected: u64,
@@ -277,12 +293,16 @@ async fn through(
     })
 }
 
-/// One measurement of (g), the raw Kafka loop.
-#[cfg(feature = "kafka")]
-async fn raw_kafka(o: &Options, raw: &Arc<kafka::Raw>) -> Result<Measured> {
-    let mut m = raw
-        .measure(o.concurrency, warmup(o), Duration::from_secs_f64(o.seconds))
-        .await?;
+/// One measurement of a raw client loop: (g) on Kafka, (o) and (o′) on NATS.
+#[cfg(any(feature = "kafka", feature = "nats"))]
+async fn raw_loop<R: raw::RawLoop>(o: &Options, r: &Arc<R>) -> Result<Measured> {
+    let mut m = raw::measure(
+        r,
+        o.concurrency,
+        warmup(o),
+        Duration::from_secs_f64(o.seconds),
+    )
+    .await?;
     Ok(Measured {
         rate: m.rate,
         cpu_us: f64::NAN,
@@ -522,6 +542,9 @@ struct Rigs {
     /// (f) and (g), when --kafka names a bootstrap server.
     #[cfg(feature = "kafka")]
     kafka: Option<KafkaRig>,
+    /// (n) to (p′), when --nats names a server.
+    #[cfg(feature = "nats")]
+    nats: Option<nats::Rig>,
 }
 
 impl Rigs {
@@ -553,6 +576,16 @@ impl Rigs {
             o.kafka.is_none(),
             "knit-bench was built without the cargo feature `kafka`: the Kafka scenarios cannot run"
         );
+        #[cfg(feature = "nats")]
+        let nats = match &o.nats {
+            Some(url) => Some(nats::Rig::start(url).await?),
+            None => None,
+        };
+        #[cfg(not(feature = "nats"))]
+        anyhow::ensure!(
+            o.nats.is_none(),
+            "knit-bench was built without the cargo feature `nats`: the NATS scenarios cannot run"
+        );
         Ok(Self {
             bare,
             counters,
@@ -561,6 +594,8 @@ impl Rigs {
             channel,
             #[cfg(feature = "kafka")]
             kafka,
+            #[cfg(feature = "nats")]
+            nats,
         })
     }
 }
@@ -576,6 +611,8 @@ struct Rounds {
     f: Vec<Measured>,
     #[cfg(feature = "kafka")]
     g: Vec<Measured>,
+    #[cfg(feature = "nats")]
+    nats: nats::Rounds,
 }
 
 impl Rounds {
@@ -594,8 +631,12 @@ impl Rounds {
             }
             #[cfg(feature = "kafka")]
             if let Some(r) = &rigs.kafka {
-                m.g.push(raw_kafka(o, &r.raw).await?);
+                m.g.push(raw_loop(o, &r.raw).await?);
                 m.f.push(through_knit(&r.knit, &r.path, o, None, &r.sink).await?);
+            }
+            #[cfg(feature = "nats")]
+            if let Some(r) = &rigs.nats {
+                m.nats.round(o, r).await?;
             }
         }
         Ok(m)
@@ -660,6 +701,17 @@ async fn report(o: &Options, rigs: Rigs, m: Rounds) -> Result<Measured> {
     #[cfg(not(feature = "kafka"))]
     println!(
         "(f)/(g) Kafka broker vs raw rdkafka: skipped (knit-bench built without the cargo feature `kafka`)"
+    );
+    #[cfg(feature = "nats")]
+    match rigs.nats {
+        Some(r) => nats::report(o, r, m.nats)?,
+        None => println!(
+            "(n)/(o) JetStream broker vs raw async-nats: skipped (give --nats URL or KNIT_BENCH_NATS)"
+        ),
+    }
+    #[cfg(not(feature = "nats"))]
+    println!(
+        "(n)/(o) JetStream broker vs raw async-nats: skipped (knit-bench built without the cargo feature `nats`)"
     );
     Ok(b)
 }

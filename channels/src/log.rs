@@ -68,11 +68,11 @@
 //! until the sink takes it). Kafka and memory never hand an unsettled record to anyone else
 //! while the consumer is open (only a revocation, a restart or a rebalance does; then
 //! [`Polled::Revoked`] says so). A backend whose unsettled records return to the group after a
-//! deadline (JetStream `ack_wait`, set from [`GroupSpec::ack_deadline`]) keeps the records it
-//! handed out alive itself while they are unsettled and its consumer open — a progress signal
-//! (`+WPI`) for records held longer than half the deadline, from one timer per consumer — so
-//! nothing is redelivered behind the dispatcher's back; after a crash they come back once the
-//! deadline passes. The dispatcher therefore sends no heartbeat of its own.
+//! deadline (JetStream `ack_wait`, set from [`GroupSpec::ack_deadline`], capped) keeps the
+//! records it handed out alive itself while they are unsettled and its consumer open — a
+//! progress signal (`+WPI`) for records held longer than half the deadline, from one timer per
+//! consumer — so nothing is redelivered behind the dispatcher's back; after a crash they come
+//! back once the deadline passes. The dispatcher therefore sends no heartbeat of its own.
 //!
 //! The traits are object safe (futures are boxed) so the data plane can hold any backend behind
 //! one type; the per-call cost is one allocation, small next to an HTTP exchange. `settle`

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::PATIENCE;
+pub use super::free_port;
 
 /// Path to the nisshi binary.
 pub fn nisshi_bin() -> PathBuf {
@@ -21,14 +22,6 @@ pub fn nisshi_bin() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_default();
     home.join(".cache/knit/bin/nisshi")
-}
-
-/// A free loopback port (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A running nisshi broker.

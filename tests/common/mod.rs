@@ -3,8 +3,11 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod certs;
+pub mod crash;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod route;
 pub mod sink;
 
@@ -17,6 +20,14 @@ use serde_json::Value;
 
 /// How long any condition may take before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
 
 /// Path to the `knit` binary under test.
 pub fn knit_bin() -> &'static str {
@@ -71,6 +82,9 @@ pub struct Knit {
     /// The Kafka broker this knit uses, if any (stopped after knit).
     #[cfg(feature = "kafka")]
     pub kafka: Option<kafka::Kafka>,
+    /// The NATS server this knit uses, if any (stopped after knit).
+    #[cfg(feature = "nats")]
+    pub nats: Option<nats::NatsServer>,
     args: Vec<String>,
     /// The CA the admin API's certificate is checked against (`knit run --tls-cert`).
     pub ca: Option<PathBuf>,
@@ -120,6 +134,8 @@ impl Knit {
             stderr: started.stderr,
             #[cfg(feature = "kafka")]
             kafka: None,
+            #[cfg(feature = "nats")]
+            nats: None,
             args,
             ca: None,
         }
@@ -205,6 +221,17 @@ impl Knit {
         flags.extend(extra);
         let mut knit = Self::start_with(files, &flags);
         knit.kafka = Some(k);
+        knit
+    }
+
+    /// Like [`Knit::start_with`], using a NATS server started for this test (`--nats`).
+    #[cfg(feature = "nats")]
+    pub fn start_with_nats(files: &[(&str, &str)], extra: &[&str]) -> Knit {
+        let n = nats::NatsServer::start();
+        let mut flags = vec!["--nats", n.url.as_str()];
+        flags.extend(extra);
+        let mut knit = Self::start_with(files, &flags);
+        knit.nats = Some(n);
         knit
     }
 

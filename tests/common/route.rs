@@ -13,6 +13,10 @@ pub enum Backend {
     /// Kafka (a nisshi broker started for the test): KafkaChannel, Brokers of class `Kafka`.
     #[cfg(feature = "kafka")]
     Kafka,
+    /// NATS JetStream (a nats-server started for the test): NatsJetStreamChannel, Brokers of
+    /// class `NatsJetStreamBroker`.
+    #[cfg(feature = "nats")]
+    Nats,
 }
 
 impl Backend {
@@ -32,6 +36,8 @@ impl Backend {
             Backend::Memory => "inmemorychannels",
             #[cfg(feature = "kafka")]
             Backend::Kafka => "kafkachannels",
+            #[cfg(feature = "nats")]
+            Backend::Nats => "natsjetstreamchannels",
         }
     }
 
@@ -41,6 +47,8 @@ impl Backend {
             Backend::Memory => "messaging.knative.dev/v1",
             #[cfg(feature = "kafka")]
             Backend::Kafka => "messaging.knative.dev/v1beta1",
+            #[cfg(feature = "nats")]
+            Backend::Nats => "messaging.knative.dev/v1alpha1",
         }
     }
 
@@ -50,6 +58,8 @@ impl Backend {
             Backend::Memory => "InMemoryChannel",
             #[cfg(feature = "kafka")]
             Backend::Kafka => "KafkaChannel",
+            #[cfg(feature = "nats")]
+            Backend::Nats => "NatsJetStreamChannel",
         }
     }
 
@@ -58,20 +68,21 @@ impl Backend {
         match self {
             Backend::Memory => broker(name, extra_spec),
             #[cfg(feature = "kafka")]
-            Backend::Kafka => broker(name, extra_spec).replacen(
-                "metadata:\n",
-                "metadata:\n  annotations:\n    eventing.knative.dev/broker.class: Kafka\n",
-                1,
-            ),
+            Backend::Kafka => with_class(broker(name, extra_spec), "Kafka"),
+            #[cfg(feature = "nats")]
+            Backend::Nats => with_class(broker(name, extra_spec), "NatsJetStreamBroker"),
         }
     }
 
-    /// Start knit with `files` and `flags` on this backend (Kafka: a broker for this test).
+    /// Start knit with `files` and `flags` on this backend (Kafka, NATS: a server for this
+    /// test).
     pub fn start(self, files: &[(&str, &str)], flags: &[&str]) -> Knit {
         match self {
             Backend::Memory => Knit::start_with(files, flags),
             #[cfg(feature = "kafka")]
             Backend::Kafka => Knit::start_with_kafka(files, flags),
+            #[cfg(feature = "nats")]
+            Backend::Nats => Knit::start_with_nats(files, flags),
         }
     }
 
@@ -84,6 +95,16 @@ impl Backend {
             indent(spec, 2)
         )
     }
+}
+
+/// A Broker manifest with the `eventing.knative.dev/broker.class` annotation `class`.
+#[cfg(any(feature = "kafka", feature = "nats"))]
+fn with_class(broker: String, class: &str) -> String {
+    broker.replacen(
+        "metadata:\n",
+        &format!("metadata:\n  annotations:\n    eventing.knative.dev/broker.class: {class}\n"),
+        1,
+    )
 }
 
 /// The path events take to the subscriber.

@@ -29,7 +29,9 @@
 //!   server's) and pulls again, backing off up to 2 s between tries.
 //! - `close` naks the records still held so another member (or the next consumer of the
 //!   group) gets them at once instead of after `ack_wait`; a killed process's records come
-//!   back once `ack_wait` passes.
+//!   back once `ack_wait` passes. `ack_wait` is the group's ack deadline capped at 30 s (plus
+//!   a second): a delivery may take longer (Knative's default timeout is 10 minutes), the
+//!   heartbeat covers it, and a kill does not keep its records away for twice that.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -137,10 +139,14 @@ fn consumer_config(durable: &str, spec: &GroupSpec) -> pull::Config {
     }
 }
 
-/// `ack_wait`: the group's ack deadline and a second of margin.
+/// The longest `ack_wait`: JetStream's default. The heartbeat keeps a longer delivery alive,
+/// so this bounds only how long a killed process's records stay away from the group.
+const MAX_ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// `ack_wait`: the group's ack deadline (at most [`MAX_ACK_WAIT`]) and a second of margin.
 fn ack_wait(spec: &GroupSpec) -> Duration {
     spec.ack_deadline
-        .max(Duration::from_secs(1))
+        .clamp(Duration::from_secs(1), MAX_ACK_WAIT)
         .saturating_add(Duration::from_secs(1))
 }
 

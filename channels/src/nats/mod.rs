@@ -11,7 +11,7 @@
 //! Broker, `KN_<NS>__<NAME>` with `<ns>.<name>._knative` for a channel). A consumer group
 //! becomes the durable consumer [`durable_name`]`(group)`: JetStream consumer names may not
 //! contain `.`, `*`, `>`, whitespace or path separators, so a group name made only of
-//! `[A-Za-z0-9_-]` (eventing-natss's `KN_TRIGGER_<UID>`, `KN_SUB_<UID>`) is used as it is, and
+//! `[A-Za-z0-9_-]` (`KN_TRIGGER_<ns>_<name>` for most names) is used as it is, and
 //! any other has each other character replaced by `_` and `_<16 hex digits>` of a hash of the
 //! original name appended, so two groups never share a durable. Retry counts live in the
 //! stream `KNIT_RETRY_<stream>`, subject `_KNIT.retry.<stream>.<durable>.<stream sequence>`
@@ -25,9 +25,9 @@
 //!   timeout is [`crate::AppendError::Unavailable`] (503).
 //! - A consumer is a durable pull consumer with `AckExplicit`, `max_deliver` unlimited (the
 //!   retry limit is ours), `max_ack_pending` twice the group's in-flight limit (what the
-//!   dispatcher reads ahead), `ack_wait` its ack deadline plus a second, `DeliverNew` for
-//!   `StartAt::Latest` and `DeliverAll` for `Earliest`. See [`consumer`] for settling,
-//!   heartbeats and retry counts.
+//!   dispatcher reads ahead), `ack_wait` its ack deadline (at most 30 s) plus a second,
+//!   `DeliverNew` for `StartAt::Latest` and `DeliverAll` for `Earliest`. See [`consumer`] for
+//!   settling, heartbeats and retry counts.
 //! - Connections reconnect forever; a consumer whose pull stream fails (a server restart, a
 //!   missed heartbeat, a consumer deleted with a memory-storage server) re-creates its durable
 //!   and pulls again, so a JetStream restart never makes events fail for good.
