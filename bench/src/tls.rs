@@ -175,44 +175,13 @@ pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
     let https = knit
         .ingress_tls
         .context("knit did not report ingress-tls")?;
+    // One leg: the load through `addr` (over TLS with `tls`) to `path`, counted at `sink`.
+    let leg = |addr, tls, path, sink| crate::through(&knit, addr, tls, path, o, None, sink);
     let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        t0.push(
-            crate::through(
-                &knit,
-                knit.ingress,
-                None,
-                "/default/plain",
-                o,
-                None,
-                &plain_sink,
-            )
-            .await?,
-        );
-        t1.push(
-            crate::through(
-                &knit,
-                https,
-                Some(&tls),
-                "/default/plain",
-                o,
-                None,
-                &plain_sink,
-            )
-            .await?,
-        );
-        t2.push(
-            crate::through(
-                &knit,
-                https,
-                Some(&tls),
-                "/default/secure",
-                o,
-                None,
-                &tls_sink,
-            )
-            .await?,
-        );
+        t0.push(leg(knit.ingress, None, "/default/plain", &plain_sink).await?);
+        t1.push(leg(https, Some(&tls), "/default/plain", &plain_sink).await?);
+        t2.push(leg(https, Some(&tls), "/default/secure", &tls_sink).await?);
     }
     let (t0, t1, t2) = (median(t0), median(t1), median(t2));
     let line = |label: &str, m: &Measured| {

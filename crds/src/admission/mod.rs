@@ -223,16 +223,18 @@ pub fn admit_file_skipping(
     mut skip: impl FnMut(&yaml::RawDocument<'_>) -> bool,
 ) -> FileAdmission {
     let mut out = FileAdmission::default();
+    // A document that is not YAML: an error on the whole document, no object named.
+    let syntax = |e: yaml::SyntaxError| Issue {
+        file: file.to_string(),
+        doc: e.index,
+        subject: None,
+        error: FieldError::new("", e.message),
+        severity: Severity::Error,
+    };
     let docs = match yaml::split_documents(text) {
         Ok(docs) => docs,
         Err(e) => {
-            out.errors.push(Issue {
-                file: file.to_string(),
-                doc: e.index,
-                subject: None,
-                error: FieldError::new("", e.message),
-                severity: Severity::Error,
-            });
+            out.errors.push(syntax(e));
             return out;
         }
     };
@@ -240,13 +242,7 @@ pub fn admit_file_skipping(
         let doc = match raw.parse() {
             Ok(d) => d,
             Err(e) => {
-                out.errors.push(Issue {
-                    file: file.to_string(),
-                    doc: e.index,
-                    subject: None,
-                    error: FieldError::new("", e.message),
-                    severity: Severity::Error,
-                });
+                out.errors.push(syntax(e));
                 continue;
             }
         };
