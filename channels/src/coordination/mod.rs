@@ -282,6 +282,7 @@ impl Coordination {
             };
             match backend.as_deref() {
                 Some(Backend::Memory) | None => {
+                    let _ = name;
                     engine_tx.send_replace(true);
                     stopped(&mut stop).await;
                     drop(engine_tx);

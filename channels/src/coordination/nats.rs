@@ -90,32 +90,33 @@ impl Nats {
     }
 }
 
-/// The bucket `name` with `max_age`, created when missing (by whichever replica is first).
+/// The bucket `name` with `max_age`, created when missing (by whichever replica is first). Its
+/// stream is made as async-nats's `create_key_value` makes it, but directly: that call first
+/// asks for the account's limits, whose answer from nats-server 2.9 async-nats cannot read.
 async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,
 ) -> Result<kv::Store, LogError> {
-    if let Ok(store) = js.get_key_value(name).await {
-        return Ok(store);
-    }
-    let created = js
-        .create_key_value(kv::Config {
-            bucket: name.to_string(),
-            history: 1,
-            max_age,
-            storage: jetstream::stream::StorageType::Memory,
-            ..Default::default()
-        })
-        .await;
-    match created {
-        Ok(store) => Ok(store),
-        // Another replica created it meanwhile.
-        Err(e) => js
-            .get_key_value(name)
-            .await
-            .map_err(|_| LogError::backend(format!("creating the KV bucket {name}"), e)),
-    }
+    let config = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: jetstream::stream::StorageType::Memory,
+        num_replicas: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|e| LogError::backend(format!("creating the KV bucket {name}"), e))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|e| LogError::backend(format!("opening the KV bucket {name}"), e))
 }
 
 async fn heartbeat(replicas: kv::Store, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
