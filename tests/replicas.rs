@@ -10,6 +10,12 @@
 //! These tests start several knit processes: nextest runs them one at a time (test group
 //! `multi-process` in .config/nextest.toml).
 
+// Without a durable backend only the lone-process test runs.
+#![cfg_attr(
+    not(any(feature = "kafka", feature = "nats")),
+    allow(dead_code, unused_imports)
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
