@@ -84,6 +84,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(*args).await,
         Command::Validate { files } => Ok(exit(cli::validate::run(&files), 2)),
         Command::Get(args) if args.is_events() => done(cli::events::list(&args).await),
+        Command::Get(args) if args.is_replicas() => done(cli::replicas::list(&args).await),
         Command::Get(args) => done(cli::client::get(&args).await),
         Command::Trace(args) => cli::trace::trace(&args).await.map(|known| exit(known, 1)),
         Command::Describe {

@@ -279,6 +279,66 @@ fn nats_env(args: &RunArgs) -> Option<crate::control::reconcile::NatsEnv> {
         })
 }
 
+/// Where the replicas of this system meet: the `--kafka` cluster, else the `--nats` server,
+/// else nowhere (this process alone).
+fn engine(args: &RunArgs) -> knit_channels::coordination::Engine {
+    use knit_channels::coordination::Engine;
+    if let Some(k) = args.kafka.as_deref().filter(|k| !k.trim().is_empty()) {
+        return Engine::Kafka(k.to_string());
+    }
+    match nats_env(args) {
+        Some(n) => Engine::Nats {
+            url: n.url,
+            creds_file: n.creds_file,
+            ca_file: n.ca_file,
+        },
+        None => Engine::Memory,
+    }
+}
+
+/// `--replica-id`, or `HOSTNAME:ADMIN-PORT`.
+fn replica_id(args: &RunArgs, admin_port: u16) -> String {
+    if let Some(id) = args
+        .replica_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        return id.to_string();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "knit".into());
+    format!("{host}:{admin_port}")
+}
+
+/// The replicas of this system, joined as `--replica-id` (admin API on `admin_port`, at
+/// `admin_url`) on the engine of `--kafka` or `--nats`.
+fn join_replicas(
+    args: &RunArgs,
+    admin_port: u16,
+    admin_url: &str,
+) -> Arc<knit_channels::coordination::Coordination> {
+    Arc::new(knit_channels::coordination::Coordination::start(
+        engine(args),
+        &replica_id(args, admin_port),
+        admin_url,
+    ))
+}
+
+/// Serve the broker and channel ingress on `listener`.
+fn serve_ingress(
+    dataplane: &Arc<DataPlane>,
+    listener: TcpListener,
+    encryption: &knit_broker::ingress::Encryption,
+) {
+    let (dp, encryption) = (dataplane.clone(), encryption.clone());
+    tokio::spawn(async move { dp.serve_ingress_on(listener, encryption).await });
+}
+
 /// Run until interrupted. Exit status 2 when the manifests are invalid.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(refused) = preflight(&args)? {
@@ -303,11 +363,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let dataplane = Arc::new(DataPlane::new(data_plane_config(&args))?);
     dataplane.dispatch().sender.trust(trust(&args, ca_certs))?;
     let encryption = knit_broker::ingress::Encryption::default();
-    {
-        let (dp, encryption) = (dataplane.clone(), encryption.clone());
-        tokio::spawn(async move { dp.serve_ingress_on(ingress, encryption).await });
-    }
+    serve_ingress(&dataplane, ingress, &encryption);
 
+    let coordination = join_replicas(&args, admin.local_addr()?.port(), &admin_url);
     let reaper = crate::reaper::Reaper::start();
     let logs = Arc::new(knit_sources::logs::Logs::new());
     let sources = Arc::new(knit_sources::Runtime::new(sources_ctx(
@@ -315,6 +373,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         &dataplane,
         logs.clone(),
         reaper.as_ref(),
+        coordination.clone(),
     )));
     let serving = serving(&dataplane, reaper.as_ref());
     {
@@ -352,6 +411,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         logs,
         serving.clone(),
         dataplane.clone(),
+        coordination,
     );
     serve_admin(admin, tls.as_ref(), router)?;
     announce(&admin_url, &ingress_url, &gateway_url, tls_env.as_ref());
@@ -399,12 +459,14 @@ fn data_plane_config(args: &RunArgs) -> knit_broker::Config {
 }
 
 /// What the source adapters share: the data plane's delivery entry, reports and webhooks,
-/// the broker's filters, the process-output logs, and the reaper told of every process.
+/// the broker's filters, the process-output logs, the reaper told of every process, and the
+/// replicas' coordination.
 fn sources_ctx(
     args: &RunArgs,
     dataplane: &DataPlane,
     logs: Arc<knit_sources::logs::Logs>,
     reaper: Option<&Arc<crate::reaper::Reaper>>,
+    coordination: Arc<knit_channels::coordination::Coordination>,
 ) -> knit_sources::Ctx {
     knit_sources::Ctx {
         dispatch: dataplane.dispatch(),
@@ -425,6 +487,7 @@ fn sources_ctx(
         on_spawn: reaper
             .cloned()
             .map(|r| Arc::new(move |pid: u32| r.watch(pid)) as Arc<dyn Fn(u32) + Send + Sync>),
+        coordination: Some(coordination),
     }
 }
 

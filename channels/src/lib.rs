@@ -7,11 +7,15 @@
 //! binding) and `nats` (feature `nats`, on by default: NATS JetStream, with the CloudEvents
 //! NATS binding).
 //!
+//! [`coordination`] lets several Knit processes on one Kafka or NATS be one system: who the
+//! replicas are, and leadership of work that must run once, held through the engine.
+//!
 //! This crate must not know about triggers, subscriptions or HTTP. Nothing above it names a
 //! backend's types: the data plane goes through [`Backends`] and the [`Log`] and [`Consumer`]
 //! traits.
 
 pub mod backends;
+pub mod coordination;
 pub mod event;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod container;
 pub mod emit;
 pub mod github;
+pub mod lead;
 pub mod logs;
 pub mod ping;
 pub mod pubsub;

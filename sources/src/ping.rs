@@ -1,6 +1,8 @@
 //! PingSource: a fixed event on a cron schedule. The schedule is read in its time zone; each
 //! tick's time is computed from the schedule (never from when the previous send finished), so
-//! ticks do not drift; a tick missed while Knit was down is not replayed (as Knative).
+//! ticks do not drift; a tick missed while Knit was down is not replayed (as Knative). An
+//! event's id is derived from the source and the tick ([`event_id`]). With replicas, only the
+//! leader ticks ([`crate::lead`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,17 @@ const MAX_IN_FLIGHT: usize = 64;
 /// `source` of a PingSource's events.
 pub fn event_source(namespace: &str, name: &str) -> String {
     format!("/apis/v1/namespaces/{namespace}/pingsources/{name}")
+}
+
+/// `id` of the event of the tick at `at`: a UUIDv5 of the tick's time (RFC 3339) in a namespace
+/// made from the source's `namespace/name`. Every replica gives a tick the same id, so a tick
+/// sent twice around a failover of the leader is recognisable as one.
+pub fn event_id(namespace: &str, name: &str, at: Timestamp) -> String {
+    let space = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("{namespace}/{name}").as_bytes(),
+    );
+    uuid::Uuid::new_v5(&space, at.to_string().as_bytes()).to_string()
 }
 
 /// A parsed schedule.
@@ -65,7 +78,7 @@ impl Schedule {
 /// The event of one tick at `at`.
 pub fn event(source: &Source, cfg: &PingAdapter, at: Timestamp) -> Result<Event> {
     let mut ev = Event::new(
-        uuid::Uuid::new_v4().to_string(),
+        event_id(&source.namespace, &source.name, at),
         event_source(&source.namespace, &source.name),
         EVENT_TYPE,
     );
@@ -239,6 +252,11 @@ mod tests {
         assert_eq!(ev.ty, EVENT_TYPE);
         assert_eq!(ev.source, "/apis/v1/namespaces/ns/pingsources/p");
         assert_eq!(ev.time.as_deref(), Some("2026-11-29T10:01:00Z"));
+        // The id is the tick's: the same for every replica, another for another tick.
+        assert_eq!(ev.id, event_id("ns", "p", at));
+        assert_eq!(ev.id, event(&source, cfg, at).expect("event").id);
+        assert_ne!(ev.id, event_id("ns", "p", ts("2026-11-29T10:02:00Z")));
+        assert_ne!(ev.id, event_id("ns", "q", at));
         assert!(ev.validate().is_ok());
         assert_eq!(
             ev.data.map(|d| d.bytes),

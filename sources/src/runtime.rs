@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use knit_crds::api::eventing::SubscriptionsApiFilter;
 use knit_crds::contract::{Adapter, Source};
 use knit_dispatcher::webhook::Webhooks;
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::lead::run_led;
 use crate::logs::Logs;
 
 /// Builds the Subscriptions API filters of an ApiServerSource (the dialects live in the
@@ -49,6 +51,9 @@ pub struct Ctx {
     /// Told the PID of every ContainerSource process started (each leads its own process
     /// group), so whoever runs knit can stop them if knit dies without stopping them.
     pub on_spawn: Option<Arc<dyn Fn(u32) + Send + Sync>>,
+    /// The replicas of this system: work that must run once runs on the leader of its source
+    /// ([`crate::lead`]); `None` runs everything here.
+    pub coordination: Option<Arc<knit_channels::coordination::Coordination>>,
 }
 
 /// Why an adapter is told to stop.
@@ -64,7 +69,7 @@ pub enum Stop {
 
 /// An adapter's view of its stop signal.
 #[derive(Clone)]
-pub struct StopSignal(watch::Receiver<Option<Stop>>);
+pub struct StopSignal(pub(crate) watch::Receiver<Option<Stop>>);
 
 impl StopSignal {
     /// Resolves when the adapter must stop, with why.
@@ -89,6 +94,18 @@ impl StopSignal {
         let (tx, rx) = watch::channel(None);
         (tx, Self(rx))
     }
+}
+
+fn ping(ctx: Arc<Ctx>, source: Arc<Source>, stop: StopSignal) -> BoxFuture<'static, ()> {
+    Box::pin(crate::ping::run(ctx, source, stop))
+}
+
+fn apiserver(ctx: Arc<Ctx>, source: Arc<Source>, stop: StopSignal) -> BoxFuture<'static, ()> {
+    Box::pin(crate::apiserver::run(ctx, source, stop))
+}
+
+fn container(ctx: Arc<Ctx>, source: Arc<Source>, stop: StopSignal) -> BoxFuture<'static, ()> {
+    Box::pin(crate::container::run(ctx, source, stop))
 }
 
 struct Slot {
@@ -144,6 +161,7 @@ impl Runtime {
             tokio::spawn(async move {
                 let _ = handle.await;
                 report.forget(&uid);
+                report.forget(&crate::lead::report_key(&uid));
             });
         }
         *slots = next;
@@ -156,11 +174,14 @@ impl Runtime {
         let source = Arc::new(src.clone());
         let handle = tokio::spawn(async move {
             match &source.adapter {
-                Adapter::Ping(_) => crate::ping::run(ctx, source, signal).await,
+                Adapter::Ping(_) => run_led(ctx, source, signal, ping).await,
+                // The receiver listens on every replica; only the registration is led.
                 Adapter::GitHub(_) => crate::github::run(ctx, source, signal).await,
-                Adapter::ApiServer(_) => crate::apiserver::run(ctx, source, signal).await,
+                Adapter::ApiServer(_) => run_led(ctx, source, signal, apiserver).await,
+                // Pub/Sub hands each message of the shared subscription to one puller: every
+                // replica pulls.
                 Adapter::PubSub(_) => crate::pubsub::run(ctx, source, signal).await,
-                Adapter::Container(_) => crate::container::run(ctx, source, signal).await,
+                Adapter::Container(_) => run_led(ctx, source, signal, container).await,
             }
         });
         Slot {

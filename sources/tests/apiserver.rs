@@ -147,6 +147,7 @@ fn runtime(kubeconfig: Option<&std::path::Path>) -> (Runtime, Arc<Reporter>) {
             ..Default::default()
         },
         on_spawn: None,
+        coordination: None,
     };
     (Runtime::new(ctx), report)
 }

@@ -66,6 +66,7 @@ fn runtime(emulator: Option<String>) -> Runtime {
             pubsub_emulator_host: emulator,
         },
         on_spawn: None,
+        coordination: None,
     })
 }
 

@@ -11,6 +11,7 @@
 //! | GET | `/api/v1/contract` | the data-plane Contract (secret values redacted) |
 //! | POST | `/api/v1/filter-test/{namespace}/{broker}` | `{"event": CE-JSON}` → `{"triggers": [{name, verdict: {matched, clause, reason}}]}` |
 //! | GET | `/api/v1/logs/{kind}/{namespace}/{name}?after=N` | output of a ContainerSource's processes, or of a Knative Service's (Configuration's, Revision's) replicas, after line N |
+//! | GET | `/api/v1/cluster` | the replicas of this system (`members`: id, adminUrl, since, lastSeen, leads) and who leads what (`leaders`: name → replica) |
 //! | GET | `/api/v1/stats` | fate counters in total and per egress (`egresses`, by `Kind/ns/name`): delivered, filtered, deferred, deadLettered, dropped, shed, retries; and unmatched |
 //!
 //! `{kind}` accepts kubectl-style names: plural, singular, short name.
@@ -52,6 +53,7 @@ pub(crate) struct AdminState {
     pub(crate) logs: Arc<knit_sources::logs::Logs>,
     pub(crate) serving: knit_serving::runtime::Serving,
     pub(crate) dataplane: Arc<knit_broker::DataPlane>,
+    pub(crate) coordination: Arc<knit_channels::coordination::Coordination>,
 }
 
 /// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
@@ -62,6 +64,7 @@ pub fn router(
     logs: Arc<knit_sources::logs::Logs>,
     serving: knit_serving::runtime::Serving,
     dataplane: Arc<knit_broker::DataPlane>,
+    coordination: Arc<knit_channels::coordination::Coordination>,
 ) -> Router {
     let state = AdminState {
         control,
@@ -70,11 +73,13 @@ pub fn router(
         logs,
         serving,
         dataplane,
+        coordination,
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/contract", get(contract))
         .route("/api/v1/stats", get(stats_handler))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/logs/{kind}/{namespace}/{name}", get(logs_handler))
         .route(
@@ -248,6 +253,11 @@ async fn stats_handler(State(s): State<AdminState>) -> Response {
         .collect();
     map.insert("egresses".into(), json!(s.stats.egresses()));
     Json(Value::Object(map)).into_response()
+}
+
+/// The replicas of this system and who leads what.
+async fn cluster(State(s): State<AdminState>) -> Response {
+    Json(s.coordination.view()).into_response()
 }
 
 /// The Contract, with the secret values sources carry replaced by `(redacted)`.

@@ -7,6 +7,7 @@ pub mod events;
 pub mod filter;
 pub mod reference;
 pub mod replay;
+pub mod replicas;
 pub mod send;
 pub mod table;
 pub mod trace;
@@ -193,7 +194,8 @@ pub enum Command {
 /// Flags of `knit get`.
 #[derive(clap::Args, Debug)]
 pub struct GetArgs {
-    /// Kind: plural, singular or short name (brokers, trigger, ksvc, ...), or `events`.
+    /// Kind: plural, singular or short name (brokers, trigger, ksvc, ...), `events`, or
+    /// `replicas` (the `knit run` processes of this system).
     pub kind: String,
     /// Name of one resource.
     pub name: Option<String>,
@@ -213,6 +215,11 @@ pub struct GetArgs {
 }
 
 impl GetArgs {
+    /// Whether this is `knit get replicas`.
+    pub fn is_replicas(&self) -> bool {
+        matches!(self.kind.as_str(), "replicas" | "replica")
+    }
+
     /// Whether this is `knit get events`.
     pub fn is_events(&self) -> bool {
         matches!(self.kind.as_str(), "events" | "event")
@@ -333,6 +340,10 @@ pub struct RunArgs {
     /// A CA file (PEM) to verify the `--nats` servers' TLS certificates with (requires TLS).
     #[arg(long, env = "KNIT_NATS_CA", value_name = "FILE")]
     pub nats_ca: Option<String>,
+    /// This process's id among the replicas sharing `--kafka` or `--nats` (they are one
+    /// system: work that must run once runs on one of them). Default `HOSTNAME:ADMIN-PORT`.
+    #[arg(long, env = "KNIT_REPLICA_ID")]
+    pub replica_id: Option<String>,
     /// Kubeconfig of the API server ApiServerSources watch.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,

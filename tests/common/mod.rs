@@ -235,11 +235,16 @@ impl Knit {
         knit
     }
 
+    /// Kill the process with SIGKILL: it gets no chance to finish or hand anything back.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kill the process with SIGKILL (it gets no chance to finish or commit anything), then
     /// start it again on the same manifests, ports and flags.
     pub fn kill_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         let port = |url: &str| url.rsplit(':').next().unwrap_or("0").to_string();
         let mut fixed = Vec::new();
         let mut it = self.args.iter();

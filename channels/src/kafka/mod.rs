@@ -4,7 +4,7 @@
 //! plane reaches it only through [`crate::backends::Backends`] and the [`crate::log`] traits.
 
 pub mod binding;
-mod cluster;
+pub(crate) mod cluster;
 mod consumer;
 mod log;
 mod replay;

@@ -198,8 +198,18 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
 
     let why = match Registrar::new(cfg) {
         Ok(registrar) => {
-            let (why, id) = register_until_stopped(&ctx, &source, &registrar, &mut stop).await;
-            if why == Stop::Removed {
+            // With replicas, the leader registers (again after a failover: registering updates
+            // the hook already pointing at our URL) and deletes the hook when the source goes.
+            let mut gate = crate::lead::Gate::new(&ctx, &source);
+            let standby = match &mut gate {
+                Some(g) => g.acquire(&ctx, &mut stop).await,
+                None => None,
+            };
+            let (why, id) = match standby {
+                Some(why) => (why, None),
+                None => register_until_stopped(&ctx, &source, &registrar, &mut stop).await,
+            };
+            if why == Stop::Removed && gate.as_ref().is_none_or(crate::lead::Gate::leads) {
                 unregister(&source, &registrar, id).await;
             }
             why

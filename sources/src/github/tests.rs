@@ -148,6 +148,7 @@ fn ctx(webhooks: Arc<Webhooks>, report: Arc<Reporter>) -> Arc<Ctx> {
         logs: Arc::new(Logs::new()),
         config: Default::default(),
         on_spawn: None,
+        coordination: None,
     })
 }
 

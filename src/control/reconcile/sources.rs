@@ -52,12 +52,27 @@ fn process_sink(
 
 /// Set the adapter condition from what the data plane reported under `uid`: True once it
 /// runs, False with its reason, Unknown before it reported. Returns the report's annotations.
+///
+/// With replicas sharing an engine, work that must run once runs on the source's leader: the
+/// `Leader` condition (informational) says which replica leads, and on the others the adapter
+/// condition is True with reason `Standby`.
 fn adapter_condition(
     world: &World<'_>,
     uid: &str,
     condition: &str,
     c: &mut Conditions,
 ) -> std::collections::BTreeMap<String, String> {
+    if let Some(lead) = world
+        .report
+        .objects
+        .get(&knit_sources::lead::report_key(uid))
+    {
+        c.warning("Leader", lead.ready, &lead.reason, lead.message.clone());
+        if !lead.ready {
+            c.ok_because(condition, &lead.reason, lead.message.clone());
+            return lead.annotations.clone();
+        }
+    }
     match world.report.objects.get(uid) {
         Some(r) if r.ready => {
             c.ok(condition);
