@@ -2,24 +2,36 @@
 //! `../shared/knative-samples/` (their PingSource runs for real). The samples' Knative Services (appender, filter and transformer
 //! images, event_display) cannot run here; each reference to one is pointed at a recording
 //! stand-in that behaves as the image does, and everything else is loaded as written.
+//!
+//! Each scenario runs over every [`Backend`] (`flows_suite!`): as written (InMemoryChannel)
+//! for memory; on Kafka and NATS with the samples' `channelTemplate` left out, so the flows get
+//! the default channel of `knit run --kafka` / `--nats` (KafkaChannel, NatsJetStreamChannel)
+//! and the default-class Broker of the broker sample is on that backend too.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use common::route::Backend;
 use common::sink::{Received, Reply, Sink};
-use common::{Knit, broker, post_binary, shared_dir};
+use common::{broker, post_binary, shared_dir};
 use serde_json::{Value, json};
 
 /// Load a sample file with every reference to a Knative Service named in `stand_ins` (and
-/// every URI whose host is named there) replaced by the stand-in URL.
-fn sample(file: &str, stand_ins: &BTreeMap<&str, String>) -> String {
+/// every URI whose host is named there) replaced by the stand-in URL; for a durable backend
+/// `b`, without its flows' `channelTemplate` (so they get `b`'s default channel).
+fn sample(b: Backend, file: &str, stand_ins: &BTreeMap<&str, String>) -> String {
     let text =
         std::fs::read_to_string(shared_dir().join("knative-samples").join(file)).expect("sample");
     let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text).expect("sample YAML");
     docs.into_iter()
         .map(|mut d| {
             rewrite(&mut d, stand_ins);
+            if b != Backend::Memory
+                && let Some(spec) = d.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.remove("channelTemplate");
+            }
             format!("---\n{}", serde_saphyr::to_string(&d).expect("yaml"))
         })
         .collect::<Vec<_>>()
@@ -152,8 +164,7 @@ fn at(display: &Sink, path: &str) -> Vec<Received> {
         .collect()
 }
 
-#[tokio::test]
-async fn sequence_with_broker_and_trigger_sample() {
+async fn sequence_with_broker_and_trigger_sample(b: Backend) {
     let sink = Sink::start().await;
     stand_in_behaviour(&sink);
     let s = stand_ins(&sink, &["first", "second", "third", "sequence-display"]);
@@ -166,7 +177,12 @@ async fn sequence_with_broker_and_trigger_sample() {
         "display-trigger",
     ]
     .iter()
-    .map(|f| (format!("{f}.yaml"), sample(&format!("{dir}{f}.yaml"), &s)))
+    .map(|f| {
+        (
+            format!("{f}.yaml"),
+            sample(b, &format!("{dir}{f}.yaml"), &s),
+        )
+    })
     .map(|(f, text)| {
         let text = text.replace("*/2 * * * *", "*/2 * * * * *");
         (f, text)
@@ -181,8 +197,13 @@ async fn sequence_with_broker_and_trigger_sample() {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let knit = Knit::start(&refs);
+    let knit = b.start(&refs, &[]);
     knit.address("brokers", "default").await;
+    let broker = knit.ready("brokers", "default").await;
+    let on_log = broker["status"]["annotations"]
+        .as_object()
+        .is_some_and(|a| !a.is_empty());
+    assert_eq!(on_log, b != Backend::Memory, "the broker's log: {broker}");
     knit.ready("sequences", "sequence").await;
     knit.ready("triggers", "sequence-trigger").await;
     knit.ready("triggers", "display-trigger").await;
@@ -228,13 +249,16 @@ async fn sequence_with_broker_and_trigger_sample() {
         "sequence-kn-sequence-0"
     );
     assert_eq!(
+        seq["status"]["channelStatuses"][0]["channel"]["kind"],
+        b.kind()
+    );
+    assert_eq!(
         seq["status"]["subscriptionStatuses"][2]["ready"]["status"],
         "True"
     );
 }
 
-#[tokio::test]
-async fn sequence_reply_to_sequence_sample() {
+async fn sequence_reply_to_sequence_sample(b: Backend) {
     let sink = Sink::start().await;
     stand_in_behaviour(&sink);
     let s = stand_ins(
@@ -250,9 +274,9 @@ async fn sequence_reply_to_sequence_sample() {
         ],
     );
     let dir = "docs__docs__versioned__eventing__flows__sequence__sequence-reply-to-sequence__";
-    let one = sample(&format!("{dir}sequence1.yaml"), &s);
-    let two = sample(&format!("{dir}sequence2.yaml"), &s);
-    let knit = Knit::start(&[("sequence1.yaml", &one), ("sequence2.yaml", &two)]);
+    let one = sample(b, &format!("{dir}sequence1.yaml"), &s);
+    let two = sample(b, &format!("{dir}sequence2.yaml"), &s);
+    let knit = b.start(&[("sequence1.yaml", &one), ("sequence2.yaml", &two)], &[]);
     knit.ready("sequences", "second-sequence").await;
     let url = knit.address("sequences", "first-sequence").await;
     post_binary(
@@ -277,25 +301,31 @@ async fn sequence_reply_to_sequence_sample() {
     );
 }
 
-async fn parallel_scenario(file: &str, names: &[&'static str], display: &str, name: &str) {
+async fn parallel_scenario(
+    b: Backend,
+    file: &str,
+    names: &[&'static str],
+    display: &str,
+    name: &str,
+) {
     let sink = Sink::start().await;
     stand_in_behaviour(&sink);
     let s = stand_ins(&sink, names);
     let mut files = vec![(
         "parallel.yaml".to_string(),
-        sample(&format!("{file}parallel.yaml"), &s),
+        sample(b, &format!("{file}parallel.yaml"), &s),
     )];
     if file.contains("multiple-branches") {
         files.push((
             "filters.yaml".to_string(),
-            sample(&format!("{file}filters.yaml"), &s),
+            sample(b, &format!("{file}filters.yaml"), &s),
         ));
     }
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let knit = Knit::start(&refs);
+    let knit = b.start(&refs, &[]);
     let url = knit.address("parallels", name).await;
     // One event in an even minute and one in an odd minute.
     for (id, time) in [
@@ -335,14 +365,18 @@ async fn parallel_scenario(file: &str, names: &[&'static str], display: &str, na
         format!("{name}-kn-parallel")
     );
     assert_eq!(
+        p["status"]["ingressChannelStatus"]["channel"]["kind"],
+        b.kind()
+    );
+    assert_eq!(
         p["status"]["branchStatuses"][1]["filterSubscriptionStatus"]["subscription"]["name"],
         format!("{name}-kn-parallel-filter-1")
     );
 }
 
-#[tokio::test]
-async fn parallel_multiple_branches_sample() {
+async fn parallel_multiple_branches_sample(b: Backend) {
     parallel_scenario(
+        b,
         "docs__code-samples__eventing__parallel__multiple-branches__",
         &[
             "even-filter",
@@ -357,9 +391,9 @@ async fn parallel_multiple_branches_sample() {
     .await;
 }
 
-#[tokio::test]
-async fn parallel_mutual_exclusivity_sample() {
+async fn parallel_mutual_exclusivity_sample(b: Backend) {
     parallel_scenario(
+        b,
         "docs__code-samples__eventing__parallel__mutual-exclusivity__",
         &[
             "me-even-odd-switcher",
@@ -372,3 +406,33 @@ async fn parallel_mutual_exclusivity_sample() {
     )
     .await;
 }
+
+macro_rules! flows_suite {
+    ($module:ident, $backend:expr) => {
+        mod $module {
+            use super::*;
+            #[tokio::test]
+            async fn sequence_with_broker_and_trigger_sample() {
+                super::sequence_with_broker_and_trigger_sample($backend).await
+            }
+            #[tokio::test]
+            async fn sequence_reply_to_sequence_sample() {
+                super::sequence_reply_to_sequence_sample($backend).await
+            }
+            #[tokio::test]
+            async fn parallel_multiple_branches_sample() {
+                super::parallel_multiple_branches_sample($backend).await
+            }
+            #[tokio::test]
+            async fn parallel_mutual_exclusivity_sample() {
+                super::parallel_mutual_exclusivity_sample($backend).await
+            }
+        }
+    };
+}
+
+flows_suite!(memory, Backend::Memory);
+#[cfg(feature = "kafka")]
+flows_suite!(kafka, Backend::Kafka);
+#[cfg(feature = "nats")]
+flows_suite!(nats, Backend::Nats);

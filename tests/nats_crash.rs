@@ -13,13 +13,8 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
 use common::crash::{
-    dead_letter_sink_down, dead_lettered_after, duplicates, event_request, kill_9_three_times,
+    dead_letter_sink_down, dead_lettered_after, kill_9_three_times, log_server_killed_mid_stream,
     post_until_accepted, the_dead_letter_sink_back_after_a_kill, within_recovery,
 };
 use common::nats::NatsServer;
@@ -98,83 +93,6 @@ async fn held(knit: &Knit, unacked: u64) -> Option<serde_json::Value> {
     (c["num_ack_pending"] == unacked && c["num_pending"] == 0).then_some(c)
 }
 
-/// One POST, its answer and when it was sent and answered.
-struct Sent {
-    id: String,
-    status: Option<u16>,
-    start: Instant,
-    end: Instant,
-}
-
-/// Senders posting numbered events, each once, until stopped.
-struct Senders {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<Sent>>>,
-    accepted: Arc<AtomicUsize>,
-    done: Arc<AtomicUsize>,
-}
-
-impl Senders {
-    fn start(url: &str, n: usize) -> Senders {
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..n)
-            .map(|_| {
-                let (stop, next, url) = (stop.clone(), next.clone(), url.to_string());
-                let (accepted, done) = (accepted.clone(), done.clone());
-                tokio::spawn(async move {
-                    let client = http();
-                    let mut sent = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let id = format!("n{:06}", next.fetch_add(1, Ordering::Relaxed));
-                        let start = Instant::now();
-                        let status = send_once(&client, &url, &id).await;
-                        if status == Some(202) {
-                            accepted.fetch_add(1, Ordering::Relaxed);
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                        let end = Instant::now();
-                        sent.push(Sent {
-                            id,
-                            status,
-                            start,
-                            end,
-                        });
-                        tokio::time::sleep(Duration::from_millis(4)).await;
-                    }
-                    sent
-                })
-            })
-            .collect();
-        Senders {
-            stop,
-            tasks,
-            accepted,
-            done,
-        }
-    }
-
-    async fn finish(self) -> Vec<Sent> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for t in self.tasks {
-            all.extend(t.await.expect("sender"));
-        }
-        all
-    }
-}
-
-async fn send_once(client: &reqwest::Client, url: &str, id: &str) -> Option<u16> {
-    let r = event_request(client, url, id)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .ok()?;
-    Some(r.status().as_u16())
-}
-
 /// The NATS server killed (-9) mid-stream and restarted on its storage (file storage, same
 /// port): knit reconnects by itself, every event accepted (202) before, during and after is
 /// delivered, and every event sent and answered while NATS was down got 503.
@@ -182,64 +100,13 @@ async fn send_once(client: &reqwest::Client, url: &str, id: &str) -> Option<u16>
 async fn the_nats_server_killed_mid_stream_loses_nothing_that_was_accepted() {
     let sink = Sink::start().await;
     let (mut knit, url) = Via::Trigger(Backend::Nats).start(&sink, "", &[]).await;
-    let senders = Senders::start(&url, 4);
-    within_recovery("2,000 events accepted before the kill", || async {
-        (senders.accepted.load(Ordering::Relaxed) >= 2_000).then_some(())
-    })
+    log_server_killed_mid_stream(
+        "NATS server",
+        &mut knit,
+        &url,
+        &sink,
+        |k: &mut Knit| k.nats.as_mut().expect("NATS").kill(),
+        |k: &mut Knit| k.nats.as_mut().expect("NATS").run(),
+    )
     .await;
-    let server = knit.nats.as_mut().expect("NATS");
-    server.kill();
-    let killed = Instant::now();
-    let done_at_kill = senders.done.load(Ordering::Relaxed);
-    within_recovery("8 answers while NATS is down", || async {
-        (senders.done.load(Ordering::Relaxed) >= done_at_kill + 8).then_some(())
-    })
-    .await;
-    let restarted = Instant::now();
-    server.run();
-    let accepted_at_restart = senders.accepted.load(Ordering::Relaxed);
-    within_recovery("2,000 events accepted after the restart", || async {
-        (senders.accepted.load(Ordering::Relaxed) >= accepted_at_restart + 2_000).then_some(())
-    })
-    .await;
-    let sent = senders.finish().await;
-    let accepted: BTreeSet<String> = sent
-        .iter()
-        .filter(|s| s.status == Some(202))
-        .map(|s| s.id.clone())
-        .collect();
-    let down: Vec<&Sent> = sent
-        .iter()
-        .filter(|s| s.start >= killed && s.end <= restarted)
-        .collect();
-    let not_refused: Vec<(&str, Option<u16>)> = down
-        .iter()
-        .filter(|s| s.status != Some(503))
-        .map(|s| (s.id.as_str(), s.status))
-        .collect();
-    assert!(
-        not_refused.is_empty(),
-        "answered while NATS was down: {not_refused:?}"
-    );
-    let missing = within_recovery("every accepted event at the sink", || async {
-        let got: BTreeSet<String> = sink.received().iter().map(|r| r.id()).collect();
-        let missing = accepted.difference(&got).count();
-        (missing == 0).then_some(missing)
-    })
-    .await;
-    let before = sent
-        .iter()
-        .filter(|s| s.end <= killed && s.status == Some(202))
-        .count();
-    eprintln!(
-        "NATS server kill -9 and restart: {} accepted ({before} before the kill), {} answered 503 while it was down, {} other refusals, lost {missing}, duplicates {}",
-        accepted.len(),
-        down.len(),
-        sent.len() - accepted.len() - down.len(),
-        duplicates(&sink)
-    );
-    assert!(
-        !down.is_empty(),
-        "some events were sent while NATS was down"
-    );
 }

@@ -378,6 +378,13 @@ pub trait Log: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Status annotations naming what backs the consumer group `group` of a Trigger or
+    /// Subscription: `group.id` (as Knative's Kafka Triggers show it), and whatever else the
+    /// backend names it by (NATS: the `stream` and the durable `consumer`).
+    fn group_annotations(&self, group: &str) -> Vec<(String, String)> {
+        vec![("group.id".to_string(), group.to_string())]
+    }
+
     /// Read the records between `from` (inclusive) and `to` (exclusive; `None`: the end now)
     /// again, with a reader of its own that joins no group and moves no position. `name`
     /// identifies the reader to the backend. Logs that keep nothing answer

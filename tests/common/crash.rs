@@ -1,10 +1,11 @@
 //! What the crash tests of every durable backend share (kafka-nats.md §5.5): posting until an
-//! event is accepted while knit is down or restarting, counting duplicates at a sink, and the
-//! stream of 20,000 numbered events during which knit is killed (SIGKILL) three times.
+//! event is accepted while knit is down or restarting, counting duplicates at a sink, the
+//! stream of 20,000 numbered events during which knit is killed (SIGKILL) three times, and
+//! the stream during which the log's own server (nats-server, nisshi) is killed and restarted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::route::Via;
@@ -231,4 +232,155 @@ pub async fn kill_9_three_times(via: Via, extra: &str) -> KillCounts {
         );
     }
     counts
+}
+
+/// One POST, its answer and when it was sent and answered.
+struct Sent {
+    id: String,
+    status: Option<u16>,
+    start: Instant,
+    end: Instant,
+}
+
+/// Senders posting numbered events, each once, until stopped.
+struct Senders {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Sent>>>,
+    accepted: Arc<AtomicUsize>,
+    done: Arc<AtomicUsize>,
+}
+
+impl Senders {
+    fn start(url: &str, n: usize) -> Senders {
+        let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..n)
+            .map(|_| {
+                let (stop, next, url) = (stop.clone(), next.clone(), url.to_string());
+                let (accepted, done) = (accepted.clone(), done.clone());
+                tokio::spawn(async move {
+                    let client = http();
+                    let mut sent = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let id = format!("n{:06}", next.fetch_add(1, Ordering::Relaxed));
+                        let start = Instant::now();
+                        let status = send_once(&client, &url, &id).await;
+                        if status == Some(202) {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                        let end = Instant::now();
+                        sent.push(Sent {
+                            id,
+                            status,
+                            start,
+                            end,
+                        });
+                        tokio::time::sleep(Duration::from_millis(4)).await;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        Senders {
+            stop,
+            tasks,
+            accepted,
+            done,
+        }
+    }
+
+    async fn finish(self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in self.tasks {
+            all.extend(t.await.expect("sender"));
+        }
+        all
+    }
+}
+
+async fn send_once(client: &reqwest::Client, url: &str, id: &str) -> Option<u16> {
+    let r = event_request(client, url, id)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .ok()?;
+    Some(r.status().as_u16())
+}
+
+/// Four senders post numbered events to `url` (each once) while the log's server (`what`) is
+/// killed (-9) by `kill` after 2,000 were accepted, and started again on its storage by `run`
+/// after 8 more answers: knit reconnects by itself (2,000 more accepted), every event accepted
+/// (202) before, during and after is delivered to `sink`, and every event sent and answered
+/// while the server was down got 503. Prints the counts.
+pub async fn log_server_killed_mid_stream(
+    what: &str,
+    knit: &mut Knit,
+    url: &str,
+    sink: &Sink,
+    kill: impl FnOnce(&mut Knit),
+    run: impl FnOnce(&mut Knit),
+) {
+    let senders = Senders::start(url, 4);
+    within_recovery("2,000 events accepted before the kill", || async {
+        (senders.accepted.load(Ordering::Relaxed) >= 2_000).then_some(())
+    })
+    .await;
+    kill(knit);
+    let killed = Instant::now();
+    let done_at_kill = senders.done.load(Ordering::Relaxed);
+    within_recovery(&format!("8 answers while the {what} is down"), || async {
+        (senders.done.load(Ordering::Relaxed) >= done_at_kill + 8).then_some(())
+    })
+    .await;
+    let restarted = Instant::now();
+    run(knit);
+    let accepted_at_restart = senders.accepted.load(Ordering::Relaxed);
+    within_recovery("2,000 events accepted after the restart", || async {
+        (senders.accepted.load(Ordering::Relaxed) >= accepted_at_restart + 2_000).then_some(())
+    })
+    .await;
+    let sent = senders.finish().await;
+    let accepted: BTreeSet<String> = sent
+        .iter()
+        .filter(|s| s.status == Some(202))
+        .map(|s| s.id.clone())
+        .collect();
+    let down: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.start >= killed && s.end <= restarted)
+        .collect();
+    let not_refused: Vec<(&str, Option<u16>)> = down
+        .iter()
+        .filter(|s| s.status != Some(503))
+        .map(|s| (s.id.as_str(), s.status))
+        .collect();
+    assert!(
+        not_refused.is_empty(),
+        "answered while the {what} was down: {not_refused:?}"
+    );
+    let missing = within_recovery("every accepted event at the sink", || async {
+        let got: BTreeSet<String> = sink.received().iter().map(|r| r.id()).collect();
+        let missing = accepted.difference(&got).count();
+        (missing == 0).then_some(missing)
+    })
+    .await;
+    let before = sent
+        .iter()
+        .filter(|s| s.end <= killed && s.status == Some(202))
+        .count();
+    eprintln!(
+        "{what} kill -9 and restart: {} accepted ({before} before the kill), {} answered 503 while it was down, {} other refusals, lost {missing}, duplicates {}",
+        accepted.len(),
+        down.len(),
+        sent.len() - accepted.len() - down.len(),
+        duplicates(sink)
+    );
+    assert!(
+        !down.is_empty(),
+        "some events were sent while the {what} was down"
+    );
 }

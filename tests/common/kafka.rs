@@ -1,12 +1,14 @@
-//! A real Kafka-protocol broker for a test: nisshi (`memory://` storage) started on a free
-//! loopback port, killed when dropped. One per test, so tests never share topics or groups.
+//! A real Kafka-protocol broker for a test: nisshi (`memory://` storage, or `sqlite://` in a
+//! directory of its own) started on a free loopback port, killed when dropped. One per test, so
+//! tests never share topics or groups. On SQLite it can be killed and started again on the same
+//! port and database file, as a crash of the broker.
 //!
 //! The binary comes from `KNIT_NISSHI`, or `~/.cache/knit/bin/nisshi` where `scripts/test`
 //! builds it once.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,10 +28,13 @@ pub fn nisshi_bin() -> PathBuf {
 
 /// A running nisshi broker.
 pub struct Kafka {
-    child: Child,
+    child: Option<Child>,
     /// `bootstrap.servers`.
     pub bootstrap: String,
     port: u16,
+    storage: &'static str,
+    /// The working directory of a `sqlite://` broker (its database file is in it).
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Kafka {
@@ -40,18 +45,45 @@ impl Kafka {
 
     /// Start a broker on `port` and wait until it accepts connections.
     pub fn start_on(port: u16) -> Kafka {
+        Self::with_storage(port, "memory://nisshi/", None)
+    }
+
+    /// Start a broker on a free port keeping its topics, records and groups in a SQLite
+    /// database file (`--storage-engine sqlite://nisshi.db`, nisshi's `libsql` engine) in a
+    /// temporary directory of its own; wait until it accepts connections.
+    pub fn start_on_sqlite() -> Kafka {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::with_storage(free_port(), "sqlite://nisshi.db", Some(dir))
+    }
+
+    fn with_storage(port: u16, storage: &'static str, dir: Option<tempfile::TempDir>) -> Kafka {
+        let mut k = Kafka {
+            child: None,
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            storage,
+            dir,
+        };
+        k.run();
+        k
+    }
+
+    /// Start (again) on the same port and storage; wait until it accepts connections.
+    pub fn run(&mut self) {
         let bin = nisshi_bin();
         assert!(
             bin.exists(),
             "nisshi not found at {} (scripts/test builds it; or set KNIT_NISSHI)",
             bin.display()
         );
+        let port = self.port;
         let url = format!("tcp://127.0.0.1:{port}");
         let mut child = Command::new(&bin)
-            .args(["broker", "--storage-engine", "memory://nisshi/"])
+            .args(["broker", "--storage-engine", self.storage])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--group-initial-rebalance-delay", "0s"])
             .args(["--group-poll-interval", "50ms"])
+            .current_dir(self.dir.as_ref().map_or(Path::new("."), |d| d.path()))
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -74,10 +106,14 @@ impl Kafka {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Kafka {
-            child,
-            bootstrap: format!("127.0.0.1:{port}"),
-            port,
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 
@@ -89,8 +125,7 @@ impl Kafka {
 
 impl Drop for Kafka {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -138,11 +138,15 @@ async fn run(
         return;
     };
     let group = group_name(&current.egress, durable);
-    let annotations: Vec<(&str, &str)> = if durable {
-        vec![("group.id", group.as_str())]
+    let named = if durable {
+        log.group_annotations(&group)
     } else {
         Vec::new()
     };
+    let annotations: Vec<(&str, &str)> = named
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     ctx.report.ready(&uid, &annotations, 0);
     opened.send_replace(true);
     let mut task = EgressTask::spawn(

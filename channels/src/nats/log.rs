@@ -213,6 +213,14 @@ impl Log for NatsLog {
         ]
     }
 
+    fn group_annotations(&self, group: &str) -> Vec<(String, String)> {
+        vec![
+            ("group.id".to_string(), group.to_string()),
+            ("stream".to_string(), self.config.stream.clone()),
+            ("consumer".to_string(), super::durable_name(group)),
+        ]
+    }
+
     fn replay<'a>(
         &'a self,
         from: &'a Bound,
