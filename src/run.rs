@@ -302,6 +302,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
 
     let dataplane = Arc::new(DataPlane::new(data_plane_config(&args))?);
     dataplane.dispatch().sender.trust(trust(&args, ca_certs))?;
+    let signer = oidc_signer(&args, &admin_url)?;
+    dataplane
+        .dispatch()
+        .sender
+        .sign_with(Arc::new(knit_oidc::Tokens::new(signer.clone())));
+    dataplane.verify_tokens_with(signer.clone());
     let encryption = knit_broker::ingress::Encryption::default();
     {
         let (dp, encryption) = (dataplane.clone(), encryption.clone());
@@ -352,12 +358,25 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         logs,
         serving.clone(),
         dataplane.clone(),
+        signer,
     );
     serve_admin(admin, tls.as_ref(), router)?;
     announce(&admin_url, &ingress_url, &gateway_url, tls_env.as_ref());
     shutdown_signal().await;
     shut_down(&sources, &serving, &dataplane, reaper).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The OIDC issuer's key (`--oidc-key`, else `oidc-key.pem` in the state folder; created
+/// there when missing), signing for the admin URL.
+fn oidc_signer(args: &RunArgs, admin_url: &str) -> Result<Arc<knit_oidc::Signer>> {
+    let path = match &args.oidc_key {
+        Some(p) => p.clone(),
+        None => crate::cli::state_dir(args).join("oidc-key.pem"),
+    };
+    Ok(Arc::new(knit_oidc::Signer::load_or_create(
+        &path, admin_url,
+    )?))
 }
 
 /// Stop the sources, serving and the data plane (deliveries in flight finish and commit),

@@ -21,9 +21,12 @@
 //! The live flow map (`/ui`) and its feed (`/api/v1/stream`) are in [`ui`].
 //!
 //! Replays of a Trigger (`/api/v1/replay/...`) are in [`replay`].
+//!
+//! The OIDC issuer's discovery document, JWKS and token minting are in [`oidc`].
 
 mod events;
 mod metrics;
+mod oidc;
 mod replay;
 mod ui;
 
@@ -52,6 +55,7 @@ pub(crate) struct AdminState {
     pub(crate) logs: Arc<knit_sources::logs::Logs>,
     pub(crate) serving: knit_serving::runtime::Serving,
     pub(crate) dataplane: Arc<knit_broker::DataPlane>,
+    pub(crate) oidc: Arc<knit_oidc::Signer>,
 }
 
 /// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
@@ -62,6 +66,7 @@ pub fn router(
     logs: Arc<knit_sources::logs::Logs>,
     serving: knit_serving::runtime::Serving,
     dataplane: Arc<knit_broker::DataPlane>,
+    oidc: Arc<knit_oidc::Signer>,
 ) -> Router {
     let state = AdminState {
         control,
@@ -70,6 +75,7 @@ pub fn router(
         logs,
         serving,
         dataplane,
+        oidc,
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -84,6 +90,7 @@ pub fn router(
         .merge(events::routes())
         .merge(metrics::routes())
         .merge(replay::routes())
+        .merge(oidc::routes())
         .merge(ui::routes())
         .route("/api/v1/{kind}", get(list))
         .route(
@@ -93,6 +100,7 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         // After the authentication layer: the page's files are public, its data is not.
         .merge(ui::pages())
+        .merge(oidc::pages())
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }
