@@ -15,11 +15,14 @@ const RENEW_BEFORE_SECS: i64 = 300;
 /// Most cached tokens; past that the cache starts over.
 const MAX_CACHED: usize = 10_000;
 
+/// Cached tokens by (subject, audience), with their expiry (unix seconds).
+type Cache = HashMap<(String, String), (Arc<str>, i64)>;
+
 /// Mints and caches the tokens of senders.
 #[derive(Debug)]
 pub struct Tokens {
     signer: Arc<Signer>,
-    cache: Mutex<HashMap<(String, String), (Arc<str>, i64)>>,
+    cache: Mutex<Cache>,
 }
 
 impl Tokens {

@@ -67,21 +67,33 @@ impl Authz {
     }
 }
 
-/// Check the request's bearer token and the sender's authorization; `Err` is the 401 or 403
+/// Check the request's bearer token and the sender's authorization; `Some` is the 401 or 403
 /// to answer.
-pub(super) fn check(
+pub(super) fn refusal(
     signer: Option<&knit_oidc::Signer>,
     authz: &Authz,
     headers: &HeaderMap,
     events: &[Arc<Event>],
-) -> Result<(), Response> {
+) -> Option<Response> {
+    match check(signer, authz, headers, events) {
+        Ok(()) => None,
+        Err(answer) => Some(*answer),
+    }
+}
+
+fn check(
+    signer: Option<&knit_oidc::Signer>,
+    authz: &Authz,
+    headers: &HeaderMap,
+    events: &[Arc<Event>],
+) -> Result<(), Box<Response>> {
     let unauthorized = |why: String| {
         let mut r = text(StatusCode::UNAUTHORIZED, why);
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             http::HeaderValue::from_static("Bearer"),
         );
-        r
+        Box::new(r)
     };
     let Some(value) = headers
         .get(header::AUTHORIZATION)
@@ -118,5 +130,5 @@ pub(super) fn check(
         )
     };
     tracing::debug!(subject = %claims.sub, audience = %authz.audience, "request refused: not authorized");
-    Err(text(StatusCode::FORBIDDEN, why))
+    Err(Box::new(text(StatusCode::FORBIDDEN, why)))
 }

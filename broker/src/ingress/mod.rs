@@ -155,8 +155,8 @@ where
     // Reported before the append: an egress may deliver before the append returns.
     record_accepted(shared, &target, &stored, size, mode);
     if let Some(authz) = target.authz()
-        && let Err(answer) =
-            auth::check(shared.signer().as_deref(), &authz, &parts.headers, &stored)
+        && let Some(answer) =
+            auth::refusal(shared.signer().as_deref(), &authz, &parts.headers, &stored)
     {
         // A refusal (401, 403) is the journey's last step, as a full log's 429 is.
         let status = answer.status().as_u16();
