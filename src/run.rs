@@ -360,8 +360,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         gateway: Some(reachable(gateway.local_addr()?)),
     };
 
-    let dataplane = Arc::new(DataPlane::new(data_plane_config(&args))?);
-    dataplane.dispatch().sender.trust(trust(&args, ca_certs))?;
+    let (dataplane, signer) = data_plane(&args, ca_certs, &admin_url)?;
     let encryption = knit_broker::ingress::Encryption::default();
     serve_ingress(&dataplane, ingress, &encryption);
 
@@ -404,20 +403,51 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             Ok(h) => h,
             Err(issues) => return Ok(refuse_manifests(&issues)),
         };
-    let router = crate::admin::router(
-        handle,
-        args.admin_token.clone(),
-        dataplane.stats(),
+    let router = crate::admin::router(crate::admin::AdminState {
+        control: handle,
+        token: args.admin_token.as_deref().map(Arc::from),
+        stats: dataplane.stats(),
         logs,
-        serving.clone(),
-        dataplane.clone(),
+        serving: serving.clone(),
+        dataplane: dataplane.clone(),
         coordination,
-    );
+        oidc: signer,
+    });
     serve_admin(admin, tls.as_ref(), router)?;
     announce(&admin_url, &ingress_url, &gateway_url, tls_env.as_ref());
     shutdown_signal().await;
     shut_down(&sources, &serving, &dataplane, reaper).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The data plane, trusting what `--ca-file` and the system trust, its deliveries signed and
+/// its ingresses' tokens checked by the OIDC issuer of `admin_url`.
+fn data_plane(
+    args: &RunArgs,
+    ca_certs: Option<String>,
+    admin_url: &str,
+) -> Result<(Arc<DataPlane>, Arc<knit_oidc::Signer>)> {
+    let dataplane = Arc::new(DataPlane::new(data_plane_config(args))?);
+    dataplane.dispatch().sender.trust(trust(args, ca_certs))?;
+    let signer = oidc_signer(args, admin_url)?;
+    dataplane
+        .dispatch()
+        .sender
+        .sign_with(Arc::new(knit_oidc::Tokens::new(signer.clone())));
+    dataplane.verify_tokens_with(signer.clone());
+    Ok((dataplane, signer))
+}
+
+/// The OIDC issuer's key (`--oidc-key`, else `oidc-key.pem` in the state folder; created
+/// there when missing), signing for the admin URL.
+fn oidc_signer(args: &RunArgs, admin_url: &str) -> Result<Arc<knit_oidc::Signer>> {
+    let path = match &args.oidc_key {
+        Some(p) => p.clone(),
+        None => crate::cli::state_dir(args).join("oidc-key.pem"),
+    };
+    Ok(Arc::new(knit_oidc::Signer::load_or_create(
+        &path, admin_url,
+    )?))
 }
 
 /// Stop the sources, serving and the data plane (deliveries in flight finish and commit),

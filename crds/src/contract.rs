@@ -36,6 +36,89 @@ pub struct Contract {
     /// Which ingress listeners answer: plain HTTP, HTTPS or both.
     #[serde(default, skip_serializing_if = "TransportEncryption::is_disabled")]
     pub transport_encryption: TransportEncryption,
+    /// `authentication-oidc` is enabled: deliveries carry tokens, ingresses check them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oidc: bool,
+}
+
+/// Knative's `default-authorization-mode` (ConfigMap `knative-eventing/config-features`): who
+/// may send to a target no EventPolicy applies to, when OIDC is on.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum AuthorizationMode {
+    /// Any authenticated sender.
+    AllowAll,
+    /// Senders whose subject is a ServiceAccount of the target's namespace (Knative's default).
+    #[default]
+    AllowSameNamespace,
+    /// Nobody.
+    DenyAll,
+}
+
+impl AuthorizationMode {
+    /// The mode a `config-features` value names (case-insensitive).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "allow-all" => Some(Self::AllowAll),
+            "allow-same-namespace" => Some(Self::AllowSameNamespace),
+            "deny-all" => Some(Self::DenyAll),
+            _ => None,
+        }
+    }
+
+    /// Knative's spelling in status messages (`Allow-Same-Namespace`).
+    pub fn shown(self) -> &'static str {
+        match self {
+            Self::AllowAll => "Allow-All",
+            Self::AllowSameNamespace => "Allow-Same-Namespace",
+            Self::DenyAll => "Deny-All",
+        }
+    }
+}
+
+/// Who may send to an ingress when OIDC is on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressAuth {
+    /// The audience tokens must carry (`status.address.audience`).
+    pub audience: String,
+    /// The Ready EventPolicies that apply (by name); empty: `default_mode` decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyRule>,
+    /// `default-authorization-mode`.
+    #[serde(default)]
+    pub default_mode: AuthorizationMode,
+}
+
+/// One EventPolicy as an ingress applies it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRule {
+    /// The EventPolicy's name.
+    pub name: String,
+    /// Subjects allowed (`status.from`): exact, or a prefix ending in `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// Filters the event must pass (Subscriptions API dialects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<SubscriptionsApiFilter>,
+}
+
+/// The identity an egress sends with, and the audiences of its destinations (OIDC on).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressAuth {
+    /// The JWT `sub`: `system:serviceaccount:<ns>:<name>-oidc-<group>-<kind>`.
+    pub subject: String,
+    /// The subscriber's audience; `None` sends no token to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_audience: Option<String>,
+    /// The reply target's audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_audience: Option<String>,
+    /// The dead-letter sink's audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_sink_audience: Option<String>,
 }
 
 /// Knative's `transport-encryption` (ConfigMap `knative-eventing/config-features`): which of
@@ -250,6 +333,9 @@ pub struct Ingress {
     pub backend: Backend,
     /// Triggers or subscriptions.
     pub egresses: Vec<Egress>,
+    /// OIDC on: the audience and who may send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<IngressAuth>,
 }
 
 /// One consumer of an ingress's log: a Trigger or a Subscription.
@@ -307,6 +393,9 @@ pub struct Egress {
     /// Where a new group starts.
     #[serde(default)]
     pub start: StartAt,
+    /// OIDC on: the identity deliveries carry tokens for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<EgressAuth>,
 }
 
 /// A Trigger's filter, as written.

@@ -5,7 +5,7 @@
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::api::eventing::{Broker, EventType, KafkaSink, Trigger};
+use crate::api::eventing::{Broker, EventPolicy, EventType, KafkaSink, Trigger};
 use crate::api::flows::{Parallel, Sequence};
 use crate::api::messaging::{
     Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel, Subscription,
@@ -24,6 +24,7 @@ pub fn crd(kind: Kind) -> Option<Value> {
         Kind::Trigger => Trigger::crd(),
         Kind::EventType => EventType::crd(),
         Kind::KafkaSink => KafkaSink::crd(),
+        Kind::EventPolicy => EventPolicy::crd(),
         Kind::Channel => Channel::crd(),
         Kind::InMemoryChannel => InMemoryChannel::crd(),
         Kind::Subscription => Subscription::crd(),

@@ -7,7 +7,7 @@ use kube::Resource;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::eventing::{Broker, EventType, KafkaSink, Trigger};
+use crate::api::eventing::{Broker, EventPolicy, EventType, KafkaSink, Trigger};
 use crate::api::flows::{Parallel, Sequence};
 use crate::api::messaging::{
     Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel, Subscription,
@@ -144,6 +144,7 @@ kinds! {
     Trigger(Trigger) { plural: "triggers", short: [] },
     EventType(EventType) { plural: "eventtypes", short: [] },
     KafkaSink(KafkaSink) { plural: "kafkasinks", short: [] },
+    EventPolicy(EventPolicy) { plural: "eventpolicies", short: [] },
     Channel(Channel) { plural: "channels", short: ["ch"] },
     InMemoryChannel(InMemoryChannel) { plural: "inmemorychannels", short: ["imc"] },
     Subscription(Subscription) { plural: "subscriptions", short: ["sub"] },
@@ -263,6 +264,7 @@ impl Object {
             Object::Trigger(o) => o.status = None,
             Object::EventType(o) => o.status = None,
             Object::KafkaSink(o) => o.status = None,
+            Object::EventPolicy(o) => o.status = None,
             Object::Channel(o) => o.status = None,
             Object::InMemoryChannel(o) => o.status = None,
             Object::Subscription(o) => o.status = None,

@@ -29,6 +29,18 @@ pub struct Target {
     /// PEM CA certificates an `https://` destination is also verified against (its
     /// Destination's `CACerts`).
     pub ca_certs: Option<Arc<str>>,
+    /// OIDC on: the sender's subject and this destination's audience; each request carries
+    /// `Authorization: Bearer <token for them>`.
+    pub auth: Option<TargetAuth>,
+}
+
+/// Who sends to a destination, and the audience the destination expects (OIDC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetAuth {
+    /// The JWT `sub`.
+    pub subject: Arc<str>,
+    /// The JWT `aud`.
+    pub audience: Arc<str>,
 }
 
 impl Target {
@@ -44,7 +56,20 @@ impl Target {
             uri,
             shared_url: Arc::from(url),
             ca_certs: None,
+            auth: None,
         }
+    }
+
+    /// The same, sending tokens for `subject` and `audience` when both are known.
+    pub fn with_auth(mut self, subject: Option<&str>, audience: Option<&str>) -> Self {
+        self.auth = match (subject, audience.filter(|a| !a.is_empty())) {
+            (Some(s), Some(a)) => Some(TargetAuth {
+                subject: Arc::from(s),
+                audience: Arc::from(a),
+            }),
+            _ => None,
+        };
+        self
     }
 
     /// The same, verified against `ca_certs` too when it is `https://` (blank: none).
@@ -90,19 +115,27 @@ impl EgressRuntime {
             Some(p) if p.config.rate_limit == config.rate_limit => p.rate.clone(),
             _ => config.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         };
+        let auth = config.auth.as_ref();
+        let subject = auth.map(|a| a.subject.as_str());
         Self {
-            subscriber: config
-                .subscriber
-                .as_deref()
-                .map(|u| Target::new(u).with_ca_certs(config.subscriber_ca_certs.as_deref())),
-            reply: config
-                .reply
-                .as_ref()
-                .map(|r| Target::new(&r.url).with_ca_certs(r.ca_certs.as_deref())),
-            dead_letter_sink: config
-                .dead_letter_sink
-                .as_deref()
-                .map(|u| Target::new(u).with_ca_certs(config.dead_letter_sink_ca_certs.as_deref())),
+            subscriber: config.subscriber.as_deref().map(|u| {
+                Target::new(u)
+                    .with_ca_certs(config.subscriber_ca_certs.as_deref())
+                    .with_auth(subject, auth.and_then(|a| a.subscriber_audience.as_deref()))
+            }),
+            reply: config.reply.as_ref().map(|r| {
+                Target::new(&r.url)
+                    .with_ca_certs(r.ca_certs.as_deref())
+                    .with_auth(subject, auth.and_then(|a| a.reply_audience.as_deref()))
+            }),
+            dead_letter_sink: config.dead_letter_sink.as_deref().map(|u| {
+                Target::new(u)
+                    .with_ca_certs(config.dead_letter_sink_ca_certs.as_deref())
+                    .with_auth(
+                        subject,
+                        auth.and_then(|a| a.dead_letter_sink_audience.as_deref()),
+                    )
+            }),
             filter,
             rate,
             reference: Arc::from(config.reference.as_str()),

@@ -161,6 +161,7 @@ mod tests {
             hosts: vec!["c-kn-channel.default.svc.cluster.local".into()],
             backend: Backend::Memory,
             egresses: Vec::new(),
+            auth: None,
         });
         c.serving.routes.push(Route {
             uid: "r".into(),

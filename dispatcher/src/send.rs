@@ -31,6 +31,7 @@ impl Destination {
         sink: &str,
         dead_letter_sink: Option<&str>,
         delivery: DeliveryPolicy,
+        auth: Option<knit_crds::contract::EgressAuth>,
     ) -> Self {
         let config = Egress {
             uid: String::new(),
@@ -49,6 +50,7 @@ impl Destination {
             ordering: Default::default(),
             overflow: Default::default(),
             start: Default::default(),
+            auth,
         };
         let mut parts = reference.splitn(3, '/');
         let origin = Origin::new(

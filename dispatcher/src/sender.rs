@@ -125,6 +125,7 @@ impl Session {
 pub struct Sender {
     tls: Arc<TlsClients>,
     hosts: Arc<RwLock<LocalHosts>>,
+    tokens: Arc<RwLock<Option<Arc<knit_oidc::Tokens>>>>,
 }
 
 /// What every `https://` destination is verified against besides the system's roots.
@@ -272,6 +273,7 @@ impl Sender {
         Ok(Self {
             tls: Arc::new(tls),
             hosts,
+            tokens: Arc::default(),
         })
     }
 
@@ -293,6 +295,33 @@ impl Sender {
         *self.hosts.write() = hosts;
     }
 
+    /// Sign the tokens of destinations with a [`crate::egress::TargetAuth`] with `tokens`
+    /// from now on (OIDC).
+    pub fn sign_with(&self, tokens: Arc<knit_oidc::Tokens>) {
+        *self.tokens.write() = Some(tokens);
+    }
+
+    /// `headers` with `Authorization: Bearer <token>` when `target` wants a token (OIDC);
+    /// `Err` when no token can be had.
+    fn authorized<'h>(
+        &self,
+        target: &Target,
+        headers: &'h Lines,
+    ) -> Result<std::borrow::Cow<'h, Lines>, String> {
+        let Some(auth) = &target.auth else {
+            return Ok(std::borrow::Cow::Borrowed(headers));
+        };
+        let Some(tokens) = self.tokens.read().clone() else {
+            return Err("OIDC: no issuer to sign a token with".into());
+        };
+        let token = tokens
+            .token(&auth.subject, &auth.audience)
+            .map_err(|e| format!("OIDC: {e}"))?;
+        let mut with = headers.clone();
+        crate::binding::HeaderSink::put(&mut with, "", "authorization", &format!("Bearer {token}"));
+        Ok(std::borrow::Cow::Owned(with))
+    }
+
     /// POST `body` to `target` with `headers`, giving up after `timeout`, on `session`'s
     /// connections.
     pub async fn post(
@@ -303,6 +332,11 @@ impl Sender {
         timeout: Duration,
         session: &mut Session,
     ) -> Attempt {
+        let headers = match self.authorized(target, headers) {
+            Ok(h) => h,
+            Err(error) => return Attempt::Failed { error },
+        };
+        let headers = &*headers;
         let Session { deadline, conns } = session;
         let result = match &target.uri {
             Some(uri) => {

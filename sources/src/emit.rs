@@ -30,6 +30,7 @@ impl Emitter {
                 &source.sink,
                 source.dead_letter_sink.as_deref(),
                 source.delivery.clone(),
+                source.auth.clone(),
             ),
             overrides: source
                 .overrides

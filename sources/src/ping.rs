@@ -243,6 +243,7 @@ mod tests {
                 data: None,
                 data_base64: Some("eyJhIjoxfQ==".into()),
             }),
+            auth: None,
         };
         let Adapter::Ping(cfg) = &source.adapter else {
             unreachable!()

@@ -163,6 +163,7 @@ fn source(sink: &str, adapter: ApiServerAdapter) -> Source {
         delivery: Default::default(),
         overrides: Default::default(),
         adapter: Adapter::ApiServer(adapter),
+        auth: None,
     }
 }
 

@@ -135,6 +135,7 @@ fn source(uid: &str, sink: &str, project: &str, topic: &str, sub: &str) -> Sourc
             retain_acked_messages: false,
             retention_seconds: Some(600),
         }),
+        auth: None,
     }
 }
 

@@ -22,9 +22,12 @@
 //! The live flow map (`/ui`) and its feed (`/api/v1/stream`) are in [`ui`].
 //!
 //! Replays of a Trigger (`/api/v1/replay/...`) are in [`replay`].
+//!
+//! The OIDC issuer's discovery document, JWKS and token minting are in [`oidc`].
 
 mod events;
 mod metrics;
+mod oidc;
 mod replay;
 mod ui;
 
@@ -54,27 +57,12 @@ pub(crate) struct AdminState {
     pub(crate) serving: knit_serving::runtime::Serving,
     pub(crate) dataplane: Arc<knit_broker::DataPlane>,
     pub(crate) coordination: Arc<knit_channels::coordination::Coordination>,
+    pub(crate) oidc: Arc<knit_oidc::Signer>,
 }
 
-/// The admin router; with `token`, every request must carry `Authorization: Bearer TOKEN`.
-pub fn router(
-    control: Handle,
-    token: Option<String>,
-    stats: Arc<knit_dispatcher::Stats>,
-    logs: Arc<knit_sources::logs::Logs>,
-    serving: knit_serving::runtime::Serving,
-    dataplane: Arc<knit_broker::DataPlane>,
-    coordination: Arc<knit_channels::coordination::Coordination>,
-) -> Router {
-    let state = AdminState {
-        control,
-        token: token.map(Arc::from),
-        stats,
-        logs,
-        serving,
-        dataplane,
-        coordination,
-    };
+/// The admin router; with a `token` in `state`, every request must carry
+/// `Authorization: Bearer TOKEN`.
+pub(crate) fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/contract", get(contract))
@@ -89,6 +77,7 @@ pub fn router(
         .merge(events::routes())
         .merge(metrics::routes())
         .merge(replay::routes())
+        .merge(oidc::routes())
         .merge(ui::routes())
         .route("/api/v1/{kind}", get(list))
         .route(
@@ -98,6 +87,7 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         // After the authentication layer: the page's files are public, its data is not.
         .merge(ui::pages())
+        .merge(oidc::pages())
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }

@@ -260,6 +260,22 @@ pub enum ReplayCommand {
     Trigger(replay::TriggerArgs),
 }
 
+/// The state folder of `knit run`: `--state-dir`, `$XDG_STATE_HOME/knit`,
+/// `$HOME/.local/state/knit`, else `.knit` here.
+pub fn state_dir(args: &RunArgs) -> PathBuf {
+    if let Some(d) = &args.state_dir {
+        return d.clone();
+    }
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("XDG_STATE_HOME")
+        .or_else(|| env("HOME").map(|h| h.join(".local/state")))
+        .map_or_else(|| PathBuf::from(".knit"), |d| d.join("knit"))
+}
+
 /// Flags of `knit run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -300,6 +316,15 @@ pub struct RunArgs {
     /// Bearer token required by the admin API; mandatory when it listens beyond loopback.
     #[arg(long, env = "KNIT_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The OIDC issuer's signing key (PEM PKCS#8, P-256), created when missing; tokens Knit's
+    /// deliveries carry are signed with it (`authentication-oidc`). Default: `oidc-key.pem`
+    /// in the state folder.
+    #[arg(long, env = "KNIT_OIDC_KEY", value_name = "FILE")]
+    pub oidc_key: Option<PathBuf>,
+    /// Where Knit keeps its state (the OIDC key). Default: `$XDG_STATE_HOME/knit`, else
+    /// `~/.local/state/knit`.
+    #[arg(long, env = "KNIT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Largest event accepted by an ingress, in bytes (larger ones get 413).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_event_size: usize,

@@ -45,6 +45,19 @@ pub struct SendArgs {
     /// Content mode.
     #[arg(long, value_enum, default_value = "binary")]
     pub mode: Mode,
+    /// Send `Authorization: Bearer TOKEN` (a Broker or channel with `authentication-oidc` on
+    /// answers 401 without one; mint one with `POST /api/v1/oidc/token` on the admin API).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KNIT_OIDC_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "oidc_token_file"
+    )]
+    pub oidc_token: Option<String>,
+    /// Read the bearer token from FILE (read at each send, as Knative's `/oidc/token`).
+    #[arg(long, value_name = "FILE")]
+    pub oidc_token_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -166,6 +179,17 @@ async fn event(args: &SendArgs) -> Result<Event> {
     Ok(ev)
 }
 
+/// The bearer token of `--oidc-token` or `--oidc-token-file`, trimmed.
+fn oidc_token(args: &SendArgs) -> Result<Option<String>> {
+    let token = match (&args.oidc_token, &args.oidc_token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the OIDC token file {}", f.display()))?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(token.trim().to_string()).filter(|t| !t.is_empty()))
+}
+
 /// Send the event and print the answer with the event's id; fails on a non-2xx answer.
 pub async fn run(args: SendArgs) -> Result<()> {
     let to = resolve(&args).await?;
@@ -175,6 +199,11 @@ pub async fn run(args: SendArgs) -> Result<()> {
         Mode::Binary => binding::encode_binary(&ev, &mut headers, &[]),
         Mode::Structured => binding::encode_structured(&ev, &mut headers, &[]),
     };
+    if let Some(token) = oidc_token(&args)? {
+        let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the OIDC token is not a valid header value")?;
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
     let url = to.url();
     let client = args.server.http_client(Duration::from_secs(30))?;
     let resp = client

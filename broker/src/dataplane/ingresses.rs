@@ -114,6 +114,8 @@ pub(crate) async fn ended(mut rx: watch::Receiver<()>) {
 impl IngressSlot {
     /// Apply a changed Contract entry.
     pub(crate) fn update(&mut self, ingress: Arc<Ingress>) {
+        self.target
+            .set_auth(ingress.auth.as_ref(), &ingress.namespace);
         self.ingress = ingress.clone();
         self.tx.send_replace(Some(ingress));
     }
@@ -133,6 +135,7 @@ pub(crate) fn spawn(
     after: Vec<watch::Receiver<()>>,
 ) -> IngressSlot {
     let target = Arc::new(target(&ingress, &ctx.dispatch.stats));
+    target.set_auth(ingress.auth.as_ref(), &ingress.namespace);
     let (tx, rx) = watch::channel(Some(ingress.clone()));
     let (ended_tx, ended_rx) = watch::channel(());
     let handle = tokio::spawn({

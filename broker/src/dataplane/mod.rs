@@ -169,6 +169,11 @@ impl DataPlane {
         ingress::serve(listener, self.shared.clone(), encryption).await
     }
 
+    /// Verify the bearer tokens requests to ingresses carry (OIDC) against `signer`.
+    pub fn verify_tokens_with(&self, signer: Arc<knit_oidc::Signer>) {
+        self.shared.verify_with(signer);
+    }
+
     /// Delivery counters.
     pub fn stats(&self) -> Arc<Stats> {
         self.ctx.dispatch.stats.clone()

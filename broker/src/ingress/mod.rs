@@ -7,6 +7,7 @@
 //! answers 200); 413 above the size limit; 415 for an unknown event format; 429 with
 //! `Retry-After` when the log is full. Brokers apply the `knativebrokerttl` hop limit.
 
+mod auth;
 mod body;
 mod hop;
 mod limits;
@@ -26,6 +27,7 @@ use knit_dispatcher::observe::{Accepted, Mode};
 
 use body::BodyError;
 
+pub use auth::Authz;
 pub use hop::{HopError, TTL_EXTENSION};
 pub use limits::Limits;
 pub use routes::{Settings, Shared, Table};
@@ -152,6 +154,17 @@ where
     };
     // Reported before the append: an egress may deliver before the append returns.
     record_accepted(shared, &target, &stored, size, mode);
+    if let Some(authz) = target.authz()
+        && let Some(answer) =
+            auth::refusal(shared.signer().as_deref(), &authz, &parts.headers, &stored)
+    {
+        // A refusal (401, 403) is the journey's last step, as a full log's 429 is.
+        let status = answer.status().as_u16();
+        shared
+            .stats
+            .answered(&target.counters, &target.origin, &stored, status);
+        return answer;
+    }
     let answer = stored_answer(store(shared, &target, &parts, &stored).await);
     shared.stats.answered(
         &target.counters,

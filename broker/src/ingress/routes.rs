@@ -43,6 +43,8 @@ pub struct Shared {
     pub settings: Settings,
     /// The fate record (and the journal behind it).
     pub stats: Arc<Stats>,
+    /// The OIDC issuer's key that tokens are verified against.
+    signer: RwLock<Option<Arc<knit_oidc::Signer>>>,
 }
 
 impl Shared {
@@ -53,7 +55,18 @@ impl Shared {
             webhooks,
             settings,
             stats,
+            signer: RwLock::new(None),
         }
+    }
+
+    /// The key tokens are verified against (OIDC).
+    pub fn signer(&self) -> Option<Arc<knit_oidc::Signer>> {
+        self.signer.read().clone()
+    }
+
+    /// Verify tokens against `signer` from now on.
+    pub fn verify_with(&self, signer: Arc<knit_oidc::Signer>) {
+        *self.signer.write() = Some(signer);
     }
 
     /// The current routing table.

@@ -43,6 +43,7 @@ pub struct Target {
     /// Its request counters.
     pub counters: Arc<IngressCounters>,
     view: RwLock<Arc<IngressView>>,
+    authz: RwLock<Option<Arc<super::Authz>>>,
 }
 
 impl Target {
@@ -59,7 +60,22 @@ impl Target {
             origin,
             counters,
             view: RwLock::new(Arc::default()),
+            authz: RwLock::new(None),
         }
+    }
+
+    /// Who may send (OIDC on), or `None`: anyone.
+    pub fn authz(&self) -> Option<Arc<super::Authz>> {
+        self.authz.read().clone()
+    }
+
+    /// Check senders by `auth` from now on (`None`: OIDC off).
+    pub(crate) fn set_auth(
+        &self,
+        auth: Option<&knit_crds::contract::IngressAuth>,
+        namespace: &str,
+    ) {
+        *self.authz.write() = auth.map(|a| Arc::new(super::Authz::new(a, namespace)));
     }
 
     /// Its egresses now, with their filters (for the journal).

@@ -116,7 +116,10 @@ pub(crate) fn apply(object: &mut Object) {
         Object::DomainMapping(d) => {
             d.spec.reference.namespace.get_or_insert_with(|| ns.into());
         }
-        Object::EventType(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
+        Object::EventType(_)
+        | Object::EventPolicy(_)
+        | Object::ConfigMap(_)
+        | Object::Secret(_) => {}
     }
 }
 

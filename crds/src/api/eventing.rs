@@ -53,6 +53,9 @@ pub struct BrokerStatus {
     /// The resolved dead-letter sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_sink_uri: Option<String>,
+    /// The Ready EventPolicies that apply (OIDC on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<AppliedEventPolicy>,
 }
 
 /// A Trigger: a filter on a Broker's events and where matching events go.
@@ -285,4 +288,131 @@ pub struct KafkaSinkStatus {
     /// Every address the KafkaSink answers on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<Addressable>,
+    /// The Ready EventPolicies that apply (OIDC on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<AppliedEventPolicy>,
+}
+
+/// An EventPolicy: who may send events to which targets, when OIDC is on (Knative's
+/// `eventing.knative.dev/v1alpha1` EventPolicy).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[kube(
+    group = "eventing.knative.dev",
+    version = "v1alpha1",
+    kind = "EventPolicy",
+    namespaced,
+    derive = "PartialEq",
+    status = "EventPolicyStatus",
+    doc = "EventPolicy represents a policy for addressable resources (Broker, Channel, sinks).",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    label("knative.dev/crd-install", "true"),
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPolicySpec {
+    /// The targets (in the policy's namespace); empty: every target in the namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<EventPolicyToReference>,
+    /// The senders allowed; empty: nobody.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<EventPolicyFromReference>,
+    /// Filters (Subscriptions API dialects) an event must pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<SubscriptionsApiFilter>,
+}
+
+/// One `to` entry: a reference or a selector.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPolicyToReference {
+    /// A target in the policy's namespace.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<EventPolicyReference>,
+    /// Targets of a kind whose labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<EventPolicySelector>,
+}
+
+/// A reference to a target or a sender.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPolicyReference {
+    /// API version, e.g. `eventing.knative.dev/v1`.
+    #[serde(default)]
+    pub api_version: String,
+    /// Kind, e.g. `Broker`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace (senders only; defaults to the policy's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Targets of a kind selected by labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPolicySelector {
+    /// API version of the kind.
+    #[serde(default)]
+    pub api_version: String,
+    /// The kind.
+    #[serde(default)]
+    pub kind: String,
+    /// Labels that must all be equal.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Label expressions (`In`, `NotIn`, `Exists`, `DoesNotExist`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelExpression>,
+}
+
+/// One label selector expression.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+pub struct LabelExpression {
+    /// The label.
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: String,
+    /// Values for `In` and `NotIn`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// One `from` entry: a sending object, or a subject pattern.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPolicyFromReference {
+    /// A sending object (its OIDC identity).
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<EventPolicyReference>,
+    /// A JWT subject; `*` only as the last character.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+}
+
+/// EventPolicy status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPolicyStatus {
+    #[serde(flatten)]
+    pub status: Status,
+    /// The subjects `from` resolves to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+}
+
+/// One policy in a target's `status.policies`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedEventPolicy {
+    /// `eventing.knative.dev/v1alpha1`.
+    pub api_version: String,
+    /// The policy's name.
+    pub name: String,
 }

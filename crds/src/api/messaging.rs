@@ -59,6 +59,9 @@ pub struct ChannelableStatus {
     /// The resolved dead-letter sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_sink_uri: Option<String>,
+    /// The Ready EventPolicies that apply (OIDC on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<super::eventing::AppliedEventPolicy>,
 }
 
 /// Readiness of one subscriber in a channel's status.

@@ -35,6 +35,9 @@ pub struct Source {
     pub overrides: BTreeMap<String, String>,
     /// What the adapter does.
     pub adapter: Adapter,
+    /// OIDC on: the identity its deliveries carry tokens for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<super::EgressAuth>,
 }
 
 /// The adapter of one source, by kind.

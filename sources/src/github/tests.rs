@@ -132,6 +132,7 @@ fn source(api_url: &str, sink: &str, event_types: &[&str]) -> Source {
             api_url: api_url.into(),
             secure: false,
         }),
+        auth: None,
     }
 }
 

@@ -128,10 +128,43 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
     Contract {
         generation: 0,
         ingresses: ingresses.into_values().collect(),
-        sources: world.sources.clone(),
+        sources: sources(world),
         serving: super::serving::contract::build(world),
         transport_encryption: world.encryption,
+        oidc: world.oidc.is_some(),
     }
+}
+
+/// The sources, each with the identity its deliveries carry (OIDC on): its sink's audience is
+/// `spec.sink.audience`, else the Broker's or channel's it resolves to.
+fn sources(world: &World<'_>) -> Vec<knit_crds::contract::Source> {
+    let mut sources = world.sources.clone();
+    if world.oidc.is_none() {
+        return sources;
+    }
+    for s in &mut sources {
+        let Some(kind) = s
+            .reference
+            .split('/')
+            .next()
+            .and_then(knit_crds::Kind::lookup)
+        else {
+            continue;
+        };
+        let key = ObjectKey::new(kind, &s.namespace, &s.name);
+        let sink: Option<Destination> = world
+            .objects
+            .get(&key)
+            .and_then(|o| o.to_json().pointer("/spec/sink").cloned())
+            .and_then(|v| serde_json::from_value(v).ok());
+        s.auth = world.egress_auth(
+            &key,
+            (sink.as_ref(), Some(s.sink.as_str())),
+            (None, None),
+            (None, None),
+        );
+    }
+    sources
 }
 
 /// One ingress per Broker, channel, KafkaSink and KafkaSource that runs, no egresses yet.
@@ -192,6 +225,7 @@ fn ingresses(world: &World<'_>) -> BTreeMap<ObjectKey, Ingress> {
                 hosts,
                 backend: backend.clone(),
                 egresses: Vec::new(),
+                auth: world.ingress_auth(key),
             },
         );
     }
@@ -256,6 +290,15 @@ fn trigger_egress(
         ordering: ordering(o),
         overflow: overflow(o),
         start: StartAt::Latest,
+        auth: world.egress_auth(
+            key,
+            (t.spec.subscriber.as_ref(), st.subscriber_uri.as_deref()),
+            (None, Some(broker_url.as_str())),
+            (
+                delivery.and_then(|d| d.dead_letter_sink.as_ref()),
+                st.dead_letter_sink_uri.as_deref(),
+            ),
+        ),
     };
     Some((bk, egress))
 }
@@ -318,6 +361,15 @@ fn subscription_egress(
         ordering: ordering(o),
         overflow: overflow(o),
         start: StartAt::Latest,
+        auth: world.egress_auth(
+            key,
+            (s.spec.subscriber.as_ref(), phys.subscriber_uri.as_deref()),
+            (s.spec.reply.as_ref(), phys.reply_uri.as_deref()),
+            (
+                delivery.as_ref().and_then(|d| d.dead_letter_sink.as_ref()),
+                phys.dead_letter_sink_uri.as_deref(),
+            ),
+        ),
     };
     Some((impl_key, egress))
 }
@@ -353,7 +405,7 @@ fn kafka_source_egress(
         subscriber: st.source.sink_uri.clone(),
         subscriber_ca_certs: ca_certs(k.spec.sink.as_ref()),
         reply: None,
-        dead_letter_sink: dls,
+        dead_letter_sink: dls.clone(),
         dead_letter_sink_ca_certs: dead_letter_ca_certs(k.spec.delivery.as_ref()),
         delivery: policy(k.spec.delivery.as_ref()),
         max_in_flight,
@@ -368,5 +420,17 @@ fn kafka_source_egress(
             Some("earliest") => StartAt::Earliest,
             _ => StartAt::Latest,
         },
+        auth: world.egress_auth(
+            key,
+            (k.spec.sink.as_ref(), st.source.sink_uri.as_deref()),
+            (None, None),
+            (
+                k.spec
+                    .delivery
+                    .as_ref()
+                    .and_then(|d| d.dead_letter_sink.as_ref()),
+                dls.as_deref(),
+            ),
+        ),
     }
 }

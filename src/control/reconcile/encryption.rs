@@ -70,6 +70,15 @@ impl World<'_> {
     /// `disabled` `[http]`, `permissive` `[https, http]`, `strict` `[https]`; `https` ones
     /// carry `CACerts`.
     pub(crate) fn address_list(&self, key: &ObjectKey) -> Vec<Addressable> {
+        let mut list = self.address_list_plain(key);
+        for a in &mut list {
+            a.audience = a.url.as_deref().and_then(|u| self.audience_for_url(u));
+        }
+        list
+    }
+
+    /// The addresses without their OIDC audience.
+    fn address_list_plain(&self, key: &ObjectKey) -> Vec<Addressable> {
         let Some(url) = self.addresses.get(key) else {
             return Vec::new();
         };

@@ -15,6 +15,7 @@ mod flows;
 mod kafka_sink;
 mod kafka_source;
 mod messaging;
+mod oidc;
 mod resolve;
 mod serving;
 mod source_adapters;
@@ -23,7 +24,7 @@ mod sources;
 use std::collections::{BTreeMap, HashMap};
 
 use knit_crds::api::duck::{Addressable, Condition};
-use knit_crds::contract::{Backend, Contract, Report, TransportEncryption};
+use knit_crds::contract::{AuthorizationMode, Backend, Contract, Report, TransportEncryption};
 use knit_crds::{Object, ObjectKey};
 
 pub use encryption::TlsEnv;
@@ -102,6 +103,8 @@ pub(crate) struct World<'a> {
     pub(crate) now: &'a str,
     /// `transport-encryption` from `config-features`: which addresses Addressables get.
     pub(crate) encryption: TransportEncryption,
+    /// `authentication-oidc` enabled: `Some(default-authorization-mode)`.
+    pub(crate) oidc: Option<AuthorizationMode>,
 }
 
 /// Reconcile `input` (objects as stored: spec and metadata, no status), with what the data plane
@@ -156,8 +159,10 @@ pub fn reconcile_owned(
         sources: Vec::new(),
         now,
         encryption: TransportEncryption::Disabled,
+        oidc: None,
     };
     world.encryption = encryption::transport_encryption(&world);
+    world.oidc = oidc::settings(&world);
     world.addresses = resolve::addresses(&world);
 
     eventing::brokers(&mut world);
@@ -171,6 +176,7 @@ pub fn reconcile_owned(
     sources::sources(&mut world);
     eventing::event_types(&mut world);
     serving::serving(&mut world);
+    oidc::policies(&mut world);
 
     let contract = contract::build(&world);
     let history = serving::revisions::history(&world);
@@ -192,6 +198,7 @@ fn status_mut(o: &mut Object) -> Option<&mut knit_crds::api::duck::Status> {
         Object::Trigger(x) => &mut x.status.as_mut()?.status,
         Object::EventType(x) => &mut x.status.as_mut()?.status,
         Object::KafkaSink(x) => &mut x.status.as_mut()?.status,
+        Object::EventPolicy(x) => &mut x.status.as_mut()?.status,
         Object::Channel(x) => &mut x.status.as_mut()?.channelable.status,
         Object::InMemoryChannel(x) => &mut x.status.as_mut()?.status,
         Object::KafkaChannel(x) => &mut x.status.as_mut()?.status,
@@ -239,6 +246,7 @@ pub(crate) fn status_ref(o: &Object) -> Option<&knit_crds::api::duck::Status> {
         Object::Trigger(x) => &x.status.as_ref()?.status,
         Object::EventType(x) => &x.status.as_ref()?.status,
         Object::KafkaSink(x) => &x.status.as_ref()?.status,
+        Object::EventPolicy(x) => &x.status.as_ref()?.status,
         Object::Channel(x) => &x.status.as_ref()?.channelable.status,
         Object::InMemoryChannel(x) => &x.status.as_ref()?.status,
         Object::KafkaChannel(x) => &x.status.as_ref()?.status,

@@ -52,6 +52,7 @@ pub(crate) fn entry(
         delivery: default_delivery(),
         overrides: overrides.map(|o| o.extensions.clone()).unwrap_or_default(),
         adapter,
+        auth: None,
     }
 }
 

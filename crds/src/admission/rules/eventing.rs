@@ -7,7 +7,10 @@ use super::common::{
     kreference, overflow_annotation, required_destination,
 };
 use crate::admission::Hooks;
-use crate::api::eventing::{Broker, EventType, KafkaSink, SubscriptionsApiFilter, Trigger};
+use crate::api::eventing::{
+    Broker, EventPolicy, EventPolicyReference, EventType, KafkaSink, SubscriptionsApiFilter,
+    Trigger,
+};
 use crate::names;
 
 pub(crate) fn broker(b: &Broker, errs: &mut Errors) {
@@ -277,5 +280,68 @@ pub(crate) fn kafka_sink(k: &KafkaSink, errs: &mut Errors) {
         && r.name.is_empty()
     {
         errs.missing("spec.auth.secret.ref.name");
+    }
+}
+
+/// EventPolicy (Knative's `eventpolicy_validation.go`): each `to` names exactly one of a ref
+/// and a selector, each `from` exactly one of a ref and a non-empty `sub` whose only `*` is
+/// its last character; refs need apiVersion, kind and name; filters as a Trigger's.
+pub(crate) fn event_policy(p: &EventPolicy, hooks: &Hooks, errs: &mut Errors) {
+    let s = &p.spec;
+    for (i, to) in s.to.iter().enumerate() {
+        let path = format!("spec.to[{i}]");
+        match (&to.reference, &to.selector) {
+            (Some(r), None) => policy_ref(r, &format!("{path}.ref"), errs),
+            (None, Some(sel)) => {
+                if sel.api_version.is_empty() {
+                    errs.missing(format!("{path}.selector.apiVersion"));
+                }
+                if sel.kind.is_empty() {
+                    errs.missing(format!("{path}.selector.kind"));
+                }
+                for (j, e) in sel.match_expressions.iter().enumerate() {
+                    if !["In", "NotIn", "Exists", "DoesNotExist"].contains(&e.operator.as_str()) {
+                        errs.add(
+                            format!("{path}.selector.matchExpressions[{j}].operator"),
+                            format!("{:?} is not a valid selector operator", e.operator),
+                        );
+                    }
+                }
+            }
+            (Some(_), Some(_)) => errs.add(path, "expected exactly one, got both: ref, selector"),
+            (None, None) => errs.add(path, "expected exactly one, got neither: ref, selector"),
+        }
+    }
+    for (i, from) in s.from.iter().enumerate() {
+        let path = format!("spec.from[{i}]");
+        match (
+            &from.reference,
+            from.sub.as_deref().filter(|s| !s.is_empty()),
+        ) {
+            (Some(r), None) => policy_ref(r, &format!("{path}.ref"), errs),
+            (None, Some(sub)) => {
+                if sub.find('*').is_some_and(|at| at + 1 != sub.len()) {
+                    errs.add(
+                        format!("{path}.sub"),
+                        "invalid value: '*' is only allowed as suffix",
+                    );
+                }
+            }
+            (Some(_), Some(_)) => errs.add(path, "expected exactly one, got both: ref, sub"),
+            (None, None) => errs.add(path, "expected exactly one, got neither: ref, sub"),
+        }
+    }
+    filters(&s.filters, "spec.filters", hooks, errs);
+}
+
+fn policy_ref(r: &EventPolicyReference, path: &str, errs: &mut Errors) {
+    if r.api_version.is_empty() {
+        errs.missing(format!("{path}.apiVersion"));
+    }
+    if r.kind.is_empty() {
+        errs.missing(format!("{path}.kind"));
+    }
+    if r.name.is_empty() {
+        errs.missing(format!("{path}.name"));
     }
 }

@@ -24,6 +24,7 @@ pub(crate) fn validate(object: &Object, hooks: &Hooks) -> Vec<FieldError> {
         Object::Trigger(t) => eventing::trigger(t, hooks, &mut errs),
         Object::EventType(e) => eventing::event_type(e, &mut errs),
         Object::KafkaSink(k) => eventing::kafka_sink(k, &mut errs),
+        Object::EventPolicy(p) => eventing::event_policy(p, hooks, &mut errs),
         Object::Channel(c) => {
             messaging::channel_template(
                 c.spec.channel_template.as_ref(),
