@@ -55,11 +55,15 @@ impl Signer {
             tracing::info!(path = %shown, "created the OIDC signing key");
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
-        Self::from_pem(&text, issuer).map_err(|why| Error::BadKey { path: shown, why })
+        Self::from_pem(&text, issuer, &shown)
     }
 
-    /// A signer from PEM PKCS#8 text; `Err` says why not.
-    pub fn from_pem(text: &str, issuer: &str) -> std::result::Result<Self, String> {
+    /// A signer from the PEM PKCS#8 text of the file at `path`; [`Error::BadKey`] says why not.
+    pub fn from_pem(text: &str, issuer: &str, path: &str) -> Result<Self> {
+        let bad = |why: String| Error::BadKey {
+            path: path.to_string(),
+            why,
+        };
         let body: String = text
             .lines()
             .skip_while(|l| l.trim() != PEM_BEGIN)
@@ -68,12 +72,12 @@ impl Signer {
             .map(str::trim)
             .collect();
         if body.is_empty() {
-            return Err(format!("no {PEM_BEGIN} block"));
+            return Err(bad(format!("no {PEM_BEGIN} block")));
         }
-        let der = STANDARD.decode(body).map_err(|e| e.to_string())?;
+        let der = STANDARD.decode(body).map_err(|e| bad(e.to_string()))?;
         let rng = SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| bad(e.to_string()))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, pair.public_key().as_ref());
         let kid = jwt::b64(&digest.as_ref()[..16]);
         Ok(Self {
