@@ -41,8 +41,11 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == reaper::ARG) {
         return reaper::run();
     }
-    knit_dispatcher::sender::install_crypto_provider();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run(_)) {
+        return_freed_memory_promptly();
+    }
+    knit_dispatcher::sender::install_crypto_provider();
     // `knit run` logs its progress; the other commands only warnings and errors.
     init_tracing(if matches!(cli.command, Command::Run(_)) {
         "info"
@@ -66,6 +69,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// mimalloc's setting that makes `knit run` give freed memory back to the system at once.
+const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+
+/// Make mimalloc return freed pages to the system when they are freed, unless the user chose
+/// otherwise: by default it waits a second and then only purges when it is next busy, so an
+/// idle `knit run` kept what loading its objects had freed (10,000 Triggers: 344 MiB RSS; 267
+/// MiB with this). mimalloc reads its options from the environment before `main`, so the
+/// process replaces itself (same pid, arguments and descriptors) once with the setting; if that
+/// fails it goes on as it is. No thread has started yet.
+fn return_freed_memory_promptly() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(PURGE_DELAY).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    // `exec` returns only when it failed.
+    let _failed = command.args(args).env(PURGE_DELAY, "0").exec();
 }
 
 /// Exit 0 when `ok`, else `code`.

@@ -331,8 +331,9 @@ pub struct Ingress {
     pub hosts: Vec<String>,
     /// The log behind it.
     pub backend: Backend,
-    /// Triggers or subscriptions.
-    pub egresses: Vec<Egress>,
+    /// Triggers or subscriptions, each shared: the control plane, the data plane and each
+    /// egress task hold the same one, so a Contract with 10,000 of them is not kept 3 times.
+    pub egresses: Vec<std::sync::Arc<Egress>>,
     /// OIDC on: the audience and who may send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<IngressAuth>,

@@ -57,11 +57,13 @@ macro_rules! kinds {
             )*
         }
 
-        /// One object of any kind Knit runs.
+        /// One object of any kind Knit runs. Each kind is boxed: the kinds differ in size by
+        /// kilobytes (a Service holds a pod template), and objects are kept by the thousand in
+        /// maps whose slots would otherwise all be as large as the largest kind.
         #[derive(Clone, Debug, PartialEq)]
         pub enum Object {
             $(
-                $variant($ty),
+                $variant(Box<$ty>),
             )*
         }
 
@@ -102,7 +104,7 @@ macro_rules! kinds {
             /// Deserialize a JSON document of this kind; the error carries the field path.
             pub fn parse(self, value: Value) -> Result<Object, serde_path_to_error::Error<serde_json::Error>> {
                 match self {
-                    $(Kind::$variant => serde_path_to_error::deserialize(value).map(Object::$variant)),*
+                    $(Kind::$variant => serde_path_to_error::deserialize(value).map(|o| Object::$variant(Box::new(o)))),*
                 }
             }
         }

@@ -82,7 +82,7 @@ impl Target {
 /// An egress ready to deliver.
 pub struct EgressRuntime {
     /// The configuration from the Contract.
-    pub config: Egress,
+    pub config: Arc<Egress>,
     /// Its filter; `None` takes everything.
     pub filter: Option<Arc<dyn EventFilter>>,
     /// Its rate limit, if any (kept across updates that do not change it).
@@ -106,7 +106,7 @@ impl EgressRuntime {
     /// Prepare `config` with `filter`; `previous` lends its rate limiter when the rate is
     /// unchanged.
     pub fn new(
-        config: Egress,
+        config: Arc<Egress>,
         filter: Option<Arc<dyn EventFilter>>,
         previous: Option<&EgressRuntime>,
         hold_dead_letters: bool,

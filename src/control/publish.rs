@@ -8,12 +8,12 @@
 //! in bursts (one per consumer group opened); the passes they cause are spaced by at least
 //! the time the previous pass took, so they never take more than about half a core.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use knit_crds::api::duck::Condition;
-use knit_crds::contract::Contract;
+use knit_crds::contract::{Contract, Egress};
 use knit_crds::{Object, ObjectKey};
 use serde_json::value::RawValue;
 
@@ -137,6 +137,7 @@ impl ControlPlane {
     /// Hand `contract` to the data plane if it differs from the running one; true if it did.
     async fn apply_contract(&mut self, mut contract: Contract) -> bool {
         contract.generation = self.contract.generation;
+        share_unchanged(&mut contract, &self.contract);
         if contract == *self.contract {
             return false;
         }
@@ -149,6 +150,24 @@ impl ControlPlane {
         );
         self.contract = Arc::new(contract);
         true
+    }
+}
+
+/// Give `new` the running Contract's egress wherever it is unchanged: the data plane and
+/// its egress tasks keep the running ones, so one copy of each is kept, not one per pass.
+fn share_unchanged(new: &mut Contract, running: &Contract) {
+    let running: HashMap<&str, &Arc<Egress>> = running
+        .ingresses
+        .iter()
+        .flat_map(|i| &i.egresses)
+        .map(|e| (e.uid.as_str(), e))
+        .collect();
+    for e in new.ingresses.iter_mut().flat_map(|i| &mut i.egresses) {
+        if let Some(old) = running.get(e.uid.as_str())
+            && ***old == **e
+        {
+            *e = Arc::clone(old);
+        }
     }
 }
 

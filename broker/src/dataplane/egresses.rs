@@ -22,7 +22,7 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// An egress's configuration with its compiled filter.
 pub(crate) struct EgressConfig {
-    pub(crate) egress: Egress,
+    pub(crate) egress: Arc<Egress>,
     pub(crate) filter: Option<Arc<Filter>>,
     /// Knit named the group (a Trigger's, a Subscription's) and deletes it with the egress;
     /// a KafkaSource's `consumerGroup` is the user's and is kept.

@@ -269,7 +269,7 @@ impl DataPlane {
         let reader = log.replay(from, to, &id).await?;
         let filter = crate::filter::compile(egress.filter.as_ref());
         let runtime = Arc::new(EgressRuntime::new(
-            egress.clone(),
+            Arc::new(egress.clone()),
             Some(Arc::new(filter) as Arc<dyn EventFilter>),
             None,
             false,

@@ -122,7 +122,7 @@ pub(crate) fn build(world: &World<'_>) -> Contract {
         if let Some((ingress, egress)) = egress
             && let Some(i) = ingresses.get_mut(&ingress)
         {
-            i.egresses.push(egress);
+            i.egresses.push(std::sync::Arc::new(egress));
         }
     }
     Contract {
