@@ -125,6 +125,18 @@ macro_rules! kinds {
                 match self { $(Object::$variant(o) => o.meta_mut()),* }
             }
 
+            /// A 64-bit fingerprint of the whole object (its JSON form, hashed as it is written,
+            /// without building it): equal objects have equal fingerprints, and different ones
+            /// differ but with a chance of 2^-64.
+            pub fn fingerprint(&self) -> u64 {
+                use std::hash::Hasher as _;
+                let mut w = HashWriter(std::hash::DefaultHasher::new());
+                w.0.write_u8(self.kind() as u8);
+                // Writing plain data types into a hasher cannot fail.
+                let _ = match self { $(Object::$variant(o) => serde_json::to_writer(&mut w, o)),* };
+                w.0.finish()
+            }
+
             /// The whole object as JSON, with `apiVersion` and `kind`.
             pub fn to_json(&self) -> Value {
                 let mut v = match self {
@@ -168,6 +180,20 @@ kinds! {
     DomainMapping(DomainMapping) { plural: "domainmappings", short: [] },
     ConfigMap(ConfigMap) { plural: "configmaps", short: ["cm"] },
     Secret(Secret) { plural: "secrets", short: [] },
+}
+
+/// Feeds what is written to a hasher.
+struct HashWriter(std::hash::DefaultHasher);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Kind {

@@ -105,10 +105,10 @@ impl EgressProbe {
     }
 }
 
-/// A running egress.
+/// A running egress. Dropping its runtime's sender (the task, or [`EgressTask::shutdown`])
+/// stops the loop.
 pub struct EgressTask {
     runtime: watch::Sender<Arc<EgressRuntime>>,
-    stop: watch::Sender<bool>,
     consumer: Arc<dyn Consumer>,
     handle: JoinHandle<()>,
     ended: bool,
@@ -127,7 +127,6 @@ impl EgressTask {
         let counters = shared.stats.egress(&runtime.config.reference);
         let sched = Scheduler::new(runtime.config.ordering, runtime.config.max_in_flight);
         let (runtime_tx, runtime_rx) = watch::channel(runtime);
-        let (stop_tx, stop_rx) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             consumer: consumer.clone(),
             runtime: runtime_rx,
@@ -141,10 +140,9 @@ impl EgressTask {
             sessions: Mutex::new(Vec::new()),
             durable,
         });
-        let handle = tokio::spawn(run(ctx.clone(), stop_rx));
+        let handle = tokio::spawn(run(ctx.clone()));
         Self {
             runtime: runtime_tx,
-            stop: stop_tx,
             consumer,
             handle,
             ended: false,
@@ -195,7 +193,7 @@ impl EgressTask {
         if self.ended {
             return;
         }
-        let _ = self.stop.send(true);
+        drop(self.runtime);
         let mut handle = self.handle;
         if tokio::time::timeout(grace, &mut handle).await.is_err() {
             handle.abort();
@@ -206,7 +204,7 @@ impl EgressTask {
     }
 }
 
-async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+async fn run(ctx: Arc<Ctx>) {
     let mut runtime = ctx.runtime.clone();
     let mut pressure = Pressure::default();
     let mut commit_due: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
@@ -214,14 +212,16 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     loop {
         // The hot path checks its signals without futures: the consumer is polled first, and
         // the other branches only register their wakers when it has nothing to give.
-        if *stop.borrow() {
-            break;
-        }
-        if runtime.has_changed().unwrap_or(false) {
-            let rt = runtime.borrow_and_update().clone();
-            ctx.sched
-                .lock()
-                .configure(rt.config.ordering, rt.config.max_in_flight);
+        match runtime.has_changed() {
+            // The sender is gone: the owner shut the egress down, or is gone itself.
+            Err(_) => break,
+            Ok(true) => {
+                let rt = runtime.borrow_and_update().clone();
+                ctx.sched
+                    .lock()
+                    .configure(rt.config.ordering, rt.config.max_in_flight);
+            }
+            Ok(false) => {}
         }
         let Backlog {
             backlog,
@@ -247,8 +247,7 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                 }
                 Some(Polled::Records(records)) => schedule(&ctx, records),
             },
-            // A closed channel means the task's owner is gone: stop as on a shutdown.
-            r = stop.changed() => if r.is_err() { break },
+            // A closed channel: shut down, or the task's owner is gone.
             r = runtime.changed() => if r.is_err() { break },
             () = async { if let Some(d) = commit_due.as_mut() { d.await } }, if commit_due.is_some() => {
                 commit_due = None;

@@ -59,7 +59,8 @@ impl Destination {
             parts.next().unwrap_or_default(),
         );
         Self {
-            runtime: EgressRuntime::new(Arc::new(config), None, None, false).with_origin(Arc::new(origin)),
+            runtime: EgressRuntime::new(Arc::new(config), None, None, false)
+                .with_origin(Arc::new(origin)),
         }
     }
 
