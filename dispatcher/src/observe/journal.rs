@@ -4,6 +4,11 @@
 //! journey is forgotten first, and a bounded memory of forgotten keys lets an answer say
 //! "too old to know" rather than "never seen".
 //!
+//! What a journey's deliveries add (a trail per egress, a step per attempt) counts towards the
+//! bytes too, so a channel fanning each event out to 10,000 Subscriptions keeps fewer of them;
+//! and an event's trails are found through an index once it has more than a few, so recording a
+//! fan-out costs in proportion to it, not to its square.
+//!
 //! Entries are found by (namespace, broker-or-channel name, event id) plus the event's source
 //! and the ingress kind to tell equal ids apart; several entries may share a key (an id sent
 //! twice), the newest wins.
@@ -120,13 +125,31 @@ pub(crate) struct Entry {
     pub(crate) accepted: Option<AcceptedRec>,
     pub(crate) view: Option<Arc<IngressView>>,
     pub(crate) trails: Vec<Trail>,
+    /// Where each egress's trail is in `trails`, once there are more than [`SCAN_TRAILS`].
+    /// (Egress names come from the configuration, not from events: the fast hash will do.)
+    trail_index: HashMap<Arc<str>, usize, BuildHasherDefault<Fx>>,
     bytes: usize,
 }
 
+/// Trails looked for by a scan; past this many, through `trail_index`.
+const SCAN_TRAILS: usize = 8;
+/// What a new trail is counted as in the journal's bytes (the trail and its index slot).
+const TRAIL_BYTES: usize = std::mem::size_of::<Trail>() + 32;
+/// What one more step (or a fate, or a reply) is counted as.
+const STEP_BYTES: usize = std::mem::size_of::<Step>();
+
 impl Entry {
-    fn trail(&mut self, egress: &Arc<str>) -> &mut Trail {
-        let i = match self.trails.iter().position(|t| t.egress == *egress) {
-            Some(i) => i,
+    /// `egress`'s trail, made if new; and the bytes it added.
+    fn trail(&mut self, egress: &Arc<str>) -> (&mut Trail, usize) {
+        let found = if self.trails.len() <= SCAN_TRAILS {
+            self.trails
+                .iter()
+                .position(|t| Arc::ptr_eq(&t.egress, egress) || t.egress == *egress)
+        } else {
+            self.trail_index.get(egress).copied()
+        };
+        let (i, added) = match found {
+            Some(i) => (i, STEP_BYTES),
             None => {
                 self.trails.push(Trail {
                     egress: egress.clone(),
@@ -135,10 +158,19 @@ impl Entry {
                     reply: None,
                     fate: None,
                 });
-                self.trails.len() - 1
+                if self.trails.len() > SCAN_TRAILS {
+                    if self.trail_index.is_empty() {
+                        let index = self.trails.iter().enumerate();
+                        self.trail_index = index.map(|(i, t)| (t.egress.clone(), i)).collect();
+                    } else {
+                        self.trail_index
+                            .insert(egress.clone(), self.trails.len() - 1);
+                    }
+                }
+                (self.trails.len() - 1, TRAIL_BYTES + STEP_BYTES)
             }
         };
-        &mut self.trails[i]
+        (&mut self.trails[i], added)
     }
 }
 
@@ -242,6 +274,12 @@ impl Journal {
         entry.prev = inner.index.insert(entry.hash, seq);
         inner.bytes = inner.bytes.saturating_add(entry.bytes);
         inner.entries.push_back(entry);
+        self.evict(inner);
+        seq
+    }
+
+    /// Forget the oldest journeys while there are too many, or they take too many bytes.
+    fn evict(&self, inner: &mut Inner) {
         while inner.entries.len() > self.capacity
             || (inner.bytes > self.max_bytes && inner.entries.len() > 1)
         {
@@ -268,7 +306,6 @@ impl Journal {
                 inner.forgotten_until_ms = Some(a.at_ms);
             }
         }
-        seq
     }
 
     /// Apply `f` to the journey of `hop`'s event, creating one (without an acceptance) when
@@ -283,7 +320,11 @@ impl Journal {
             e.event.source == event.source && e.event.id == event.id && *e.origin == **origin
         };
         if let Some(e) = self.find(&mut inner, hash, same) {
-            f(e.trail(hop.egress));
+            let (trail, added) = e.trail(hop.egress);
+            f(trail);
+            e.bytes = e.bytes.saturating_add(added);
+            inner.bytes = inner.bytes.saturating_add(added);
+            self.evict(&mut inner);
             return;
         }
         if inner.forgotten_set.contains_key(&hash) {
@@ -298,9 +339,12 @@ impl Journal {
             accepted: None,
             view: None,
             trails: Vec::new(),
+            trail_index: HashMap::default(),
             bytes: event.size().min(64 * 1024),
         };
-        f(entry.trail(hop.egress));
+        let (trail, added) = entry.trail(hop.egress);
+        f(trail);
+        entry.bytes = entry.bytes.saturating_add(added);
         self.push(&mut inner, entry);
     }
 
@@ -381,6 +425,7 @@ impl Observer for Journal {
             }),
             view: Some(a.view.clone()),
             trails: Vec::new(),
+            trail_index: HashMap::default(),
             bytes: a.size,
         };
         let mut inner = self.inner.lock();

@@ -212,3 +212,56 @@ fn steps_per_delivery_and_bytes_are_bounded() {
         .expect("yes");
     assert_eq!(yes.omitted, 5);
 }
+
+/// A channel fanning one event out to many Subscriptions: each keeps its own trail (found
+/// again through the index, in whatever order they finish), and what the trails take counts
+/// towards the journal's bytes, so the journal forgets older journeys for them.
+#[test]
+fn a_fan_out_keeps_a_trail_per_egress_and_counts_its_bytes() {
+    let o = Arc::new(Origin::new("InMemoryChannel", "default", "c"));
+    let names: Vec<Arc<str>> = (0..500)
+        .map(|i| Arc::from(format!("Subscription/default/s-{i}")))
+        .collect();
+    let entries = names
+        .iter()
+        .map(|n| ViewEntry {
+            reference: n.clone(),
+            filter: None,
+        })
+        .collect();
+    let v = Arc::new(IngressView { egresses: entries });
+    let j = Journal::with_bytes(10, 64 * 1024);
+    let first = accept(&j, &o, &v, "old");
+    let e = accept(&j, &o, &v, "1");
+    for round in 0..2 {
+        for n in names.iter().rev() {
+            let hop = Hop {
+                origin: Some(&o),
+                egress: n,
+                event: &e,
+            };
+            if round == 0 {
+                j.retry(&hop, 1, Duration::from_millis(10));
+            } else {
+                j.fate(
+                    &hop,
+                    &Fate::Delivered {
+                        attempts: 2,
+                        replied: false,
+                    },
+                );
+            }
+        }
+    }
+    let journey = j.journey("default", "c", "1", None).expect("known");
+    assert_eq!(journey.egresses.len(), 500);
+    assert!(journey.egresses.iter().all(|t| t.outcome == "delivered"));
+    assert!(journey.egresses.iter().all(|t| t.retries == 1));
+    let _ = first;
+    assert!(
+        j.journey("default", "c", "old", None)
+            .expect_err("forgotten")
+            .too_old,
+        "500 trails take more than 64 KiB: the older journey made room"
+    );
+}
