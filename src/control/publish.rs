@@ -8,16 +8,15 @@
 //! in bursts (one per consumer group opened); the passes they cause are spaced by at least
 //! the time the previous pass took, so they never take more than about half a core.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use knit_crds::api::duck::Condition;
 use knit_crds::contract::{Contract, Egress};
 use knit_crds::{Object, ObjectKey};
 use serde_json::value::RawValue;
 
-use super::reconcile::{self, Previous};
+use super::reconcile::{self, Before, Previous, Remembered};
 use super::{ControlPlane, Snapshot, now};
 
 /// The least time a burst of data-plane reports is given to gather before a pass.
@@ -35,7 +34,7 @@ pub(super) struct Shown {
     /// [`Object::fingerprint`] of the object, status included.
     fingerprint: u64,
     /// Its conditions' types, statuses and transition times (no reasons or messages).
-    conditions: Box<[Condition]>,
+    conditions: Box<[Remembered]>,
     json: Json,
 }
 
@@ -48,8 +47,10 @@ pub(super) struct Published {
 }
 
 impl Previous for Published {
-    fn conditions(&self, key: &ObjectKey) -> Option<&[Condition]> {
-        self.objects.get(key).map(|s| &*s.conditions)
+    fn conditions(&self, key: &ObjectKey) -> Option<Before<'_>> {
+        self.objects
+            .get(key)
+            .map(|s| Before::Remembered(&s.conditions))
     }
 }
 
@@ -62,15 +63,29 @@ fn render(o: &Object) -> Json {
     }
 }
 
-/// What [`stamp`](reconcile) reads of `o`'s conditions in the next pass.
-fn remembered(o: &Object) -> Box<[Condition]> {
+/// The strings of one pass's remembered conditions, each kept once.
+#[derive(Default)]
+struct Interned(HashSet<Arc<str>>);
+
+impl Interned {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(kept) = self.0.get(s) {
+            return kept.clone();
+        }
+        let kept: Arc<str> = Arc::from(s);
+        self.0.insert(kept.clone());
+        kept
+    }
+}
+
+/// What the next pass reads of `o`'s conditions.
+fn remembered(o: &Object, strings: &mut Interned) -> Box<[Remembered]> {
     reconcile::conditions_of(o)
         .iter()
-        .map(|c| Condition {
-            type_: c.type_.clone(),
-            status: c.status.clone(),
-            last_transition_time: c.last_transition_time.clone(),
-            ..Condition::default()
+        .map(|c| Remembered {
+            type_: strings.get(&c.type_),
+            status: strings.get(&c.status),
+            since: c.last_transition_time.as_deref().map(|t| strings.get(t)),
         })
         .collect()
 }
@@ -80,6 +95,7 @@ impl Published {
     /// changed; true when any did, or one came or went.
     fn replace(&mut self, objects: Vec<Object>) -> bool {
         let mut old = std::mem::take(&mut self.objects);
+        let mut strings = Interned::default();
         let mut changed = false;
         for object in objects {
             let key = object.key();
@@ -90,7 +106,7 @@ impl Published {
                     changed = true;
                     Shown {
                         fingerprint,
-                        conditions: remembered(&object),
+                        conditions: remembered(&object, &mut strings),
                         json: render(&object),
                     }
                 }
@@ -222,5 +238,37 @@ mod tests {
         changed.pop();
         assert!(p.replace(changed), "one went");
         assert_eq!(p.jsons().len(), 1);
+    }
+
+    /// A pass remembers each condition's type, status and time only, and the next pass reads
+    /// them back: an unchanged status keeps its time, a changed one does not.
+    #[test]
+    fn conditions_are_remembered_for_the_next_pass() {
+        use knit_crds::api::duck::Condition;
+        use knit_crds::api::eventing::BrokerStatus;
+        let mut objects = objects(TWO);
+        let key = objects[0].key();
+        let Object::Broker(b) = &mut objects[0] else {
+            panic!("a Broker");
+        };
+        let mut status = BrokerStatus::default();
+        status.status.conditions = vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: Some("Because".into()),
+            message: Some("a message the next pass does not need".into()),
+            last_transition_time: Some("2026-12-07T10:00:00Z".into()),
+            ..Condition::default()
+        }];
+        b.status = Some(status);
+        let mut p = Published::default();
+        p.replace(objects);
+        let before = p.conditions(&key).expect("remembered");
+        assert_eq!(
+            before.unchanged_since("Ready", "True"),
+            Some(Some("2026-12-07T10:00:00Z".to_string()))
+        );
+        assert_eq!(before.unchanged_since("Ready", "False"), None);
+        assert_eq!(before.unchanged_since("Other", "True"), None);
     }
 }

@@ -132,9 +132,18 @@ async fn run(
     let reference = first.egress.reference.clone();
     let durable = log.durable();
     let mut shutdown = ctx.shutdown.subscribe();
-    let Some((consumer, mut current)) =
-        open_group(&log, &mut rx, first, &ctx, &mut shutdown, &uid, &reference).await
-    else {
+    // Stages gone through once are boxed: the task's future is as large as its largest state,
+    // and 10,000 Triggers keep 10,000 of them waiting in the loop.
+    let opening = Box::pin(open_group(
+        &log,
+        &mut rx,
+        first,
+        &ctx,
+        &mut shutdown,
+        &uid,
+        &reference,
+    ));
+    let Some((consumer, mut current)) = opening.await else {
         return;
     };
     let group = group_name(&current.egress, durable);
@@ -164,7 +173,7 @@ async fn run(
                     // The gauges' probe holds the consumer: let go of it before the group is
                     // left and deleted.
                     ctx.gauges.unwatch(&watched);
-                    removed(task, &log, &group, current.owns_group, &reference, &mut shutdown).await;
+                    Box::pin(removed(task, &log, &group, current.owns_group, &reference, &mut shutdown)).await;
                     break;
                 };
                 if !durable && cfg.egress.overflow != current.egress.overflow {
@@ -179,13 +188,13 @@ async fn run(
                 // The log was closed (its ingress is gone) and this group delivered all of it.
                 ctx.gauges.unwatch(&watched);
                 if durable && current.owns_group {
-                    delete_group(&log, &group, &reference).await;
+                    Box::pin(delete_group(&log, &group, &reference)).await;
                 }
                 break;
             }
             _ = shutdown.changed() => {
                 ctx.gauges.unwatch(&watched);
-                task.shutdown(STOP_GRACE).await;
+                Box::pin(task.shutdown(STOP_GRACE)).await;
                 return;
             }
         }

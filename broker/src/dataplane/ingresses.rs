@@ -141,7 +141,7 @@ pub(crate) fn spawn(
     let handle = tokio::spawn({
         let target = target.clone();
         async move {
-            futures::future::join_all(after.into_iter().map(ended)).await;
+            Box::pin(futures::future::join_all(after.into_iter().map(ended))).await;
             run(rx, target, ctx).await;
             drop(ended_tx);
         }
@@ -161,8 +161,10 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         return;
     };
     let mut shutdown = ctx.shutdown.subscribe();
-    let Some((log, mut current)) = open_log(&mut rx, first, &target, &ctx, &mut shutdown).await
-    else {
+    // The stages a task goes through once are boxed (here and below): a task's future is as
+    // large as its largest state, and 1,000 Brokers keep 1,000 of them waiting in the loop.
+    let opening = Box::pin(open_log(&mut rx, first, &target, &ctx, &mut shutdown));
+    let Some((log, mut current)) = opening.await else {
         return;
     };
     let annotations = log.annotations();
@@ -171,7 +173,14 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let mut egresses = Egresses::default();
-    open_first_groups(&current, &log, &mut egresses, &ctx, &target).await;
+    Box::pin(open_first_groups(
+        &current,
+        &log,
+        &mut egresses,
+        &ctx,
+        &target,
+    ))
+    .await;
     target.set(Ok(log.clone()));
     let mut reported_uid = current.uid.clone();
     loop {
@@ -191,14 +200,14 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
                 // The process is stopping: egresses stop on the same signal; nothing is deleted.
                 let Egresses { running, mut leaving } = egresses;
                 leaving.extend(running.into_values().map(|r| r.slot.handle));
-                futures::future::join_all(leaving).await;
+                Box::pin(futures::future::join_all(leaving)).await;
                 return;
             }
         }
         let changed = sync(&current, &log, &mut egresses, &ctx, &target);
         show(&current, &log, &egresses, &changed, &target);
     }
-    retire(&current, log, egresses, &target).await;
+    Box::pin(retire(&current, log, egresses, &target)).await;
     ctx.report.forget(&reported_uid);
     tracing::info!(ingress = %current.path, "ingress retired");
 }

@@ -22,6 +22,7 @@ mod source_adapters;
 mod sources;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use knit_crds::api::duck::{Addressable, Condition};
 use knit_crds::contract::{AuthorizationMode, Backend, Contract, Report, TransportEncryption};
@@ -64,12 +65,51 @@ pub type PreviousConditions = HashMap<ObjectKey, Vec<Condition>>;
 /// a condition did not change).
 pub trait Previous {
     /// The conditions `key` had, if it existed.
-    fn conditions(&self, key: &ObjectKey) -> Option<&[Condition]>;
+    fn conditions(&self, key: &ObjectKey) -> Option<Before<'_>>;
+}
+
+/// One object's conditions in the previous reconcile.
+#[derive(Clone, Copy)]
+pub enum Before<'a> {
+    /// As they were.
+    Conditions(&'a [Condition]),
+    /// Only what [`stamp`] reads of them.
+    Remembered(&'a [Remembered]),
+}
+
+/// What the next reconcile reads of a condition: its type, its status and since when. The
+/// strings are shared: a handful of types and statuses, and one time per pass.
+#[derive(Clone, Debug)]
+pub struct Remembered {
+    /// The condition's type.
+    pub type_: Arc<str>,
+    /// Its status.
+    pub status: Arc<str>,
+    /// Its `lastTransitionTime`.
+    pub since: Option<Arc<str>>,
+}
+
+impl Before<'_> {
+    /// `Some(lastTransitionTime)` when the condition `type_` had `status` already.
+    pub(crate) fn unchanged_since(self, type_: &str, status: &str) -> Option<Option<String>> {
+        match self {
+            Before::Conditions(cs) => cs
+                .iter()
+                .find(|p| p.type_ == type_)
+                .filter(|p| p.status == status)
+                .map(|p| p.last_transition_time.clone()),
+            Before::Remembered(rs) => rs
+                .iter()
+                .find(|p| &*p.type_ == type_)
+                .filter(|p| &*p.status == status)
+                .map(|p| p.since.as_deref().map(str::to_string)),
+        }
+    }
 }
 
 impl Previous for PreviousConditions {
-    fn conditions(&self, key: &ObjectKey) -> Option<&[Condition]> {
-        self.get(key).map(Vec::as_slice)
+    fn conditions(&self, key: &ObjectKey) -> Option<Before<'_>> {
+        self.get(key).map(|cs| Before::Conditions(cs))
     }
 }
 
@@ -230,11 +270,8 @@ fn stamp(o: &mut Object, prev: &dyn Previous, now: &str) {
     if let Some(status) = status_mut(o) {
         status.observed_generation = generation;
         for c in &mut status.conditions {
-            let old = before.and_then(|b| b.iter().find(|p| p.type_ == c.type_));
-            c.last_transition_time = match old {
-                Some(p) if p.status == c.status => p.last_transition_time.clone(),
-                _ => Some(now.to_string()),
-            };
+            let since = before.and_then(|b| b.unchanged_since(&c.type_, &c.status));
+            c.last_transition_time = since.unwrap_or_else(|| Some(now.to_string()));
         }
     }
 }
