@@ -6,6 +6,7 @@ pub mod display;
 pub mod events;
 pub mod fanout;
 pub mod filter;
+pub mod install;
 pub mod merge;
 pub mod reference;
 pub mod replay;
@@ -189,6 +190,9 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9080")]
         listen: SocketAddr,
     },
+    /// Print Kubernetes manifests running Knit as replicas on Kafka or NATS: a Deployment, its
+    /// ConfigMap of manifests, a Service for the ingress, a PodDisruptionBudget.
+    Install(install::InstallArgs),
     /// Print the CustomResourceDefinitions of every Knit kind.
     Crds {
         /// Write one file per CRD into this folder instead of printing.
