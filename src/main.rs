@@ -125,6 +125,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Get(args) if args.is_events() => done(cli::events::list(&args).await),
         Command::Get(args) if args.is_replicas() => done(cli::replicas::list(&args).await),
         Command::Get(args) => done(cli::client::get(&args).await),
+        Command::Stats(args) => done(cli::stats::run(&args).await),
+        Command::Install(args) => cli::install::run(&args).map(|ok| exit(ok, 2)),
         Command::Trace(args) => cli::trace::trace(&args).await.map(|known| exit(known, 1)),
         Command::Describe {
             kind,

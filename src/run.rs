@@ -316,16 +316,22 @@ fn replica_id(args: &RunArgs, admin_port: u16) -> String {
 }
 
 /// The replicas of this system, joined as `--replica-id` (admin API on `admin_port`, at
-/// `admin_url`) on the engine of `--kafka` or `--nats`.
+/// `--admin-url`, else `admin_url`) on the engine of `--kafka` or `--nats`.
 fn join_replicas(
     args: &RunArgs,
     admin_port: u16,
     admin_url: &str,
 ) -> Arc<knit_channels::coordination::Coordination> {
+    let advertised = args
+        .admin_url
+        .as_deref()
+        .map(|u| u.trim().trim_end_matches('/'))
+        .filter(|u| !u.is_empty())
+        .unwrap_or(admin_url);
     Arc::new(knit_channels::coordination::Coordination::start(
         engine(args),
         &replica_id(args, admin_port),
-        admin_url,
+        advertised,
     ))
 }
 

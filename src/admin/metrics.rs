@@ -4,7 +4,9 @@
 //! second), the journal, and serving's reports (cold starts). Names follow Knative's
 //! OpenTelemetry names where one exists (`kn.eventing.dispatch.duration` →
 //! `kn_eventing_dispatch_duration_seconds`); the README's "Seeing what happens" lists them.
+//! Every series carries the label `replica` (`--replica-id`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
@@ -296,7 +298,10 @@ impl Collector for Scrape {
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
-    let mut registry = Registry::default();
+    // Every series says which replica it is from (`--replica-id`), so the replicas' scrapes
+    // can be told apart and summed.
+    let replica = (Cow::Borrowed("replica"), Cow::Owned(s.coordination.id()));
+    let mut registry = Registry::with_labels(std::iter::once(replica));
     registry.register_collector(Box::new(read(&s)));
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {

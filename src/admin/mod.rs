@@ -3,7 +3,7 @@
 //!
 //! | method | path | |
 //! |---|---|---|
-//! | GET | `/healthz` | liveness |
+//! | GET | `/healthz`, `/readyz` | liveness and readiness, public (see [`health`]) |
 //! | GET | `/api/v1/{kind}?namespace=NS` | `{"items": [...]}`, all namespaces without `namespace` |
 //! | GET | `/api/v1/{kind}/{namespace}/{name}` | one object with its status |
 //! | DELETE | `/api/v1/{kind}/{namespace}/{name}` | delete one object |
@@ -26,6 +26,7 @@
 //! The OIDC issuer's discovery document, JWKS and token minting are in [`oidc`].
 
 mod events;
+mod health;
 mod metrics;
 mod oidc;
 mod replay;
@@ -64,7 +65,6 @@ pub(crate) struct AdminState {
 /// `Authorization: Bearer TOKEN`.
 pub(crate) fn router(state: AdminState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/contract", get(contract))
         .route("/api/v1/stats", get(stats_handler))
         .route("/api/v1/cluster", get(cluster))
@@ -88,6 +88,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         // After the authentication layer: the page's files are public, its data is not.
         .merge(ui::pages())
         .merge(oidc::pages())
+        .merge(health::pages())
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }

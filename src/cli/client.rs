@@ -28,6 +28,21 @@ impl Client {
         })
     }
 
+    /// A client of the admin API at `base` with `server`'s token and trusted CAs, giving up
+    /// on each request after `timeout`.
+    pub fn at(server: &ServerArgs, base: &str, timeout: Duration) -> Result<Self> {
+        Ok(Self {
+            http: server.http_client(timeout)?,
+            base: base.trim_end_matches('/').to_string(),
+            token: server.token.clone(),
+        })
+    }
+
+    /// The admin API's URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, Value)> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),

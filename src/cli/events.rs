@@ -32,6 +32,10 @@ pub struct EventsArgs {
     /// (`get events`) Most journeys listed, newest first [default: 50].
     #[arg(long)]
     pub limit: Option<usize>,
+    /// (`get events`) Ask every replica (`knit get replicas`) and merge: each event once, with
+    /// what each replica saw of it.
+    #[arg(long)]
+    pub all_replicas: bool,
 }
 
 impl EventsArgs {
@@ -43,6 +47,7 @@ impl EventsArgs {
             (self.event_type.is_some(), "--type"),
             (self.failed, "--failed"),
             (self.limit.is_some(), "--limit"),
+            (self.all_replicas, "--all-replicas"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -105,8 +110,18 @@ pub async fn list(args: &GetArgs) -> Result<()> {
     }
     let (target, at) = args.events.target(args.namespace.as_deref())?;
     let client = Client::new(&args.server)?;
-    let answer = client.get(&query(&args.events, target, &at)).await?;
-    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    let path = query(&args.events, target, &at);
+    let items = if args.events.all_replicas {
+        every_replica(
+            &args.server,
+            &path,
+            args.events.limit.unwrap_or(DEFAULT_LIMIT),
+        )
+        .await?
+    } else {
+        let answer = client.get(&path).await?;
+        answer["items"].as_array().cloned().unwrap_or_default()
+    };
     if items.is_empty() {
         reference::must_exist(&client, target, &at).await?;
     }
@@ -124,6 +139,27 @@ pub async fn list(args: &GetArgs) -> Result<()> {
         Some(Output::Wide) | None => print!("{}", table(&items)),
     }
     Ok(())
+}
+
+/// The journeys every replica lists at `path`, merged: each event once, newest first, at most
+/// `limit`.
+async fn every_replica(server: &super::ServerArgs, path: &str, limit: usize) -> Result<Vec<Value>> {
+    let mut lists = Vec::new();
+    for a in super::fanout::ask_all(server, path).await? {
+        if !a.status.is_success() {
+            eprintln!(
+                "warning: replica {} answered {}, shown without it: {}",
+                a.replica,
+                a.status,
+                str_of(&a.body, "error")
+            );
+            continue;
+        }
+        let items: Vec<knit_dispatcher::observe::Journey> =
+            serde_json::from_value(a.body["items"].clone()).unwrap_or_default();
+        lists.push((a.replica, items));
+    }
+    Ok(super::merge::journeys(lists, limit))
 }
 
 /// A journey's outcomes in one cell: `orders=delivered audit=filtered`.

@@ -4,11 +4,15 @@
 pub mod client;
 pub mod display;
 pub mod events;
+pub mod fanout;
 pub mod filter;
+pub mod install;
+pub mod merge;
 pub mod reference;
 pub mod replay;
 pub mod replicas;
 pub mod send;
+pub mod stats;
 pub mod table;
 pub mod trace;
 pub mod validate;
@@ -114,6 +118,9 @@ pub enum Command {
     /// Where did an event go: its journey through a Broker or channel (accepted, each
     /// Trigger matched or not, each attempt, retries, the reply, the outcome).
     Trace(trace::TraceArgs),
+    /// Every event's fate per Trigger, Subscription and source and in total (`/api/v1/stats`);
+    /// `--all-replicas` sums the replicas'.
+    Stats(stats::StatsArgs),
     /// Show one resource in detail: conditions, addresses, spec.
     Describe {
         /// Kind.
@@ -183,6 +190,9 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9080")]
         listen: SocketAddr,
     },
+    /// Print Kubernetes manifests running Knit as replicas on Kafka or NATS: a Deployment, its
+    /// ConfigMap of manifests, a Service for the ingress, a PodDisruptionBudget.
+    Install(install::InstallArgs),
     /// Print the CustomResourceDefinitions of every Knit kind.
     Crds {
         /// Write one file per CRD into this folder instead of printing.
@@ -369,6 +379,11 @@ pub struct RunArgs {
     /// system: work that must run once runs on one of them). Default `HOSTNAME:ADMIN-PORT`.
     #[arg(long, env = "KNIT_REPLICA_ID")]
     pub replica_id: Option<String>,
+    /// The admin API's URL as the other replicas (and `--all-replicas` views) reach it, listed
+    /// at `/api/v1/cluster`. Default: the `--admin` address (loopback when it is unspecified);
+    /// give it when `--admin` listens on every interface, e.g. `http://POD_IP:8090`.
+    #[arg(long, env = "KNIT_ADMIN_URL", value_name = "URL")]
+    pub admin_url: Option<String>,
     /// Kubeconfig of the API server ApiServerSources watch.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,

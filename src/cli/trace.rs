@@ -32,6 +32,10 @@ pub struct TraceArgs {
     /// Print the journey as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Ask every replica (`knit get replicas`) and merge what each saw of the event (the one
+    /// that accepted it, the ones that delivered it).
+    #[arg(long)]
+    pub all_replicas: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -78,7 +82,11 @@ pub async fn trace(args: &TraceArgs) -> Result<bool> {
         let _ = write!(path, "?source={}", encode(s));
     }
     let c = Client::new(&args.server)?;
-    let (status, journey) = c.get_with_status(&path).await?;
+    let (status, journey) = if args.all_replicas {
+        every_replica(&args.server, &path).await?
+    } else {
+        c.get_with_status(&path).await?
+    };
     if status == reqwest::StatusCode::NOT_FOUND && journey.get("tooOld").is_some() {
         reference::must_exist(&c, target, &at).await?;
         eprintln!("{}", str_of(&journey, "error"));
@@ -93,6 +101,36 @@ pub async fn trace(args: &TraceArgs) -> Result<bool> {
         print!("{}", render(&journey, &format!("{flag} {at}")));
     }
     Ok(true)
+}
+
+/// The journey at `path` as every replica that knows it saw it, merged; else a 404 (`tooOld`
+/// when one of them knew it and forgot it).
+async fn every_replica(
+    server: &super::ServerArgs,
+    path: &str,
+) -> Result<(reqwest::StatusCode, Value)> {
+    let answers = super::fanout::ask_all(server, path).await?;
+    let mut seen = Vec::new();
+    let mut unknown: Option<Value> = None;
+    for a in answers {
+        if a.status.is_success() {
+            match serde_json::from_value(a.body) {
+                Ok(j) => seen.push((a.replica, j)),
+                Err(e) => eprintln!("warning: replica {}: not a journey: {e}", a.replica),
+            }
+        } else if unknown.is_none() || a.body["tooOld"] == Value::Bool(true) {
+            unknown = Some(a.body);
+        }
+    }
+    Ok(match super::merge::journey(seen) {
+        Some(j) => (reqwest::StatusCode::OK, j),
+        None => (
+            reqwest::StatusCode::NOT_FOUND,
+            unknown.unwrap_or_else(
+                || serde_json::json!({"error": "no replica knows the event", "tooOld": false}),
+            ),
+        ),
+    })
 }
 
 fn attempt_line(a: &Value, n: usize) -> String {
@@ -128,6 +166,10 @@ pub fn render(j: &Value, ingress_flag: &str) -> String {
         str_of(j, "type"),
         str_of(j, "source")
     );
+    if let Some(replicas) = j["replicas"].as_array() {
+        let ids: Vec<&str> = replicas.iter().filter_map(Value::as_str).collect();
+        let _ = writeln!(out, "  seen on        replicas {}", ids.join(", "));
+    }
     out.push_str(&accepted(j));
     let egresses = j["egresses"].as_array().cloned().unwrap_or_default();
     if egresses.is_empty() {
