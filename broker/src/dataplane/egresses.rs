@@ -132,17 +132,9 @@ async fn run(
     let reference = first.egress.reference.clone();
     let durable = log.durable();
     let mut shutdown = ctx.shutdown.subscribe();
-    // Stages gone through once are boxed: the task's future is as large as its largest state,
-    // and 10,000 Triggers keep 10,000 of them waiting in the loop.
-    let opening = Box::pin(open_group(
-        &log,
-        &mut rx,
-        first,
-        &ctx,
-        &mut shutdown,
-        &uid,
-        &reference,
-    ));
+    // Stages gone through once are boxed: a task's future is as large as its largest state.
+    let names = (uid.as_str(), reference.as_str());
+    let opening = Box::pin(open_group(&log, &mut rx, first, &ctx, &mut shutdown, names));
     let Some((consumer, mut current)) = opening.await else {
         return;
     };
@@ -211,8 +203,7 @@ async fn open_group(
     mut current: Arc<EgressConfig>,
     ctx: &Ctx,
     shutdown: &mut watch::Receiver<bool>,
-    uid: &str,
-    reference: &str,
+    (uid, reference): (&str, &str),
 ) -> Option<(Arc<dyn Consumer>, Arc<EgressConfig>)> {
     let durable = log.durable();
     let mut wait = Duration::from_millis(200);
