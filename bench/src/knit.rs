@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 /// A running knit, killed on drop.
@@ -136,6 +136,28 @@ impl Knit {
     }
 
     async fn get(&self, path: &str) -> Result<serde_json::Value> {
+        self.call(hyper::Method::GET, path, None).await
+    }
+
+    /// A token for `subject` and `audience` from the admin API's OIDC issuer.
+    pub(crate) async fn oidc_token(&self, subject: &str, audience: &str) -> Result<String> {
+        let body = serde_json::json!({"subject": subject, "audience": audience});
+        let v = self
+            .call(hyper::Method::POST, "/api/v1/oidc/token", Some(body))
+            .await?;
+        v["token"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("no token minted: {v}"))
+    }
+
+    /// `method` on the admin API's `path`, with a JSON `body`; the JSON answer.
+    async fn call(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
         let stream = tokio::net::TcpStream::connect(self.admin).await?;
         let mut sender = match &self.admin_tls {
             None => {
@@ -153,9 +175,13 @@ impl Knit {
                 sender
             }
         };
-        let req = hyper::Request::get(path)
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header("host", self.admin.to_string())
-            .body(Empty::<Bytes>::new())?;
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
         let body = sender
             .send_request(req)
             .await?

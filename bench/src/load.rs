@@ -31,6 +31,8 @@ pub(crate) struct Load {
     pub(crate) duration: Duration,
     /// Total events per second; `None` = as fast as possible.
     pub(crate) rate: Option<f64>,
+    /// An `Authorization` header for every request (an OIDC bearer token).
+    pub(crate) authorization: Option<String>,
 }
 
 /// What happened.
@@ -96,8 +98,11 @@ async fn worker(
             next += i;
         }
         n += 1;
-        let req = Request::post(&load.path)
-            .header("host", &host)
+        let mut req = Request::post(&load.path).header("host", &host);
+        if let Some(a) = &load.authorization {
+            req = req.header("authorization", a);
+        }
+        let req = req
             .header("ce-specversion", "1.0")
             .header("ce-id", format!("{index}-{n}"))
             .header("ce-source", "/bench")

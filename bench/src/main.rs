@@ -248,35 +248,50 @@ async fn through_knit(
     rate: Option<f64>,
     sink: &servers::Counters,
 ) -> Result<Measured> {
-    through(knit, knit.ingress, None, path, o, rate, sink).await
+    let via = Via {
+        addr: knit.ingress,
+        tls: None,
+        authorization: None,
+    };
+    through(knit, via, path, o, rate, sink).await
 }
 
-/// [`through_knit`] with the load sent to `addr` (over TLS with `tls`).
+/// How the load reaches an ingress.
+struct Via<'a> {
+    /// The ingress address.
+    addr: SocketAddr,
+    /// Over TLS connections made by this.
+    tls: Option<&'a tokio_rustls::TlsConnector>,
+    /// With this `Authorization` header.
+    authorization: Option<&'a str>,
+}
+
+/// [`through_knit`] with the load sent `via`.
 async fn through(
     knit: &Knit,
-    addr: SocketAddr,
-    tls: Option<&tokio_rustls::TlsConnector>,
+    via: Via<'_>,
     path: &str,
     o: &Options,
     rate: Option<f64>,
     sink: &servers::Counters,
 ) -> Result<Measured> {
     let mut load = Load {
-        addr,
+        addr: via.addr,
         host: None,
         path: path.to_string(),
         ty: "bench.event".into(),
         concurrency: o.concurrency,
         duration: warmup(o),
         rate,
+        authorization: via.authorization.map(str::to_string),
     };
-    load::run_over(&load, tls).await?;
+    load::run_over(&load, via.tls).await?;
     sink.latencies_us.lock().clear();
     let before = sink.requests.load(Ordering::Relaxed);
     let cpu_before = knit.cpu_seconds();
     sink.recording.store(true, Ordering::Relaxed);
     load.duration = Duration::from_secs_f64(o.seconds);
-    let out = load::run_over(&load, tls).await?;
+    let out = load::run_over(&load, via.tls).await?;
     sink.recording.store(false, Ordering::Relaxed);
     let after = sink.requests.load(Ordering::Relaxed);
     let cpu = knit.cpu_seconds() - cpu_before;
@@ -343,6 +358,7 @@ async fn baseline(o: &Options, bare: SocketAddr) -> Result<Measured> {
         concurrency: o.concurrency,
         duration: warmup(o),
         rate: None,
+        authorization: None,
     };
     load::run(&load).await?;
     let mut out: Outcome = load::run(&Load {
@@ -408,6 +424,7 @@ async fn overload(o: &Options, hang: SocketAddr, overflow: Option<&str>) -> Resu
             concurrency: o.concurrency,
             duration: Duration::from_secs_f64(o.seconds / 2.0),
             rate: None,
+            authorization: None,
         })
         .await?;
         r.accepted += out.count(202);

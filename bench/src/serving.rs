@@ -208,6 +208,7 @@ impl Rig {
             concurrency: CONCURRENCY,
             duration: warmup(o),
             rate,
+            authorization: None,
         };
         load::run(&load).await?;
         let cpu = || [crate::knit::cpu_seconds("self"), children_cpu_seconds()];

@@ -5,7 +5,10 @@
 //!   same process, the same path, no TLS anywhere);
 //! - (t1) HTTPS client → HTTPS ingress → broker → trigger → plain HTTP sink;
 //! - (t2) HTTPS client → HTTPS ingress → broker → trigger → HTTPS sink (Knit's dispatcher
-//!   verifying the sink against `--ca-file`).
+//!   verifying the sink against `--ca-file`);
+//! - (t3) what OIDC costs, in a second knit with `authentication-oidc: enabled`: plain HTTP
+//!   with a bearer token the ingress verifies (ES256) and authorizes, and a token on each
+//!   delivery to the sink (minted once per audience and cached), in the same rounds.
 //!
 //! Printed: events/s at the sink, end-to-end p50/p99, knit's CPU per event and what TLS adds
 //! to it against (t0). Connections are kept alive, so the figure is mostly encryption; a
@@ -175,21 +178,37 @@ pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
     let https = knit
         .ingress_tls
         .context("knit did not report ingress-tls")?;
+    let (oidc, token, _oidc_state) = oidc_knit(plain_addr).await?;
     // One leg: the load through `addr` (over TLS with `tls`) to `path`, counted at `sink`.
-    let leg = |addr, tls, path, sink| crate::through(&knit, addr, tls, path, o, None, sink);
-    let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
+    let leg = |addr, tls, path, sink| {
+        let via = crate::Via {
+            addr,
+            tls,
+            authorization: None,
+        };
+        crate::through(&knit, via, path, o, None, sink)
+    };
+    let bearer = format!("Bearer {token}");
+    let (mut t0, mut t1, mut t2, mut t3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         t0.push(leg(knit.ingress, None, "/default/plain", &plain_sink).await?);
         t1.push(leg(https, Some(&tls), "/default/plain", &plain_sink).await?);
         t2.push(leg(https, Some(&tls), "/default/secure", &tls_sink).await?);
+        let via = crate::Via {
+            addr: oidc.ingress,
+            tls: None,
+            authorization: Some(&bearer),
+        };
+        t3.push(crate::through(&oidc, via, "/default/plain", o, None, &plain_sink).await?);
     }
-    let (t0, t1, t2) = (median(t0), median(t1), median(t2));
+    let (t0, t1, t2, t3) = (median(t0), median(t1), median(t2), median(t3));
     let line = |label: &str, m: &Measured| {
+        let what = if std::ptr::eq(m, &t3) { "OIDC" } else { "TLS" };
         let added = if std::ptr::eq(m, &t0) {
             String::new()
         } else {
             format!(
-                "   TLS adds {:+.1} µs/event ({:.2}× the events/s of (t0))",
+                "   {what} adds {:+.1} µs/event ({:.2}× the events/s of (t0))",
                 m.cpu_us - t0.cpu_us,
                 m.rate / t0.rate
             )
@@ -202,9 +221,33 @@ pub(crate) async fn scenarios(o: &Options, rounds: usize) -> Result<()> {
     line("(t0) HTTP → broker → trigger → HTTP sink:   ", &t0);
     line("(t1) HTTPS → broker → trigger → HTTP sink:  ", &t1);
     line("(t2) HTTPS → broker → trigger → HTTPS sink: ", &t2);
+    line("(t3) HTTP, OIDC on (token checked, token sent):", &t3);
     anyhow::ensure!(
-        t0.accepted > 0 && t1.accepted > 0 && t2.accepted > 0,
-        "the TLS scenarios accepted nothing"
+        t0.accepted > 0 && t1.accepted > 0 && t2.accepted > 0 && t3.accepted > 0,
+        "the TLS or OIDC scenarios accepted nothing"
     );
     Ok(())
+}
+
+/// A second knit for (t3): `authentication-oidc` on, Broker `plain` (the ingress checks each
+/// request's token) and its Trigger to `sink` with an audience (each delivery carries a
+/// token); and a token the Broker accepts (a ServiceAccount of its namespace, the default
+/// authorization mode's rule).
+async fn oidc_knit(sink: SocketAddr) -> Result<(Knit, String, tempfile::TempDir)> {
+    let manifests = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config-features, namespace: knative-eventing}}\ndata: {{authentication-oidc: enabled}}\n---\napiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {{name: plain, namespace: default}}\n---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: plain, namespace: default}}\nspec:\n  broker: plain\n  filter: {{attributes: {{type: bench.event}}}}\n  subscriber: {{uri: 'http://{sink}/', audience: bench-sink}}\n"
+    );
+    let state = tempfile::tempdir()?;
+    let state_dir = state.path().to_string_lossy().into_owned();
+    let knit = Knit::start(&manifests, &["--state-dir", &state_dir])?;
+    knit.wait_ready("triggers", &["plain"]).await?;
+    let broker = knit.object("brokers", "plain").await?;
+    let audience = broker["status"]["address"]["audience"]
+        .as_str()
+        .context("the Broker shows no audience with OIDC on")?
+        .to_string();
+    let token = knit
+        .oidc_token("system:serviceaccount:default:bench", &audience)
+        .await?;
+    Ok((knit, token, state))
 }
