@@ -1,6 +1,7 @@
 //! The issuer's P-256 key: created once in the state folder (or read from `--oidc-key`), its
 //! JWKS entry, signing and verifying.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use base64::Engine;
@@ -24,7 +25,14 @@ pub struct Signer {
     rng: SystemRandom,
     kid: String,
     issuer: String,
+    /// Tokens whose signature this key has verified, with their claims: checking an ES256
+    /// signature costs tens of microseconds, and a sender sends the same token until it
+    /// expires. The claims are checked again on every use; emptied when full.
+    verified: parking_lot::Mutex<HashMap<String, Claims>>,
 }
+
+/// Most tokens kept in [`Signer::verify`]'s cache.
+const VERIFIED_MAX: usize = 4096;
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,6 +93,7 @@ impl Signer {
             rng,
             kid,
             issuer: issuer.trim_end_matches('/').to_string(),
+            verified: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -135,19 +144,19 @@ impl Signer {
     /// this key, this issuer, not expired (a minute's leeway), `aud` containing `audience`.
     pub fn verify(&self, token: &str, audience: &str, now: i64) -> Result<Claims> {
         const LEEWAY: i64 = 60;
-        let parts = jwt::split(token)?;
-        if parts.header.alg != "ES256" {
-            return Err(Error::Algorithm(parts.header.alg));
-        }
-        if let Some(kid) = &parts.header.kid
-            && *kid != self.kid
-        {
-            return Err(Error::UnknownKey(kid.clone()));
-        }
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.pair.public_key().as_ref())
-            .verify(parts.signed.as_bytes(), &parts.signature)
-            .map_err(|_| Error::Signature)?;
-        let c = parts.claims;
+        let known = self.verified.lock().get(token).cloned();
+        let c = match known {
+            Some(c) => c,
+            None => {
+                let c = self.verify_signature(token)?;
+                let mut verified = self.verified.lock();
+                if verified.len() >= VERIFIED_MAX {
+                    verified.clear();
+                }
+                verified.insert(token.to_string(), c.clone());
+                c
+            }
+        };
         if c.iss.trim_end_matches('/') != self.issuer {
             return Err(Error::Issuer {
                 got: c.iss,
@@ -166,6 +175,24 @@ impl Signer {
             });
         }
         Ok(c)
+    }
+
+    /// `token`'s claims, once its header names ES256 (and this key, if any) and its signature
+    /// is this key's.
+    fn verify_signature(&self, token: &str) -> Result<Claims> {
+        let parts = jwt::split(token)?;
+        if parts.header.alg != "ES256" {
+            return Err(Error::Algorithm(parts.header.alg));
+        }
+        if let Some(kid) = &parts.header.kid
+            && *kid != self.kid
+        {
+            return Err(Error::UnknownKey(kid.clone()));
+        }
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.pair.public_key().as_ref())
+            .verify(parts.signed.as_bytes(), &parts.signature)
+            .map_err(|_| Error::Signature)?;
+        Ok(parts.claims)
     }
 
     /// The JWKS (RFC 7517) with this key's public half.
