@@ -417,3 +417,111 @@ fn admission_refuses_a_sub_with_a_star_inside() {
     assert!(stderr.contains("'*' is only allowed as suffix"), "{stderr}");
     assert!(stderr.contains("spec.from[1].ref.apiVersion"), "{stderr}");
 }
+
+/// Knative's automatic policies for Sequence and Parallel: under `deny-all`, a policy naming
+/// the flow is copied onto its ingress channel, and each inner channel admits the Subscription
+/// feeding it, so events go all the way through while nothing else may send.
+#[tokio::test]
+async fn sequences_and_parallels_admit_their_own_hops_under_deny_all() {
+    let step = Sink::start().await;
+    step.respond_with(|r| Reply::event("step.done", &format!("{}-step", r.id())));
+    let last = Sink::start().await;
+    let branch = Sink::start().await;
+    let imc = "channelTemplate:\n  apiVersion: messaging.knative.dev/v1\n  kind: InMemoryChannel\n";
+    let sequence = format!(
+        "apiVersion: flows.knative.dev/v1\nkind: Sequence\nmetadata:\n  name: seq\n  namespace: default\nspec:\n{}",
+        common::indent(
+            &format!("{imc}steps:\n- uri: {}\n- uri: {}\n", step.url, last.url),
+            2
+        )
+    );
+    let parallel = format!(
+        "apiVersion: flows.knative.dev/v1\nkind: Parallel\nmetadata:\n  name: par\n  namespace: default\nspec:\n{}",
+        common::indent(
+            &format!("{imc}branches:\n- subscriber:\n    uri: {}\n", branch.url),
+            2
+        )
+    );
+    let to_flows = "to:\n- ref:\n    apiVersion: flows.knative.dev/v1\n    kind: Sequence\n    name: seq\n- ref:\n    apiVersion: flows.knative.dev/v1\n    kind: Parallel\n    name: par\n";
+    let (knit, _state) = start(&[
+        ("features.yaml", &features("deny-all")),
+        ("seq.yaml", &sequence),
+        ("par.yaml", &parallel),
+    ]);
+    let seq = knit.ready("sequences", "seq").await;
+    let par = knit.ready("parallels", "par").await;
+    let seq_audience = "messaging.knative.dev/inmemorychannel/default/seq-kn-sequence-0";
+    let par_audience = "messaging.knative.dev/inmemorychannel/default/par-kn-parallel";
+    assert_eq!(seq["status"]["address"]["audience"], json!(seq_audience));
+    assert_eq!(par["status"]["address"]["audience"], json!(par_audience));
+    let seq_url = knit.address("sequences", "seq").await;
+    let par_url = knit.address("parallels", "par").await;
+    let sender = "system:serviceaccount:default:sender";
+    let to_seq = mint(&knit, sender, seq_audience).await;
+    let to_par = mint(&knit, sender, par_audience).await;
+
+    // The inner channels admit exactly their feeding Subscriptions.
+    for (policy, subscription) in [
+        ("seq-ep-seq-kn-sequence-1", "seq-kn-sequence-0"),
+        ("par-ep-par-kn-parallel-0", "par-kn-parallel-filter-0"),
+    ] {
+        let p = knit.ready("eventpolicies", policy).await;
+        assert_eq!(
+            p["status"]["from"],
+            json!([format!(
+                "system:serviceaccount:default:{subscription}-oidc-messaging.knative.dev-subscription"
+            )]),
+            "{policy}"
+        );
+    }
+    // deny-all: nobody may send to the flows yet.
+    answers(&seq_url, "seq.denied", Some(&to_seq), 403).await;
+    answers(&par_url, "par.denied", Some(&to_par), 403).await;
+
+    knit.write(
+        "p.yaml",
+        &policy("senders", &format!("{to_flows}from:\n- sub: {sender}\n")),
+    );
+    let copy = knit
+        .ready("eventpolicies", "seq-ep-seq-kn-sequence-0")
+        .await;
+    assert_eq!(copy["status"]["from"], json!([sender]));
+    answers(&seq_url, "seq.allowed", Some(&to_seq), 202).await;
+    answers(&par_url, "par.allowed", Some(&to_par), 202).await;
+    eventually_for("the event through both steps", PATIENCE, || async {
+        last.received()
+            .iter()
+            .any(|r| r.id().starts_with("seq.allowed-"))
+            .then_some(())
+    })
+    .await;
+    eventually_for("the event through the branch", PATIENCE, || async {
+        branch
+            .received()
+            .iter()
+            .any(|r| r.id().starts_with("par.allowed-"))
+            .then_some(())
+    })
+    .await;
+}
+
+#[test]
+fn an_event_policy_without_oidc_is_refused_at_admission() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        policy("p", "from:\n- sub: system:serviceaccount:default:x\n"),
+    )
+    .expect("write");
+    let arg = dir.path().to_str().expect("utf-8 path").to_string();
+    let (code, _, stderr) = common::cli(&["validate", "-f", &arg]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("p.yaml:0: EventPolicy/p: spec: ")
+            && stderr.contains("authentication-oidc: enabled"),
+        "{stderr}"
+    );
+    std::fs::write(dir.path().join("features.yaml"), features("allow-all")).expect("write");
+    let (code, _, stderr) = common::cli(&["validate", "-f", &arg]);
+    assert_eq!(code, 0, "{stderr}");
+}

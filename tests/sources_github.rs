@@ -380,3 +380,111 @@ async fn every_octokit_example_arrives_signed_and_byte_identical() {
     let (status, _) = deliver(&url, issues, "after-delete", &body, &good).await;
     assert_eq!(status, 404, "the receiver is gone with the source");
 }
+
+/// With `authentication-oidc` on, the receiver is a policy target like a Broker: besides
+/// GitHub's signature it wants a bearer token for the source's audience (401 without one, or
+/// for another audience) from a sender the default mode (here `allow-same-namespace`) or an
+/// EventPolicy allows (403 otherwise); the source lists its policies.
+#[tokio::test]
+async fn with_oidc_the_receiver_wants_a_token_and_a_sender_its_policies_allow() {
+    let (_api, api_url) = start_fake_api().await;
+    let sink = Sink::start().await;
+    let state = tempfile::tempdir().expect("temp dir");
+    let key = state.path().join("oidc-key.pem");
+    let features = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-features\n  namespace: knative-eventing\ndata:\n  authentication-oidc: enabled\n  default-authorization-mode: allow-same-namespace\n";
+    let mut files = manifests(&api_url, &sink.url);
+    files.push(("features.yaml", features.to_string()));
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let knit = Knit::start_with(&refs, &["--oidc-key", key.to_str().expect("utf-8 path")]);
+    let gh = knit.ready("githubsources", "gh").await;
+    let audience = "sources.knative.dev/githubsource/default/gh";
+    assert_eq!(gh["status"]["address"]["audience"], json!(audience));
+    let url = gh["status"]["address"]["url"]
+        .as_str()
+        .expect("address")
+        .to_string();
+
+    let body =
+        br#"{"ref":"refs/heads/main","compare":"https://github.com/octo/hello/compare/a...b"}"#;
+    let sig = signature::sign_sha256(SECRET.as_bytes(), body);
+    let mint = |subject: &'static str, audience: &'static str| {
+        let admin = knit.admin.clone();
+        async move {
+            let r = http()
+                .post(format!("{admin}/api/v1/oidc/token"))
+                .json(&json!({"subject": subject, "audience": audience}))
+                .send()
+                .await
+                .expect("admin API");
+            let v: Value = r.json().await.expect("json");
+            v["token"].as_str().expect("token").to_string()
+        }
+    };
+    let same = mint("system:serviceaccount:default:relay", audience).await;
+    let other = mint("system:serviceaccount:other:relay", audience).await;
+    let elsewhere = mint(
+        "system:serviceaccount:default:relay",
+        "eventing.knative.dev/broker/default/b",
+    )
+    .await;
+    let post = |delivery: &'static str, token: Option<String>| {
+        let (url, sig) = (url.clone(), sig.clone());
+        async move {
+            let mut req = http()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "push")
+                .header("x-github-delivery", delivery)
+                .header("x-hub-signature-256", sig)
+                .body(body.to_vec());
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.expect("POST to the receiver");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    // The receiver's rules reach the ingress with the Contract, a little after status.
+    eventually("the receiver to want a token", || async {
+        let (status, text) = post("no-token", None).await;
+        (status == 401 && text.contains("bearer token")).then_some(())
+    })
+    .await;
+    let (status, text) = post("wrong-audience", Some(elsewhere)).await;
+    assert_eq!(status, 401, "{text}");
+    let (status, text) = post("other-namespace", Some(other.clone())).await;
+    assert_eq!(status, 403, "{text}");
+    let (status, text) = post("same-namespace", Some(same)).await;
+    assert_eq!(status, 202, "{text}");
+    eventually("the allowed delivery at the sink", || async {
+        sink.received()
+            .iter()
+            .any(|r| r.id() == "same-namespace")
+            .then_some(())
+    })
+    .await;
+
+    // An EventPolicy naming the source lets the other namespace's relay in, and is listed.
+    knit.write(
+        "p.yaml",
+        "apiVersion: eventing.knative.dev/v1alpha1\nkind: EventPolicy\nmetadata:\n  name: relays\n  namespace: default\nspec:\n  to:\n  - ref:\n      apiVersion: sources.knative.dev/v1alpha1\n      kind: GitHubSource\n      name: gh\n  from:\n  - sub: system:serviceaccount:other:*\n",
+    );
+    eventually("the source to list its policy", || async {
+        let gh = knit.object("githubsources", "gh").await?;
+        (gh["status"]["policies"]
+            == json!([{"apiVersion": "eventing.knative.dev/v1alpha1", "name": "relays"}]))
+        .then_some(())
+    })
+    .await;
+    eventually("the other namespace's relay let in", || async {
+        let (status, _) = post("by-policy", Some(other.clone())).await;
+        (status == 202).then_some(())
+    })
+    .await;
+    assert!(
+        sink.received()
+            .iter()
+            .all(|r| !["no-token", "wrong-audience", "other-namespace"].contains(&r.id().as_str())),
+        "a refused delivery was forwarded"
+    );
+}

@@ -77,7 +77,7 @@ impl AuthorizationMode {
 }
 
 /// Who may send to an ingress when OIDC is on.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressAuth {
     /// The audience tokens must carry (`status.address.audience`).
@@ -91,7 +91,7 @@ pub struct IngressAuth {
 }
 
 /// One EventPolicy as an ingress applies it.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRule {
     /// The EventPolicy's name.

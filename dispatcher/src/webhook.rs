@@ -1,13 +1,15 @@
 //! Receivers that live on the ingress listener but are not Brokers or channels: a source's
-//! webhook (GitHubSource). The ingress reads the body within its limits and hands it to the
-//! receiver registered at the request's path; sources register and remove their receivers.
+//! webhook (GitHubSource). The ingress reads the body within its limits, checks the sender
+//! (OIDC on) and hands it to the receiver registered at the request's path; sources register
+//! and remove their receivers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use knit_channels::BoxFuture;
+use knit_channels::{BoxFuture, Event};
+use knit_crds::contract::IngressAuth;
 use parking_lot::RwLock;
 
 /// The answer of a receiver.
@@ -33,6 +35,18 @@ impl WebhookResponse {
 pub trait Webhook: Send + Sync {
     /// Handle one POST with `headers` and the whole `body`.
     fn handle(&self, headers: HeaderMap, body: Bytes) -> BoxFuture<'_, WebhookResponse>;
+
+    /// Who may post here (OIDC on), and the receiver's namespace: the ingress checks the
+    /// bearer token and the sender's authorization before [`Webhook::handle`].
+    fn auth(&self) -> Option<(&IngressAuth, &str)> {
+        None
+    }
+
+    /// The event `handle` would forward for this request, if any (no I/O), for the
+    /// EventPolicies' filters.
+    fn preview(&self, _headers: &HeaderMap, _body: &Bytes) -> Option<Event> {
+        None
+    }
 }
 
 /// The receivers by path (e.g. `/github/default/my-source`).

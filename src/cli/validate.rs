@@ -1,15 +1,20 @@
-//! `knit validate`: admission only, offline.
+//! `knit validate`: admission only, offline (with the checks across files `knit run` makes:
+//! an EventPolicy needs `authentication-oidc` enabled).
 
 use std::path::PathBuf;
 
 use knit_crds::admission::admit_file;
 
-use crate::control::files;
+use knit_crds::Object;
+
+use crate::control::{feature_gate, files};
 
 /// Validate every manifest under `paths`; print every error and warning. Returns whether all
 /// documents are valid.
 pub fn run(paths: &[PathBuf]) -> bool {
     let mut ok = true;
+    let mut policies = Vec::new();
+    let mut oidc = false;
     let files = files::list(paths);
     if files.is_empty() {
         eprintln!("error: no manifest files (.yaml, .yml, .json) under the given paths");
@@ -32,11 +37,24 @@ pub fn run(paths: &[PathBuf]) -> bool {
         for e in &verdict.errors {
             eprintln!("{e}");
         }
+        for (doc, o) in &verdict.objects {
+            if let Object::EventPolicy(_) = o {
+                policies.push(format!("{name}:{doc}: EventPolicy/{}", o.name()));
+            } else if o.key() == feature_gate::features_key() {
+                oidc = feature_gate::oidc_enabled(Some(o));
+            }
+        }
         if verdict.errors.is_empty() {
             println!("{name}: valid ({} objects)", verdict.objects.len());
         } else {
             ok = false;
         }
+    }
+    if !oidc {
+        for p in &policies {
+            eprintln!("{p}: {}", feature_gate::refusal());
+        }
+        ok &= policies.is_empty();
     }
     ok
 }

@@ -17,7 +17,7 @@ use knit_crds::admission::{FieldError, Issue, Severity, admit_file_skipping, val
 use knit_crds::{Object, ObjectKey};
 
 use super::store::Origin;
-use super::{ControlPlane, display, now};
+use super::{ControlPlane, display, feature_gate, now};
 
 /// What a file's documents held at its last good load: the object of each document's text, by
 /// the text's hash (texts seen twice in the file are left out).
@@ -163,6 +163,18 @@ impl ControlPlane {
             };
             errors.extend(update_errors.into_iter().map(issue));
             seen.insert(key, object);
+        }
+        let kept = |k: &ObjectKey| read.unchanged.iter().any(|(_, u)| u == k);
+        let batch = read.admitted.iter().map(|(_, o)| o);
+        for (key, e) in feature_gate::refusals(&self.store, batch, Some(name), kept) {
+            let doc = read.admitted.iter().rev().find(|(_, o)| o.key() == key);
+            errors.push(Issue {
+                file: name.to_string(),
+                doc: doc.map_or(0, |(d, _)| *d),
+                subject: Some(format!("{}/{}", key.kind, key.name)),
+                error: e,
+                severity: Severity::Error,
+            });
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -399,5 +411,49 @@ mod tests {
             "x",
             "read again, not taken as unchanged"
         );
+    }
+
+    fn features(oidc: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config-features, namespace: knative-eventing}}\ndata: {{authentication-oidc: {oidc}}}\n"
+        )
+    }
+
+    fn policy(sub: &str) -> String {
+        format!(
+            "apiVersion: eventing.knative.dev/v1alpha1\nkind: EventPolicy\nmetadata: {{name: p}}\nspec: {{from: [{{sub: \"{sub}\"}}]}}\n"
+        )
+    }
+
+    #[test]
+    fn an_event_policy_is_refused_while_oidc_is_off_as_knatives_webhook_does() {
+        let mut cp = control_plane();
+        let (features_file, policy_file) = (Path::new("features.yaml"), Path::new("p.yaml"));
+        let err = cp
+            .load_file(policy_file, &policy("a"))
+            .expect_err("refused");
+        let shown = err[0].to_string();
+        assert!(
+            shown.starts_with("p.yaml:0: EventPolicy/p: spec: ")
+                && shown.contains("authentication-oidc: enabled"),
+            "{shown}"
+        );
+        // In the same file as the ConfigMap turning it on, or once it is on, it loads.
+        cp.load_file(policy_file, &file(&[features("enabled"), policy("a")]))
+            .expect("the file turns OIDC on itself");
+        cp.load_file(policy_file, &policy("z"))
+            .expect_err("the file no longer turns it on");
+        cp.load_file(features_file, &features("enabled"))
+            .expect_err("config-features is still p.yaml's");
+        cp.load_file(policy_file, &file(&[features("enabled"), policy("b")]))
+            .expect("a changed spec with OIDC on");
+
+        // Turning OIDC off keeps the policy; its spec can then not change, but the rest can.
+        cp.load_file(policy_file, &file(&[features("disabled"), policy("b")]))
+            .expect("the flag may go off under a policy");
+        let key = ObjectKey::new(Kind::EventPolicy, "default", "p");
+        assert!(cp.store.get(&key).is_some());
+        cp.load_file(policy_file, &file(&[features("disabled"), policy("c")]))
+            .expect_err("its spec changed while off");
     }
 }

@@ -5,6 +5,7 @@
 //! system's notifications where it has them ([`watch`]), and data-plane reports wake it only
 //! when one changed.
 
+pub(crate) mod feature_gate;
 pub mod files;
 mod load;
 mod publish;
@@ -166,6 +167,10 @@ impl ControlPlane {
                 errors.push(format!("{file}:{doc}: {}/{}: {e}", o.kind(), o.name()));
             }
         }
+        let batch = verdict.objects.iter().map(|(_, o)| o);
+        for (key, e) in feature_gate::refusals(&self.store, batch, None, |_| false) {
+            errors.push(format!("{file}: {}/{}: {e}", key.kind, key.name));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -225,11 +230,19 @@ pub async fn start(
         last_pass: Duration::ZERO,
         passes: 0,
     };
-    let mut errors = Vec::new();
+    // A file refused on the first round is read again once every other file is in: what it
+    // depends on (the ConfigMap enabling a feature it uses) may come in a later file.
+    let mut refused = Vec::new();
     for change in changes {
         if let files::Change::Changed(path, text) = change
-            && let Err(e) = cp.load_file(&path, &text)
+            && cp.load_file(&path, &text).is_err()
         {
+            refused.push((path, text));
+        }
+    }
+    let mut errors = Vec::new();
+    for (path, text) in refused {
+        if let Err(e) = cp.load_file(&path, &text) {
             errors.extend(e);
         }
     }

@@ -420,6 +420,26 @@ async fn webhook(shared: &Shared, parts: http::request::Parts, body: Bytes) -> R
     let Some(hook) = shared.webhooks.get(path) else {
         return text(StatusCode::NOT_FOUND, format!("no receiver at {path}"));
     };
+    if let Some((auth, namespace)) = hook.auth() {
+        // The event it would forward, for the policies' filters: none (a ping, a refused
+        // signature) checks the sender alone.
+        let events: Vec<Arc<Event>> = hook
+            .preview(&parts.headers, &body)
+            .map(Arc::new)
+            .into_iter()
+            .collect();
+        let authz = auth::Authz::new(auth, namespace);
+        if let Some(answer) =
+            auth::refusal(shared.signer().as_deref(), &authz, &parts.headers, &events)
+        {
+            tracing::info!(
+                path,
+                status = answer.status().as_u16(),
+                "webhook request refused"
+            );
+            return answer;
+        }
+    }
     let answer = hook.handle(parts.headers, body).await;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if answer.body.is_empty() {

@@ -307,6 +307,9 @@ pub struct GitHubSourceStatus {
     /// Where GitHub posts deliveries (Knit's receiver on the ingress listener).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<super::duck::Addressable>,
+    /// The EventPolicies that apply to the receiver (OIDC on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<super::eventing::AppliedEventPolicy>,
 }
 
 /// A source of Google Cloud Pub/Sub messages.

@@ -97,6 +97,10 @@ pub struct GitHubAdapter {
     pub api_url: String,
     /// Whether GitHub must verify TLS when calling the receiver (`spec.secure`).
     pub secure: bool,
+    /// Who may post to the receiver (OIDC on): a bearer token for the source's audience and a
+    /// sender its EventPolicies (or the default mode) allow, besides GitHub's signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<super::IngressAuth>,
 }
 
 /// One resource kind an ApiServerSource watches.

@@ -74,6 +74,8 @@ pub struct Receiver {
     event_types: HashSet<String>,
     emitter: Emitter,
     in_flight: Semaphore,
+    /// Who may post (OIDC on), checked by the ingress.
+    auth: Option<(knit_crds::contract::IngressAuth, String)>,
 }
 
 impl Receiver {
@@ -86,6 +88,7 @@ impl Receiver {
             event_types: cfg.event_types.iter().cloned().collect(),
             emitter,
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            auth: cfg.auth.clone().map(|a| (a, source.namespace.clone())),
         }
     }
 
@@ -172,6 +175,17 @@ impl Receiver {
 impl Webhook for Receiver {
     fn handle(&self, headers: HeaderMap, body: Bytes) -> BoxFuture<'_, WebhookResponse> {
         Box::pin(self.receive(headers, body))
+    }
+
+    fn auth(&self) -> Option<(&knit_crds::contract::IngressAuth, &str)> {
+        self.auth.as_ref().map(|(a, ns)| (a, ns.as_str()))
+    }
+
+    fn preview(&self, headers: &HeaderMap, body: &Bytes) -> Option<Event> {
+        match self.judge(headers, body) {
+            Verdict::Forward(ev) => Some(*ev),
+            Verdict::Answer(_) => None,
+        }
     }
 }
 

@@ -123,6 +123,7 @@ fn source(api_url: &str, sink: &str, event_types: &[&str]) -> Source {
         },
         overrides: BTreeMap::from([("team".to_string(), "blue".to_string())]),
         adapter: Adapter::GitHub(GitHubAdapter {
+            auth: None,
             path: PATH.into(),
             url: URL.into(),
             owner_and_repository: "octo/hello".into(),

@@ -166,7 +166,7 @@ pub(crate) fn uid_for(owner: &Object, kind: Kind, name: &str) -> String {
     uuid::Uuid::new_v5(&ns, format!("{}/{name}", kind.name()).as_bytes()).to_string()
 }
 
-fn metadata(owner: &Object, kind: Kind, name: &str) -> Value {
+pub(super) fn metadata(owner: &Object, kind: Kind, name: &str) -> Value {
     let m = owner.meta();
     let owner_kind = owner.kind();
     let label = match owner_kind {

@@ -152,6 +152,9 @@ fn sources(world: &World<'_>) -> Vec<knit_crds::contract::Source> {
             continue;
         };
         let key = ObjectKey::new(kind, &s.namespace, &s.name);
+        if let knit_crds::contract::Adapter::GitHub(g) = &mut s.adapter {
+            g.auth = world.ingress_auth(&key);
+        }
         let sink: Option<Destination> = world
             .objects
             .get(&key)

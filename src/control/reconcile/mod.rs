@@ -11,6 +11,7 @@ mod contract;
 mod defaults;
 mod encryption;
 mod eventing;
+mod flow_policies;
 mod flows;
 mod kafka_sink;
 mod kafka_source;
@@ -203,6 +204,7 @@ pub fn reconcile_owned(
     };
     world.encryption = encryption::transport_encryption(&world);
     world.oidc = oidc::settings(&world);
+    flow_policies::derive(&mut world);
     world.addresses = resolve::addresses(&world);
 
     eventing::brokers(&mut world);

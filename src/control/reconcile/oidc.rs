@@ -15,6 +15,7 @@ use knit_crds::{Kind, Object, ObjectKey};
 
 use super::World;
 use super::conditions::Conditions;
+use crate::control::feature_gate;
 
 const POLICY_API_VERSION: &str = "eventing.knative.dev/v1alpha1";
 
@@ -22,17 +23,14 @@ const POLICY_API_VERSION: &str = "eventing.knative.dev/v1alpha1";
 /// `Some(mode)` when OIDC is enabled. A mode that is none of the three is `deny-all` (fail
 /// closed; admission refuses it anyway).
 pub(super) fn settings(world: &World<'_>) -> Option<AuthorizationMode> {
-    let key = ObjectKey::new(Kind::ConfigMap, "knative-eventing", "config-features");
-    let Some(Object::ConfigMap(cm)) = world.objects.get(&key) else {
+    let features = world.objects.get(&feature_gate::features_key());
+    if !feature_gate::oidc_enabled(features) {
+        return None;
+    }
+    let Some(Object::ConfigMap(cm)) = features else {
         return None;
     };
     let data = cm.data.as_ref()?;
-    let on = data
-        .get("authentication-oidc")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("enabled"));
-    if !on {
-        return None;
-    }
     Some(match data.get("default-authorization-mode") {
         Some(v) => AuthorizationMode::parse(v).unwrap_or(AuthorizationMode::DenyAll),
         None => AuthorizationMode::default(),
@@ -48,6 +46,7 @@ fn is_target(kind: Kind) -> bool {
             | Kind::KafkaChannel
             | Kind::NatsJetStreamChannel
             | Kind::KafkaSink
+            | Kind::GitHubSource
     )
 }
 
@@ -93,6 +92,7 @@ impl World<'_> {
         let kinds: &[Kind] = match segments.as_slice() {
             [_, _] => &[Kind::Broker],
             ["sinks", _, _] => &[Kind::KafkaSink],
+            ["github", _, _] => &[Kind::GitHubSource],
             ["channels", _, _] => &[
                 Kind::InMemoryChannel,
                 Kind::KafkaChannel,
@@ -255,6 +255,10 @@ fn set_target_status(
             Some(s) => (&mut s.policies, &mut s.status),
             None => return,
         },
+        Object::GitHubSource(x) => match x.status.as_mut() {
+            Some(s) => (&mut s.policies, &mut s.source.status),
+            None => return,
+        },
         _ => return,
     };
     *policies = listed;
@@ -328,7 +332,10 @@ fn policy_status(world: &World<'_>, key: &ObjectKey, p: &EventPolicy) -> EventPo
 /// empty `to`, a `to.ref` naming it (group, kind and name, case-insensitively) or a
 /// `to.selector` of its group and kind matching its labels. A policy on a Channel applies to
 /// its backing channel (same name), as Knative mirrors it.
-fn applying<'w>(world: &'w World<'_>, target: &ObjectKey) -> Vec<(String, &'w EventPolicy)> {
+pub(super) fn applying<'w>(
+    world: &'w World<'_>,
+    target: &ObjectKey,
+) -> Vec<(String, &'w EventPolicy)> {
     let Some(o) = world.objects.get(target) else {
         return Vec::new();
     };

@@ -204,6 +204,7 @@ pub(crate) fn github(
             .trim_end_matches('/')
             .to_string(),
         secure: spec.secure.unwrap_or(false),
+        auth: None,
     })
 }
 

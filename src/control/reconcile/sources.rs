@@ -389,6 +389,7 @@ fn github_source(world: &World<'_>, key: &ObjectKey, g: &mut GitHubSource) -> Op
             status.address = Some(knit_crds::api::duck::Addressable {
                 name: Some("http".into()),
                 url: Some(cfg.url.clone()),
+                audience: world.audience_of(key),
                 ..Default::default()
             });
             let entry = adapters::entry(
