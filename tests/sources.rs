@@ -429,3 +429,52 @@ async fn a_killed_knit_takes_the_processes_it_started_with_it() {
         .await;
     }
 }
+
+/// With `authentication-oidc` on, a ContainerSource's process finds a token for its sink in
+/// `$K_OIDC_TOKEN_FILE` (Knative mounts it at `/oidc/token`): its subject is the source's, so
+/// the Broker lets it in under `allow-same-namespace`, and without the token it gets 401.
+#[tokio::test]
+async fn with_oidc_a_container_source_posts_with_the_token_from_its_file() {
+    let sink = Sink::start().await;
+    let state = tempfile::tempdir().expect("temp dir");
+    let key = state.path().join("oidc-key.pem");
+    let features = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-features\n  namespace: knative-eventing\ndata:\n  authentication-oidc: enabled\n  default-authorization-mode: allow-same-namespace\n";
+    // It posts with the token until the Broker takes it (the Broker may not be routed yet),
+    // then once without.
+    let script = r#"post() {
+  id="$1"; shift
+  curl -sS -o /dev/null -w '%{http_code}' -X POST "$K_SINK" "$@" \
+    -H 'ce-specversion: 1.0' -H "ce-id: $id-$(date +%s%N)" -H 'ce-type: heartbeat' \
+    -H 'ce-source: local/heartbeats' -H 'content-type: application/json' -d '{}'
+}
+for i in $(seq 1 300); do
+  s=$(post with -H "Authorization: Bearer $(cat "$K_OIDC_TOKEN_FILE")")
+  [ "$s" = 202 ] && break
+  sleep 0.2
+done
+echo "with $s"
+echo "without $(post without)"
+sleep 600"#;
+    let knit = Knit::start_with(
+        &[
+            ("features.yaml", features),
+            ("broker.yaml", &broker("default", "")),
+            ("trigger.yaml", &trigger("beats", "default", &sink.url, "")),
+            (
+                "source.yaml",
+                &container_source("tokened", script, &to_broker("default"), ""),
+            ),
+        ],
+        &["--oidc-key", key.to_str().expect("utf-8 path")],
+    );
+    let got = sink.wait_for(1).await;
+    assert!(got[0].id().starts_with("with-"), "{}", got[0].id());
+    let log = eventually("both posts in the log", || async {
+        let (_, out, _) = knit.cli(&["logs", "containersource/tokened"]);
+        (out.contains("[main] without ") && out.contains("[main] with ")).then_some(out)
+    })
+    .await;
+    assert!(log.contains("[main] without 401"), "{log}");
+    assert!(log.contains("[main] with 202"), "{log}");
+    assert_eq!(sink.received().len(), 1, "only the post with the token");
+}

@@ -301,6 +301,17 @@ impl Sender {
         *self.tokens.write() = Some(tokens);
     }
 
+    /// A token for `subject` to send to `audience` (OIDC), for senders outside the dispatcher
+    /// (a ContainerSource's processes); `Err` when no token can be had.
+    pub fn token(&self, subject: &str, audience: &str) -> Result<Arc<str>, String> {
+        let Some(tokens) = self.tokens.read().clone() else {
+            return Err("OIDC: no issuer to sign a token with".into());
+        };
+        tokens
+            .token(subject, audience)
+            .map_err(|e| format!("OIDC: {e}"))
+    }
+
     /// `headers` with `Authorization: Bearer <token>` when `target` wants a token (OIDC);
     /// `Err` when no token can be had.
     fn authorized<'h>(
@@ -311,12 +322,7 @@ impl Sender {
         let Some(auth) = &target.auth else {
             return Ok(std::borrow::Cow::Borrowed(headers));
         };
-        let Some(tokens) = self.tokens.read().clone() else {
-            return Err("OIDC: no issuer to sign a token with".into());
-        };
-        let token = tokens
-            .token(&auth.subject, &auth.audience)
-            .map_err(|e| format!("OIDC: {e}"))?;
+        let token = self.token(&auth.subject, &auth.audience)?;
         let mut with = headers.clone();
         crate::binding::HeaderSink::put(&mut with, "", "authorization", &format!("Bearer {token}"));
         Ok(std::borrow::Cow::Owned(with))

@@ -7,7 +7,8 @@
 //! Stopping sends SIGTERM to the process group, then SIGKILL after 5 s.
 //!
 //! The process itself posts to `$K_SINK` (as a container would): its events do not pass
-//! through the dispatcher, so their fates are the process's own.
+//! through the dispatcher, so their fates are the process's own. With OIDC on it finds a token
+//! for its sink in the file `$K_OIDC_TOKEN_FILE` ([`crate::token_file`]).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::time::Instant;
 use crate::backoff::{MAX_DELAY, restart_delays};
 use crate::logs::{Buffer, MAX_LINE_BYTES};
 use crate::runtime::{Ctx, Stop, StopSignal};
+use crate::token_file::{REFRESH_EVERY, TOKEN_FILE_ENV, TokenFile};
 
 /// A run at least this long starts the restart schedule over.
 const RUN_THAT_LASTED: Duration = Duration::from_secs(10);
@@ -43,12 +45,26 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
     };
     let key = crate::logs::key("ContainerSource", &source.namespace, &source.name);
     let buffer = ctx.logs.buffer(&key);
+    let token = match token_file(&ctx, &source) {
+        Ok(t) => t,
+        Err(why) => {
+            ctx.report
+                .not_ready(&source.uid, "OIDCTokenNotCreated", why);
+            stop.stopped().await;
+            return;
+        }
+    };
     let states = Arc::new(Mutex::new(vec![State::Starting; cfg.processes.len()]));
     let (changed_tx, mut changed) = watch::channel(());
     let mut tasks = Vec::new();
     for (i, p) in cfg.processes.iter().enumerate() {
+        let mut process = p.clone();
+        if let Some(t) = &token {
+            let path = t.path().display().to_string();
+            process.env.push((TOKEN_FILE_ENV.into(), path));
+        }
         let sup = Supervisor {
-            process: p.clone(),
+            process,
             buffer: buffer.clone(),
             states: states.clone(),
             index: i,
@@ -58,9 +74,15 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
         tasks.push(tokio::spawn(sup.run(stop.clone())));
     }
     drop(changed_tx);
+    let mut refresh = tokio::time::interval_at(Instant::now() + REFRESH_EVERY, REFRESH_EVERY);
     loop {
         report(&ctx, &source, &states.lock(), &key);
         tokio::select! {
+            _ = refresh.tick(), if token.is_some() => {
+                if let Some(Err(why)) = token.as_ref().map(|t| t.refresh(&ctx.dispatch.sender)) {
+                    tracing::warn!(source = %source.reference, why, "the OIDC token was not renewed");
+                }
+            }
             why = stop.stopped() => {
                 futures::future::join_all(tasks).await;
                 if why == Stop::Removed {
@@ -74,6 +96,19 @@ pub(crate) async fn run(ctx: Arc<Ctx>, source: Arc<Source>, mut stop: StopSignal
             },
         }
     }
+}
+
+/// The token file of `source`'s processes: `Some` with OIDC on and a sink with an audience
+/// (as Knative, no token otherwise).
+fn token_file(ctx: &Ctx, source: &Source) -> Result<Option<TokenFile>, String> {
+    let Some((subject, Some(audience))) = source
+        .auth
+        .as_ref()
+        .map(|a| (&a.subject, a.subscriber_audience.as_ref()))
+    else {
+        return Ok(None);
+    };
+    TokenFile::create(&ctx.dispatch.sender, subject, audience).map(Some)
 }
 
 fn report(ctx: &Ctx, source: &Source, states: &[State], key: &str) {

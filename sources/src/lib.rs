@@ -18,6 +18,7 @@ pub mod logs;
 pub mod ping;
 pub mod pubsub;
 mod runtime;
+pub mod token_file;
 
 pub use runtime::{Config, Ctx, FilterFactory, Runtime, Stop, StopSignal};
 
