@@ -486,6 +486,19 @@ async fn sequences_and_parallels_admit_their_own_hops_under_deny_all() {
         .ready("eventpolicies", "seq-ep-seq-kn-sequence-0")
         .await;
     assert_eq!(copy["status"]["from"], json!([sender]));
+    eventually_for("the flows to list the policy", PATIENCE, || async {
+        let listed = json!([{"apiVersion": "eventing.knative.dev/v1alpha1", "name": "senders"}]);
+        let seq = knit.object("sequences", "seq").await?;
+        let par = knit.object("parallels", "par").await?;
+        let ready =
+            |o: &Value| condition(o, "EventPoliciesReady").is_some_and(|c| c["status"] == "True");
+        (seq["status"]["policies"] == listed
+            && par["status"]["policies"] == listed
+            && ready(&seq)
+            && ready(&par))
+        .then_some(())
+    })
+    .await;
     answers(&seq_url, "seq.allowed", Some(&to_seq), 202).await;
     answers(&par_url, "par.allowed", Some(&to_par), 202).await;
     eventually_for("the event through both steps", PATIENCE, || async {

@@ -65,6 +65,9 @@ pub struct SequenceStatus {
     /// Where to send events (the first channel's address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Addressable>,
+    /// The EventPolicies that apply to the Sequence (OIDC on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<super::eventing::AppliedEventPolicy>,
 }
 
 /// A Subscription created by a Sequence or Parallel, with its Ready condition.
@@ -151,6 +154,9 @@ pub struct ParallelStatus {
     /// Where to send events (the ingress channel's address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Addressable>,
+    /// The EventPolicies that apply to the Parallel (OIDC on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<super::eventing::AppliedEventPolicy>,
 }
 
 /// Status of one Parallel branch.

@@ -187,7 +187,7 @@ pub(super) fn policies(world: &mut World<'_>) {
     let targets: Vec<ObjectKey> = world
         .objects
         .keys()
-        .filter(|k| is_target(k.kind))
+        .filter(|k| is_target(k.kind) || matches!(k.kind, Kind::Sequence | Kind::Parallel))
         .cloned()
         .collect();
     for key in targets {
@@ -252,6 +252,14 @@ fn set_target_status(
             None => return,
         },
         Object::NatsJetStreamChannel(x) => match x.status.as_mut() {
+            Some(s) => (&mut s.policies, &mut s.status),
+            None => return,
+        },
+        Object::Sequence(x) => match x.status.as_mut() {
+            Some(s) => (&mut s.policies, &mut s.status),
+            None => return,
+        },
+        Object::Parallel(x) => match x.status.as_mut() {
             Some(s) => (&mut s.policies, &mut s.status),
             None => return,
         },
