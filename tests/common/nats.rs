@@ -22,23 +22,37 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Start a server on free ports and wait until it accepts connections.
+    /// Start a server on free ports and wait until it accepts connections. A free port may be
+    /// taken by another test's process before the server binds it: the server then exits at
+    /// once, and it is started again on other ports.
     pub fn start() -> NatsServer {
-        let port = free_port();
-        let mut s = NatsServer {
-            child: None,
-            port,
-            monitor: free_port(),
-            url: format!("nats://127.0.0.1:{port}"),
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        s.run();
-        s
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut s = NatsServer {
+                child: None,
+                port,
+                monitor: free_port(),
+                url: format!("nats://127.0.0.1:{port}"),
+                dir: tempfile::tempdir().expect("temp dir"),
+            };
+            match s.try_run() {
+                Ok(()) => return s,
+                Err(why) => last = why,
+            }
+        }
+        panic!("nats-server did not start on five pairs of free ports: {last}");
     }
 
     /// Start (again) on the same ports and storage directory; wait until it accepts
     /// connections.
     pub fn run(&mut self) {
+        if let Err(why) = self.try_run() {
+            panic!("{why}");
+        }
+    }
+
+    fn try_run(&mut self) -> Result<(), String> {
         let child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-m", &self.monitor.to_string(), "-sd"])
@@ -52,10 +66,12 @@ impl NatsServer {
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start");
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("nats-server exited: {status}");
+                self.child = None;
+                return Err(format!("nats-server exited: {status}"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// SIGKILL, as a crash.
