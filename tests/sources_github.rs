@@ -456,6 +456,22 @@ async fn with_oidc_the_receiver_wants_a_token_and_a_sender_its_policies_allow() 
     assert_eq!(status, 403, "{text}");
     let (status, text) = post("same-namespace", Some(same)).await;
     assert_eq!(status, 202, "{text}");
+    // Each refusal is counted in the metrics by status, as a Broker's.
+    let metrics = http()
+        .get(format!("{}/metrics", knit.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for status in ["401", "403"] {
+        assert!(
+            metrics.lines().any(|l| l.contains(r#"kind="GitHubSource""#)
+                && l.contains(&format!(r#"http_response_status_code="{status}""#))),
+            "no GitHubSource {status} in\n{metrics}"
+        );
+    }
     eventually("the allowed delivery at the sink", || async {
         sink.received()
             .iter()

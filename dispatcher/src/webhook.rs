@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use knit_channels::{BoxFuture, Event};
 use knit_crds::contract::IngressAuth;
+
+use crate::observe::Origin;
 use parking_lot::RwLock;
 
 /// The answer of a receiver.
@@ -31,14 +33,24 @@ impl WebhookResponse {
     }
 }
 
+/// Who may post to a receiver (OIDC on), and where its refusals are counted and journaled.
+pub struct WebhookAuth {
+    /// The receiver's audience, policies and default mode.
+    pub auth: IngressAuth,
+    /// The receiver's namespace (for `allow-same-namespace`).
+    pub namespace: String,
+    /// The receiving object, e.g. `GitHubSource/default/gh`.
+    pub origin: Arc<Origin>,
+}
+
 /// A receiver of POSTed requests at one path.
 pub trait Webhook: Send + Sync {
     /// Handle one POST with `headers` and the whole `body`.
     fn handle(&self, headers: HeaderMap, body: Bytes) -> BoxFuture<'_, WebhookResponse>;
 
-    /// Who may post here (OIDC on), and the receiver's namespace: the ingress checks the
-    /// bearer token and the sender's authorization before [`Webhook::handle`].
-    fn auth(&self) -> Option<(&IngressAuth, &str)> {
+    /// Who may post here (OIDC on): the ingress checks the bearer token and the sender's
+    /// authorization before [`Webhook::handle`].
+    fn auth(&self) -> Option<&WebhookAuth> {
         None
     }
 

@@ -420,7 +420,7 @@ async fn webhook(shared: &Shared, parts: http::request::Parts, body: Bytes) -> R
     let Some(hook) = shared.webhooks.get(path) else {
         return text(StatusCode::NOT_FOUND, format!("no receiver at {path}"));
     };
-    if let Some((auth, namespace)) = hook.auth() {
+    if let Some(wa) = hook.auth() {
         // The event it would forward, for the policies' filters: none (a ping, a refused
         // signature) checks the sender alone.
         let events: Vec<Arc<Event>> = hook
@@ -428,15 +428,29 @@ async fn webhook(shared: &Shared, parts: http::request::Parts, body: Bytes) -> R
             .map(Arc::new)
             .into_iter()
             .collect();
-        let authz = auth::Authz::new(auth, namespace);
+        let authz = auth::Authz::new(&wa.auth, &wa.namespace);
         if let Some(answer) =
             auth::refusal(shared.signer().as_deref(), &authz, &parts.headers, &events)
         {
-            tracing::info!(
-                path,
-                status = answer.status().as_u16(),
-                "webhook request refused"
-            );
+            // Counted and journaled as a Broker's refusal is.
+            let status = answer.status().as_u16();
+            let at_ms = knit_dispatcher::deliver::now_ms();
+            let view = Arc::default();
+            for event in &events {
+                shared.stats.accepted(&Accepted {
+                    origin: &wa.origin,
+                    view: &view,
+                    event,
+                    size: body.len(),
+                    mode: Mode::Binary,
+                    at_ms,
+                });
+            }
+            let counters = shared.stats.ingress(&wa.origin);
+            shared
+                .stats
+                .answered(&counters, &wa.origin, &events, status);
+            tracing::info!(path, status, "webhook request refused");
             return answer;
         }
     }

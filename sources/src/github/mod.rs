@@ -24,7 +24,8 @@ use http::HeaderMap;
 use knit_channels::{BoxFuture, Event, ExtValue};
 use knit_crds::contract::{Adapter, GitHubAdapter, Source};
 use knit_dispatcher::Fate;
-use knit_dispatcher::webhook::{Webhook, WebhookResponse};
+use knit_dispatcher::observe::Origin;
+use knit_dispatcher::webhook::{Webhook, WebhookAuth, WebhookResponse};
 use tokio::sync::Semaphore;
 
 use crate::emit::{self, Emitter};
@@ -75,7 +76,7 @@ pub struct Receiver {
     emitter: Emitter,
     in_flight: Semaphore,
     /// Who may post (OIDC on), checked by the ingress.
-    auth: Option<(knit_crds::contract::IngressAuth, String)>,
+    auth: Option<WebhookAuth>,
 }
 
 impl Receiver {
@@ -88,7 +89,11 @@ impl Receiver {
             event_types: cfg.event_types.iter().cloned().collect(),
             emitter,
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            auth: cfg.auth.clone().map(|a| (a, source.namespace.clone())),
+            auth: cfg.auth.clone().map(|auth| WebhookAuth {
+                auth,
+                namespace: source.namespace.clone(),
+                origin: Arc::new(Origin::new("GitHubSource", &source.namespace, &source.name)),
+            }),
         }
     }
 
@@ -177,8 +182,8 @@ impl Webhook for Receiver {
         Box::pin(self.receive(headers, body))
     }
 
-    fn auth(&self) -> Option<(&knit_crds::contract::IngressAuth, &str)> {
-        self.auth.as_ref().map(|(a, ns)| (a, ns.as_str()))
+    fn auth(&self) -> Option<&WebhookAuth> {
+        self.auth.as_ref()
     }
 
     fn preview(&self, headers: &HeaderMap, body: &Bytes) -> Option<Event> {
