@@ -38,8 +38,9 @@ impl Trust {
         if self.external.is_empty() {
             return self.own.verify(token, audience, now);
         }
-        if self.own.cached(token).is_some() {
-            return self.own.verify(token, audience, now);
+        if let Some(c) = self.own.cached(token) {
+            jwt::check(&c, &[self.own.issuer()], audience, now)?;
+            return Ok(c);
         }
         for issuer in &self.external {
             if let Some(c) = issuer.cached(token) {
