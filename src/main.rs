@@ -7,6 +7,7 @@
 mod admin;
 mod cli;
 mod control;
+mod issuers;
 mod reaper;
 mod run;
 

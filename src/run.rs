@@ -366,7 +366,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         gateway: Some(reachable(gateway.local_addr()?)),
     };
 
-    let (dataplane, signer) = data_plane(&args, ca_certs, &admin_url)?;
+    let (dataplane, oidc) = data_plane(&args, ca_certs, &admin_url)?;
     let encryption = knit_broker::ingress::Encryption::default();
     serve_ingress(&dataplane, ingress, &encryption);
 
@@ -417,7 +417,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         serving: serving.clone(),
         dataplane: dataplane.clone(),
         coordination,
-        oidc: signer,
+        oidc: oidc.own().clone(),
+        oidc_issuers: oidc.external().to_vec(),
     });
     serve_admin(admin, tls.as_ref(), router)?;
     announce(&admin_url, &ingress_url, &gateway_url, tls_env.as_ref());
@@ -426,22 +427,33 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The data plane, trusting what `--ca-file` and the system trust, its deliveries signed and
-/// its ingresses' tokens checked by the OIDC issuer of `admin_url`.
+/// The data plane, trusting what `--ca-file` and the system trust, its deliveries signed by
+/// the OIDC issuer of `admin_url` and its ingresses' tokens checked against that issuer and
+/// the `--oidc-issuer`s (whose keys start loading in the background).
 fn data_plane(
     args: &RunArgs,
     ca_certs: Option<String>,
     admin_url: &str,
-) -> Result<(Arc<DataPlane>, Arc<knit_oidc::Signer>)> {
+) -> Result<(Arc<DataPlane>, Arc<knit_oidc::Trust>)> {
     let dataplane = Arc::new(DataPlane::new(data_plane_config(args))?);
-    dataplane.dispatch().sender.trust(trust(args, ca_certs))?;
+    dataplane
+        .dispatch()
+        .sender
+        .trust(trust(args, ca_certs.clone()))?;
     let signer = oidc_signer(args, admin_url)?;
     dataplane
         .dispatch()
         .sender
         .sign_with(Arc::new(knit_oidc::Tokens::new(signer.clone())));
-    dataplane.verify_tokens_with(signer.clone());
-    Ok((dataplane, signer))
+    let issuers = crate::issuers::configured(
+        &args.oidc_issuers,
+        &args.oidc_jwks_uris,
+        ca_certs.as_deref(),
+    )?;
+    crate::issuers::keep_fresh(&issuers);
+    let trust = Arc::new(knit_oidc::Trust::new(signer.clone(), issuers));
+    dataplane.verify_tokens_with(trust.clone());
+    Ok((dataplane, trust))
 }
 
 /// The OIDC issuer's key (`--oidc-key`, else `oidc-key.pem` in the state folder; created

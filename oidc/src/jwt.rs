@@ -32,7 +32,8 @@ pub struct Claims {
     pub aud: Vec<String>,
     /// Expiry (unix seconds).
     pub exp: i64,
-    /// Issued at (unix seconds).
+    /// Issued at (unix seconds; 0 when another issuer leaves it out).
+    #[serde(default)]
     pub iat: i64,
     /// Not before (unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,4 +110,37 @@ pub(crate) fn split(token: &str) -> Result<Parts> {
 /// base64url without padding, as JOSE writes binary values.
 pub(crate) fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
+}
+
+/// The bytes of base64url `text` (padding tolerated, as some JWKS writers add it).
+pub(crate) fn unb64(text: &str) -> std::result::Result<Vec<u8>, base64::DecodeError> {
+    B64.decode(text.trim_end_matches('='))
+}
+
+/// How far `exp` and `nbf` may be off (clock skew between issuer and receiver).
+pub const LEEWAY_SECS: i64 = 60;
+
+/// Check `c` as a receiver with `audience` does at `now`: `iss` is `issuer` (or, for another
+/// issuer, one of the names it goes by), not expired nor not yet valid (with
+/// [`LEEWAY_SECS`]), `aud` containing `audience`.
+pub(crate) fn check(c: &Claims, issuers: &[&str], audience: &str, now: i64) -> Result<()> {
+    let iss = c.iss.trim_end_matches('/');
+    if !issuers.contains(&iss) {
+        return Err(Error::Issuer {
+            got: c.iss.clone(),
+            want: issuers.first().copied().unwrap_or_default().to_string(),
+        });
+    }
+    if c.exp.saturating_add(LEEWAY_SECS) < now
+        || c.nbf.is_some_and(|n| n > now.saturating_add(LEEWAY_SECS))
+    {
+        return Err(Error::Expired);
+    }
+    if !c.aud.iter().any(|a| a == audience) {
+        return Err(Error::Audience {
+            got: c.aud.clone(),
+            want: audience.to_string(),
+        });
+    }
+    Ok(())
 }

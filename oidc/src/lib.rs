@@ -5,15 +5,28 @@
 //! receiver verify them, [`Tokens`] caches one token per (subject, audience) until shortly
 //! before it expires, and [`Verifier`] checks a bearer token as Knative's receivers do
 //! (signature, issuer, expiry, audience). JWTs are written on top of ring, base64 and
-//! serde_json: only ES256 is signed or accepted.
+//! serde_json: Knit signs ES256 only.
+//!
+//! Tokens of other issuers (`knit run --oidc-issuer`, e.g. a Kubernetes cluster's
+//! service-account issuer) are accepted too: an [`Issuer`] keeps that issuer's JWKS
+//! ([`KeySet`]: RS256/384/512, PS256/384/512, ES256, ES384; never `none` or HS*), fetched
+//! again when a token names an unknown `kid`, and [`Trust`] sends each token to the issuer
+//! its `iss` names. This crate has no HTTP client: the caller fetches discovery documents
+//! and JWKS through a [`Fetch`] of its own (the `knit` binary's uses reqwest).
 
+mod external;
+mod jwks;
 mod jwt;
 mod key;
 mod tokens;
+mod trust;
 
-pub use jwt::{Claims, Header};
+pub use external::{DEMAND_INTERVAL, Fetch, Fetched, Issuer};
+pub use jwks::{ALGORITHMS, KeySet};
+pub use jwt::{Claims, Header, LEEWAY_SECS};
 pub use key::{Signer, discovery};
 pub use tokens::{TOKEN_LIFETIME_SECS, Tokens};
+pub use trust::Trust;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +54,35 @@ pub enum Error {
     /// The token is not three base64url parts of JSON.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
-    /// The token is signed with another algorithm than ES256.
-    #[error("unsupported algorithm {0:?}: only ES256 is accepted")]
+    /// The token is signed with an algorithm that is not accepted (Knit's own tokens: ES256;
+    /// others' see [`ALGORITHMS`]).
+    #[error("unsupported algorithm {0:?}")]
     Algorithm(String),
+    /// The issuer's JWKS has no key fit for the token's algorithm (and `kid`).
+    #[error("the issuer has no key for algorithm {0:?}")]
+    NoKeyFor(String),
+    /// A JWKS that is not one, or has no usable key.
+    #[error("JWKS: {0}")]
+    Jwks(String),
+    /// Fetching an external issuer's discovery document or JWKS failed.
+    #[error("{url}: {why}")]
+    Fetch {
+        /// What was fetched.
+        url: String,
+        /// Why it failed.
+        why: String,
+    },
+    /// The external issuer's keys are not loaded (yet).
+    #[error("the keys of issuer {issuer:?} are not loaded: {why}")]
+    NoKeys {
+        /// The issuer's URL.
+        issuer: String,
+        /// Why the last attempt failed.
+        why: String,
+    },
+    /// The token's issuer is neither Knit's own nor a configured one.
+    #[error("issuer {0:?} is not trusted (not Knit's own issuer nor an --oidc-issuer)")]
+    Untrusted(String),
     /// No key with the token's `kid`.
     #[error("unknown key id {0:?}")]
     UnknownKey(String),
@@ -104,3 +143,6 @@ pub fn now_secs() -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_external;

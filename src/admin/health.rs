@@ -3,7 +3,7 @@
 //! | method | path | |
 //! |---|---|---|
 //! | GET | `/healthz` | liveness: `ok` while the process serves its admin API |
-//! | GET | `/readyz` | readiness: 200 `{"ready": true}` once the manifests are loaded and every ingress of the data plane runs (its log is there: topic or stream created, memory log started); 503 `{"ready": false, "waiting": [INGRESS...]}` before |
+//! | GET | `/readyz` | readiness: 200 `{"ready": true}` once the manifests are loaded, every ingress of the data plane runs (its log is there: topic or stream created, memory log started) and the keys of every `--oidc-issuer` were loaded once; 503 `{"ready": false, "waiting": [INGRESS or "OIDC issuer URL"...]}` before |
 //!
 //! The admin API itself only listens once the manifests were loaded, so `/readyz` needs to
 //! look at the data plane's report alone.
@@ -26,7 +26,8 @@ pub(crate) fn pages() -> Router<AdminState> {
 }
 
 /// The ingresses of the Contract (Brokers, channels, sinks, KafkaSources: `Kind ns/name`)
-/// the data plane has not reported running yet.
+/// the data plane has not reported running yet, and the `--oidc-issuer`s whose keys have not
+/// loaded yet.
 fn waiting(s: &AdminState) -> Vec<String> {
     let snapshot = s.control.snapshot();
     let report = s.dataplane.report().borrow().clone();
@@ -36,6 +37,12 @@ fn waiting(s: &AdminState) -> Vec<String> {
         .iter()
         .filter(|i| report.objects.get(&i.uid).is_none_or(|r| !r.ready))
         .map(|i| format!("{:?} {}/{}", i.kind, i.namespace, i.name))
+        .chain(
+            s.oidc_issuers
+                .iter()
+                .filter(|i| !i.is_loaded())
+                .map(|i| format!("OIDC issuer {}", i.url())),
+        )
         .collect()
 }
 

@@ -59,6 +59,8 @@ pub(crate) struct AdminState {
     pub(crate) dataplane: Arc<knit_broker::DataPlane>,
     pub(crate) coordination: Arc<knit_channels::coordination::Coordination>,
     pub(crate) oidc: Arc<knit_oidc::Signer>,
+    /// The `--oidc-issuer`s (readiness waits for their keys).
+    pub(crate) oidc_issuers: Vec<Arc<knit_oidc::Issuer>>,
 }
 
 /// The admin router; with a `token` in `state`, every request must carry

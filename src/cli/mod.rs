@@ -331,6 +331,22 @@ pub struct RunArgs {
     /// in the state folder.
     #[arg(long, env = "KNIT_OIDC_KEY", value_name = "FILE")]
     pub oidc_key: Option<PathBuf>,
+    /// Another OIDC issuer whose tokens the ingresses accept besides Knit's own, e.g. a
+    /// Kubernetes cluster's service-account issuer: its keys come from the `jwks_uri` of
+    /// `URL/.well-known/openid-configuration` (HTTPS trusting the system's roots and
+    /// `--ca-file`). Repeatable; the variable takes a comma-separated list.
+    #[arg(
+        long = "oidc-issuer",
+        env = "KNIT_OIDC_ISSUER",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub oidc_issuers: Vec<String>,
+    /// The JWKS of an issuer, fetched instead of its discovery document (for clusters whose
+    /// discovered `jwks_uri` cannot be reached): `ISSUER=URL`; the issuer is trusted as with
+    /// `--oidc-issuer`. Repeatable.
+    #[arg(long = "oidc-jwks-uri", value_name = "ISSUER=URL")]
+    pub oidc_jwks_uris: Vec<String>,
     /// Where Knit keeps its state (the OIDC key). Default: `$XDG_STATE_HOME/knit`, else
     /// `~/.local/state/knit`.
     #[arg(long, env = "KNIT_STATE_DIR", value_name = "DIR")]

@@ -169,9 +169,9 @@ impl DataPlane {
         ingress::serve(listener, self.shared.clone(), encryption).await
     }
 
-    /// Verify the bearer tokens requests to ingresses carry (OIDC) against `signer`.
-    pub fn verify_tokens_with(&self, signer: Arc<knit_oidc::Signer>) {
-        self.shared.verify_with(signer);
+    /// Verify the bearer tokens requests to ingresses carry (OIDC) against `trust`'s issuers.
+    pub fn verify_tokens_with(&self, trust: Arc<knit_oidc::Trust>) {
+        self.shared.verify_with(trust);
     }
 
     /// Delivery counters.

@@ -67,22 +67,23 @@ impl Authz {
     }
 }
 
-/// Check the request's bearer token and the sender's authorization; `Some` is the 401 or 403
-/// to answer.
-pub(super) fn refusal(
-    signer: Option<&knit_oidc::Signer>,
+/// Check the request's bearer token (against Knit's own issuer or, for a token another issuer
+/// signed, that `--oidc-issuer`'s keys, which may be fetched first) and the sender's
+/// authorization; `Some` is the 401 or 403 to answer.
+pub(super) async fn refusal(
+    trust: Option<&knit_oidc::Trust>,
     authz: &Authz,
     headers: &HeaderMap,
     events: &[Arc<Event>],
 ) -> Option<Response> {
-    match check(signer, authz, headers, events) {
+    match check(trust, authz, headers, events).await {
         Ok(()) => None,
         Err(answer) => Some(*answer),
     }
 }
 
-fn check(
-    signer: Option<&knit_oidc::Signer>,
+async fn check(
+    trust: Option<&knit_oidc::Trust>,
     authz: &Authz,
     headers: &HeaderMap,
     events: &[Arc<Event>],
@@ -104,13 +105,14 @@ fn check(
         ));
     };
     let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
-    let Some(signer) = signer else {
+    let Some(trust) = trust else {
         return Err(unauthorized(
             "OIDC is on but no issuer is configured".into(),
         ));
     };
-    let claims = signer
+    let claims = trust
         .verify(token, &authz.audience, knit_oidc::now_secs())
+        .await
         .map_err(|e| unauthorized(format!("invalid token: {e}")))?;
     if authz.allows(&claims.sub, events) {
         return Ok(());

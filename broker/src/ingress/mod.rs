@@ -156,7 +156,7 @@ where
     record_accepted(shared, &target, &stored, size, mode);
     if let Some(authz) = target.authz()
         && let Some(answer) =
-            auth::refusal(shared.signer().as_deref(), &authz, &parts.headers, &stored)
+            auth::refusal(shared.trust().as_deref(), &authz, &parts.headers, &stored).await
     {
         // A refusal (401, 403) is the journey's last step, as a full log's 429 is.
         let status = answer.status().as_u16();
@@ -430,7 +430,7 @@ async fn webhook(shared: &Shared, parts: http::request::Parts, body: Bytes) -> R
             .collect();
         let authz = auth::Authz::new(&wa.auth, &wa.namespace);
         if let Some(answer) =
-            auth::refusal(shared.signer().as_deref(), &authz, &parts.headers, &events)
+            auth::refusal(shared.trust().as_deref(), &authz, &parts.headers, &events).await
         {
             // Counted and journaled as a Broker's refusal is.
             let status = answer.status().as_u16();

@@ -43,8 +43,8 @@ pub struct Shared {
     pub settings: Settings,
     /// The fate record (and the journal behind it).
     pub stats: Arc<Stats>,
-    /// The OIDC issuer's key that tokens are verified against.
-    signer: RwLock<Option<Arc<knit_oidc::Signer>>>,
+    /// The OIDC issuers whose tokens are accepted (Knit's own and `--oidc-issuer`s).
+    trust: RwLock<Option<Arc<knit_oidc::Trust>>>,
 }
 
 impl Shared {
@@ -55,18 +55,18 @@ impl Shared {
             webhooks,
             settings,
             stats,
-            signer: RwLock::new(None),
+            trust: RwLock::new(None),
         }
     }
 
-    /// The key tokens are verified against (OIDC).
-    pub fn signer(&self) -> Option<Arc<knit_oidc::Signer>> {
-        self.signer.read().clone()
+    /// The issuers tokens are verified against (OIDC).
+    pub fn trust(&self) -> Option<Arc<knit_oidc::Trust>> {
+        self.trust.read().clone()
     }
 
-    /// Verify tokens against `signer` from now on.
-    pub fn verify_with(&self, signer: Arc<knit_oidc::Signer>) {
-        *self.signer.write() = Some(signer);
+    /// Verify tokens against `trust` from now on.
+    pub fn verify_with(&self, trust: Arc<knit_oidc::Trust>) {
+        *self.trust.write() = Some(trust);
     }
 
     /// The current routing table.
