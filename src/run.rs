@@ -315,6 +315,10 @@ fn replica_id(args: &RunArgs, admin_port: u16) -> String {
     format!("{host}:{admin_port}")
 }
 
+/// The leadership under which topics, streams and consumer groups of removed objects are
+/// deleted.
+const DELETIONS: &str = "knit/deletions";
+
 /// The replicas of this system, joined as `--replica-id` (admin API on `admin_port`, at
 /// `--admin-url`, else `admin_url`) on the engine of `--kafka` or `--nats`.
 fn join_replicas(
@@ -371,6 +375,18 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     serve_ingress(&dataplane, ingress, &encryption);
 
     let coordination = join_replicas(&args, admin.local_addr()?.port(), &admin_url);
+    // Creating a topic or stream is idempotent and every replica does it; deleting what a
+    // removed object owned is led, so one replica's manifests dropping an object do not take
+    // it from the others unless that replica leads.
+    let deletions = coordination.lead(DELETIONS);
+    let (view, me) = (coordination.clone(), coordination.id());
+    dataplane.delete_owned_when(Arc::new(move || {
+        if deletions.is_leader() {
+            Some(true)
+        } else {
+            view.leader_of(DELETIONS).map(|leader| leader == me)
+        }
+    }));
     let reaper = crate::reaper::Reaper::start();
     let logs = Arc::new(knit_sources::logs::Logs::new());
     let sources = Arc::new(knit_sources::Runtime::new(sources_ctx(

@@ -306,3 +306,117 @@ async fn alone_without_an_engine_the_cluster_is_this_process_and_it_leads() {
     let received = sink.wait_for(2).await;
     assert_ne!(received[0].id(), received[1].id());
 }
+
+/// The topics of every Kafka cluster `bootstrap` names, read with a plain rdkafka client.
+#[cfg(feature = "kafka")]
+async fn topics(bootstrap: &str) -> BTreeSet<String> {
+    let bootstrap = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::ClientConfig;
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("a client");
+        let md = c
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        md.topics().iter().map(|t| t.name().to_string()).collect()
+    })
+    .await
+    .expect("metadata task")
+}
+
+/// Deleting what a removed object owned is led (#22 §3): a replica whose manifests drop a
+/// Broker leaves its topic to the replica leading `knit/deletions`, which goes on using it;
+/// once the leader's manifests drop it too, the leader deletes the topic.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_replica_leading_deletions_deletes_a_removed_brokers_topic() {
+    use common::route::Backend;
+    const TOPIC: &str = "knative-broker-default-b";
+    let kafka = common::kafka::Kafka::start();
+    let sink = Sink::start().await;
+    let broker = Backend::Kafka.broker("b", "");
+    let trigger = common::trigger("t", "b", &sink.url, "");
+    let files = [("b.yaml", broker.as_str()), ("t.yaml", trigger.as_str())];
+    let replicas: Vec<Knit> = ["r0", "r1"]
+        .iter()
+        .map(|id| {
+            let flags = ["--kafka", &kafka.bootstrap, "--replica-id", id];
+            Knit::start_logging(&files, &flags, "warn,knit_broker=info")
+        })
+        .collect();
+    let leader = eventually_for(
+        "both replicas to agree who leads the deletions",
+        PATIENCE,
+        || async {
+            let mut seen = BTreeSet::new();
+            for k in &replicas {
+                let v = k.api("/api/v1/cluster").await;
+                if v["members"].as_array()?.len() != 2 {
+                    return None;
+                }
+                seen.insert(v["leaders"]["knit/deletions"].as_str()?.to_string());
+            }
+            (seen.len() == 1).then(|| seen.into_iter().next())?
+        },
+    )
+    .await;
+    let (lead, follow) = if leader == "r0" { (0, 1) } else { (1, 0) };
+    for k in &replicas {
+        k.ready("brokers", "b").await;
+    }
+    eventually_for("the Broker's topic", PATIENCE, || async {
+        topics(&kafka.bootstrap).await.contains(TOPIC).then_some(())
+    })
+    .await;
+
+    replicas[follow].remove("t.yaml");
+    replicas[follow].remove("b.yaml");
+    eventually_for(
+        "the follower to leave the topic to the leader",
+        PATIENCE,
+        || async {
+            replicas[follow]
+                .logs()
+                .contains("left to the replica leading the deletions")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        topics(&kafka.bootstrap).await.contains(TOPIC),
+        "the follower deleted the topic"
+    );
+    let url = replicas[lead].address("brokers", "b").await;
+    let status = common::http()
+        .post(&url)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "after-the-follower-dropped-it")
+        .header("ce-source", "/replicas")
+        .header("ce-type", "t")
+        .send()
+        .await
+        .expect("POST")
+        .status();
+    assert_eq!(status.as_u16(), 202);
+    eventually_for(
+        "the leader to deliver through the kept topic",
+        PATIENCE,
+        || async {
+            sink.received()
+                .iter()
+                .any(|r| r.id() == "after-the-follower-dropped-it")
+                .then_some(())
+        },
+    )
+    .await;
+
+    replicas[lead].remove("t.yaml");
+    replicas[lead].remove("b.yaml");
+    eventually_for("the leader to delete the topic", PATIENCE, || async {
+        (!topics(&kafka.bootstrap).await.contains(TOPIC)).then_some(())
+    })
+    .await;
+}

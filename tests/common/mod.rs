@@ -86,6 +86,8 @@ pub struct Knit {
     #[cfg(feature = "nats")]
     pub nats: Option<nats::NatsServer>,
     args: Vec<String>,
+    /// Its `RUST_LOG` when not `KNIT_TEST_LOG` (or `warn`).
+    log: Option<String>,
     /// The CA the admin API's certificate is checked against (`knit run --tls-cert`).
     pub ca: Option<PathBuf>,
 }
@@ -104,27 +106,46 @@ impl Knit {
         Self::start_with(files, &[])
     }
 
+    /// Like [`Knit::start_with`], logging with `RUST_LOG=filter` (for a test that waits for a
+    /// line below the usual `warn`).
+    pub fn start_logging(files: &[(&str, &str)], extra: &[&str], filter: &str) -> Knit {
+        let (dir, args) = Self::prepare(files, extra);
+        let log = Some(filter.to_string());
+        let started =
+            Self::try_spawn(dir.path(), &args, log.as_deref()).unwrap_or_else(|e| panic!("{e}"));
+        let mut knit = Self::from_started(dir, args, started);
+        knit.log = log;
+        knit
+    }
+
     /// Like [`Knit::start`] with extra flags for `knit run`.
     pub fn start_with(files: &[(&str, &str)], extra: &[&str]) -> Knit {
+        let (dir, args) = Self::prepare(files, extra);
+        Self::spawn(dir, args)
+    }
+
+    /// A temp folder holding `files`, and `knit run`'s flags: ephemeral ports, then `extra`.
+    fn prepare(files: &[(&str, &str)], extra: &[&str]) -> (tempfile::TempDir, Vec<String>) {
         let dir = tempfile::tempdir().expect("temp dir");
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write manifest");
         }
-        let args = vec![
-            "--admin".to_string(),
-            "127.0.0.1:0".into(),
-            "--ingress".into(),
-            "127.0.0.1:0".into(),
-            "--gateway".into(),
-            "127.0.0.1:0".into(),
-        ];
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Self::spawn(dir, [args, extra].concat())
+        let args = ["--admin", "127.0.0.1:0", "--ingress", "127.0.0.1:0"]
+            .into_iter()
+            .chain(["--gateway", "127.0.0.1:0"])
+            .chain(extra.iter().copied())
+            .map(String::from)
+            .collect();
+        (dir, args)
     }
 
     /// Start `knit run -f DIR ARGS...` on a folder it then owns.
     fn spawn(dir: tempfile::TempDir, args: Vec<String>) -> Knit {
-        let started = Self::try_spawn(dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+        let started = Self::try_spawn(dir.path(), &args, None).unwrap_or_else(|e| panic!("{e}"));
+        Self::from_started(dir, args, started)
+    }
+
+    fn from_started(dir: tempfile::TempDir, args: Vec<String>, started: Started) -> Knit {
         Knit {
             child: started.child,
             admin: started.admin,
@@ -137,6 +158,7 @@ impl Knit {
             #[cfg(feature = "nats")]
             nats: None,
             args,
+            log: None,
             ca: None,
         }
     }
@@ -155,14 +177,16 @@ impl Knit {
         }
     }
 
-    fn try_spawn(dir: &Path, args: &[String]) -> Result<Started, String> {
+    fn try_spawn(dir: &Path, args: &[String], log: Option<&str>) -> Result<Started, String> {
         let mut child = Command::new(knit_bin())
             .args(["run", "-f"])
             .arg(dir)
             .args(args)
             .env(
                 "RUST_LOG",
-                std::env::var("KNIT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                log.map(String::from).unwrap_or_else(|| {
+                    std::env::var("KNIT_TEST_LOG").unwrap_or_else(|_| "warn".into())
+                }),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -264,7 +288,7 @@ impl Knit {
         // The ports were just released; a bind may race with the kernel for a moment.
         let deadline = Instant::now() + PATIENCE;
         let started = loop {
-            match Self::try_spawn(self.dir.path(), &fixed) {
+            match Self::try_spawn(self.dir.path(), &fixed, self.log.as_deref()) {
                 Ok(s) => break s,
                 Err(e) if Instant::now() > deadline => panic!("{e}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),

@@ -165,7 +165,8 @@ async fn run(
                     // The gauges' probe holds the consumer: let go of it before the group is
                     // left and deleted.
                     ctx.gauges.unwatch(&watched);
-                    Box::pin(removed(task, &log, &group, current.owns_group, &reference, &mut shutdown)).await;
+                    let owns = current.owns_group && ctx.may_delete().await;
+                    Box::pin(removed(task, &log, &group, owns, &reference, &mut shutdown)).await;
                     break;
                 };
                 if !durable && cfg.egress.overflow != current.egress.overflow {

@@ -207,7 +207,8 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
         let changed = sync(&current, &log, &mut egresses, &ctx, &target);
         show(&current, &log, &egresses, &changed, &target);
     }
-    Box::pin(retire(&current, log, egresses, &target)).await;
+    let deletes = ctx.may_delete().await;
+    Box::pin(retire(&current, log, egresses, &target, deletes)).await;
     ctx.report.forget(&reported_uid);
     tracing::info!(ingress = %current.path, "ingress retired");
 }
@@ -280,10 +281,16 @@ async fn open_first_groups(
 }
 
 /// Retire: no more appends; every egress delivers what was accepted, then ends; then the
-/// topics the ingress owns are deleted. The slots stay alive meanwhile: an egress whose slot
+/// topics the ingress owns are deleted (when `deletes`: by the replica leading deletions). The slots stay alive meanwhile: an egress whose slot
 /// goes away takes it as its own removal. A KafkaSource accepted nothing: its consumer just
 /// stops (its topics are someone else's).
-async fn retire(current: &Ingress, log: Arc<dyn Log>, egresses: Egresses, target: &Target) {
+async fn retire(
+    current: &Ingress,
+    log: Arc<dyn Log>,
+    egresses: Egresses,
+    target: &Target,
+    deletes: bool,
+) {
     target.set(Err(NoLog::Deleted));
     let Egresses {
         running,
@@ -299,7 +306,9 @@ async fn retire(current: &Ingress, log: Arc<dyn Log>, egresses: Egresses, target
         futures::future::join_all(handles.chain(leaving.iter_mut())).await;
         drop(slots);
     }
-    if let Err(e) = log.destroy().await {
+    if !deletes {
+        tracing::info!(log = %describe(current), "its topics are left to the replica leading the deletions");
+    } else if let Err(e) = log.destroy().await {
         tracing::warn!(log = %describe(current), error = %e, "cannot delete the topics of a deleted broker or channel");
     }
 }

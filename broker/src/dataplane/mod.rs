@@ -78,6 +78,35 @@ pub(crate) struct Ctx {
     pub(crate) shutdown: watch::Sender<bool>,
     /// The egresses' gauges, refreshed by one task.
     pub(crate) gauges: gauges::Gauges,
+    /// Whether this process deletes what a removed object owned (topics, streams, consumer
+    /// groups); unset: it does. Several replicas leave that to their leader.
+    pub(crate) deletes: std::sync::OnceLock<DeleteGate>,
+}
+
+/// Says whether this process deletes owned resources: `Some(true)` it does (it leads the
+/// deletions), `Some(false)` another replica does, `None` not known yet.
+pub type DeleteGate = Arc<dyn Fn() -> Option<bool> + Send + Sync>;
+
+/// How long a retiring object waits to learn who deletes what it owned (a replica just
+/// started may not know its leader yet): 75 looks 200 ms apart.
+const WHO_DELETES: backon::ConstantBuilder = backon::ConstantBuilder::new()
+    .with_delay(std::time::Duration::from_millis(200))
+    .with_max_times(75);
+
+impl Ctx {
+    /// Whether this process deletes what a removed object owned; unknown after the wait: no
+    /// (what is left is logged).
+    pub(crate) async fn may_delete(&self) -> bool {
+        use backon::Retryable;
+        let Some(gate) = self.deletes.get() else {
+            return true;
+        };
+        let known = || async { gate().ok_or(()) };
+        known.retry(WHO_DELETES).await.unwrap_or_else(|()| {
+            tracing::warn!("no replica is known to lead the deletions: owned topics, streams and groups are left");
+            false
+        })
+    }
 }
 
 /// The data plane of one process.
@@ -131,6 +160,7 @@ impl DataPlane {
                 backends,
                 shutdown,
                 gauges: gauges::Gauges::default(),
+                deletes: std::sync::OnceLock::new(),
             }),
             slots: Mutex::new(HashMap::new()),
             retiring: Mutex::new(Vec::new()),
@@ -167,6 +197,12 @@ impl DataPlane {
         encryption: ingress::Encryption,
     ) {
         ingress::serve(listener, self.shared.clone(), encryption).await
+    }
+
+    /// Delete the topics, streams and consumer groups of removed objects only while `gate`
+    /// says so (replicas: while this one leads the deletions); set once.
+    pub fn delete_owned_when(&self, gate: DeleteGate) {
+        let _ = self.ctx.deletes.set(gate);
     }
 
     /// Verify the bearer tokens requests to ingresses carry (OIDC) against `trust`'s issuers.
