@@ -4,7 +4,8 @@
 //!   storage) → trigger → sink, as (b);
 //! - (o) its baseline on the same server: a raw async-nats publish → consume loop with no HTTP
 //!   and no Knit, on a stream of its own with file storage, set up as Knit sets up a broker's
-//!   (publishes with `Nats-Msg-Id`, each awaited to its PubAck, as many outstanding as the load
+//!   (publishes with the CloudEvents binding's `ce-` headers and a 32-digit `Nats-Msg-Id`,
+//!   each awaited to its PubAck, as many outstanding as the load
 //!   has connections; a durable pull consumer with explicit acks, `max_ack_pending` 200 and
 //!   batches of 100, acking each message); the ratio (n)/(o);
 //! - what storage costs: (p) and (p′) load → NatsJetStreamChannel → subscription → sink with
@@ -111,9 +112,19 @@ impl RawLoop for Raw {
     /// Publish one message stamped with the time now (with a message id, as Knit publishes)
     /// and wait for its PubAck.
     async fn send(&self) -> Result<()> {
+        // Like for like with what Knit publishes: the CloudEvents NATS binding's headers in
+        // binary mode and a 32-hex-digit message id.
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("ce-specversion", "1.0");
+        headers.insert("ce-id", format!("bench-{n}").as_str());
+        headers.insert("ce-source", "/knit-bench");
+        headers.insert("ce-type", "bench.event");
+        headers.insert("content-type", "application/json");
         let publish = jetstream::message::PublishMessage::build()
             .payload(raw::stamped().into())
-            .message_id(self.next.fetch_add(1, Ordering::Relaxed).to_string());
+            .headers(headers)
+            .message_id(format!("{n:032x}"));
         self.js
             .send_publish(self.subject.clone(), publish)
             .await
