@@ -63,15 +63,11 @@ pub(crate) async fn open(
 pub(crate) fn decode_message(
     m: &async_nats::Message,
 ) -> Result<crate::event::Event, binding::DecodeError> {
-    let owned: Vec<(String, String)> = m
+    let headers: Vec<(&str, &str)> = m
         .headers
         .iter()
         .flat_map(|h| h.iter())
-        .flat_map(|(n, vs)| vs.iter().map(move |v| (n.to_string(), v.to_string())))
-        .collect();
-    let headers: Vec<(&str, &str)> = owned
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .flat_map(|(n, vs)| vs.iter().map(move |v| (n.as_ref(), v.as_str())))
         .collect();
     binding::decode(&headers, &m.payload)
 }
