@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::nats::NatsServer;
 use common::sink::Sink;
-use common::{Knit, broker, eventually_for, free_port, http, send, trigger};
+use common::{Knit, broker, eventually_for, free_port, send, trigger};
 use serde_json::Value;
 
 /// How long a step with several processes may take on a busy machine.
@@ -126,14 +126,7 @@ fn stats(knit: &Knit) -> (u64, BTreeMap<String, u64>) {
 
 /// Every sample of `/metrics` on `knit` carries `replica="ID"`.
 async fn metrics_name_the_replica(knit: &Knit, id: &str) {
-    let text = http()
-        .get(format!("{}/metrics", knit.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = knit.metrics().await;
     let label = format!("replica=\"{id}\"");
     let samples: Vec<&str> = text
         .lines()

@@ -43,19 +43,6 @@ fn start(files: &[(&str, &str)]) -> (Knit, tempfile::TempDir) {
     (knit, state)
 }
 
-/// A token for `subject` and `audience` from Knit's admin API.
-async fn mint(knit: &Knit, subject: &str, audience: &str) -> String {
-    let r = http()
-        .post(format!("{}/api/v1/oidc/token", knit.admin))
-        .json(&json!({"subject": subject, "audience": audience}))
-        .send()
-        .await
-        .expect("admin API");
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.expect("json");
-    v["token"].as_str().expect("token").to_string()
-}
-
 /// POST a binary event of type `ty` to `url` with `token` (if any); the status.
 async fn post(url: &str, ty: &str, id: &str, token: Option<&str>) -> u16 {
     let mut req = http()
@@ -172,12 +159,9 @@ async fn deliveries_and_dead_letters_carry_tokens_pyjwt_verifies_against_knits_j
     knit.write("d.yaml", &dead);
     knit.ready("triggers", "t").await;
     knit.ready("triggers", "d").await;
-    let token = mint(
-        &knit,
-        "system:serviceaccount:default:tester",
-        BROKER_AUDIENCE,
-    )
-    .await;
+    let token = knit
+        .oidc_token("system:serviceaccount:default:tester", BROKER_AUDIENCE)
+        .await;
 
     answers(&url, "to.sub", Some(&token), 202).await;
     let line = sub.verdict("to.sub-1").await;
@@ -210,17 +194,19 @@ async fn a_broker_with_oidc_answers_401_403_and_202() {
     knit.ready("triggers", "t").await;
     answers(&url, "no.token", None, 401).await;
     assert_eq!(post(&url, "garbage", "g-1", Some("not.a.jwt")).await, 401);
-    let elsewhere = mint(
-        &knit,
-        "system:serviceaccount:default:x",
-        "eventing.knative.dev/broker/default/other",
-    )
-    .await;
+    let elsewhere = knit
+        .oidc_token(
+            "system:serviceaccount:default:x",
+            "eventing.knative.dev/broker/default/other",
+        )
+        .await;
     assert_eq!(
         post(&url, "wrong.audience", "w-1", Some(&elsewhere)).await,
         401
     );
-    let stranger = mint(&knit, "system:serviceaccount:other:x", BROKER_AUDIENCE).await;
+    let stranger = knit
+        .oidc_token("system:serviceaccount:other:x", BROKER_AUDIENCE)
+        .await;
     assert_eq!(post(&url, "stranger", "s-1", Some(&stranger)).await, 403);
     assert!(sink.received().is_empty(), "nothing refused was delivered");
     let (code, out, err) = knit.cli(&[
@@ -245,7 +231,9 @@ async fn a_broker_with_oidc_answers_401_403_and_202() {
     assert_eq!(refused("s-1"), Some(json!(403)), "{out}");
     assert_eq!(refused("w-1"), Some(json!(401)), "{out}");
 
-    let neighbour = mint(&knit, "system:serviceaccount:default:x", BROKER_AUDIENCE).await;
+    let neighbour = knit
+        .oidc_token("system:serviceaccount:default:x", BROKER_AUDIENCE)
+        .await;
     let (code, out, err) = knit.cli(&[
         "send",
         "--to",
@@ -318,8 +306,12 @@ async fn event_policies_as_knatives_docs_show_them() {
         ("t.yaml", &trigger("t", "b", &sink.url, "")),
     ]);
     let url = knit.address("brokers", "b").await;
-    let same = mint(&knit, "system:serviceaccount:default:x", BROKER_AUDIENCE).await;
-    let other = mint(&knit, "system:serviceaccount:other:x", BROKER_AUDIENCE).await;
+    let same = knit
+        .oidc_token("system:serviceaccount:default:x", BROKER_AUDIENCE)
+        .await;
+    let other = knit
+        .oidc_token("system:serviceaccount:other:x", BROKER_AUDIENCE)
+        .await;
     let b = knit.ready("brokers", "b").await;
     assert_eq!(
         condition(&b, "EventPoliciesReady").map(|c| c["reason"].clone()),
@@ -457,8 +449,8 @@ async fn sequences_and_parallels_admit_their_own_hops_under_deny_all() {
     let seq_url = knit.address("sequences", "seq").await;
     let par_url = knit.address("parallels", "par").await;
     let sender = "system:serviceaccount:default:sender";
-    let to_seq = mint(&knit, sender, seq_audience).await;
-    let to_par = mint(&knit, sender, par_audience).await;
+    let to_seq = knit.oidc_token(sender, seq_audience).await;
+    let to_par = knit.oidc_token(sender, par_audience).await;
 
     // The inner channels admit exactly their feeding Subscriptions.
     for (policy, subscription) in [

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use common::sink::Sink;
 use common::{Knit, broker, eventually_for, http, repo, trigger};
-use serde_json::{Value, json};
 
 /// Multi-process waits on a busy machine.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -122,19 +121,6 @@ async fn answers(url: &str, prefix: &str, token: &str, want: u16) -> (String, St
     .await
 }
 
-/// A token for `subject` and `audience` from Knit's own issuer (the admin API).
-async fn knit_token(knit: &Knit, subject: &str, audience: &str) -> String {
-    let r = http()
-        .post(format!("{}/api/v1/oidc/token", knit.admin))
-        .json(&json!({"subject": subject, "audience": audience}))
-        .send()
-        .await
-        .expect("admin API");
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.expect("json");
-    v["token"].as_str().expect("token").to_string()
-}
-
 /// `/readyz` answers 200.
 async fn ready(knit: &Knit) {
     eventually_for("knit to be ready", PATIENCE, || async {
@@ -181,7 +167,7 @@ async fn tokens_of_an_oidc_issuer_are_accepted_and_its_key_rotation_followed() {
             .then_some(())
     })
     .await;
-    let own = knit_token(&knit, SENDER, BROKER_AUDIENCE).await;
+    let own = knit.oidc_token(SENDER, BROKER_AUDIENCE).await;
     assert_eq!(post(&url, "own-1", &own).await.0, 202, "Knit's own tokens");
 
     let elsewhere = issuer.mint("eventing.knative.dev/broker/default/other", SENDER, 600);

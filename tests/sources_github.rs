@@ -407,26 +407,18 @@ async fn with_oidc_the_receiver_wants_a_token_and_a_sender_its_policies_allow() 
     let body =
         br#"{"ref":"refs/heads/main","compare":"https://github.com/octo/hello/compare/a...b"}"#;
     let sig = signature::sign_sha256(SECRET.as_bytes(), body);
-    let mint = |subject: &'static str, audience: &'static str| {
-        let admin = knit.admin.clone();
-        async move {
-            let r = http()
-                .post(format!("{admin}/api/v1/oidc/token"))
-                .json(&json!({"subject": subject, "audience": audience}))
-                .send()
-                .await
-                .expect("admin API");
-            let v: Value = r.json().await.expect("json");
-            v["token"].as_str().expect("token").to_string()
-        }
-    };
-    let same = mint("system:serviceaccount:default:relay", audience).await;
-    let other = mint("system:serviceaccount:other:relay", audience).await;
-    let elsewhere = mint(
-        "system:serviceaccount:default:relay",
-        "eventing.knative.dev/broker/default/b",
-    )
-    .await;
+    let same = knit
+        .oidc_token("system:serviceaccount:default:relay", audience)
+        .await;
+    let other = knit
+        .oidc_token("system:serviceaccount:other:relay", audience)
+        .await;
+    let elsewhere = knit
+        .oidc_token(
+            "system:serviceaccount:default:relay",
+            "eventing.knative.dev/broker/default/b",
+        )
+        .await;
     let post = |delivery: &'static str, token: Option<String>| {
         let (url, sig) = (url.clone(), sig.clone());
         async move {
@@ -457,14 +449,7 @@ async fn with_oidc_the_receiver_wants_a_token_and_a_sender_its_policies_allow() 
     let (status, text) = post("same-namespace", Some(same)).await;
     assert_eq!(status, 202, "{text}");
     // Each refusal is counted in the metrics by status, as a Broker's.
-    let metrics = http()
-        .get(format!("{}/metrics", knit.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = knit.metrics().await;
     for status in ["401", "403"] {
         assert!(
             metrics.lines().any(|l| l.contains(r#"kind="GitHubSource""#)

@@ -378,6 +378,31 @@ impl Knit {
             .expect("address")
             .to_string()
     }
+
+    /// A token for `subject` and `audience` from Knit's own OIDC issuer (the admin API).
+    pub async fn oidc_token(&self, subject: &str, audience: &str) -> String {
+        let r = http()
+            .post(format!("{}/api/v1/oidc/token", self.admin))
+            .json(&serde_json::json!({"subject": subject, "audience": audience}))
+            .send()
+            .await
+            .expect("admin API");
+        assert_eq!(r.status(), 200, "minting a token");
+        let v: Value = r.json().await.expect("json");
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        http()
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
 }
 
 impl Drop for Knit {
