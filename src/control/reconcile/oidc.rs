@@ -234,35 +234,23 @@ fn set_target_status(
     listed: Vec<AppliedEventPolicy>,
     (status, reason, message): (&str, &str, String),
 ) {
+    // The policies and the conditions of a target's status (`None` before it has one).
+    macro_rules! parts {
+        ($x:expr) => {
+            match $x.status.as_mut() {
+                Some(s) => (&mut s.policies, &mut s.status),
+                None => return,
+            }
+        };
+    }
     let (policies, st) = match o {
-        Object::Broker(x) => match x.status.as_mut() {
-            Some(s) => (&mut s.policies, &mut s.status),
-            None => return,
-        },
-        Object::KafkaSink(x) => match x.status.as_mut() {
-            Some(s) => (&mut s.policies, &mut s.status),
-            None => return,
-        },
-        Object::InMemoryChannel(x) => match x.status.as_mut() {
-            Some(s) => (&mut s.policies, &mut s.status),
-            None => return,
-        },
-        Object::KafkaChannel(x) => match x.status.as_mut() {
-            Some(s) => (&mut s.policies, &mut s.status),
-            None => return,
-        },
-        Object::NatsJetStreamChannel(x) => match x.status.as_mut() {
-            Some(s) => (&mut s.policies, &mut s.status),
-            None => return,
-        },
-        Object::Sequence(x) => match x.status.as_mut() {
-            Some(s) => (&mut s.policies, &mut s.status),
-            None => return,
-        },
-        Object::Parallel(x) => match x.status.as_mut() {
-            Some(s) => (&mut s.policies, &mut s.status),
-            None => return,
-        },
+        Object::Broker(x) => parts!(x),
+        Object::KafkaSink(x) => parts!(x),
+        Object::InMemoryChannel(x) => parts!(x),
+        Object::KafkaChannel(x) => parts!(x),
+        Object::NatsJetStreamChannel(x) => parts!(x),
+        Object::Sequence(x) => parts!(x),
+        Object::Parallel(x) => parts!(x),
         Object::GitHubSource(x) => match x.status.as_mut() {
             Some(s) => (&mut s.policies, &mut s.source.status),
             None => return,
