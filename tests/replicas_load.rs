@@ -1,0 +1,254 @@
+//! Replicas come and go while events flow (issue #22 §1), with real processes: a Broker and a
+//! Trigger on one engine (nisshi; a private nats-server too), two replicas taking events on
+//! their ingresses from two senders that spread the posts over the replicas in service. A third
+//! replica joins during the flow and takes a share of the deliveries; then one replica is
+//! stopped with SIGTERM (taken out of service first, as a load balancer does) and exits
+//! cleanly, then another with SIGKILL. Every event that got a 202 from any replica is delivered;
+//! every other answer came from a replica on its way out. The duplicates are counted per phase
+//! and printed (`--nocapture`); only the joining and the graceful stop are held to a bound, the
+//! SIGKILL's replay is reported.
+//!
+//! These tests start several knit processes: nextest runs them one at a time (test group
+//! `multi-process` in .config/nextest.toml).
+#![cfg(any(feature = "kafka", feature = "nats"))]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::crash::{duplicates, event_request};
+use common::replicas::{Engine, PATIENCE, counter, members};
+use common::sink::Sink;
+use common::{Knit, eventually_for, http, trigger};
+
+/// Events accepted in each phase before the next step.
+const PER_PHASE: usize = 400;
+/// How long the replayed or held records of a stopped replica may take to arrive (Kafka: the
+/// killed member's session, 6 s, then a rebalance; JetStream: its records' `ack_wait`, 30 s).
+const RECOVERY: Duration = Duration::from_secs(180);
+const TRIGGER: &str = "Trigger/default/t";
+
+/// One POST: which replica it went to, its answer (none: no answer), when it was sent and
+/// answered.
+struct Posted {
+    id: String,
+    via: String,
+    status: Option<u16>,
+    end: Instant,
+}
+
+/// Senders posting numbered events, each once, round-robin over the replicas in service.
+struct Load {
+    in_service: Arc<parking_lot::Mutex<Vec<(String, String)>>>,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<parking_lot::Mutex<BTreeSet<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Posted>>>,
+}
+
+impl Load {
+    fn start(in_service: Vec<(String, String)>, senders: usize) -> Load {
+        let in_service = Arc::new(parking_lot::Mutex::new(in_service));
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(parking_lot::Mutex::new(BTreeSet::new()));
+        let next = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..senders)
+            .map(|_| {
+                let (in_service, stop) = (in_service.clone(), stop.clone());
+                let (accepted, next) = (accepted.clone(), next.clone());
+                tokio::spawn(async move {
+                    let client = http();
+                    let mut posted = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let (via, url) = {
+                            let s = in_service.lock();
+                            s[n % s.len()].clone()
+                        };
+                        let id = format!("n{n:06}");
+                        let status = event_request(&client, &url, &id)
+                            .timeout(Duration::from_secs(30))
+                            .send()
+                            .await
+                            .ok()
+                            .map(|r| r.status().as_u16());
+                        if status == Some(202) {
+                            accepted.lock().insert(id.clone());
+                        }
+                        posted.push(Posted {
+                            id,
+                            via,
+                            status,
+                            end: Instant::now(),
+                        });
+                        // A steady stream (a few hundred a second), not a flood.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    posted
+                })
+            })
+            .collect();
+        Load {
+            in_service,
+            stop,
+            accepted,
+            tasks,
+        }
+    }
+
+    fn accepted(&self) -> BTreeSet<String> {
+        self.accepted.lock().clone()
+    }
+
+    /// Wait until `more` events beyond those accepted now were accepted.
+    async fn more_accepted(&self, more: usize) {
+        let from = self.accepted.lock().len();
+        eventually_for(&format!("{more} more events accepted"), PATIENCE, || async {
+            (self.accepted.lock().len() >= from + more).then_some(())
+        })
+        .await;
+    }
+
+    fn add(&self, id: &str, url: &str) {
+        self.in_service.lock().push((id.into(), url.into()));
+    }
+
+    /// Take replica `id` out of service; when.
+    fn remove(&self, id: &str) -> Instant {
+        self.in_service.lock().retain(|(r, _)| r != id);
+        Instant::now()
+    }
+
+    async fn finish(self) -> Vec<Posted> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in self.tasks {
+            all.extend(t.await.expect("sender"));
+        }
+        all
+    }
+}
+
+/// Wait until every event in `accepted` arrived at `sink`; then the duplicates so far.
+async fn all_arrived(sink: &Sink, accepted: &BTreeSet<String>, what: &str) -> usize {
+    eventually_for(what, RECOVERY, || async {
+        let got: BTreeSet<String> = sink.received().iter().map(|r| r.id()).collect();
+        accepted.is_subset(&got).then_some(())
+    })
+    .await;
+    duplicates(sink)
+}
+
+/// The broker address of a replica once its Broker and Trigger are Ready.
+async fn in_service(k: &Knit) -> String {
+    k.ready_within("triggers", "t", PATIENCE).await;
+    let o = k.ready_within("brokers", "b", PATIENCE).await;
+    o["status"]["address"]["url"]
+        .as_str()
+        .expect("address")
+        .to_string()
+}
+
+/// Two replicas on `engine` under load, a third joins, one leaves with SIGTERM, one with
+/// SIGKILL: nothing accepted is lost.
+async fn replicas_join_and_leave_under_load(engine: Engine) {
+    let name = engine.name();
+    let sink = Sink::start().await;
+    let broker = engine.backend().broker("b", "");
+    let t = trigger("t", "b", &sink.url, "");
+    let files = [("b.yaml", broker.as_str()), ("t.yaml", t.as_str())];
+    let mut replicas = engine.replicas(2, &files);
+    members(&replicas.iter().collect::<Vec<_>>(), &["r0", "r1"]).await;
+    let mut urls = Vec::new();
+    for (i, k) in replicas.iter().enumerate() {
+        urls.push((format!("r{i}"), in_service(k).await));
+    }
+    let load = Load::start(urls, 2);
+    load.more_accepted(PER_PHASE).await;
+
+    // A third replica joins: once in service, it takes posts, and deliveries once the group
+    // gave it a share.
+    replicas.push(engine.replica("r2", &files));
+    members(&replicas.iter().collect::<Vec<_>>(), &["r0", "r1", "r2"]).await;
+    let url = in_service(&replicas[2]).await;
+    load.add("r2", &url);
+    eventually_for("the new replica to deliver", PATIENCE, || async {
+        (counter(&[&replicas[2]], TRIGGER, "delivered").await[0] > 0).then_some(())
+    })
+    .await;
+    load.more_accepted(PER_PHASE).await;
+    let joined = all_arrived(&sink, &load.accepted(), "every event accepted before the SIGTERM").await;
+
+    // r0 leaves gracefully: out of service, then SIGTERM; it finishes and exits 0.
+    let mut stopped = BTreeMap::new();
+    stopped.insert("r0", load.remove("r0"));
+    let status = replicas[0].terminate(PATIENCE).await;
+    assert!(status.success(), "r0 after SIGTERM: {status}");
+    members(&[&replicas[1], &replicas[2]], &["r1", "r2"]).await;
+    load.more_accepted(PER_PHASE).await;
+    let termed = all_arrived(&sink, &load.accepted(), "every event accepted before the SIGKILL").await;
+
+    // r1 dies: out of service, then SIGKILL.
+    stopped.insert("r1", load.remove("r1"));
+    replicas[1].kill();
+    members(&[&replicas[2]], &["r2"]).await;
+    load.more_accepted(PER_PHASE).await;
+    let posted = load.finish().await;
+    let accepted: BTreeSet<String> = posted
+        .iter()
+        .filter(|p| p.status == Some(202))
+        .map(|p| p.id.clone())
+        .collect();
+    let all = all_arrived(&sink, &accepted, "every accepted event at the sink").await;
+
+    let refused: Vec<(&str, &str, Option<u16>)> = posted
+        .iter()
+        .filter(|p| p.status != Some(202))
+        .map(|p| (p.id.as_str(), p.via.as_str(), p.status))
+        .collect();
+    let by_r2 = counter(&[&replicas[2]], TRIGGER, "delivered").await[0];
+    eprintln!(
+        "{name}: {} posted, {} accepted, {} not ({refused:?}); {} deliveries ({by_r2} by r2); \
+         duplicates: {joined} after r2 joined, {} after r0's SIGTERM, {} after r1's SIGKILL",
+        posted.len(),
+        accepted.len(),
+        refused.len(),
+        sink.received().len(),
+        termed - joined,
+        all - termed
+    );
+    // Only a replica on its way out may have failed to accept: a post it answered (or did
+    // not) after it was taken out of service.
+    for p in posted.iter().filter(|p| p.status != Some(202)) {
+        let out = stopped.get(p.via.as_str());
+        assert!(
+            out.is_some_and(|at| p.end >= *at),
+            "{} through {} answered {:?} while that replica was in service",
+            p.id,
+            p.via,
+            p.status
+        );
+    }
+    let got: BTreeSet<String> = sink.received().iter().map(|r| r.id()).collect();
+    assert!(accepted.is_subset(&got), "an accepted event was lost");
+    assert!(
+        got.is_subset(&posted.iter().map(|p| p.id.clone()).collect()),
+        "an event nobody posted was delivered"
+    );
+    assert_eq!(joined, 0, "a replica joining made duplicates");
+    assert_eq!(termed, joined, "a replica stopped with SIGTERM made duplicates");
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_replicas_join_and_leave_under_load_and_nothing_accepted_is_lost() {
+    replicas_join_and_leave_under_load(Engine::kafka()).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_nats_replicas_join_and_leave_under_load_and_nothing_accepted_is_lost() {
+    replicas_join_and_leave_under_load(Engine::nats()).await;
+}
