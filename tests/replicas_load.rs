@@ -1,9 +1,9 @@
 //! Replicas come and go while events flow (issue #22 §1), with real processes: a Broker and a
 //! Trigger on one engine (nisshi; a private nats-server too), two replicas taking events on
 //! their ingresses from two senders that spread the posts over the replicas in service. A third
-//! replica joins during the flow and takes a share of the deliveries; then one replica is
-//! stopped with SIGTERM (taken out of service first, as a load balancer does) and exits
-//! cleanly, then another with SIGKILL. Every event that got a 202 from any replica is delivered;
+//! replica joins during the flow and takes a share of the deliveries; then the replica leading
+//! `knit/deletions` is stopped with SIGTERM (taken out of service first, as a load balancer
+//! does) and exits cleanly, then another with SIGKILL. Every event that got a 202 from any replica is delivered;
 //! every other answer came from a replica on its way out. The duplicates are counted per phase
 //! and printed (`--nocapture`); only the joining and the graceful stop are held to a bound, the
 //! SIGKILL's replay is reported.
@@ -45,6 +45,8 @@ struct Load {
     in_service: Arc<parking_lot::Mutex<Vec<(String, String)>>>,
     stop: Arc<AtomicBool>,
     accepted: Arc<parking_lot::Mutex<BTreeSet<String>>>,
+    /// Answers so far by replica and status (none: no answer), for the messages.
+    answers: Arc<parking_lot::Mutex<BTreeMap<(String, Option<u16>), usize>>>,
     tasks: Vec<tokio::task::JoinHandle<Vec<Posted>>>,
 }
 
@@ -53,11 +55,13 @@ impl Load {
         let in_service = Arc::new(parking_lot::Mutex::new(in_service));
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(parking_lot::Mutex::new(BTreeSet::new()));
+        let answers = Arc::new(parking_lot::Mutex::new(BTreeMap::new()));
         let next = Arc::new(AtomicUsize::new(0));
         let tasks = (0..senders)
             .map(|_| {
                 let (in_service, stop) = (in_service.clone(), stop.clone());
                 let (accepted, next) = (accepted.clone(), next.clone());
+                let answers = answers.clone();
                 tokio::spawn(async move {
                     let client = http();
                     let mut posted = Vec::new();
@@ -77,6 +81,7 @@ impl Load {
                         if status == Some(202) {
                             accepted.lock().insert(id.clone());
                         }
+                        *answers.lock().entry((via.clone(), status)).or_default() += 1;
                         posted.push(Posted {
                             id,
                             via,
@@ -94,6 +99,7 @@ impl Load {
             in_service,
             stop,
             accepted,
+            answers,
             tasks,
         }
     }
@@ -105,7 +111,11 @@ impl Load {
     /// Wait until `more` events beyond those accepted now were accepted.
     async fn more_accepted(&self, more: usize) {
         let from = self.accepted.lock().len();
-        eventually_for(&format!("{more} more events accepted"), PATIENCE, || async {
+        let what = format!(
+            "{more} more events accepted (answers so far by replica and status: {:?})",
+            self.answers.lock()
+        );
+        eventually_for(&what, PATIENCE, || async {
             (self.accepted.lock().len() >= from + more).then_some(())
         })
         .await;
@@ -155,6 +165,11 @@ async fn in_service(k: &Knit) -> String {
 /// SIGKILL: nothing accepted is lost.
 async fn replicas_join_and_leave_under_load(engine: Engine) {
     let name = engine.name();
+    let began = Instant::now();
+    let step = |what: &str, load: Option<&Load>| {
+        let answers = load.map(|l| l.answers.lock().clone()).unwrap_or_default();
+        eprintln!("{name}: {:>6.1?} {what} {answers:?}", began.elapsed());
+    };
     let sink = Sink::start().await;
     let broker = engine.backend().broker("b", "");
     let t = trigger("t", "b", &sink.url, "");
@@ -166,14 +181,17 @@ async fn replicas_join_and_leave_under_load(engine: Engine) {
         urls.push((format!("r{i}"), in_service(k).await));
     }
     let load = Load::start(urls, 2);
+    step("r0 and r1 in service, load started", Some(&load));
     load.more_accepted(PER_PHASE).await;
 
     // A third replica joins: once in service, it takes posts, and deliveries once the group
     // gave it a share.
+    step("r2 starting", Some(&load));
     replicas.push(engine.replica("r2", &files));
     members(&replicas.iter().collect::<Vec<_>>(), &["r0", "r1", "r2"]).await;
     let url = in_service(&replicas[2]).await;
     load.add("r2", &url);
+    step("r2 in service", Some(&load));
     eventually_for("the new replica to deliver", PATIENCE, || async {
         (counter(&[&replicas[2]], TRIGGER, "delivered").await[0] > 0).then_some(())
     })
@@ -181,27 +199,58 @@ async fn replicas_join_and_leave_under_load(engine: Engine) {
     load.more_accepted(PER_PHASE).await;
     let joined = all_arrived(&sink, &load.accepted(), "every event accepted before the SIGTERM").await;
 
-    // r0 leaves gracefully: out of service, then SIGTERM; it finishes and exits 0.
+    // The replica leading the deletions leaves gracefully (the one whose mistakes would cost
+    // the others their streams and groups): out of service, then SIGTERM; it exits 0.
+    let lead = eventually_for("a leader of the deletions", PATIENCE, || async {
+        let v = replicas[2].api("/api/v1/cluster").await;
+        v["leaders"]["knit/deletions"].as_str().map(String::from)
+    })
+    .await;
+    let graceful: usize = lead
+        .trim_start_matches('r')
+        .parse()
+        .unwrap_or_else(|e| panic!("replica id {lead:?}: {e}"));
+    let (killed, survivor) = match graceful {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+    let id = |i: usize| format!("r{i}");
+    step(
+        &format!("r2 delivers; every event accepted so far arrived; SIGTERM to {lead} (leads the deletions)"),
+        Some(&load),
+    );
     let mut stopped = BTreeMap::new();
-    stopped.insert("r0", load.remove("r0"));
-    let status = replicas[0].terminate(PATIENCE).await;
-    assert!(status.success(), "r0 after SIGTERM: {status}");
-    members(&[&replicas[1], &replicas[2]], &["r1", "r2"]).await;
+    stopped.insert(id(graceful), load.remove(&id(graceful)));
+    let status = replicas[graceful].terminate(PATIENCE).await;
+    assert!(status.success(), "{lead} after SIGTERM: {status}");
+    step(&format!("{lead} exited"), Some(&load));
+    members(
+        &[&replicas[killed], &replicas[survivor]],
+        &[id(killed).as_str(), id(survivor).as_str()],
+    )
+    .await;
     load.more_accepted(PER_PHASE).await;
     let termed = all_arrived(&sink, &load.accepted(), "every event accepted before the SIGKILL").await;
+    step(
+        &format!("every event accepted so far arrived; SIGKILL to {}", id(killed)),
+        Some(&load),
+    );
 
-    // r1 dies: out of service, then SIGKILL.
-    stopped.insert("r1", load.remove("r1"));
-    replicas[1].kill();
-    members(&[&replicas[2]], &["r2"]).await;
+    // Another dies: out of service, then SIGKILL.
+    stopped.insert(id(killed), load.remove(&id(killed)));
+    replicas[killed].kill();
+    members(&[&replicas[survivor]], &[id(survivor).as_str()]).await;
     load.more_accepted(PER_PHASE).await;
     let posted = load.finish().await;
+    step("load stopped", None);
     let accepted: BTreeSet<String> = posted
         .iter()
         .filter(|p| p.status == Some(202))
         .map(|p| p.id.clone())
         .collect();
     let all = all_arrived(&sink, &accepted, "every accepted event at the sink").await;
+    step("every accepted event arrived", None);
 
     let refused: Vec<(&str, &str, Option<u16>)> = posted
         .iter()
@@ -211,7 +260,7 @@ async fn replicas_join_and_leave_under_load(engine: Engine) {
     let by_r2 = counter(&[&replicas[2]], TRIGGER, "delivered").await[0];
     eprintln!(
         "{name}: {} posted, {} accepted, {} not ({refused:?}); {} deliveries ({by_r2} by r2); \
-         duplicates: {joined} after r2 joined, {} after r0's SIGTERM, {} after r1's SIGKILL",
+         duplicates: {joined} after r2 joined, {} after {lead}'s SIGTERM, {} after r{killed}'s SIGKILL",
         posted.len(),
         accepted.len(),
         refused.len(),

@@ -276,10 +276,17 @@ impl Knit {
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -TERM {pid}");
-        eventually_for("knit to exit after SIGTERM", patience, || async {
-            self.child.try_wait().expect("wait for knit")
-        })
-        .await
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for knit") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knit did not exit within {patience:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Kill the process with SIGKILL (it gets no chance to finish or commit anything), then
