@@ -123,7 +123,10 @@ async fn post_through(i: usize, url: &str) {
         .expect("POST");
     assert_eq!(r.status(), 202, "structured event through r{i}");
 
-    for (id, ty) in [(format!("other-{i}"), "conf.other"), (format!("ask-{i}"), "conf.ask")] {
+    for (id, ty) in [
+        (format!("other-{i}"), "conf.other"),
+        (format!("ask-{i}"), "conf.ask"),
+    ] {
         let attrs = [
             ("specversion", "1.0"),
             ("id", id.as_str()),
@@ -148,7 +151,11 @@ async fn post_through(i: usize, url: &str) {
         .send()
         .await
         .expect("POST");
-    assert_eq!(r.status(), 400, "a structured event without source through r{i}");
+    assert_eq!(
+        r.status(),
+        400,
+        "a structured event without source through r{i}"
+    );
 }
 
 /// The deliveries of replica `i`'s binary and structured events carry what was posted.
@@ -177,7 +184,10 @@ fn attributes_intact(events: &Sink, i: usize) {
             Some("application/json"),
             "{id}"
         );
-        assert!(r.ext("knativebrokerttl").is_none(), "{id}: hop counter left in");
+        assert!(
+            r.ext("knativebrokerttl").is_none(),
+            "{id}: hop counter left in"
+        );
         let data: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON data");
         let want = if id.starts_with("bin") {
             json!({"through": i})

@@ -197,7 +197,12 @@ async fn replicas_join_and_leave_under_load(engine: Engine) {
     })
     .await;
     load.more_accepted(PER_PHASE).await;
-    let joined = all_arrived(&sink, &load.accepted(), "every event accepted before the SIGTERM").await;
+    let joined = all_arrived(
+        &sink,
+        &load.accepted(),
+        "every event accepted before the SIGTERM",
+    )
+    .await;
 
     // The replica leading the deletions leaves gracefully (the one whose mistakes would cost
     // the others their streams and groups): out of service, then SIGTERM; it exits 0.
@@ -217,7 +222,9 @@ async fn replicas_join_and_leave_under_load(engine: Engine) {
     };
     let id = |i: usize| format!("r{i}");
     step(
-        &format!("r2 delivers; every event accepted so far arrived; SIGTERM to {lead} (leads the deletions)"),
+        &format!(
+            "r2 delivers; every event accepted so far arrived; SIGTERM to {lead} (leads the deletions)"
+        ),
         Some(&load),
     );
     let mut stopped = BTreeMap::new();
@@ -231,9 +238,17 @@ async fn replicas_join_and_leave_under_load(engine: Engine) {
     )
     .await;
     load.more_accepted(PER_PHASE).await;
-    let termed = all_arrived(&sink, &load.accepted(), "every event accepted before the SIGKILL").await;
+    let termed = all_arrived(
+        &sink,
+        &load.accepted(),
+        "every event accepted before the SIGKILL",
+    )
+    .await;
     step(
-        &format!("every event accepted so far arrived; SIGKILL to {}", id(killed)),
+        &format!(
+            "every event accepted so far arrived; SIGKILL to {}",
+            id(killed)
+        ),
         Some(&load),
     );
 
@@ -287,7 +302,10 @@ async fn replicas_join_and_leave_under_load(engine: Engine) {
         "an event nobody posted was delivered"
     );
     assert_eq!(joined, 0, "a replica joining made duplicates");
-    assert_eq!(termed, joined, "a replica stopped with SIGTERM made duplicates");
+    assert_eq!(
+        termed, joined,
+        "a replica stopped with SIGTERM made duplicates"
+    );
 }
 
 #[cfg(feature = "kafka")]
