@@ -40,13 +40,16 @@ struct Posted {
     end: Instant,
 }
 
+/// Answers by replica and status (none: no answer).
+type Answers = BTreeMap<(String, Option<u16>), usize>;
+
 /// Senders posting numbered events, each once, round-robin over the replicas in service.
 struct Load {
     in_service: Arc<parking_lot::Mutex<Vec<(String, String)>>>,
     stop: Arc<AtomicBool>,
     accepted: Arc<parking_lot::Mutex<BTreeSet<String>>>,
     /// Answers so far by replica and status (none: no answer), for the messages.
-    answers: Arc<parking_lot::Mutex<BTreeMap<(String, Option<u16>), usize>>>,
+    answers: Arc<parking_lot::Mutex<Answers>>,
     tasks: Vec<tokio::task::JoinHandle<Vec<Posted>>>,
 }
 
