@@ -8,6 +8,8 @@ pub mod crash;
 pub mod kafka;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(any(feature = "kafka", feature = "nats"))]
+pub mod replicas;
 pub mod route;
 pub mod sink;
 
@@ -263,6 +265,28 @@ impl Knit {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stop the process with SIGTERM (it finishes the deliveries in flight, commits and leaves
+    /// its groups) and wait up to `patience` for it to exit; its exit status.
+    pub async fn terminate(&mut self, patience: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for knit") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knit did not exit within {patience:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Kill the process with SIGKILL (it gets no chance to finish or commit anything), then

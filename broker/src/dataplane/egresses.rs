@@ -158,7 +158,16 @@ async fn run(
     );
     let watched = Gauges::watch(&ctx, &uid, &reference, task.probe(), &annotations);
     loop {
+        // Stopping is looked at first: a stopping ingress drops this task's sender too, which
+        // must not read as the egress's removal (the replica leading the deletions would
+        // delete the group the other replicas consume in).
         tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                ctx.gauges.unwatch(&watched);
+                Box::pin(task.shutdown(STOP_GRACE)).await;
+                return;
+            }
             changed = rx.changed() => {
                 let next = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
                 let Some(cfg) = next else {
@@ -184,11 +193,6 @@ async fn run(
                     Box::pin(delete_group(&log, &group, &reference)).await;
                 }
                 break;
-            }
-            _ = shutdown.changed() => {
-                ctx.gauges.unwatch(&watched);
-                Box::pin(task.shutdown(STOP_GRACE)).await;
-                return;
             }
         }
     }

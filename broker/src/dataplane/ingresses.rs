@@ -189,19 +189,23 @@ async fn run(mut rx: watch::Receiver<Option<Arc<Ingress>>>, target: Arc<Target>,
             reported_uid = current.uid.clone();
         }
         ctx.report.ready(&current.uid, &annotations, 0);
+        // Stopping is looked at first: the stop also drops this task's sender, which must not
+        // read as the ingress's removal (the replica leading the deletions would delete the
+        // topics and streams the other replicas still use).
         tokio::select! {
-            changed = rx.changed() => {
-                match (changed, rx.borrow_and_update().clone()) {
-                    (Ok(()), Some(i)) => current = i,
-                    _ => break,
-                }
-            }
+            biased;
             _ = shutdown.changed() => {
                 // The process is stopping: egresses stop on the same signal; nothing is deleted.
                 let Egresses { running, mut leaving } = egresses;
                 leaving.extend(running.into_values().map(|r| r.slot.handle));
                 Box::pin(futures::future::join_all(leaving)).await;
                 return;
+            }
+            changed = rx.changed() => {
+                match (changed, rx.borrow_and_update().clone()) {
+                    (Ok(()), Some(i)) => current = i,
+                    _ => break,
+                }
             }
         }
         let changed = sync(&current, &log, &mut egresses, &ctx, &target);
