@@ -188,8 +188,10 @@ async fn run(
             }
             () = task.finished() => {
                 // The log was closed (its ingress is gone) and this group delivered all of it.
+                // Deleting the group is led, as deleting the topic is: a follower whose
+                // manifests dropped the Broker leaves it to the leader.
                 ctx.gauges.unwatch(&watched);
-                if durable && current.owns_group {
+                if durable && current.owns_group && ctx.may_delete().await {
                     Box::pin(delete_group(&log, &group, &reference)).await;
                 }
                 break;
