@@ -39,21 +39,6 @@ fn replica(nats: &NatsServer, sink: &Sink, id: &str, extra: &[&str]) -> Knit {
     )
 }
 
-/// Wait until `knit` lists exactly `ids` as members.
-async fn members(knit: &Knit, ids: &[&str]) {
-    let want: BTreeSet<String> = ids.iter().map(|s| s.to_string()).collect();
-    eventually_for(&format!("the members {want:?}"), PATIENCE, || async {
-        let v = knit.api("/api/v1/cluster").await;
-        let have: BTreeSet<String> = v["members"]
-            .as_array()?
-            .iter()
-            .filter_map(|m| m["id"].as_str().map(String::from))
-            .collect();
-        (have == want).then_some(())
-    })
-    .await;
-}
-
 /// `knit get events --all-replicas -o json` through `knit`: the items, and stderr.
 fn all_events(knit: &Knit) -> (Vec<Value>, String) {
     let (code, out, err) = knit.cli(&[
@@ -149,7 +134,7 @@ async fn two_replicas_on_nats_are_seen_as_one_system() {
     let sink = Sink::start().await;
     let r0 = replica(&nats, &sink, "r0", &[]);
     let r1 = replica(&nats, &sink, "r1", &[]);
-    members(&r0, &["r0", "r1"]).await;
+    common::replicas::members(&[&r0], &["r0", "r1"]).await;
     let ids = post_through_both(&[&r0, &r1]).await;
     sink.wait_for(EVENTS).await;
 
@@ -205,7 +190,7 @@ async fn two_replicas_on_nats_are_seen_as_one_system() {
     // A member whose admin API cannot be reached: a warning naming it, the rest still shown.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let _r2 = replica(&nats, &sink, "r2", &["--admin-url", &nowhere]);
-    members(&r0, &["r0", "r1", "r2"]).await;
+    common::replicas::members(&[&r0], &["r0", "r1", "r2"]).await;
     let (items, err) = all_events(&r0);
     assert!(
         err.contains(&format!("warning: replica r2 ({nowhere}) did not answer")),
