@@ -1,6 +1,10 @@
 //! The completion tracker of one partition: records are handed out in offset order and finish
 //! in any order; the commit point is the offset after the longest finished prefix (the next
 //! offset to read after a restart). Offsets the log skipped (gaps) count as finished.
+//!
+//! Beyond the prefix, the finished offsets are kept too: [`Tracker::runs`] describes them and
+//! [`Tracker::resumed`] starts a tracker from such a description, so that a partition's next
+//! owner does not deliver again what was finished behind an unfinished record.
 
 use std::collections::VecDeque;
 
@@ -9,8 +13,10 @@ use std::collections::VecDeque;
 pub struct Tracker {
     /// Every offset below `base` is finished.
     base: i64,
-    /// Offsets `base..base+len` seen so far: finished or not.
+    /// Offsets `base..base+len` seen so far (or known finished): finished or not.
     flags: VecDeque<bool>,
+    /// The next offset expected from the log: offsets below it were read or skipped.
+    read_to: i64,
 }
 
 impl Tracker {
@@ -19,14 +25,90 @@ impl Tracker {
         Self {
             base: start,
             flags: VecDeque::new(),
+            read_to: start,
+        }
+    }
+
+    /// A tracker whose first record is at `base`, where a previous owner had finished the
+    /// offsets [`Tracker::runs`] described as `runs`: those are finished already, the others
+    /// are expected from the log (one the log skips counts as finished, as always).
+    pub fn resumed(base: i64, runs: &[u32]) -> Self {
+        let mut flags = VecDeque::new();
+        for (i, &n) in runs.iter().enumerate() {
+            let finished = i % 2 == 1;
+            flags.extend(std::iter::repeat_n(finished, n as usize));
+        }
+        while flags.back() == Some(&false) {
+            flags.pop_back();
+        }
+        let mut t = Self {
+            base,
+            flags,
+            read_to: base,
+        };
+        t.advance();
+        t
+    }
+
+    /// The finished offsets past the commit point, as lengths of alternating runs starting
+    /// with an unfinished one: `[2, 3, 1, 4]` is 2 unfinished, 3 finished, 1 unfinished, 4
+    /// finished. At most `max` runs are given (a prefix: fewer offsets known finished). Empty
+    /// when nothing past the commit point is finished.
+    pub fn runs(&self, max: usize) -> Vec<u32> {
+        let mut runs: Vec<u32> = Vec::new();
+        let mut current = false;
+        let mut len = 0u32;
+        for &f in &self.flags {
+            if f != current {
+                runs.push(len);
+                if runs.len() >= max {
+                    break;
+                }
+                current = f;
+                len = 0;
+            }
+            len = len.saturating_add(1);
+        }
+        if current && runs.len() < max {
+            runs.push(len);
+        }
+        // Only whole pairs (an unfinished run, then a finished one) say anything.
+        if runs.len() % 2 == 1 {
+            runs.pop();
+        }
+        runs
+    }
+
+    /// Whether the record at `offset` is finished already (below the commit point, or known
+    /// finished past it): delivering it again would be a duplicate.
+    pub fn is_finished(&self, offset: i64) -> bool {
+        match offset.checked_sub(self.base).map(usize::try_from) {
+            Some(Ok(i)) => self.flags.get(i).copied().unwrap_or(false),
+            Some(Err(_)) => true,
+            None => false,
         }
     }
 
     /// A record at `offset` was handed out. Offsets between the last one seen and this one
     /// were skipped by the log and count as finished; an offset already seen is ignored.
     pub fn seen(&mut self, offset: i64) {
+        if offset < self.read_to {
+            return;
+        }
+        // Offsets a resumed tracker expected and the log skipped are finished.
+        let known = self.base.saturating_add(self.flags.len() as i64);
+        for o in self.read_to.max(self.base)..offset.min(known) {
+            if let Some(f) = usize::try_from(o - self.base)
+                .ok()
+                .and_then(|i| self.flags.get_mut(i))
+            {
+                *f = true;
+            }
+        }
+        self.read_to = offset.saturating_add(1);
         let next = self.base.saturating_add(self.flags.len() as i64);
         if offset < next {
+            self.advance();
             return;
         }
         for _ in next..offset {
@@ -117,6 +199,49 @@ mod tests {
         assert_eq!(t.commit_point(), 7);
         assert!(t.finish(7));
         assert_eq!(t.commit_point(), 8);
+    }
+
+    #[test]
+    fn runs_describe_what_finished_past_the_commit_point() {
+        let mut t = Tracker::new(100);
+        for o in 100..110 {
+            t.seen(o);
+        }
+        assert!(t.runs(64).is_empty(), "nothing finished yet");
+        for o in [102, 103, 104, 106, 109] {
+            t.finish(o);
+        }
+        assert_eq!(t.runs(64), vec![2, 3, 1, 1, 2, 1]);
+        assert_eq!(t.runs(4), vec![2, 3, 1, 1], "a prefix of whole pairs");
+        assert_eq!(t.runs(3), vec![2, 3]);
+        // The next owner starts at the same commit point and skips what finished.
+        let mut r = Tracker::resumed(t.commit_point(), &t.runs(64));
+        assert_eq!(r.commit_point(), 100);
+        for o in 100..110 {
+            r.seen(o);
+            let finished = [102, 103, 104, 106, 109].contains(&o);
+            assert_eq!(r.is_finished(o), finished, "offset {o}");
+        }
+        assert_eq!(r.outstanding(), 5);
+        for o in [100, 101, 105, 107, 108] {
+            r.finish(o);
+        }
+        assert_eq!(r.commit_point(), 110);
+        assert!(r.is_finished(50), "below the commit point");
+        assert!(!r.is_finished(110));
+    }
+
+    #[test]
+    fn a_resumed_tracker_counts_offsets_the_log_skipped_as_finished() {
+        // 0 and 2 unfinished, 1 finished; the log no longer has 2.
+        let mut t = Tracker::resumed(0, &[1, 1, 1, 1]);
+        t.seen(0);
+        t.seen(3);
+        assert!(t.is_finished(3), "3 was known finished");
+        t.finish(0);
+        assert_eq!(t.commit_point(), 4, "2 was skipped by the log");
+        t.seen(4);
+        assert!(!t.is_finished(4));
     }
 
     /// Any completion order: the commit point is always the lowest unfinished offset.

@@ -11,6 +11,7 @@ use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use super::binding::{self, OutRecord};
 use super::cluster::{Cluster, TopicSpec};
 use super::consumer::{ConsumerShared, KafkaConsumer};
+use super::progress::progress_topic;
 use crate::event::Event;
 use crate::lifecycle::Lifecycle;
 use crate::log::{AppendError, BoxFuture, Consumer, GroupSpec, Log, LogError};
@@ -19,6 +20,12 @@ use crate::replay::{Bound, Replay};
 /// The retry topic of a consumer group: `<group>.retry`, with characters Kafka does not take
 /// in topic names replaced by `_`.
 pub(crate) fn retry_topic(group: &str) -> String {
+    group_topic(group, "retry")
+}
+
+/// A topic of a consumer group's own: `<group>.<suffix>`, with characters Kafka does not take
+/// in topic names replaced by `_`.
+pub(crate) fn group_topic(group: &str, suffix: &str) -> String {
     let clean: String = group
         .chars()
         .map(|c| {
@@ -29,7 +36,7 @@ pub(crate) fn retry_topic(group: &str) -> String {
             }
         })
         .collect();
-    let mut t = format!("{clean}.retry");
+    let mut t = format!("{clean}.{suffix}");
     t.truncate(249);
     t
 }
@@ -145,7 +152,9 @@ impl Log for KafkaLog {
         let name = name.to_string();
         Box::pin(async move {
             self.cluster.delete_group(&name).await?;
-            self.cluster.delete_topics(&[retry_topic(&name)]).await
+            self.cluster
+                .delete_topics(&[retry_topic(&name), progress_topic(&name)])
+                .await
         })
     }
 

@@ -7,6 +7,7 @@ pub mod binding;
 pub(crate) mod cluster;
 mod consumer;
 mod log;
+mod progress;
 mod replay;
 
 use std::sync::Arc;

@@ -3,11 +3,17 @@
 //! - positioned before it runs: partitions where the group has no committed offset get one —
 //!   the end for `StartAt::Latest` (so every event sent after the egress turned Ready is
 //!   delivered, as Knative's InitOffsets), the beginning for `Earliest` and for the retry topic;
-//! - a [`Tracker`] per partition; commits carry only the finished prefix (the next offset to
-//!   read), asynchronously while running and synchronously on revocation and close;
-//! - on revocation (a rebalance) the revoked partitions' finished prefix is committed at once,
+//! - a [`Tracker`] per partition; commits carry the finished prefix (the next offset to
+//!   read), asynchronously while running and synchronously on revocation and close, and what
+//!   finished past it goes to the group's progress topic ([`super::progress`]); a partition's
+//!   next owner skips the records listed there, so after a kill or a rebalance only what was
+//!   unfinished is delivered again;
+//! - on revocation (a rebalance, see [`rebalance`]) deliveries in flight on the revoked
+//!   partitions get a moment to finish, then their commit points and progress are written,
 //!   their trackers dropped and the assignment generation bumped, so completions of records
 //!   read before are ignored (their new owner reads them again);
+//! - closing commits, writes the progress and leaves the group (within [`CLOSE_LIMIT`]), so
+//!   a replica stopped with SIGTERM hands its partitions back at once;
 //! - `pause` pauses the assigned partitions while the caller keeps polling, so the consumer
 //!   stays in its group (librdkafka discards the prefetched records and refetches them);
 //! - a record settled with `Settle::Retry` is produced to `<group>.retry` with Knit's
@@ -27,14 +33,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use parking_lot::Mutex;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
-};
-use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
+use parking_lot::{Condvar, Mutex};
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
+
+mod position;
+mod rebalance;
+mod state;
+
+use super::progress::{Entry, Progress};
+use position::{position, retry_state};
+use rdkafka::producer::DeliveryFuture;
+use rebalance::{ACK_LIMIT, Ctx, wait_acks};
+use state::{Drain, State};
 
 use super::binding::{self, ContentMode, InRecord};
 use super::cluster::{ADMIN_TIMEOUT, Cluster, TopicSpec, backend};
@@ -46,6 +60,8 @@ use crate::log::{
 use crate::tracker::Tracker;
 
 const ATTEMPTS: &str = "knit-attempts";
+/// How long closing (the final commit, its progress, leaving the group) may take.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 const NOT_BEFORE: &str = "knit-not-before";
 const LAST_DEST: &str = "knit-last-dest";
 const LAST_STATUS: &str = "knit-last-status";
@@ -62,72 +78,29 @@ fn stream_partition(id: PartitionId) -> (u8, i32) {
     (stream, (id.0 & 0xffff_ffff) as u32 as i32)
 }
 
-/// Draining after the log was closed: read up to these end offsets, then stop.
-#[derive(Default)]
-struct Drain {
-    /// `(stream, partition)` → end offset when the log was closed; `None` until read.
-    ends: Option<HashMap<(u8, i32), i64>>,
-    /// Committed offsets when the drain started (partitions with no record since).
-    start: HashMap<(u8, i32), i64>,
-}
-
-#[derive(Default)]
-struct State {
-    generation: u64,
-    trackers: HashMap<(u8, i32), Tracker>,
-    committed: HashMap<(u8, i32), i64>,
-    revoked: Vec<(u8, i32)>,
-    paused: bool,
-    drain: Option<Drain>,
-}
-
-impl State {
-    fn commit_list(&mut self, streams: &[String], all: bool) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        for (&(s, p), t) in &self.trackers {
-            let point = t.commit_point();
-            if !all && self.committed.get(&(s, p)) == Some(&point) {
-                continue;
-            }
-            if let Some(topic) = streams.get(usize::from(s))
-                && tpl
-                    .add_partition_offset(topic, p, Offset::Offset(point))
-                    .is_ok()
-            {
-                self.committed.insert((s, p), point);
-            }
-        }
-        tpl
-    }
-
-    fn drained(&self) -> bool {
-        let Some(Drain {
-            ends: Some(ends),
-            start,
-        }) = &self.drain
-        else {
-            return false;
-        };
-        ends.iter().all(|(key, &end)| {
-            let done = match self.trackers.get(key) {
-                Some(t) => t.commit_point(),
-                None => start.get(key).copied().unwrap_or(i64::MIN),
-            };
-            done >= end
-        })
-    }
-}
-
 /// What the consumer shares with its rdkafka context.
 pub(crate) struct ConsumerShared {
     state: Mutex<State>,
+    /// Signalled whenever a record finishes (a revocation waits on it).
+    finished: Condvar,
     wake: Notify,
+    progress: Progress,
     /// Topic of each stream index; the last one is the retry topic when there is one.
     streams: Vec<String>,
     group: String,
 }
 
 impl ConsumerShared {
+    /// Queue the progress of `list` for writing.
+    fn write_progress(&self, list: &[(state::Key, Entry)]) -> Vec<DeliveryFuture> {
+        list.iter()
+            .filter_map(|((s, p), entry)| {
+                let topic = self.streams.get(usize::from(*s))?;
+                self.progress.write(topic, *p, entry)
+            })
+            .collect()
+    }
+
     fn stream_of(&self, topic: &str) -> Option<u8> {
         self.streams
             .iter()
@@ -145,67 +118,6 @@ impl crate::lifecycle::Drains for ConsumerShared {
         }
         drop(st);
         self.wake.notify_one();
-    }
-}
-
-/// The rdkafka context: rebalance and commit callbacks.
-struct Ctx {
-    shared: Arc<ConsumerShared>,
-}
-
-impl ClientContext for Ctx {}
-
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else {
-            return;
-        };
-        let mut commit = TopicPartitionList::new();
-        let mut gone = Vec::new();
-        {
-            let mut st = self.shared.state.lock();
-            for e in tpl.elements() {
-                let Some(s) = self.shared.stream_of(e.topic()) else {
-                    continue;
-                };
-                let key = (s, e.partition());
-                if let Some(t) = st.trackers.remove(&key) {
-                    let point = t.commit_point();
-                    if st.committed.get(&key) != Some(&point) {
-                        let _ = commit.add_partition_offset(
-                            e.topic(),
-                            e.partition(),
-                            Offset::Offset(point),
-                        );
-                    }
-                }
-                st.committed.remove(&key);
-                gone.push(key);
-            }
-            st.generation += 1;
-            st.revoked.extend(gone);
-        }
-        if commit.count() > 0
-            && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
-        {
-            tracing::warn!(group = %self.shared.group, error = %e, "commit on revocation failed; those records are read again");
-        }
-        self.shared.wake.notify_one();
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            tracing::debug!(group = %self.shared.group, partitions = tpl.count(), "partitions assigned");
-            if self.shared.state.lock().paused {
-                let _ = consumer.pause(tpl);
-            }
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::debug!(group = %self.shared.group, error = %e, "commit failed");
-        }
     }
 }
 
@@ -238,10 +150,21 @@ impl KafkaConsumer {
                 .await?;
             streams.push(r.clone());
         }
+        let progress = Progress::new(cluster.clone(), &spec.name);
+        cluster
+            .create_topics(
+                &[progress.topic().to_string()],
+                1,
+                topics.replication_factor,
+                &[],
+            )
+            .await?;
         position(&cluster, &spec, &streams, retry.as_deref()).await?;
         let shared = Arc::new(ConsumerShared {
             state: Mutex::new(State::default()),
+            finished: Condvar::new(),
             wake: Notify::new(),
+            progress,
             streams: streams.clone(),
             group: spec.name.clone(),
         });
@@ -285,9 +208,33 @@ impl KafkaConsumer {
         self.shared.clone()
     }
 
+    /// The record `m` holds, or `None` when it is not one of the group's or was finished
+    /// already (by a previous owner of its partition, see [`super::progress`]).
     fn record(&self, m: &BorrowedMessage<'_>) -> Option<Record> {
         let topic = m.topic();
         let stream = self.shared.stream_of(topic)?;
+        let key = (stream, m.partition());
+        let offset = m.offset();
+        let generation = {
+            let mut st = self.shared.state.lock();
+            if !st.trackers.contains_key(&key) {
+                let tracker = match st.resume.remove(&key) {
+                    Some(entry) if entry.base == offset => {
+                        tracing::info!(group = %self.shared.group, topic, partition = m.partition(), offset, "resuming a partition where its previous owner left it: records it finished are not delivered again");
+                        Tracker::resumed(entry.base, &entry.runs)
+                    }
+                    _ => Tracker::new(offset),
+                };
+                st.trackers.insert(key, tracker);
+            }
+            let tracker = st.trackers.get_mut(&key)?;
+            tracker.seen(offset);
+            if tracker.is_finished(offset) {
+                tracing::trace!(group = %self.shared.group, topic, offset, "finished already: skipped");
+                return None;
+            }
+            st.generation
+        };
         let headers: Vec<(&str, &[u8])> = m
             .headers()
             .map(|h| h.iter().map(|x| (x.key, x.value.unwrap_or(&[]))).collect())
@@ -300,7 +247,7 @@ impl KafkaConsumer {
         let input = InRecord {
             topic,
             partition: m.partition(),
-            offset: m.offset(),
+            offset,
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key(),
             headers,
@@ -309,7 +256,7 @@ impl KafkaConsumer {
         let event = match binding::decode(&input) {
             Ok(e) => e,
             Err(e) => {
-                tracing::debug!(group = %self.shared.group, topic, offset = m.offset(), error = %e, "not a CloudEvent: wrapped");
+                tracing::debug!(group = %self.shared.group, topic, offset, error = %e, "not a CloudEvent: wrapped");
                 binding::wrap_foreign(&input, &format!("{}#{topic}", self.foreign_source))
             }
         };
@@ -319,16 +266,11 @@ impl KafkaConsumer {
                 .extension("partitionkey")
                 .map(|v| Arc::from(v.to_string())),
         };
-        let mut st = self.shared.state.lock();
-        st.trackers
-            .entry((stream, m.partition()))
-            .or_insert_with(|| Tracker::new(m.offset()))
-            .seen(m.offset());
         Some(Record {
             id: RecordId {
                 partition: partition_id(stream, m.partition()),
-                offset: m.offset(),
-                handle: st.generation,
+                offset,
+                handle: generation,
             },
             event: Arc::new(event),
             key,
@@ -398,8 +340,10 @@ impl KafkaConsumer {
             if let Some(t) = st.trackers.get_mut(&key) {
                 t.finish(id.offset);
             }
+            st.finishes += 1;
             st.drain.is_some() && st.drained()
         };
+        self.shared.finished.notify_all();
         if moved_to_end {
             self.shared.wake.notify_one();
         }
@@ -436,84 +380,6 @@ impl KafkaConsumer {
             Ok(Settled::Done)
         }))
     }
-}
-
-fn retry_state(headers: &[(&str, &[u8])]) -> RetryState {
-    let text = |name: &str| {
-        headers
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == name)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-    };
-    RetryState {
-        attempts: text(ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or(0),
-        not_before_ms: text(NOT_BEFORE).and_then(|v| v.parse().ok()).unwrap_or(0),
-        last_dest: text(LAST_DEST).unwrap_or_default().to_string(),
-        last_status: text(LAST_STATUS).and_then(|v| v.parse().ok()),
-    }
-}
-
-/// Give the group a committed offset on every partition that has none: the end of the log's
-/// topics (or their beginning for `Earliest`), the beginning of the retry topic.
-async fn position(
-    cluster: &Arc<Cluster>,
-    spec: &GroupSpec,
-    streams: &[String],
-    retry: Option<&str>,
-) -> Result<(), LogError> {
-    let mut cfg = cluster.base_config();
-    cfg.set("group.id", &spec.name)
-        .set("enable.auto.commit", "false");
-    let streams = streams.to_vec();
-    let retry = retry.map(str::to_string);
-    let start = spec.start;
-    tokio::task::spawn_blocking(move || -> Result<(), LogError> {
-        let c: BaseConsumer = cfg
-            .create()
-            .map_err(|e| backend("cannot create a consumer", e))?;
-        let mut all = TopicPartitionList::new();
-        for topic in &streams {
-            let md = c
-                .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
-                .map_err(|e| backend(format!("reading the metadata of {topic}"), e))?;
-            for t in md.topics() {
-                if let Some(err) = t.error() {
-                    return Err(backend(
-                        format!("topic {topic}"),
-                        RDKafkaErrorCode::from(err),
-                    ));
-                }
-                for p in t.partitions() {
-                    all.add_partition(topic, p.id());
-                }
-            }
-        }
-        let committed = c
-            .committed_offsets(all, ADMIN_TIMEOUT)
-            .map_err(|e| backend("reading the group's committed offsets", e))?;
-        let mut set = TopicPartitionList::new();
-        for e in committed.elements() {
-            if matches!(e.offset(), Offset::Offset(o) if o >= 0) {
-                continue;
-            }
-            let (low, high) = c
-                .fetch_watermarks(e.topic(), e.partition(), ADMIN_TIMEOUT)
-                .map_err(|err| backend(format!("reading the end offsets of {}", e.topic()), err))?;
-            let from_start = retry.as_deref() == Some(e.topic()) || start == StartAt::Earliest;
-            let offset = if from_start { low } else { high };
-            let _ = set.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
-        }
-        if set.count() > 0 {
-            c.assign(&set)
-                .map_err(|e| backend("positioning the consumer group", e))?;
-            c.commit(&set, CommitMode::Sync)
-                .map_err(|e| backend("positioning the consumer group", e))?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| backend("positioning the consumer group", e))?
 }
 
 impl Consumer for KafkaConsumer {
@@ -580,11 +446,11 @@ impl Consumer for KafkaConsumer {
     }
 
     fn commit(&self) -> BoxFuture<'_, Result<(), LogError>> {
-        let tpl = self
-            .shared
-            .state
-            .lock()
-            .commit_list(&self.shared.streams, false);
+        let (tpl, progress) = {
+            let mut st = self.shared.state.lock();
+            let tpl = st.commit_list(&self.shared.streams, false, None);
+            (tpl, st.progress_list(None))
+        };
         let result = if tpl.count() == 0 {
             Ok(())
         } else {
@@ -592,6 +458,8 @@ impl Consumer for KafkaConsumer {
                 .commit(&tpl, CommitMode::Async)
                 .map_err(|e| backend("commit", e))
         };
+        // Not waited for: a record lost on the way costs duplicates after a kill, nothing more.
+        drop(self.shared.write_progress(&progress));
         Box::pin(std::future::ready(result))
     }
 
@@ -620,23 +488,31 @@ impl Consumer for KafkaConsumer {
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        let tpl = self
-            .shared
-            .state
-            .lock()
-            .commit_list(&self.shared.streams, true);
+        let (tpl, progress) = {
+            let mut st = self.shared.state.lock();
+            st.closing = true;
+            let tpl = st.commit_list(&self.shared.streams, true, None);
+            (tpl, st.progress_list(None))
+        };
+        let acks = self.shared.write_progress(&progress);
         let consumer = self.consumer.clone();
         let group = self.shared.group.clone();
         Box::pin(async move {
-            let _ = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let done = tokio::task::spawn_blocking(move || {
                 if tpl.count() > 0
                     && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
                 {
                     tracing::warn!(group = %group, error = %e, "final commit failed; the last records are read again");
                 }
+                if !wait_acks(acks, ACK_LIMIT) {
+                    tracing::debug!(group = %group, "final progress not acknowledged in time; finished records may be delivered again");
+                }
                 consumer.unsubscribe();
-            })
-            .await;
+            });
+            if tokio::time::timeout(CLOSE_LIMIT, done).await.is_err() {
+                tracing::warn!(group = %self.shared.group, elapsed_ms = started.elapsed().as_millis() as u64, "closing the consumer took too long; going on without it");
+            }
         })
     }
 }
