@@ -142,7 +142,9 @@ impl Progress {
         }
         let deadline = Instant::now() + READ_LIMIT;
         let mut cfg = self.cluster.base_config();
-        cfg.set("enable.auto.commit", "false")
+        // librdkafka assigns only in a consumer with a group; this one never joins it.
+        cfg.set("group.id", format!("{}.reader", self.topic))
+            .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
         let reader: BaseConsumer = match cfg.create() {
             Ok(c) => c,
@@ -158,16 +160,17 @@ impl Progress {
                 return found;
             }
         };
+        tracing::debug!(topic = %self.topic, low, high, wanted = wanted.len(), "reading the progress topic");
         if high <= low {
             return found;
         }
         let mut tpl = TopicPartitionList::new();
         let start = low.max(high - TAIL);
-        if tpl
+        if let Err(e) = tpl
             .add_partition_offset(&self.topic, 0, Offset::Offset(start))
-            .is_err()
-            || reader.assign(&tpl).is_err()
+            .and_then(|()| reader.assign(&tpl))
         {
+            tracing::warn!(topic = %self.topic, error = %e, "cannot read the progress topic; finished records may be delivered again");
             return found;
         }
         loop {
@@ -201,6 +204,7 @@ impl Progress {
                 None => {}
             }
         }
+        tracing::debug!(topic = %self.topic, found = found.len(), "progress read");
         found
     }
 }
