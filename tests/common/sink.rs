@@ -203,6 +203,18 @@ impl Sink {
         self.inner.lock().expect("lock").received.clone()
     }
 
+    /// The event id and arrival time of each request after the first `from`, in arrival order:
+    /// a cheap way to follow a stream of thousands (`received` copies every request).
+    pub fn arrivals_since(&self, from: usize) -> Vec<(String, Instant)> {
+        let g = self.inner.lock().expect("lock");
+        g.received
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| (r.id(), r.at))
+            .collect()
+    }
+
     /// Wait until at least `n` requests arrived; returns them.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         super::eventually(&format!("{n} requests at {}", self.url), || async {
