@@ -575,7 +575,7 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
     let (mut replicas, urls) = kafka_replicas(&engine, 1, &sink).await;
     let knit = &mut replicas[0];
     let arrivals = Arrivals::new(&sink);
-    // About 1,000 events a second.
+    // Up to about 1,000 events a second (as `kill_9_three_times`; fewer on a busy machine).
     let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(4));
     let at = EVENTS / 4;
     within_recovery(
