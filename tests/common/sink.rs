@@ -62,6 +62,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Answer before `delay` passed once this turns true.
+    pub until: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Reply {
@@ -93,6 +95,7 @@ impl Reply {
             ],
             body: br#"{"reply":true}"#.to_vec(),
             delay: Duration::ZERO,
+            until: None,
         }
     }
 }
@@ -144,7 +147,22 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         }
     };
     if !reply.delay.is_zero() {
-        tokio::time::sleep(reply.delay).await;
+        let sleep = tokio::time::sleep(reply.delay);
+        match reply.until.clone() {
+            Some(mut until) => {
+                let released = async {
+                    // A dropped sender never releases.
+                    if until.wait_for(|v| *v).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::select! {
+                    _ = sleep => {}
+                    _ = released => {}
+                }
+            }
+            None => sleep.await,
+        }
     }
     inner.lock().expect("sink lock").in_flight -= 1;
     let status = StatusCode::from_u16(if reply.status == 0 { 202 } else { reply.status })
@@ -201,6 +219,18 @@ impl Sink {
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().expect("lock").received.clone()
+    }
+
+    /// The event id and arrival time of each request after the first `from`, in arrival order:
+    /// a cheap way to follow a stream of thousands (`received` copies every request).
+    pub fn arrivals_since(&self, from: usize) -> Vec<(String, Instant)> {
+        let g = self.inner.lock().expect("lock");
+        g.received
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| (r.id(), r.at))
+            .collect()
     }
 
     /// Wait until at least `n` requests arrived; returns them.

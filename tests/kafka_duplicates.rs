@@ -1,0 +1,722 @@
+//! Duplicates per kill on Kafka (issue #22 §2), with real processes: `knit run --kafka` on a
+//! real Kafka-protocol broker (nisshi), killed while numbered events flow through a Broker to a
+//! Trigger's recording sink. Every event that got a 202 must arrive (nothing lost), and a kill
+//! may repeat at most 1% of the stream: what a process finished before it died is not delivered
+//! again, only what it had in flight.
+//!
+//! - Three replicas (one consumer group: each event is delivered once by the system, whichever
+//!   replica delivers it), 12,000 events posted round-robin to their ingresses; one replica
+//!   killed (SIGKILL) and restarted at 30% delivered, another at 60%, each time while the sink
+//!   holds 20 deliveries and the stream goes on past them. After each kill: every event
+//!   accepted before it arrived, the restarted replica delivers again (the group rebalanced),
+//!   every event accepted by then arrived and the stream moved on; the duplicates that showed
+//!   meanwhile are that kill's.
+//! - One replica killed three times 2 s apart from 25% of 20,000 events delivered, the sink
+//!   holding 20 deliveries unanswered before each kill (in flight when the process dies).
+//! - Three replicas, 6,000 events, one stopped with SIGTERM mid-stream (taken out of service
+//!   first, as a load balancer does).
+//!
+//! The figures are printed (`--nocapture`). A sender whose post got no answer (the replica was
+//! killed while it held the request) posts the event again, to the next replica: that event may
+//! have been accepted twice, and its second copy counts as a duplicate too (counted apart in
+//! the figures; a handful at most).
+//!
+//! These tests start several knit processes: nextest runs them one at a time (test group
+//! `multi-process` in .config/nextest.toml).
+
+mod common;
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::crash::{RECOVERY, duplicates, event_request, within_recovery};
+use common::replicas::{Engine, PATIENCE, counter, members};
+use common::sink::{Reply, Sink};
+use common::{Knit, http, trigger};
+
+const TRIGGER: &str = "Trigger/default/t";
+
+/// Deliveries after a kill's recovery before its duplicates are counted (the replay of what the
+/// killed process held comes before them).
+const MOVE_ON: usize = 300;
+
+/// Numbered events (`n00000`, ...) posted by a few senders until each is accepted: event `n`
+/// goes to the ingress `n mod k` of the `k` in service, and after a refusal or a post without
+/// answer to the next one.
+struct Stream {
+    in_service: Arc<parking_lot::Mutex<Vec<String>>>,
+    accepted: Arc<parking_lot::Mutex<BTreeSet<String>>>,
+    /// Events posted again after a post that got no answer: each may have been accepted twice.
+    unanswered: Arc<parking_lot::Mutex<BTreeSet<String>>>,
+    /// Which ingress accepted each event, and when.
+    via: Arc<parking_lot::Mutex<HashMap<String, (String, Instant)>>>,
+    events: usize,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Stream {
+    /// `senders` senders posting `events` events to `urls`, each pausing `pause` after each
+    /// accepted event: a steady stream, not a flood.
+    fn start(urls: &[String], events: usize, senders: usize, pause: Duration) -> Stream {
+        let in_service = Arc::new(parking_lot::Mutex::new(urls.to_vec()));
+        let accepted = Arc::new(parking_lot::Mutex::new(BTreeSet::new()));
+        let unanswered = Arc::new(parking_lot::Mutex::new(BTreeSet::new()));
+        let via = Arc::new(parking_lot::Mutex::new(HashMap::new()));
+        let next = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..senders)
+            .map(|_| {
+                let (in_service, next) = (in_service.clone(), next.clone());
+                let (accepted, unanswered) = (accepted.clone(), unanswered.clone());
+                let via = via.clone();
+                tokio::spawn(async move {
+                    let client = http();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= events {
+                            return;
+                        }
+                        let id = format!("n{n:05}");
+                        let (by, unanswered_once) = post(&client, &in_service, n, &id).await;
+                        if unanswered_once {
+                            unanswered.lock().insert(id.clone());
+                        }
+                        via.lock().insert(id.clone(), (by, Instant::now()));
+                        accepted.lock().insert(id);
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        Stream {
+            in_service,
+            accepted,
+            unanswered,
+            via,
+            events,
+            tasks,
+        }
+    }
+
+    fn accepted(&self) -> BTreeSet<String> {
+        self.accepted.lock().clone()
+    }
+
+    fn accepted_count(&self) -> usize {
+        self.accepted.lock().len()
+    }
+
+    /// Whether every event was accepted.
+    fn all_accepted(&self) -> bool {
+        self.accepted_count() == self.events
+    }
+
+    /// Take an ingress out of service.
+    fn remove(&self, url: &str) {
+        self.in_service.lock().retain(|u| u != url);
+    }
+
+    /// Wait for the senders to finish: the events accepted, and those posted again after a
+    /// post without answer.
+    async fn finish(&mut self) -> (BTreeSet<String>, BTreeSet<String>) {
+        for t in std::mem::take(&mut self.tasks) {
+            t.await.expect("sender");
+        }
+        let accepted = self.accepted.lock().clone();
+        let unanswered = self.unanswered.lock().clone();
+        (accepted, unanswered)
+    }
+}
+
+/// POST event `id` (number `n`) until an ingress in service answers 202: the `n mod k`-th of
+/// the `k` first, the next one after a refusal (404, 429, 503: knit starting or stopping), a
+/// refused connection or a post without answer. The ingress that accepted it, and whether a
+/// post got no answer (the event may have been accepted by it too).
+async fn post(
+    client: &reqwest::Client,
+    in_service: &parking_lot::Mutex<Vec<String>>,
+    n: usize,
+    id: &str,
+) -> (String, bool) {
+    let deadline = Instant::now() + RECOVERY;
+    let mut unanswered = false;
+    let mut attempt = 0;
+    loop {
+        let urls = in_service.lock().clone();
+        let url = &urls[(n + attempt) % urls.len()];
+        match event_request(client, url, id)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 202 => return (url.clone(), unanswered),
+            Ok(r) => assert!(
+                matches!(r.status().as_u16(), 404 | 429 | 503),
+                "unexpected {} for {id} from {url}",
+                r.status()
+            ),
+            // Nothing was sent.
+            Err(e) if e.is_connect() => {}
+            Err(_) => unanswered = true,
+        }
+        assert!(Instant::now() < deadline, "{id} never accepted");
+        attempt += 1;
+        if attempt % urls.len() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// What arrived at the sink, followed as it comes (copying thousands of requests at every poll
+/// would take a core of this 2-core machine).
+struct Arrivals<'a> {
+    sink: &'a Sink,
+    seen: parking_lot::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Every arrival's time, in order.
+    times: Vec<Instant>,
+    /// When each event first arrived.
+    first: HashMap<String, Instant>,
+    /// Each arrival of an event after its first.
+    again: Vec<String>,
+}
+
+impl<'a> Arrivals<'a> {
+    fn new(sink: &'a Sink) -> Self {
+        Arrivals {
+            sink,
+            seen: parking_lot::Mutex::new(Seen::default()),
+        }
+    }
+
+    /// Up to date.
+    fn now(&self) -> parking_lot::MutexGuard<'_, Seen> {
+        let mut guard = self.seen.lock();
+        let s = &mut *guard;
+        for (id, at) in self.sink.arrivals_since(s.times.len()) {
+            s.times.push(at);
+            match s.first.entry(id) {
+                Entry::Occupied(e) => s.again.push(e.key().clone()),
+                Entry::Vacant(e) => {
+                    e.insert(at);
+                }
+            }
+        }
+        guard
+    }
+
+    /// Deliveries so far, duplicates included.
+    fn count(&self) -> usize {
+        self.now().times.len()
+    }
+
+    /// How many of `wanted` have not arrived.
+    fn missing(&self, wanted: &BTreeSet<String>) -> usize {
+        let s = self.now();
+        wanted
+            .iter()
+            .filter(|id| !s.first.contains_key(*id))
+            .count()
+    }
+
+    /// When the last of `wanted` first arrived.
+    fn last_of(&self, wanted: &BTreeSet<String>) -> Option<Instant> {
+        let s = self.now();
+        wanted
+            .iter()
+            .filter_map(|id| s.first.get(id))
+            .max()
+            .copied()
+    }
+
+    /// The first arrival after `t`.
+    fn first_after(&self, t: Instant) -> Option<Instant> {
+        self.now().times.iter().find(|at| **at > t).copied()
+    }
+
+    /// Of the duplicates, how many are of an event in `ids`.
+    fn duplicates_among(&self, ids: &BTreeSet<String>) -> usize {
+        self.now()
+            .again
+            .iter()
+            .filter(|id| ids.contains(*id))
+            .count()
+    }
+
+    /// The duplicates by when their event first arrived: before `times[0]`, between `times[0]`
+    /// and `times[1]`, ..., after the last.
+    fn duplicates_by_first_arrival(&self, times: &[Instant]) -> Vec<usize> {
+        let s = self.now();
+        let mut by = vec![0; times.len() + 1];
+        for id in &s.again {
+            let first = s.first[id];
+            by[times.iter().filter(|t| **t <= first).count()] += 1;
+        }
+        by
+    }
+}
+
+/// A stalling sink: the next `left` deliveries are answered only after `delay` (or once
+/// released), the rest at once.
+struct Hold {
+    delay: Duration,
+    left: AtomicUsize,
+    taken: AtomicUsize,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl Hold {
+    /// A sink that stalls on demand, holding deliveries for `delay`.
+    fn start(sink: &Sink, delay: Duration) -> Arc<Hold> {
+        let hold = Arc::new(Hold {
+            delay,
+            left: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
+            release: tokio::sync::watch::Sender::new(false),
+        });
+        let h = hold.clone();
+        sink.respond_with(move |_| h.reply());
+        hold
+    }
+
+    fn reply(&self) -> Reply {
+        let hold = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !hold {
+            return Reply::default();
+        }
+        self.taken.fetch_add(1, Ordering::SeqCst);
+        Reply {
+            delay: self.delay,
+            until: Some(self.release.subscribe()),
+            ..Reply::default()
+        }
+    }
+
+    /// Hold the next `n` deliveries.
+    fn arm(&self, n: usize) {
+        self.release.send_replace(false);
+        self.taken.store(0, Ordering::SeqCst);
+        self.left.store(n, Ordering::SeqCst);
+    }
+
+    /// Deliveries held since [`Hold::arm`].
+    fn taken(&self) -> usize {
+        self.taken.load(Ordering::SeqCst)
+    }
+
+    /// Hold no more; how many were held since [`Hold::arm`].
+    fn disarm(&self) -> usize {
+        self.left.store(0, Ordering::SeqCst);
+        self.taken()
+    }
+
+    /// Answer the held deliveries now.
+    fn release(&self) {
+        self.release.send_replace(true);
+    }
+
+    /// The sink stalls: it holds the next `n` deliveries, and the stream goes on `past` more
+    /// deliveries beyond them (finished while the held ones are not: a commit of the finished
+    /// prefix only stops at the first held one).
+    async fn stall(&self, arrivals: &Arrivals<'_>, n: usize, past: usize) {
+        self.arm(n);
+        within_recovery(&format!("the sink to hold {n} deliveries"), || async {
+            (self.taken() >= n).then_some(())
+        })
+        .await;
+        let to = arrivals.count() + past;
+        within_recovery(&format!("{past} deliveries past the held ones"), || async {
+            (arrivals.count() >= to).then_some(())
+        })
+        .await;
+    }
+}
+
+/// The first ten of `wanted` that have not arrived: which ingress accepted each, and when
+/// (since `began`).
+fn describe_missing(
+    arrivals: &Arrivals<'_>,
+    stream: &Stream,
+    wanted: &BTreeSet<String>,
+    began: Instant,
+) -> String {
+    let s = arrivals.now();
+    let via = stream.via.lock();
+    wanted
+        .iter()
+        .filter(|id| !s.first.contains_key(*id))
+        .take(10)
+        .map(|id| match via.get(id) {
+            Some((url, at)) => format!("{id} (accepted by {url} at {})", since(began, *at)),
+            None => id.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Poll `missing` (a count of what has not arrived) until it is 0, or [`RECOVERY`] passed; its
+/// last value.
+async fn until_none_missing(mut missing: impl FnMut() -> usize) -> usize {
+    let deadline = Instant::now() + RECOVERY;
+    loop {
+        let m = missing();
+        if m == 0 || Instant::now() >= deadline {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `to - from` for the messages (negative when `to` came first).
+fn since(from: Instant, to: Instant) -> String {
+    match to.checked_duration_since(from) {
+        Some(d) => format!("{d:.2?}"),
+        None => format!("-{:.2?}", from - to),
+    }
+}
+
+/// The broker address of a replica once its Broker and Trigger are Ready.
+async fn in_service(k: &Knit) -> String {
+    k.ready_within("triggers", "t", PATIENCE).await;
+    let o = k.ready_within("brokers", "b", PATIENCE).await;
+    o["status"]["address"]["url"]
+        .as_str()
+        .expect("address")
+        .to_string()
+}
+
+/// `n` replicas on `engine` with a Kafka Broker `b` and a Trigger `t` to `sink`, listing each
+/// other; their Broker addresses.
+async fn kafka_replicas(engine: &Engine, n: usize, sink: &Sink) -> (Vec<Knit>, Vec<String>) {
+    let broker = engine.backend().broker("b", "");
+    let t = trigger("t", "b", &sink.url, "");
+    let files = [("b.yaml", broker.as_str()), ("t.yaml", t.as_str())];
+    let replicas = engine.replicas(n, &files);
+    let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    members(&replicas.iter().collect::<Vec<_>>(), &ids).await;
+    let mut urls = Vec::new();
+    for k in &replicas {
+        urls.push(in_service(k).await);
+    }
+    (replicas, urls)
+}
+
+/// The deliveries counted by each replica (since its last start).
+async fn delivered(replicas: &[Knit]) -> Vec<u64> {
+    counter(&replicas.iter().collect::<Vec<_>>(), TRIGGER, "delivered").await
+}
+
+/// Three replicas, 12,000 events round-robin over their ingresses; r1 killed (SIGKILL) and
+/// restarted at 30% delivered, r2 at 60%, each time while the sink holds 20 deliveries (until
+/// the kill) and 1,200 more passed them: nothing accepted is lost, and each kill repeats at most
+/// 1% of the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_two_kills_repeat_at_most_one_percent_each() {
+    const EVENTS: usize = 12_000;
+    const HOLD: usize = 20;
+    // Seconds of the stream, about a third of it delivered by the replica about to be killed: a
+    // kill repeating what that replica finished after the first held delivery on each of its
+    // partitions (not only what was held or in flight) repeats more than 1% (on main: 180 and
+    // 127 with 600 here).
+    const PAST: usize = 1_200;
+    let began = Instant::now();
+    let sink = Sink::start().await;
+    let engine = Engine::kafka();
+    // The held deliveries are answered right after the kill (those of the killed replica died
+    // with it), before the group notices it died (6 s) and moves the others' partitions.
+    let hold = Hold::start(&sink, RECOVERY);
+    let (mut replicas, urls) = kafka_replicas(&engine, 3, &sink).await;
+    let arrivals = Arrivals::new(&sink);
+    // About 250 events a second in all: the stream outlasts both recoveries.
+    let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(10));
+    eprintln!(
+        "{:>6.1?} three replicas in service, stream started",
+        began.elapsed()
+    );
+    let mut dups_before = 0;
+    let mut per_kill = Vec::new();
+    let mut unanswered_before = 0;
+    for (k, victim, percent) in [(1, 1, 30), (2, 2, 60)] {
+        let at = EVENTS * percent / 100;
+        within_recovery(&format!("{at} deliveries before kill {k}"), || async {
+            (arrivals.count() >= at).then_some(())
+        })
+        .await;
+        if k == 1 {
+            dups_before = duplicates(&sink);
+            eprintln!("before the kills: {dups_before} duplicates");
+        }
+        let stalled = Instant::now();
+        hold.stall(&arrivals, HOLD, PAST).await;
+        let each = delivered(&replicas).await;
+        assert!(
+            each.iter().filter(|d| **d > 0).count() > 1,
+            "the replicas share the deliveries (one consumer group): {each:?}"
+        );
+        let count = arrivals.count();
+        replicas[victim].kill();
+        let killed = Instant::now();
+        let held = hold.disarm();
+        hold.release();
+        eprintln!(
+            "{:>6.1?} kill {k}: SIGKILL to r{victim} at {count} deliveries, {} accepted, {held} deliveries held by the sink (by any replica) since {} before; delivered by r0, r1, r2 since their start: {each:?}",
+            began.elapsed(),
+            stream.accepted_count(),
+            since(stalled, killed)
+        );
+        let before = stream.accepted();
+        replicas[victim].kill_and_restart();
+        let restarted = Instant::now();
+        let missing = until_none_missing(|| arrivals.missing(&before)).await;
+        assert_eq!(
+            missing,
+            0,
+            "events accepted before kill {k} that never arrived: {}",
+            describe_missing(&arrivals, &stream, &before, began)
+        );
+        let caught_up = arrivals.last_of(&before).expect("they arrived");
+        within_recovery(
+            &format!("r{victim} to deliver again after kill {k}"),
+            || async {
+                let back = counter(&[&replicas[victim]], TRIGGER, "delivered").await[0] > 0;
+                (back || stream.all_accepted()).then_some(())
+            },
+        )
+        .await;
+        let back = Instant::now();
+        // What the killed replica had finished but not committed is read again after the
+        // rebalance, before what was accepted since the kill (later in the same partitions):
+        // once all of that arrived and the stream moved on, this kill's duplicates showed.
+        let by_then = stream.accepted();
+        let missing = until_none_missing(|| arrivals.missing(&by_then)).await;
+        assert_eq!(
+            missing,
+            0,
+            "events accepted before r{victim} delivered again after kill {k} that never arrived: {}",
+            describe_missing(&arrivals, &stream, &by_then, began)
+        );
+        let after = (arrivals.count() + MOVE_ON).min(EVENTS);
+        within_recovery(&format!("the stream to move on after kill {k}"), || async {
+            (arrivals.count() >= after).then_some(())
+        })
+        .await;
+        let dups = duplicates(&sink);
+        let unanswered = stream.unanswered.lock().len();
+        eprintln!(
+            "{:>6.1?} kill {k}: the restart took {}; everything accepted before the kill ({} events) arrived {} after the restart ({} after the kill); r{victim} delivers again ({} after the restart); {} duplicates ({} posts without answer meanwhile)",
+            began.elapsed(),
+            since(killed, restarted),
+            before.len(),
+            since(restarted, caught_up),
+            since(killed, caught_up),
+            since(restarted, back),
+            dups - dups_before,
+            unanswered - unanswered_before,
+        );
+        per_kill.push(dups - dups_before);
+        dups_before = dups;
+        unanswered_before = unanswered;
+    }
+    let (accepted, unanswered) = stream.finish().await;
+    assert_eq!(accepted.len(), EVENTS, "every event was accepted");
+    let lost = until_none_missing(|| arrivals.missing(&accepted)).await;
+    let total = duplicates(&sink);
+    eprintln!(
+        "{:>6.1?} three replicas, two kills, {EVENTS} events: lost {lost}, duplicates per kill {per_kill:?}, after the kills {}, in all {total} ({} of events posted again after a post without answer); delivered by r0, r1, r2 since their start: {:?}",
+        began.elapsed(),
+        total - dups_before,
+        arrivals.duplicates_among(&unanswered),
+        delivered(&replicas).await
+    );
+    assert_eq!(
+        lost,
+        0,
+        "accepted events that never arrived: {}",
+        describe_missing(&arrivals, &stream, &accepted, began)
+    );
+    for (k, d) in per_kill.iter().enumerate() {
+        assert!(
+            *d <= EVENTS / 100,
+            "kill {} repeated {d} events (more than 1% of {EVENTS})",
+            k + 1
+        );
+    }
+}
+
+/// One replica, 20,000 events; from 25% delivered it is killed (SIGKILL) and restarted three
+/// times 2 s apart, the sink holding 20 deliveries unanswered before each kill (the first
+/// kill comes once 2,000 more deliveries passed them; the restarted processes hold what they
+/// delivered in the 2 s): nothing accepted is lost, and the three kills repeat at most 3 × 1%
+/// of the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one_percent_each() {
+    const EVENTS: usize = 20_000;
+    const KILLS: usize = 3;
+    const HOLD: usize = 20;
+    const APART: Duration = Duration::from_secs(2);
+    // Seconds of the stream: a kill repeating what was finished after the first held delivery
+    // on its partition (not only what was held or in flight) repeats about 1% or more for
+    // each partition holding one (on main: 341 with 1,000 here, about a third of them).
+    const PAST: usize = 2_000;
+    let began = Instant::now();
+    let sink = Sink::start().await;
+    // Longer than the processes that sent them live.
+    let hold = Hold::start(&sink, Duration::from_secs(60));
+    let engine = Engine::kafka();
+    let (mut replicas, urls) = kafka_replicas(&engine, 1, &sink).await;
+    let knit = &mut replicas[0];
+    let arrivals = Arrivals::new(&sink);
+    // Up to about 1,000 events a second (as `kill_9_three_times`; fewer on a busy machine).
+    let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(4));
+    let at = EVENTS / 4;
+    within_recovery(
+        &format!("{at} deliveries before the first kill"),
+        || async { (arrivals.count() >= at).then_some(()) },
+    )
+    .await;
+    let dups_before = duplicates(&sink);
+    eprintln!(
+        "{:>6.1?} {} deliveries, {dups_before} duplicates; the sink holds the next {HOLD}",
+        began.elapsed(),
+        arrivals.count()
+    );
+    hold.stall(&arrivals, HOLD, PAST).await;
+    let mut kills: Vec<Instant> = Vec::new();
+    let mut restarts: Vec<Instant> = Vec::new();
+    for k in 1..=KILLS {
+        if let Some(last) = kills.last() {
+            // The scenario's spacing (kills 2 s apart), not a wait for something to happen.
+            tokio::time::sleep_until((*last + APART).into()).await;
+        }
+        let count = arrivals.count();
+        knit.kill();
+        kills.push(Instant::now());
+        let held = hold.disarm();
+        let accepted = stream.accepted_count();
+        if k < KILLS {
+            hold.arm(HOLD);
+        }
+        knit.kill_and_restart();
+        restarts.push(Instant::now());
+        eprintln!(
+            "{:>6.1?} kill {k}: SIGKILL at {count} deliveries, {accepted} accepted, {held} deliveries held by the sink; the restart took {}",
+            began.elapsed(),
+            since(kills[k - 1], restarts[k - 1])
+        );
+    }
+    let last = restarts[KILLS - 1];
+    let backlog = stream.accepted();
+    let first = within_recovery("a delivery after the last restart", || async {
+        arrivals.first_after(last)
+    })
+    .await;
+    let missing = until_none_missing(|| arrivals.missing(&backlog)).await;
+    assert_eq!(
+        missing,
+        0,
+        "events accepted before the last restart that never arrived: {}",
+        describe_missing(&arrivals, &stream, &backlog, began)
+    );
+    let drained = arrivals.last_of(&backlog).expect("they arrived");
+    eprintln!(
+        "{:>6.1?} after the last restart: first delivery {}, the backlog ({} events accepted before it) delivered {}",
+        began.elapsed(),
+        since(last, first),
+        backlog.len(),
+        since(last, drained)
+    );
+    let (accepted, unanswered) = stream.finish().await;
+    assert_eq!(accepted.len(), EVENTS, "every event was accepted");
+    let lost = until_none_missing(|| arrivals.missing(&accepted)).await;
+    let total = duplicates(&sink);
+    let by_window = arrivals.duplicates_by_first_arrival(&kills);
+    eprintln!(
+        "{:>6.1?} one replica, {KILLS} kills 2 s apart, {EVENTS} events: lost {lost}, duplicates {total} ({dups_before} before the kills; by the first delivery of their event: before kill 1, between kills 1 and 2, 2 and 3, after kill 3: {by_window:?}; {} of events posted again after a post without answer)",
+        began.elapsed(),
+        arrivals.duplicates_among(&unanswered)
+    );
+    assert_eq!(
+        lost,
+        0,
+        "accepted events that never arrived: {}",
+        describe_missing(&arrivals, &stream, &accepted, began)
+    );
+    assert!(
+        total <= KILLS * EVENTS / 100,
+        "{KILLS} kills repeated {total} events (more than {KILLS} × 1% of {EVENTS})"
+    );
+}
+
+/// Three replicas, 6,000 events round-robin over their ingresses; at half of them delivered r1
+/// is taken out of service and stopped with SIGTERM (it finishes what it holds, commits and
+/// leaves the group): nothing accepted is lost, and at most 1% is repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent() {
+    const EVENTS: usize = 6_000;
+    let began = Instant::now();
+    let sink = Sink::start().await;
+    let engine = Engine::kafka();
+    let (mut replicas, urls) = kafka_replicas(&engine, 3, &sink).await;
+    let arrivals = Arrivals::new(&sink);
+    let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(20));
+    let at = EVENTS / 2;
+    within_recovery(&format!("{at} deliveries before the SIGTERM"), || async {
+        (arrivals.count() >= at).then_some(())
+    })
+    .await;
+    let dups_before = duplicates(&sink);
+    eprintln!(
+        "{:>6.1?} SIGTERM to r1 at {} deliveries, {} accepted, {dups_before} duplicates; delivered by r0, r1, r2: {:?}",
+        began.elapsed(),
+        arrivals.count(),
+        stream.accepted_count(),
+        delivered(&replicas).await
+    );
+    stream.remove(&urls[1]);
+    let stopping = Instant::now();
+    let status = replicas[1].terminate(PATIENCE).await;
+    assert!(status.success(), "r1 after SIGTERM: {status}");
+    let exited = Instant::now();
+    let before = stream.accepted();
+    members(&[&replicas[0], &replicas[2]], &["r0", "r2"]).await;
+    let missing = until_none_missing(|| arrivals.missing(&before)).await;
+    assert_eq!(
+        missing,
+        0,
+        "events accepted before r1 exited that never arrived: {}",
+        describe_missing(&arrivals, &stream, &before, began)
+    );
+    let caught_up = arrivals.last_of(&before).expect("they arrived");
+    let (accepted, unanswered) = stream.finish().await;
+    assert_eq!(accepted.len(), EVENTS, "every event was accepted");
+    let lost = until_none_missing(|| arrivals.missing(&accepted)).await;
+    let total = duplicates(&sink);
+    eprintln!(
+        "{:>6.1?} SIGTERM to one of three replicas, {EVENTS} events: r1 exited {} after the SIGTERM; everything accepted before it exited arrived {} after; lost {lost}, duplicates {total} ({} after the SIGTERM; {} of events posted again after a post without answer); delivered by r0, r2: {:?}",
+        began.elapsed(),
+        since(stopping, exited),
+        since(exited, caught_up),
+        total - dups_before,
+        arrivals.duplicates_among(&unanswered),
+        counter(&[&replicas[0], &replicas[2]], TRIGGER, "delivered").await
+    );
+    assert_eq!(
+        lost,
+        0,
+        "accepted events that never arrived: {}",
+        describe_missing(&arrivals, &stream, &accepted, began)
+    );
+    assert!(
+        total <= EVENTS / 100,
+        "a SIGTERM repeated {total} events (more than 1% of {EVENTS})"
+    );
+}
