@@ -1,8 +1,10 @@
-//! Duplicates per kill on Kafka (issue #22 §2), with real processes: `knit run --kafka` on a
-//! real Kafka-protocol broker (nisshi), killed while numbered events flow through a Broker to a
-//! Trigger's recording sink. Every event that got a 202 must arrive (nothing lost), and a kill
-//! may repeat at most 1% of the stream: what a process finished before it died is not delivered
-//! again, only what it had in flight.
+//! Duplicates per kill (issue #22 §2), with real processes: `knit run --kafka` on a real
+//! Kafka-protocol broker (nisshi), and `knit run --nats` on a private nats-server, killed while
+//! numbered events flow through a Broker to a Trigger's recording sink. Every event that got a
+//! 202 must arrive (nothing lost), and a kill may repeat at most 1% of the stream: what a
+//! process finished before it died is not delivered again, only what it had in flight. Each
+//! scenario is written once and run on both engines (on JetStream what a killed process held
+//! comes back after the consumer's `ack_wait`, so its recoveries take longer).
 //!
 //! - Three replicas (one consumer group: each event is delivered once by the system, whichever
 //!   replica delivers it), 12,000 events posted round-robin to their ingresses; one replica
@@ -23,6 +25,8 @@
 //!
 //! These tests start several knit processes: nextest runs them one at a time (test group
 //! `multi-process` in .config/nextest.toml).
+
+#![cfg(any(feature = "kafka", feature = "nats"))]
 
 mod common;
 
@@ -393,9 +397,9 @@ async fn in_service(k: &Knit) -> String {
         .to_string()
 }
 
-/// `n` replicas on `engine` with a Kafka Broker `b` and a Trigger `t` to `sink`, listing each
+/// `n` replicas on `engine` with a Broker `b` of its backend and a Trigger `t` to `sink`, listing each
 /// other; their Broker addresses.
-async fn kafka_replicas(engine: &Engine, n: usize, sink: &Sink) -> (Vec<Knit>, Vec<String>) {
+async fn replicas_on(engine: &Engine, n: usize, sink: &Sink) -> (Vec<Knit>, Vec<String>) {
     let broker = engine.backend().broker("b", "");
     let t = trigger("t", "b", &sink.url, "");
     let files = [("b.yaml", broker.as_str()), ("t.yaml", t.as_str())];
@@ -419,8 +423,7 @@ async fn delivered(replicas: &[Knit]) -> Vec<u64> {
 /// restarted at 30% delivered, r2 at 60%, each time while the sink holds 20 deliveries (until
 /// the kill) and 1,200 more passed them: nothing accepted is lost, and each kill repeats at most
 /// 1% of the stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_two_kills_repeat_at_most_one_percent_each() {
+async fn three_replicas_two_kills_repeat_at_most_one_percent_each(engine: Engine) {
     const EVENTS: usize = 12_000;
     const HOLD: usize = 20;
     // Seconds of the stream, about a third of it delivered by the replica about to be killed: a
@@ -430,11 +433,10 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each() {
     const PAST: usize = 1_200;
     let began = Instant::now();
     let sink = Sink::start().await;
-    let engine = Engine::kafka();
     // The held deliveries are answered right after the kill (those of the killed replica died
     // with it), before the group notices it died (6 s) and moves the others' partitions.
     let hold = Hold::start(&sink, RECOVERY);
-    let (mut replicas, urls) = kafka_replicas(&engine, 3, &sink).await;
+    let (mut replicas, urls) = replicas_on(&engine, 3, &sink).await;
     let arrivals = Arrivals::new(&sink);
     // About 250 events a second in all: the stream outlasts both recoveries.
     let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(10));
@@ -557,8 +559,9 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each() {
 /// kill comes once 2,000 more deliveries passed them; the restarted processes hold what they
 /// delivered in the 2 s): nothing accepted is lost, and the three kills repeat at most 3 × 1%
 /// of the stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one_percent_each() {
+async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one_percent_each(
+    engine: Engine,
+) {
     const EVENTS: usize = 20_000;
     const KILLS: usize = 3;
     const HOLD: usize = 20;
@@ -571,8 +574,7 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
     let sink = Sink::start().await;
     // Longer than the processes that sent them live.
     let hold = Hold::start(&sink, Duration::from_secs(60));
-    let engine = Engine::kafka();
-    let (mut replicas, urls) = kafka_replicas(&engine, 1, &sink).await;
+    let (mut replicas, urls) = replicas_on(&engine, 1, &sink).await;
     let knit = &mut replicas[0];
     let arrivals = Arrivals::new(&sink);
     // Up to about 1,000 events a second (as `kill_9_three_times`; fewer on a busy machine).
@@ -659,13 +661,11 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
 /// Three replicas, 6,000 events round-robin over their ingresses; at half of them delivered r1
 /// is taken out of service and stopped with SIGTERM (it finishes what it holds, commits and
 /// leaves the group): nothing accepted is lost, and at most 1% is repeated.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent() {
+async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(engine: Engine) {
     const EVENTS: usize = 6_000;
     let began = Instant::now();
     let sink = Sink::start().await;
-    let engine = Engine::kafka();
-    let (mut replicas, urls) = kafka_replicas(&engine, 3, &sink).await;
+    let (mut replicas, urls) = replicas_on(&engine, 3, &sink).await;
     let arrivals = Arrivals::new(&sink);
     let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(20));
     let at = EVENTS / 2;
@@ -719,4 +719,48 @@ async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(
         total <= EVENTS / 100,
         "a SIGTERM repeated {total} events (more than 1% of {EVENTS})"
     );
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_three_replicas_two_kills_repeat_at_most_one_percent_each() {
+    three_replicas_two_kills_repeat_at_most_one_percent_each(Engine::kafka()).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_three_replicas_two_kills_repeat_at_most_one_percent_each() {
+    three_replicas_two_kills_repeat_at_most_one_percent_each(Engine::nats()).await;
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one_percent_each()
+ {
+    one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one_percent_each(
+        Engine::kafka(),
+    )
+    .await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one_percent_each()
+{
+    one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one_percent_each(
+        Engine::nats(),
+    )
+    .await;
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent() {
+    one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(Engine::kafka()).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent() {
+    one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(Engine::nats()).await;
 }
