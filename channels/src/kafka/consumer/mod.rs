@@ -491,6 +491,7 @@ impl Consumer for KafkaConsumer {
         let (tpl, progress) = {
             let mut st = self.shared.state.lock();
             st.closing = true;
+            st.written.clear();
             let tpl = st.commit_list(&self.shared.streams, true, None);
             (tpl, st.progress_list(None))
         };

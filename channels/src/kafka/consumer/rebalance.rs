@@ -106,7 +106,12 @@ impl Ctx {
         }
         let (commit, progress) = {
             let mut st = self.shared.state.lock();
-            let commit = st.commit_list(&self.shared.streams, false, Some(&keys));
+            // Everything again, waited for: an earlier asynchronous commit or progress record
+            // may not have landed yet, and the next owner starts from what did.
+            for key in &keys {
+                st.written.remove(key);
+            }
+            let commit = st.commit_list(&self.shared.streams, true, Some(&keys));
             let progress = st.progress_list(Some(&keys));
             for key in &keys {
                 st.trackers.remove(key);
