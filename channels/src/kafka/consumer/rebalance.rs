@@ -107,11 +107,14 @@ impl Ctx {
         let (commit, progress) = {
             let mut st = self.shared.state.lock();
             // Everything again, waited for: an earlier asynchronous commit or progress record
-            // may not have landed yet, and the next owner starts from what did.
-            for key in &keys {
-                st.written.remove(key);
+            // may not have landed yet, and the next owner starts from what did. (Closing has
+            // done so already.)
+            if !closing {
+                for key in &keys {
+                    st.written.remove(key);
+                }
             }
-            let commit = st.commit_list(&self.shared.streams, true, Some(&keys));
+            let commit = st.commit_list(&self.shared.streams, !closing, Some(&keys));
             let progress = st.progress_list(Some(&keys));
             for key in &keys {
                 st.trackers.remove(key);
