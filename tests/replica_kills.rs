@@ -228,6 +228,17 @@ impl<'a> Arrivals<'a> {
             .count()
     }
 
+    /// The first ten of `wanted` that have not arrived.
+    fn missing_ids(&self, wanted: &BTreeSet<String>) -> Vec<String> {
+        let s = self.now();
+        wanted
+            .iter()
+            .filter(|id| !s.first.contains_key(*id))
+            .take(10)
+            .cloned()
+            .collect()
+    }
+
     /// When the last of `wanted` first arrived.
     fn last_of(&self, wanted: &BTreeSet<String>) -> Option<Instant> {
         let s = self.now();
@@ -419,6 +430,47 @@ async fn delivered(replicas: &[Knit]) -> Vec<u64> {
     counter(&replicas.iter().collect::<Vec<_>>(), TRIGGER, "delivered").await
 }
 
+/// For a failure message on Kafka: where the first missing events are in the Broker's topic
+/// (not there: the broker lost what it acknowledged; there: a consumer passed them by), and the
+/// Trigger's committed and end offsets.
+async fn in_the_log(engine: &Engine, missing: Vec<String>) -> String {
+    #[cfg(feature = "kafka")]
+    if let Engine::Kafka(k) = engine {
+        const TOPIC: &str = "knative-broker-default-b";
+        let found = common::kafka::find_events(&k.bootstrap, TOPIC, &missing).await;
+        let offsets =
+            common::kafka::offsets(&k.bootstrap, "knative-trigger-default-t", TOPIC).await;
+        return format!("{found}\ncommitted and end offsets: {offsets:?}");
+    }
+    let _ = (engine, missing);
+    String::new()
+}
+
+/// For a failure message: each replica's counts of the Trigger's deliveries that ended
+/// otherwise than delivered, and the warnings it logged.
+async fn fates(replicas: &[Knit]) -> String {
+    let live: Vec<&Knit> = replicas.iter().collect();
+    let mut out = String::new();
+    for name in ["dropped", "deadLettered", "retries", "shed"] {
+        out.push_str(&format!(
+            "{name} {:?}; ",
+            counter(&live, TRIGGER, name).await
+        ));
+    }
+    for (i, k) in replicas.iter().enumerate() {
+        let logs = k.logs();
+        let warnings: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        out.push_str(&format!("\nr{i} logged {} warnings", warnings.len()));
+        for w in warnings.iter().rev().take(10) {
+            out.push_str(&format!("\n  {w}"));
+        }
+    }
+    out
+}
+
 /// Three replicas, 12,000 events round-robin over their ingresses; r1 killed (SIGKILL) and
 /// restarted at 30% delivered, r2 at 60%, each time while the sink holds 20 deliveries (until
 /// the kill) and 1,200 more passed them: nothing accepted is lost, and each kill repeats at most
@@ -542,8 +594,10 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each(engine: Engine
     assert_eq!(
         lost,
         0,
-        "accepted events that never arrived: {}",
-        describe_missing(&arrivals, &stream, &accepted, began)
+        "accepted events that never arrived: {}\n{}\n{}",
+        describe_missing(&arrivals, &stream, &accepted, began),
+        fates(&replicas).await,
+        in_the_log(&engine, arrivals.missing_ids(&accepted)).await
     );
     for (k, d) in per_kill.iter().enumerate() {
         assert!(
@@ -625,8 +679,10 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
     assert_eq!(
         missing,
         0,
-        "events accepted before the last restart that never arrived: {}",
-        describe_missing(&arrivals, &stream, &backlog, began)
+        "events accepted before the last restart that never arrived: {}\n{}\n{}",
+        describe_missing(&arrivals, &stream, &backlog, began),
+        fates(&replicas).await,
+        in_the_log(&engine, arrivals.missing_ids(&backlog)).await
     );
     let drained = arrivals.last_of(&backlog).expect("they arrived");
     eprintln!(
@@ -649,8 +705,10 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
     assert_eq!(
         lost,
         0,
-        "accepted events that never arrived: {}",
-        describe_missing(&arrivals, &stream, &accepted, began)
+        "accepted events that never arrived: {}\n{}\n{}",
+        describe_missing(&arrivals, &stream, &accepted, began),
+        fates(&replicas).await,
+        in_the_log(&engine, arrivals.missing_ids(&accepted)).await
     );
     assert!(
         total <= KILLS * EVENTS / 100,
@@ -692,8 +750,10 @@ async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(
     assert_eq!(
         missing,
         0,
-        "events accepted before r1 exited that never arrived: {}",
-        describe_missing(&arrivals, &stream, &before, began)
+        "events accepted before r1 exited that never arrived: {}\n{}\n{}",
+        describe_missing(&arrivals, &stream, &before, began),
+        fates(&replicas).await,
+        in_the_log(&engine, arrivals.missing_ids(&before)).await
     );
     let caught_up = arrivals.last_of(&before).expect("they arrived");
     let (accepted, unanswered) = stream.finish().await;
@@ -712,8 +772,10 @@ async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(
     assert_eq!(
         lost,
         0,
-        "accepted events that never arrived: {}",
-        describe_missing(&arrivals, &stream, &accepted, began)
+        "accepted events that never arrived: {}\n{}\n{}",
+        describe_missing(&arrivals, &stream, &accepted, began),
+        fates(&replicas).await,
+        in_the_log(&engine, arrivals.missing_ids(&accepted)).await
     );
     assert!(
         total <= EVENTS / 100,

@@ -171,3 +171,67 @@ pub async fn offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<(i64, i64
     .await
     .expect("offsets")
 }
+
+/// For a failure message: where each of `ids` (CloudEvent ids, binary mode) is in `topic`
+/// (partition and offset), or that it is not there, read from the beginning with a plain
+/// rdkafka client.
+pub async fn find_events(bootstrap: &str, topic: &str, ids: &[String]) -> String {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    let wanted: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::{Headers, Message};
+        use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+        let timeout = Duration::from_secs(10);
+        let Ok(c) = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "knit-test-find-events")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create::<BaseConsumer>()
+        else {
+            return "cannot create a consumer".to_string();
+        };
+        let Ok(md) = c.fetch_metadata(Some(&topic), timeout) else {
+            return "cannot read the metadata".to_string();
+        };
+        let mut tpl = TopicPartitionList::new();
+        let mut left = 0;
+        for t in md.topics() {
+            for p in t.partitions() {
+                let _ = tpl.add_partition_offset(&topic, p.id(), Offset::Beginning);
+                if let Ok((low, high)) = c.fetch_watermarks(&topic, p.id(), timeout) {
+                    left += high - low;
+                }
+            }
+        }
+        if c.assign(&tpl).is_err() {
+            return "cannot assign".to_string();
+        }
+        let mut found = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while left > 0 && Instant::now() < deadline {
+            let Some(Ok(m)) = c.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            left -= 1;
+            let id = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == "ce_id")
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).to_string())
+            });
+            if let Some(id) = id.filter(|id| wanted.contains(id)) {
+                found.push(format!("{id} at {}/{}", m.partition(), m.offset()));
+            }
+        }
+        format!(
+            "in {topic}: {} of {} found ({}); {left} records not read",
+            found.len(),
+            wanted.len(),
+            found.join(", ")
+        )
+    })
+    .await
+    .unwrap_or_else(|e| format!("the search failed: {e}"))
+}
