@@ -10,10 +10,12 @@
 //! `k1:<base>:<run lengths>` ([`crate::Tracker::runs`]), at most [`MAX_VALUE`] bytes (a longer
 //! description is cut to a prefix, which only means fewer offsets skipped).
 //!
-//! When it is used: a new owner reads the last [`TAIL`] records at assignment and takes the
-//! latest one per partition; it applies only when its `base` equals the first offset the new
-//! owner reads (the committed offset), so a stale entry, a failed commit or a lost write can
-//! cost duplicates, never a skipped record that was not finished.
+//! When it is used: a new owner reads the last [`TAIL`] records at assignment and keeps the
+//! latest one per partition and `base`; it applies the one whose `base` equals the first offset
+//! it reads (the committed offset), so a stale entry, a failed commit or a lost write can cost
+//! duplicates, never a skipped record that was not finished. (Keeping one per `base`, not only
+//! the latest: a process killed between its commit and its progress record leaves a latest
+//! entry one commit ahead of the committed offset, and the one before it still applies.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -46,6 +48,9 @@ pub(crate) struct Entry {
     pub(crate) base: i64,
     pub(crate) runs: Vec<u32>,
 }
+
+/// A partition's entries by their commit point.
+pub(crate) type ByBase = HashMap<i64, Entry>;
 
 /// The key of partition `partition` of `topic`.
 pub(crate) fn key(topic: &str, partition: i32) -> String {
@@ -132,10 +137,10 @@ impl Progress {
         }
     }
 
-    /// The latest entry of each of `wanted` (keys, see [`key`]) among the topic's last records.
-    /// Blocking; gives what it read so far after [`READ_LIMIT`], nothing when the topic cannot
-    /// be read.
-    pub(crate) fn read(&self, wanted: &HashSet<String>) -> HashMap<String, Entry> {
+    /// The latest entry for each commit point of each of `wanted` (keys, see [`key`]) among the
+    /// topic's last records. Blocking; gives what it read so far after [`READ_LIMIT`], nothing
+    /// when the topic cannot be read.
+    pub(crate) fn read(&self, wanted: &HashSet<String>) -> HashMap<String, ByBase> {
         let mut found = HashMap::new();
         if wanted.is_empty() {
             return found;
@@ -184,15 +189,9 @@ impl Progress {
                     let offset = m.offset();
                     if let Some(k) = m.key().and_then(|k| std::str::from_utf8(k).ok())
                         && wanted.contains(k)
+                        && let Some(e) = m.payload().and_then(decode)
                     {
-                        match m.payload().and_then(decode) {
-                            Some(e) => {
-                                found.insert(k.to_string(), e);
-                            }
-                            None => {
-                                found.remove(k);
-                            }
-                        }
+                        found.entry(k.to_string()).or_default().insert(e.base, e);
                     }
                     if offset + 1 >= high {
                         break;

@@ -218,8 +218,8 @@ impl KafkaConsumer {
         let generation = {
             let mut st = self.shared.state.lock();
             if !st.trackers.contains_key(&key) {
-                let tracker = match st.resume.remove(&key) {
-                    Some(entry) if entry.base == offset => {
+                let tracker = match st.resume.remove(&key).and_then(|mut b| b.remove(&offset)) {
+                    Some(entry) => {
                         tracing::info!(group = %self.shared.group, topic, partition = m.partition(), offset, "resuming a partition where its previous owner left it: records it finished are not delivered again");
                         Tracker::resumed(entry.base, &entry.runs)
                     }

@@ -154,9 +154,9 @@ impl Ctx {
         }
         tracing::debug!(group = %self.shared.group, partitions = found.len(), "progress of assigned partitions read");
         let mut st = self.shared.state.lock();
-        for (k, entry) in found {
+        for (k, entries) in found {
             if let Some(&key) = keys.get(&k) {
-                st.resume.insert(key, entry);
+                st.resume.insert(key, entries);
             }
         }
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::super::progress::Entry;
+use super::super::progress::{ByBase, Entry};
 use crate::tracker::Tracker;
 
 /// At most this many run lengths are written per partition (the value's size is capped too).
@@ -31,8 +31,9 @@ pub(super) struct State {
     pub(super) committed: HashMap<Key, i64>,
     /// What was last written to the progress topic: the commit point and the runs.
     pub(super) written: HashMap<Key, Entry>,
-    /// Progress read at assignment, used when the partition's first record is read.
-    pub(super) resume: HashMap<Key, Entry>,
+    /// Progress read at assignment (by commit point), used when the partition's first record
+    /// is read.
+    pub(super) resume: HashMap<Key, ByBase>,
     pub(super) revoked: Vec<Key>,
     pub(super) paused: bool,
     /// The consumer is closing: a revocation now waits for nothing.
