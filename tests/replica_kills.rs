@@ -43,6 +43,10 @@ use common::{Knit, http, trigger};
 
 const TRIGGER: &str = "Trigger/default/t";
 
+/// The replicas' `RUST_LOG`: warnings, and what their consumers did with their partitions
+/// (a few lines per rebalance), for a failure message.
+const LOG: &str = "warn,knit_channels=info,knit_dispatcher::engine=info";
+
 /// Deliveries after a kill's recovery before its duplicates are counted (the replay of what the
 /// killed process held comes before them).
 const MOVE_ON: usize = 300;
@@ -355,26 +359,59 @@ impl Hold {
     }
 }
 
-/// The first ten of `wanted` that have not arrived: which ingress accepted each, and when
-/// (since `began`).
-fn describe_missing(
-    arrivals: &Arrivals<'_>,
-    stream: &Stream,
-    wanted: &BTreeSet<String>,
+/// What a failure message needs to explain a loss: where each event was accepted, what
+/// arrived, and the engine the replicas run on.
+struct Evidence<'a> {
+    arrivals: &'a Arrivals<'a>,
+    /// [`Stream::via`]: which ingress accepted each event, and when.
+    via: Arc<parking_lot::Mutex<HashMap<String, (String, Instant)>>>,
+    engine: &'a Engine,
     began: Instant,
-) -> String {
-    let s = arrivals.now();
-    let via = stream.via.lock();
-    wanted
-        .iter()
-        .filter(|id| !s.first.contains_key(*id))
-        .take(10)
-        .map(|id| match via.get(id) {
-            Some((url, at)) => format!("{id} (accepted by {url} at {})", since(began, *at)),
-            None => id.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+}
+
+impl Evidence<'_> {
+    /// Fail when `missing` (what [`until_none_missing`] left of `wanted`) is not 0, saying
+    /// which of `wanted` never arrived — `what` names them — and what explains it: where each
+    /// was accepted, each replica's other fates and warnings and, on Kafka, whether they are in
+    /// the Broker's topic.
+    async fn none_missing(
+        &self,
+        missing: usize,
+        what: &str,
+        wanted: &BTreeSet<String>,
+        replicas: &[Knit],
+    ) {
+        if missing == 0 {
+            return;
+        }
+        let fates = fates(replicas).await;
+        let log = in_the_log(self.engine, self.arrivals.missing_ids(wanted)).await;
+        assert_eq!(
+            missing,
+            0,
+            "{what} that never arrived: {}\n{fates}\n{log}",
+            self.describe_missing(wanted)
+        );
+    }
+
+    /// The first ten of `wanted` that have not arrived: which ingress accepted each, and when
+    /// (since `began`).
+    fn describe_missing(&self, wanted: &BTreeSet<String>) -> String {
+        let s = self.arrivals.now();
+        let via = self.via.lock();
+        wanted
+            .iter()
+            .filter(|id| !s.first.contains_key(*id))
+            .take(10)
+            .map(|id| match via.get(id) {
+                Some((url, at)) => {
+                    format!("{id} (accepted by {url} at {})", since(self.began, *at))
+                }
+                None => id.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Poll `missing` (a count of what has not arrived) until it is 0, or [`RECOVERY`] passed; its
@@ -414,7 +451,7 @@ async fn replicas_on(engine: &Engine, n: usize, sink: &Sink) -> (Vec<Knit>, Vec<
     let broker = engine.backend().broker("b", "");
     let t = trigger("t", "b", &sink.url, "");
     let files = [("b.yaml", broker.as_str()), ("t.yaml", t.as_str())];
-    let replicas = engine.replicas(n, &files);
+    let replicas = engine.replicas_logging(n, &files, LOG);
     let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     members(&replicas.iter().collect::<Vec<_>>(), &ids).await;
@@ -447,7 +484,8 @@ async fn in_the_log(engine: &Engine, missing: Vec<String>) -> String {
 }
 
 /// For a failure message: each replica's counts of the Trigger's deliveries that ended
-/// otherwise than delivered, and the warnings it logged.
+/// otherwise than delivered, the warnings it logged and what its consumer did with its
+/// partitions (the processes a kill replaced included).
 async fn fates(replicas: &[Knit]) -> String {
     let live: Vec<&Knit> = replicas.iter().collect();
     let mut out = String::new();
@@ -458,7 +496,7 @@ async fn fates(replicas: &[Knit]) -> String {
         ));
     }
     for (i, k) in replicas.iter().enumerate() {
-        let logs = k.logs();
+        let logs = k.all_logs();
         let warnings: Vec<&str> = logs
             .lines()
             .filter(|l| l.contains("WARN") || l.contains("ERROR"))
@@ -466,6 +504,17 @@ async fn fates(replicas: &[Knit]) -> String {
         out.push_str(&format!("\nr{i} logged {} warnings", warnings.len()));
         for w in warnings.iter().rev().take(10) {
             out.push_str(&format!("\n  {w}"));
+        }
+        let story: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(" INFO ") || l.starts_with("--"))
+            .collect();
+        out.push_str(&format!(
+            "\nr{i}'s partitions, last 40 of {} lines:",
+            story.len()
+        ));
+        for l in &story[story.len().saturating_sub(40)..] {
+            out.push_str(&format!("\n  {l}"));
         }
     }
     out
@@ -500,6 +549,12 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each(engine: Engine
     // About 250 events a second in all on Kafka, 125 on JetStream: the stream outlasts both
     // recoveries.
     let mut stream = Stream::start(&urls, EVENTS, 4, pause);
+    let evidence = Evidence {
+        arrivals: &arrivals,
+        via: stream.via.clone(),
+        engine: &engine,
+        began,
+    };
     eprintln!(
         "{:>6.1?} three replicas in service, stream started",
         began.elapsed()
@@ -539,12 +594,14 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each(engine: Engine
         replicas[victim].kill_and_restart();
         let restarted = Instant::now();
         let missing = until_none_missing(|| arrivals.missing(&before)).await;
-        assert_eq!(
-            missing,
-            0,
-            "events accepted before kill {k} that never arrived: {}",
-            describe_missing(&arrivals, &stream, &before, began)
-        );
+        evidence
+            .none_missing(
+                missing,
+                &format!("events accepted before kill {k}"),
+                &before,
+                &replicas,
+            )
+            .await;
         let caught_up = arrivals.last_of(&before).expect("they arrived");
         within_recovery(
             &format!("r{victim} to deliver again after kill {k}"),
@@ -560,12 +617,14 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each(engine: Engine
         // once all of that arrived and the stream moved on, this kill's duplicates showed.
         let by_then = stream.accepted();
         let missing = until_none_missing(|| arrivals.missing(&by_then)).await;
-        assert_eq!(
-            missing,
-            0,
-            "events accepted before r{victim} delivered again after kill {k} that never arrived: {}",
-            describe_missing(&arrivals, &stream, &by_then, began)
-        );
+        evidence
+            .none_missing(
+                missing,
+                &format!("events accepted before r{victim} delivered again after kill {k}"),
+                &by_then,
+                &replicas,
+            )
+            .await;
         let after = (arrivals.count() + MOVE_ON).min(EVENTS);
         within_recovery(&format!("the stream to move on after kill {k}"), || async {
             (arrivals.count() >= after).then_some(())
@@ -599,14 +658,9 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each(engine: Engine
         arrivals.duplicates_among(&unanswered),
         delivered(&replicas).await
     );
-    assert_eq!(
-        lost,
-        0,
-        "accepted events that never arrived: {}\n{}\n{}",
-        describe_missing(&arrivals, &stream, &accepted, began),
-        fates(&replicas).await,
-        in_the_log(&engine, arrivals.missing_ids(&accepted)).await
-    );
+    evidence
+        .none_missing(lost, "accepted events", &accepted, &replicas)
+        .await;
     for (k, d) in per_kill.iter().enumerate() {
         assert!(
             *d <= EVENTS / 100,
@@ -641,6 +695,12 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
     let arrivals = Arrivals::new(&sink);
     // Up to about 1,000 events a second (as `kill_9_three_times`; fewer on a busy machine).
     let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(4));
+    let evidence = Evidence {
+        arrivals: &arrivals,
+        via: stream.via.clone(),
+        engine: &engine,
+        began,
+    };
     let at = EVENTS / 4;
     within_recovery(
         &format!("{at} deliveries before the first kill"),
@@ -684,14 +744,14 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
     })
     .await;
     let missing = until_none_missing(|| arrivals.missing(&backlog)).await;
-    assert_eq!(
-        missing,
-        0,
-        "events accepted before the last restart that never arrived: {}\n{}\n{}",
-        describe_missing(&arrivals, &stream, &backlog, began),
-        fates(&replicas).await,
-        in_the_log(&engine, arrivals.missing_ids(&backlog)).await
-    );
+    evidence
+        .none_missing(
+            missing,
+            "events accepted before the last restart",
+            &backlog,
+            &replicas,
+        )
+        .await;
     let drained = arrivals.last_of(&backlog).expect("they arrived");
     eprintln!(
         "{:>6.1?} after the last restart: first delivery {}, the backlog ({} events accepted before it) delivered {}",
@@ -710,14 +770,9 @@ async fn one_replica_killed_three_times_with_deliveries_held_repeats_at_most_one
         began.elapsed(),
         arrivals.duplicates_among(&unanswered)
     );
-    assert_eq!(
-        lost,
-        0,
-        "accepted events that never arrived: {}\n{}\n{}",
-        describe_missing(&arrivals, &stream, &accepted, began),
-        fates(&replicas).await,
-        in_the_log(&engine, arrivals.missing_ids(&accepted)).await
-    );
+    evidence
+        .none_missing(lost, "accepted events", &accepted, &replicas)
+        .await;
     assert!(
         total <= KILLS * EVENTS / 100,
         "{KILLS} kills repeated {total} events (more than {KILLS} × 1% of {EVENTS})"
@@ -734,6 +789,12 @@ async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(
     let (mut replicas, urls) = replicas_on(&engine, 3, &sink).await;
     let arrivals = Arrivals::new(&sink);
     let mut stream = Stream::start(&urls, EVENTS, 4, Duration::from_millis(20));
+    let evidence = Evidence {
+        arrivals: &arrivals,
+        via: stream.via.clone(),
+        engine: &engine,
+        began,
+    };
     let at = EVENTS / 2;
     within_recovery(&format!("{at} deliveries before the SIGTERM"), || async {
         (arrivals.count() >= at).then_some(())
@@ -755,14 +816,14 @@ async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(
     let before = stream.accepted();
     members(&[&replicas[0], &replicas[2]], &["r0", "r2"]).await;
     let missing = until_none_missing(|| arrivals.missing(&before)).await;
-    assert_eq!(
-        missing,
-        0,
-        "events accepted before r1 exited that never arrived: {}\n{}\n{}",
-        describe_missing(&arrivals, &stream, &before, began),
-        fates(&replicas).await,
-        in_the_log(&engine, arrivals.missing_ids(&before)).await
-    );
+    evidence
+        .none_missing(
+            missing,
+            "events accepted before r1 exited",
+            &before,
+            &replicas,
+        )
+        .await;
     let caught_up = arrivals.last_of(&before).expect("they arrived");
     let (accepted, unanswered) = stream.finish().await;
     assert_eq!(accepted.len(), EVENTS, "every event was accepted");
@@ -777,14 +838,9 @@ async fn one_of_three_replicas_stopped_with_sigterm_repeats_at_most_one_percent(
         arrivals.duplicates_among(&unanswered),
         counter(&[&replicas[0], &replicas[2]], TRIGGER, "delivered").await
     );
-    assert_eq!(
-        lost,
-        0,
-        "accepted events that never arrived: {}\n{}\n{}",
-        describe_missing(&arrivals, &stream, &accepted, began),
-        fates(&replicas).await,
-        in_the_log(&engine, arrivals.missing_ids(&accepted)).await
-    );
+    evidence
+        .none_missing(lost, "accepted events", &accepted, &replicas)
+        .await;
     assert!(
         total <= EVENTS / 100,
         "a SIGTERM repeated {total} events (more than 1% of {EVENTS})"

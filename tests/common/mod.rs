@@ -81,6 +81,8 @@ pub struct Knit {
     /// Manifests folder (a temp dir the test can write into).
     pub dir: tempfile::TempDir,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What the processes killed by [`Knit::kill_and_restart`] wrote to stderr.
+    earlier: String,
     /// The Kafka broker this knit uses, if any (stopped after knit).
     #[cfg(feature = "kafka")]
     pub kafka: Option<kafka::Kafka>,
@@ -155,6 +157,7 @@ impl Knit {
             gateway: started.gateway,
             dir,
             stderr: started.stderr,
+            earlier: String::new(),
             #[cfg(feature = "kafka")]
             kafka: None,
             #[cfg(feature = "nats")]
@@ -293,6 +296,9 @@ impl Knit {
     /// start it again on the same manifests, ports and flags.
     pub fn kill_and_restart(&mut self) {
         self.kill();
+        let logs = self.logs();
+        self.earlier.push_str(&logs);
+        self.earlier.push_str("-- killed; restarted --\n");
         let port = |url: &str| url.rsplit(':').next().unwrap_or("0").to_string();
         let mut fixed = Vec::new();
         let mut it = self.args.iter();
@@ -326,6 +332,12 @@ impl Knit {
     /// What knit wrote to stderr so far.
     pub fn logs(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// What knit wrote to stderr so far, with what the processes it replaced after a kill
+    /// ([`Knit::kill_and_restart`]) wrote before.
+    pub fn all_logs(&self) -> String {
+        format!("{}{}", self.earlier, self.logs())
     }
 
     /// Write (or overwrite) a manifest in the watched folder.

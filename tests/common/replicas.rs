@@ -73,6 +73,18 @@ impl Engine {
         Knit::start_with(files, &flags)
     }
 
+    /// Like [`Engine::replicas`], logging with `RUST_LOG=filter`.
+    pub fn replicas_logging(&self, n: usize, files: &[(&str, &str)], filter: &str) -> Vec<Knit> {
+        (0..n)
+            .map(|i| {
+                let id = format!("r{i}");
+                let mut flags = self.flags().to_vec();
+                flags.extend(["--replica-id", id.as_str()]);
+                Knit::start_logging(files, &flags, filter)
+            })
+            .collect()
+    }
+
     /// Replicas `r0`..`r{n-1}` on this engine, each with `files`.
     pub fn replicas(&self, n: usize, files: &[(&str, &str)]) -> Vec<Knit> {
         (0..n)
