@@ -79,6 +79,11 @@ impl Tracker {
         runs
     }
 
+    /// The next offset expected from the log (a record past it means the log skipped some).
+    pub fn next_expected(&self) -> i64 {
+        self.read_to
+    }
+
     /// Whether the record at `offset` is finished already (below the commit point, or known
     /// finished past it): delivering it again would be a duplicate.
     pub fn is_finished(&self, offset: i64) -> bool {
@@ -90,11 +95,13 @@ impl Tracker {
     }
 
     /// A record at `offset` was handed out. Offsets between the last one seen and this one
-    /// were skipped by the log and count as finished; an offset already seen is ignored.
-    pub fn seen(&mut self, offset: i64) {
+    /// were skipped by the log and count as finished; an offset already seen is ignored. How
+    /// many offsets were skipped (0 when the log gave the next one).
+    pub fn seen(&mut self, offset: i64) -> i64 {
         if offset < self.read_to {
-            return;
+            return 0;
         }
+        let skipped = offset - self.read_to;
         // Offsets a resumed tracker expected and the log skipped are finished.
         let known = self.base.saturating_add(self.flags.len() as i64);
         for o in self.read_to.max(self.base)..offset.min(known) {
@@ -109,13 +116,14 @@ impl Tracker {
         let next = self.base.saturating_add(self.flags.len() as i64);
         if offset < next {
             self.advance();
-            return;
+            return skipped;
         }
         for _ in next..offset {
             self.flags.push_back(true);
         }
         self.flags.push_back(false);
         self.advance();
+        skipped
     }
 
     /// The record at `offset` finished; true when the commit point moved.
@@ -179,8 +187,8 @@ mod tests {
     #[test]
     fn gaps_and_stale_offsets() {
         let mut t = Tracker::new(0);
-        t.seen(0);
-        t.seen(5); // 1..5 were skipped by the log
+        assert_eq!(t.seen(0), 0);
+        assert_eq!(t.seen(5), 4, "1..5 were skipped by the log");
         assert!(t.finish(0));
         assert_eq!(t.commit_point(), 5);
         assert!(!t.finish(3), "a skipped offset is already finished");

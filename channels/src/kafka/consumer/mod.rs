@@ -3,11 +3,14 @@
 //! - positioned before it runs: partitions where the group has no committed offset get one —
 //!   the end for `StartAt::Latest` (so every event sent after the egress turned Ready is
 //!   delivered, as Knative's InitOffsets), the beginning for `Earliest` and for the retry topic;
-//! - a [`Tracker`] per partition; commits carry the finished prefix (the next offset to
-//!   read), asynchronously while running and synchronously on revocation and close, and what
-//!   finished past it goes to the group's progress topic ([`super::progress`]); a partition's
-//!   next owner skips the records listed there, so after a kill or a rebalance only what was
-//!   unfinished is delivered again;
+//! - a [`Tracker`] per partition, started at the committed offset read at assignment; a
+//!   record past the next expected offset (a hole) makes the consumer seek back and read the
+//!   hole again, up to a few times, before it counts the missing offsets as finished (a broker
+//!   may show a record before the one below it is readable: see [`State::reread`]);
+//! - commits carry the finished prefix (the next offset to read), asynchronously while
+//!   running and synchronously on revocation and close, and what finished past it goes to the
+//!   group's progress topic ([`super::progress`]); a partition's next owner skips the records
+//!   listed there, so after a kill or a rebalance only what was unfinished is delivered again;
 //! - on revocation (a rebalance, see [`rebalance`]) deliveries in flight on the revoked
 //!   partitions get a moment to finish, then their commit points and progress are written,
 //!   their trackers dropped and the assignment generation bumped, so completions of records
@@ -76,6 +79,19 @@ fn partition_id(stream: u8, partition: i32) -> PartitionId {
 fn stream_partition(id: PartitionId) -> (u8, i32) {
     let stream = u8::try_from(id.0 >> 32).unwrap_or(u8::MAX);
     (stream, (id.0 & 0xffff_ffff) as u32 as i32)
+}
+
+/// `topic:partition@offset` for each of `tpl` (`@` alone where it names no offset), for logs.
+fn offsets(tpl: &TopicPartitionList) -> String {
+    let each: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("{}:{}@{o}", e.topic(), e.partition()),
+            _ => format!("{}:{}@", e.topic(), e.partition()),
+        })
+        .collect();
+    each.join(" ")
 }
 
 /// What the consumer shares with its rdkafka context.
@@ -208,8 +224,9 @@ impl KafkaConsumer {
         self.shared.clone()
     }
 
-    /// The record `m` holds, or `None` when it is not one of the group's or was finished
-    /// already (by a previous owner of its partition, see [`super::progress`]).
+    /// The record `m` holds, or `None` when it is not one of the group's, was finished
+    /// already (by a previous owner of its partition, see [`super::progress`]) or comes after
+    /// a hole that is read again first (see [`State::reread`]).
     fn record(&self, m: &BorrowedMessage<'_>) -> Option<Record> {
         let topic = m.topic();
         let stream = self.shared.stream_of(topic)?;
@@ -218,17 +235,44 @@ impl KafkaConsumer {
         let generation = {
             let mut st = self.shared.state.lock();
             if !st.trackers.contains_key(&key) {
-                let tracker = match st.resume.remove(&key).and_then(|mut b| b.remove(&offset)) {
-                    Some(entry) => {
-                        tracing::info!(group = %self.shared.group, topic, partition = m.partition(), offset, "resuming a partition where its previous owner left it: records it finished are not delivered again");
-                        Tracker::resumed(entry.base, &entry.runs)
-                    }
-                    _ => Tracker::new(offset),
+                // Where the partition starts: its committed offset (a first record past it
+                // is a hole), or this record.
+                let start = st.starts.remove(&key).map_or(offset, |s| s.min(offset));
+                let entry = st.resume.remove(&key).and_then(|mut b| b.remove(&start));
+                // One line per partition and assignment: a failure's story (which owner
+                // started where) is told by these.
+                tracing::info!(group = %self.shared.group, topic, partition = m.partition(), start, offset, generation = st.generation, resumed = entry.is_some(), "first record of an assigned partition");
+                let tracker = match entry {
+                    Some(entry) => Tracker::resumed(entry.base, &entry.runs),
+                    None => Tracker::new(start),
                 };
                 st.trackers.insert(key, tracker);
             }
+            let expected = st.trackers.get(&key)?.next_expected();
+            if offset > expected && st.reread(key, expected) {
+                drop(st);
+                // The seek's version barrier drops what was fetched from before it.
+                match self.consumer.seek(
+                    topic,
+                    m.partition(),
+                    Offset::Offset(expected),
+                    Duration::ZERO,
+                ) {
+                    Ok(()) => {
+                        tracing::info!(group = %self.shared.group, topic, partition = m.partition(), expected, offset, "a hole in the log: reading it again");
+                        return None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %self.shared.group, topic, partition = m.partition(), expected, offset, error = %e, "a hole in the log cannot be read again");
+                    }
+                }
+                st = self.shared.state.lock();
+            }
             let tracker = st.trackers.get_mut(&key)?;
-            tracker.seen(offset);
+            let skipped = tracker.seen(offset);
+            if skipped > 0 {
+                tracing::warn!(group = %self.shared.group, topic, partition = m.partition(), offset, skipped, "the log has no records at offsets before this one: they count as finished");
+            }
             if tracker.is_finished(offset) {
                 tracing::trace!(group = %self.shared.group, topic, offset, "finished already: skipped");
                 return None;
@@ -415,7 +459,7 @@ impl Consumer for KafkaConsumer {
                                 match self.consumer.recv().now_or_never() {
                                     Some(Ok(m)) => out.extend(self.record(&m)),
                                     Some(Err(e)) => {
-                                        tracing::debug!(group = %self.shared.group, error = %e, "consumer error");
+                                        tracing::warn!(group = %self.shared.group, error = %e, "consumer error");
                                         break;
                                     }
                                     None => break,

@@ -8,7 +8,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::super::cluster::{ADMIN_TIMEOUT, Cluster, backend};
-use super::{ATTEMPTS, LAST_DEST, LAST_STATUS, NOT_BEFORE};
+use super::{ATTEMPTS, LAST_DEST, LAST_STATUS, NOT_BEFORE, offsets};
 use crate::log::{GroupSpec, LogError, RetryState, StartAt};
 
 pub(super) fn retry_state(headers: &[(&str, &[u8])]) -> RetryState {
@@ -41,6 +41,7 @@ pub(super) async fn position(
     let streams = streams.to_vec();
     let retry = retry.map(str::to_string);
     let start = spec.start;
+    let group = spec.name.clone();
     tokio::task::spawn_blocking(move || -> Result<(), LogError> {
         let c: BaseConsumer = cfg
             .create()
@@ -70,6 +71,13 @@ pub(super) async fn position(
             if matches!(e.offset(), Offset::Offset(o) if o >= 0) {
                 continue;
             }
+            if let Err(err) = e.error() {
+                // Not "no committed offset": positioning it at the end could skip records.
+                return Err(backend(
+                    format!("reading the committed offset of {}:{}", e.topic(), e.partition()),
+                    err,
+                ));
+            }
             let (low, high) = c
                 .fetch_watermarks(e.topic(), e.partition(), ADMIN_TIMEOUT)
                 .map_err(|err| backend(format!("reading the end offsets of {}", e.topic()), err))?;
@@ -78,6 +86,7 @@ pub(super) async fn position(
             let _ = set.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
         }
         if set.count() > 0 {
+            tracing::info!(group = %group, partitions = %offsets(&set), "positioning partitions without a committed offset");
             c.assign(&set)
                 .map_err(|e| backend("positioning the consumer group", e))?;
             c.commit(&set, CommitMode::Sync)

@@ -6,8 +6,9 @@
 //!   are committed and what finished past them is written to the progress topic (waiting up
 //!   to [`ACK_LIMIT`] for it), so their next owner repeats only what was unfinished. The
 //!   generation is bumped: completions of records read before are ignored from then on.
-//! - **Assigned:** the progress of the new partitions is read, for [`super::KafkaConsumer`]
-//!   to skip what a previous owner finished.
+//! - **Assigned:** the committed offsets of the new partitions (where each starts, so that a
+//!   hole at its start shows) and their progress are read, for [`super::KafkaConsumer`] to
+//!   skip what a previous owner finished.
 //!
 //! rdkafka calls these from inside `recv`, on a runtime worker: the waits run in
 //! `block_in_place` where the runtime allows it and are skipped where it does not (and while
@@ -24,13 +25,15 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::super::progress::key;
-use super::ConsumerShared;
 use super::state::Key;
+use super::{ConsumerShared, offsets};
 
 /// How long deliveries in flight on revoked partitions may take to finish.
 const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 /// The wait for them ends when none finished for this long.
 const QUIET: Duration = Duration::from_millis(300);
+/// How long reading the committed offsets of assigned partitions may take.
+const COMMITTED_LIMIT: Duration = Duration::from_secs(3);
 /// How long a revocation or a close waits for its progress records to be acknowledged.
 pub(super) const ACK_LIMIT: Duration = Duration::from_secs(2);
 
@@ -116,16 +119,12 @@ impl Ctx {
             }
             let commit = st.commit_list(&self.shared.streams, !closing, Some(&keys));
             let progress = st.progress_list(Some(&keys));
-            for key in &keys {
-                st.trackers.remove(key);
-                st.committed.remove(key);
-                st.written.remove(key);
-                st.resume.remove(key);
-            }
+            st.forget(&keys);
             st.generation += 1;
             st.revoked.extend(keys.iter().copied());
             (commit, progress)
         };
+        tracing::info!(group = %self.shared.group, committed = %offsets(&commit), progress = progress.len(), closing, "partitions revoked");
         if commit.count() > 0
             && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
         {
@@ -138,7 +137,7 @@ impl Ctx {
         self.shared.wake.notify_one();
     }
 
-    fn assign(&self, tpl: &TopicPartitionList) {
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let mut keys: HashMap<String, Key> = HashMap::new();
         for e in tpl.elements() {
             if let Some(s) = self.shared.stream_of(e.topic()) {
@@ -146,14 +145,31 @@ impl Ctx {
             }
         }
         let wanted: HashSet<String> = keys.keys().cloned().collect();
-        let Some(found) = blocking(|| self.shared.progress.read(&wanted)) else {
+        let Some((committed, found)) = blocking(|| {
+            // Where each partition starts, so that a hole at its very start is seen too.
+            let committed = consumer.committed_offsets(tpl.clone(), COMMITTED_LIMIT);
+            (committed, self.shared.progress.read(&wanted))
+        }) else {
             return;
         };
-        if found.is_empty() {
-            return;
+        let mut st = self.shared.state.lock();
+        match committed {
+            Ok(c) => {
+                tracing::info!(group = %self.shared.group, partitions = %offsets(&c), "partitions assigned, at their committed offsets");
+                for e in c.elements() {
+                    if let (Some(s), rdkafka::Offset::Offset(o)) =
+                        (self.shared.stream_of(e.topic()), e.offset())
+                        && o >= 0
+                    {
+                        st.starts.insert((s, e.partition()), o);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.shared.group, error = %e, "cannot read the committed offsets of assigned partitions");
+            }
         }
         tracing::debug!(group = %self.shared.group, partitions = found.len(), "progress of assigned partitions read");
-        let mut st = self.shared.state.lock();
         for (k, entries) in found {
             if let Some(&key) = keys.get(&k) {
                 st.resume.insert(key, entries);
@@ -173,12 +189,11 @@ impl ConsumerContext for Ctx {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            tracing::debug!(group = %self.shared.group, partitions = tpl.count(), "partitions assigned");
             if self.shared.state.lock().paused {
                 let _ = consumer.pause(tpl);
             }
             if !self.shared.state.lock().closing {
-                self.assign(tpl);
+                self.assign(consumer, tpl);
             }
         }
     }
