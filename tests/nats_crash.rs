@@ -9,7 +9,7 @@
 //!
 //! The Triggers and Subscriptions of the kill tests set `timeout: PT3S`: JetStream hands a
 //! killed process's records out again after `ack_wait`, which knit derives from the delivery
-//! timeout (twice it, at most 30 s, plus a second), so recovery takes 7 s instead of 31 s.
+//! timeout (twice it, at most 6 s, plus a second), so recovery takes 7 s.
 
 mod common;
 

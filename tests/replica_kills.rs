@@ -4,7 +4,7 @@
 //! 202 must arrive (nothing lost), and a kill may repeat at most 1% of the stream: what a
 //! process finished before it died is not delivered again, only what it had in flight. Each
 //! scenario is written once and run on both engines (on JetStream what a killed process held
-//! comes back after the consumer's `ack_wait`, so its recoveries take longer).
+//! comes back after the consumer's `ack_wait`, 7 s).
 //!
 //! - Three replicas (one consumer group: each event is delivered once by the system, whichever
 //!   replica delivers it), 12,000 events posted round-robin to their ingresses; one replica
@@ -532,7 +532,7 @@ async fn three_replicas_two_kills_repeat_at_most_one_percent_each(engine: Engine
     // partitions (not only what was held or in flight) repeats more than 1% (on main: 180 and
     // 127 with 600 here).
     const PAST: usize = 1_200;
-    // On JetStream what the killed replica held comes back after `ack_wait` (about 31 s): the
+    // On JetStream what the killed replica held comes back after `ack_wait` (about 7 s): the
     // stream goes slower there, so that it outlasts both recoveries, and it need not pass the
     // held deliveries by as much (each event is acknowledged on its own).
     let (pause, past) = match engine.name() {

@@ -27,7 +27,7 @@ use common::{Knit, eventually_for, http, trigger};
 /// Events accepted in each phase before the next step.
 const PER_PHASE: usize = 400;
 /// How long the replayed or held records of a stopped replica may take to arrive (Kafka: the
-/// killed member's session, 6 s, then a rebalance; JetStream: its records' `ack_wait`, 30 s).
+/// killed member's session, 6 s, then a rebalance; JetStream: its records' `ack_wait`, 7 s).
 const RECOVERY: Duration = Duration::from_secs(180);
 const TRIGGER: &str = "Trigger/default/t";
 

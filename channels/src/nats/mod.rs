@@ -25,7 +25,7 @@
 //!   timeout is [`crate::AppendError::Unavailable`] (503).
 //! - A consumer is a durable pull consumer with `AckExplicit`, `max_deliver` unlimited (the
 //!   retry limit is ours), `max_ack_pending` twice the group's in-flight limit (what the
-//!   dispatcher reads ahead), `ack_wait` its ack deadline (at most 30 s) plus a second,
+//!   dispatcher reads ahead), `ack_wait` its ack deadline (at most 6 s) plus a second,
 //!   `DeliverNew` for `StartAt::Latest` and `DeliverAll` for `Earliest`. See [`consumer`] for
 //!   settling, heartbeats and retry counts.
 //! - Connections reconnect forever; a consumer whose pull stream fails (a server restart, a
