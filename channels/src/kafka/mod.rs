@@ -6,6 +6,7 @@
 pub mod binding;
 pub(crate) mod cluster;
 mod consumer;
+mod holes;
 mod log;
 mod progress;
 mod replay;

@@ -1,7 +1,8 @@
 //! Reading a range of a topic again, for a replay ([`crate::replay`]): a consumer of its own
 //! with partitions assigned by hand (no group membership, nothing ever committed, so no
 //! consumer group moves), positioned at the range's start and stopping at its end. A time
-//! bound is Kafka's `ListOffsets` by record timestamp.
+//! bound is Kafka's `ListOffsets` by record timestamp. A hole in a partition's offsets is read
+//! again before it is believed ([`super::holes`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::time::Instant;
 
 use super::binding::{self, InRecord};
 use super::cluster::{ADMIN_TIMEOUT, Cluster, backend};
+use super::holes::Holes;
 use crate::log::{BoxFuture, LogError};
 use crate::replay::{Bound, PartitionRange, Replay, ReplayRecord};
 
@@ -37,6 +39,9 @@ struct ReadState {
     foreign_source: String,
     /// Partitions not read to their end yet → the end.
     open: HashMap<i32, i64>,
+    /// The next offset expected from each partition (a record past it is after a hole).
+    next: HashMap<i32, i64>,
+    holes: Holes<i32>,
     last_progress: Instant,
 }
 
@@ -120,6 +125,7 @@ impl Cluster {
             .create()
             .map_err(|e| backend("cannot create a consumer", e))?;
         let open = assign(&consumer, topic, &ranges)?;
+        let next = ranges.iter().map(|r| (r.partition, r.from)).collect();
         Ok(ReplayReader {
             consumer,
             ranges,
@@ -127,6 +133,8 @@ impl Cluster {
                 topic: topic.to_string(),
                 foreign_source: foreign_source.to_string(),
                 open,
+                next,
+                holes: Holes::default(),
                 last_progress: Instant::now(),
             },
         })
@@ -269,6 +277,7 @@ impl ReplayReader {
 
 impl ReadState {
     fn close_partition(&mut self, consumer: &StreamConsumer, partition: i32) {
+        self.holes.forget(&partition);
         if self.open.remove(&partition).is_some() {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&self.topic, partition);
@@ -302,6 +311,29 @@ impl ReadState {
             return;
         };
         self.last_progress = Instant::now();
+        let expected = self.next.get(&partition).copied().unwrap_or(offset);
+        if offset < expected {
+            // Read again after a seek back.
+            return;
+        }
+        if offset > expected && self.holes.reread(partition, expected) {
+            // The seek's version barrier drops what was fetched from before it.
+            match consumer.seek(
+                &self.topic,
+                partition,
+                Offset::Offset(expected),
+                Duration::ZERO,
+            ) {
+                Ok(()) => {
+                    tracing::debug!(topic = %self.topic, partition, expected, offset, "a hole in the log: reading it again");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, partition, expected, offset, error = %e, "a hole in the log cannot be read again");
+                }
+            }
+        }
+        self.next.insert(partition, offset.saturating_add(1));
         if offset < end {
             let headers: Vec<(&str, &[u8])> = m
                 .headers()

@@ -6,7 +6,7 @@
 //! - a [`Tracker`] per partition, started at the committed offset read at assignment; a
 //!   record past the next expected offset (a hole) makes the consumer seek back and read the
 //!   hole again, up to a few times, before it counts the missing offsets as finished (a broker
-//!   may show a record before the one below it is readable: see [`State::reread`]);
+//!   may show a record before the one below it is readable: see [`super::holes`]);
 //! - commits carry the finished prefix (the next offset to read), asynchronously while
 //!   running and synchronously on revocation and close, and what finished past it goes to the
 //!   group's progress topic ([`super::progress`]); a partition's next owner skips the records
@@ -226,7 +226,7 @@ impl KafkaConsumer {
 
     /// The record `m` holds, or `None` when it is not one of the group's, was finished
     /// already (by a previous owner of its partition, see [`super::progress`]) or comes after
-    /// a hole that is read again first (see [`State::reread`]).
+    /// a hole that is read again first (see [`super::holes`]).
     fn record(&self, m: &BorrowedMessage<'_>) -> Option<Record> {
         let topic = m.topic();
         let stream = self.shared.stream_of(topic)?;
@@ -249,7 +249,7 @@ impl KafkaConsumer {
                 st.trackers.insert(key, tracker);
             }
             let expected = st.trackers.get(&key)?.next_expected();
-            if offset > expected && st.reread(key, expected) {
+            if offset > expected && st.holes.reread(key, expected) {
                 drop(st);
                 // The seek's version barrier drops what was fetched from before it.
                 match self.consumer.seek(

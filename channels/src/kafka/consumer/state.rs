@@ -6,15 +6,12 @@ use std::collections::HashMap;
 
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::super::holes::Holes;
 use super::super::progress::{ByBase, Entry};
 use crate::tracker::Tracker;
 
 /// At most this many run lengths are written per partition (the value's size is capped too).
 const MAX_RUNS: usize = 1_024;
-
-/// How many times a hole in a partition's offsets is read again before it counts as one the
-/// log really has (see [`State::reread`]).
-const REREADS: u32 = 8;
 
 /// A partition: the index of its topic among the group's streams, and its number.
 pub(super) type Key = (u8, i32);
@@ -40,8 +37,8 @@ pub(super) struct State {
     pub(super) resume: HashMap<Key, ByBase>,
     /// The committed offsets read at assignment: where each new partition's first record is.
     pub(super) starts: HashMap<Key, i64>,
-    /// A hole being read again: its first offset and how many times it was.
-    pub(super) rereads: HashMap<Key, (i64, u32)>,
+    /// The holes in partitions' offsets being read again.
+    pub(super) holes: Holes<Key>,
     pub(super) revoked: Vec<Key>,
     pub(super) paused: bool,
     /// The consumer is closing: a revocation now waits for nothing.
@@ -52,23 +49,6 @@ pub(super) struct State {
 }
 
 impl State {
-    /// Whether the hole starting at `from` in partition `key` is to be read again. A broker
-    /// may show a record before the one below it is readable (nisshi allocates an offset,
-    /// then writes its batch: a fetch in between skips it), so a hole is read again up to
-    /// [`REREADS`] times; one still there is one the log has (compaction, transaction markers).
-    pub(super) fn reread(&mut self, key: Key, from: i64) -> bool {
-        let entry = self.rereads.entry(key).or_insert((from, 0));
-        if entry.0 != from {
-            *entry = (from, 0);
-        }
-        if entry.1 >= REREADS {
-            self.rereads.remove(&key);
-            return false;
-        }
-        entry.1 += 1;
-        true
-    }
-
     /// Forget the partitions `keys` (revoked).
     pub(super) fn forget(&mut self, keys: &[Key]) {
         for key in keys {
@@ -77,7 +57,7 @@ impl State {
             self.written.remove(key);
             self.resume.remove(key);
             self.starts.remove(key);
-            self.rereads.remove(key);
+            self.holes.forget(key);
         }
     }
 
@@ -156,23 +136,5 @@ impl State {
             };
             done >= end
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_hole_is_read_again_a_few_times_then_passed() {
-        let mut st = State::default();
-        for _ in 0..REREADS {
-            assert!(st.reread((0, 1), 10));
-        }
-        assert!(!st.reread((0, 1), 10), "still there: the log has it");
-        assert!(st.reread((0, 2), 10), "each partition has its own");
-        assert!(st.reread((0, 2), 30), "a later hole is read again anew");
-        st.forget(&[(0, 2)]);
-        assert!(st.rereads.is_empty(), "a revoked partition's are forgotten");
     }
 }
