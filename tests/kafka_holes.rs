@@ -22,11 +22,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use common::crash::RECOVERY;
-use common::kafka::Kafka;
+use common::kafka::{Kafka, binary_event_headers};
 use common::route::Backend;
 use common::sink::Sink;
 use common::{Knit, trigger};
@@ -48,27 +47,7 @@ async fn produce(bootstrap: String, producer: usize) {
     let mut acks = Vec::with_capacity(EACH);
     for n in 0..EACH {
         let id = format!("p{producer}-{n:05}");
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "ce_specversion",
-                value: Some("1.0"),
-            })
-            .insert(Header {
-                key: "ce_id",
-                value: Some(id.as_str()),
-            })
-            .insert(Header {
-                key: "ce_source",
-                value: Some("/holes"),
-            })
-            .insert(Header {
-                key: "ce_type",
-                value: Some("holes.test"),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some("application/json"),
-            });
+        let headers = binary_event_headers(&id, "/holes", "holes.test");
         let body = format!("{{\"id\":\"{id}\"}}");
         let record = FutureRecord::<str, str>::to(TOPIC)
             .partition(0)

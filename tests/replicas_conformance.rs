@@ -310,7 +310,6 @@ mod kafka_source {
     use rdkafka::ClientConfig;
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     use super::*;
@@ -349,27 +348,7 @@ mod kafka_source {
             .map(|n| (format!("rec-{n:05}"), format!("key-{n}")))
             .collect();
         let sends = ids.iter().map(|(id, key)| {
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "ce_specversion",
-                    value: Some("1.0"),
-                })
-                .insert(Header {
-                    key: "ce_id",
-                    value: Some(id.as_str()),
-                })
-                .insert(Header {
-                    key: "ce_source",
-                    value: Some("/producer"),
-                })
-                .insert(Header {
-                    key: "ce_type",
-                    value: Some("order.placed"),
-                })
-                .insert(Header {
-                    key: "content-type",
-                    value: Some("application/json"),
-                });
+            let headers = common::kafka::binary_event_headers(id, "/producer", "order.placed");
             let record = FutureRecord::to(TOPIC)
                 .key(key.as_str())
                 .payload(id.as_str())

@@ -129,6 +129,25 @@ impl Drop for Kafka {
     }
 }
 
+/// The Kafka headers of a binary-mode CloudEvent (`ce_*`, JSON data) with these attributes.
+pub fn binary_event_headers(id: &str, source: &str, ty: &str) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    [
+        ("ce_specversion", "1.0"),
+        ("ce_id", id),
+        ("ce_source", source),
+        ("ce_type", ty),
+        ("content-type", "application/json"),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
+}
+
 /// Offsets of `topic` as Kafka has them, read with a plain rdkafka client: for each partition,
 /// (the group's committed offset, or -1 when it has none; the end offset).
 pub async fn offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<(i64, i64)> {
