@@ -3,7 +3,7 @@
 //! in between, with a later batch already written, skips the earlier one, and a client reading
 //! that partition moves past it (Kafka's own logs never do this). A consumer taking such a hole
 //! for one the log really has would lose an event the broker acknowledged (the likely cause of
-//! the one accepted event that, in about one run in ten of `tests/replica_kills.rs`, never
+//! the one accepted event that, in about one run in ten of `tests/replica_kills/`, never
 //! arrived, with nothing logged; passing a hole is now a warning). Knit's consumer
 //! reads a hole again before it passes it (up to 8 times; a hole still there is one the log
 //! has, as compaction and transaction markers leave).
