@@ -5,8 +5,9 @@
 //! for one the log really has would lose an event the broker acknowledged (the likely cause of
 //! the one accepted event that, in about one run in ten of `tests/replica_kills/`, never
 //! arrived, with nothing logged; passing a hole is now a warning). Knit's consumer
-//! reads a hole again before it passes it (up to 8 times; a hole still there is one the log
-//! has, as compaction and transaction markers leave).
+//! reads a hole again before it passes it (at least 8 times, and for at least 1 s on a topic
+//! only Knit writes; a hole still there is one the log has, as compaction and transaction
+//! markers leave).
 //!
 //! Here three idempotent producers write 12,000 CloudEvents into one partition of a Kafka
 //! Broker's topic at once, and the Trigger's sink must get every one, with no hole passed by.

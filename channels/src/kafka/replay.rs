@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::binding::{self, InRecord};
 use super::cluster::{ADMIN_TIMEOUT, Cluster, backend};
-use super::holes::Holes;
+use super::holes::{Holes, OWN_TOPIC_PATIENCE};
 use crate::log::{BoxFuture, LogError};
 use crate::replay::{Bound, PartitionRange, Replay, ReplayRecord};
 
@@ -134,7 +134,8 @@ impl Cluster {
                 foreign_source: foreign_source.to_string(),
                 open,
                 next,
-                holes: Holes::default(),
+                // A replay is not in a hurry.
+                holes: Holes::new(OWN_TOPIC_PATIENCE),
                 last_progress: Instant::now(),
             },
         })

@@ -5,8 +5,9 @@
 //!   delivered, as Knative's InitOffsets), the beginning for `Earliest` and for the retry topic;
 //! - a [`Tracker`] per partition, started at the committed offset read at assignment; a
 //!   record past the next expected offset (a hole) makes the consumer seek back and read the
-//!   hole again, up to a few times, before it counts the missing offsets as finished (a broker
-//!   may show a record before the one below it is readable: see [`super::holes`]);
+//!   hole again (at least 8 times; for at least 1 s on a topic only Knit writes) before it
+//!   counts the missing offsets as finished (a broker may show a record before the one below
+//!   it is readable: see [`super::holes`]);
 //! - commits carry the finished prefix (the next offset to read), asynchronously while
 //!   running and synchronously on revocation and close, and what finished past it goes to the
 //!   group's progress topic ([`super::progress`]); a partition's next owner skips the records
@@ -47,6 +48,7 @@ mod position;
 mod rebalance;
 mod state;
 
+use super::holes::{Holes, OWN_TOPIC_PATIENCE};
 use super::progress::{Entry, Progress};
 use position::{position, retry_state};
 use rdkafka::producer::DeliveryFuture;
@@ -176,8 +178,17 @@ impl KafkaConsumer {
             )
             .await?;
         position(&cluster, &spec, &streams, retry.as_deref()).await?;
+        // Holes in topics only Knit writes are read again with patience (see `holes`).
+        let patience = if topics.external {
+            Duration::ZERO
+        } else {
+            OWN_TOPIC_PATIENCE
+        };
         let shared = Arc::new(ConsumerShared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                holes: Holes::new(patience),
+                ..State::default()
+            }),
             finished: Condvar::new(),
             wake: Notify::new(),
             progress,
