@@ -75,7 +75,7 @@ async fn a_hole_the_broker_shows_for_a_moment_loses_no_event() {
     let mut knit = Knit::start_logging(
         &[("b.yaml", &b), ("t.yaml", &t)],
         &["--kafka", &bootstrap],
-        "warn,knit_channels=info",
+        "warn,knit_channels::kafka=debug",
     );
     knit.kafka = Some(kafka);
     knit.address("brokers", "b").await;

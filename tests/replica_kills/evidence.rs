@@ -104,7 +104,7 @@ pub(crate) async fn fates(replicas: &[Knit]) -> String {
         }
         let story: Vec<&str> = logs
             .lines()
-            .filter(|l| l.contains(" INFO ") || l.starts_with("--"))
+            .filter(|l| l.contains(" INFO ") || l.contains(" DEBUG ") || l.starts_with("--"))
             .collect();
         out.push_str(&format!(
             "\nr{i}'s partitions, last 40 of {} lines:",

@@ -47,8 +47,8 @@ use stream::Stream;
 const TRIGGER: &str = "Trigger/default/t";
 
 /// The replicas' `RUST_LOG`: warnings, and what their consumers did with their partitions
-/// (a few lines per rebalance), for a failure message.
-const LOG: &str = "warn,knit_channels=info,knit_dispatcher::engine=info";
+/// (a few debug lines per rebalance), for a failure message.
+const LOG: &str = "warn,knit_channels=info,knit_channels::kafka=debug,knit_dispatcher::engine=info";
 
 /// Deliveries after a kill's recovery before its duplicates are counted (the replay of what the
 /// killed process held comes before them).

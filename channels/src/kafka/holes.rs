@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use rdkafka::Offset;
+use rdkafka::consumer::{Consumer, ConsumerContext};
+
 /// How many times a hole is read again, at least, before it counts as one the log has.
 const REREADS: u32 = 8;
 
@@ -86,6 +89,34 @@ impl<K: Hash + Eq + Copy> Holes<K> {
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.rereads.is_empty()
+    }
+}
+
+/// Seek `consumer` back to `expected` in `partition` of `topic`, to read the hole before
+/// `offset` again (the seek's version barrier drops what was fetched before it); false, with a
+/// warning, when it cannot.
+pub(crate) fn seek_back<X: ConsumerContext + 'static>(
+    consumer: &impl Consumer<X>,
+    topic: &str,
+    partition: i32,
+    expected: i64,
+    offset: i64,
+) -> bool {
+    match consumer.seek(topic, partition, Offset::Offset(expected), Duration::ZERO) {
+        Ok(()) => {
+            tracing::debug!(
+                topic,
+                partition,
+                expected,
+                offset,
+                "a hole in the log: reading it again"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(topic, partition, expected, offset, error = %e, "a hole in the log cannot be read again");
+            false
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::binding::{self, InRecord};
 use super::cluster::{ADMIN_TIMEOUT, Cluster, backend};
-use super::holes::{Holes, OWN_TOPIC_PATIENCE};
+use super::holes::{Holes, OWN_TOPIC_PATIENCE, seek_back};
 use crate::log::{BoxFuture, LogError};
 use crate::replay::{Bound, PartitionRange, Replay, ReplayRecord};
 
@@ -317,22 +317,11 @@ impl ReadState {
             // Read again after a seek back.
             return;
         }
-        if offset > expected && self.holes.reread(partition, expected) {
-            // The seek's version barrier drops what was fetched from before it.
-            match consumer.seek(
-                &self.topic,
-                partition,
-                Offset::Offset(expected),
-                Duration::ZERO,
-            ) {
-                Ok(()) => {
-                    tracing::debug!(topic = %self.topic, partition, expected, offset, "a hole in the log: reading it again");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, partition, expected, offset, error = %e, "a hole in the log cannot be read again");
-                }
-            }
+        if offset > expected
+            && self.holes.reread(partition, expected)
+            && seek_back(consumer, &self.topic, partition, expected, offset)
+        {
+            return;
         }
         self.next.insert(partition, offset.saturating_add(1));
         if offset < end {

@@ -48,7 +48,7 @@ mod position;
 mod rebalance;
 mod state;
 
-use super::holes::{Holes, OWN_TOPIC_PATIENCE};
+use super::holes::{Holes, OWN_TOPIC_PATIENCE, seek_back};
 use super::progress::{Entry, Progress};
 use position::{position, retry_state};
 use rdkafka::producer::DeliveryFuture;
@@ -250,9 +250,9 @@ impl KafkaConsumer {
                 // is a hole), or this record.
                 let start = st.starts.remove(&key).map_or(offset, |s| s.min(offset));
                 let entry = st.resume.remove(&key).and_then(|mut b| b.remove(&start));
-                // One line per partition and assignment: a failure's story (which owner
-                // started where) is told by these.
-                tracing::info!(group = %self.shared.group, topic, partition = m.partition(), start, offset, generation = st.generation, resumed = entry.is_some(), "first record of an assigned partition");
+                // One line per partition and assignment (debug: thousands of groups have
+                // many partitions): a failure's story (which owner started where).
+                tracing::debug!(group = %self.shared.group, topic, partition = m.partition(), start, offset, generation = st.generation, resumed = entry.is_some(), "first record of an assigned partition");
                 let tracker = match entry {
                     Some(entry) => Tracker::resumed(entry.base, &entry.runs),
                     None => Tracker::new(start),
@@ -262,20 +262,14 @@ impl KafkaConsumer {
             let expected = st.trackers.get(&key)?.next_expected();
             if offset > expected && st.holes.reread(key, expected) {
                 drop(st);
-                // The seek's version barrier drops what was fetched from before it.
-                match self.consumer.seek(
+                if seek_back(
+                    self.consumer.as_ref(),
                     topic,
                     m.partition(),
-                    Offset::Offset(expected),
-                    Duration::ZERO,
+                    expected,
+                    offset,
                 ) {
-                    Ok(()) => {
-                        tracing::info!(group = %self.shared.group, topic, partition = m.partition(), expected, offset, "a hole in the log: reading it again");
-                        return None;
-                    }
-                    Err(e) => {
-                        tracing::warn!(group = %self.shared.group, topic, partition = m.partition(), expected, offset, error = %e, "a hole in the log cannot be read again");
-                    }
+                    return None;
                 }
                 st = self.shared.state.lock();
             }

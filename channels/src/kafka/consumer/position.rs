@@ -86,7 +86,7 @@ pub(super) async fn position(
             let _ = set.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
         }
         if set.count() > 0 {
-            tracing::info!(group = %group, partitions = %offsets(&set), "positioning partitions without a committed offset");
+            tracing::debug!(group = %group, partitions = %offsets(&set), "positioning partitions without a committed offset");
             c.assign(&set)
                 .map_err(|e| backend("positioning the consumer group", e))?;
             c.commit(&set, CommitMode::Sync)

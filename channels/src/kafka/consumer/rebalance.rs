@@ -124,7 +124,7 @@ impl Ctx {
             st.revoked.extend(keys.iter().copied());
             (commit, progress)
         };
-        tracing::info!(group = %self.shared.group, committed = %offsets(&commit), progress = progress.len(), closing, "partitions revoked");
+        tracing::debug!(group = %self.shared.group, committed = %offsets(&commit), progress = progress.len(), closing, "partitions revoked");
         if commit.count() > 0
             && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
         {
@@ -155,7 +155,7 @@ impl Ctx {
         let mut st = self.shared.state.lock();
         match committed {
             Ok(c) => {
-                tracing::info!(group = %self.shared.group, partitions = %offsets(&c), "partitions assigned, at their committed offsets");
+                tracing::debug!(group = %self.shared.group, partitions = %offsets(&c), "partitions assigned, at their committed offsets");
                 for e in c.elements() {
                     if let (Some(s), rdkafka::Offset::Offset(o)) =
                         (self.shared.stream_of(e.topic()), e.offset())
